@@ -1,0 +1,148 @@
+"""Billing activities on Stripe (official ``stripe`` SDK, async client).
+
+Every mutating call carries an idempotency key derived from the workflow id and the step,
+never from the attempt, so a retried activity can never bill twice. In limited mode (no
+STRIPE_API_KEY) every step logs a warning and returns ``skipped: true``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from lifecycle.models import BillingResult
+
+
+class StartSubscriptionInput(BaseModel):
+    """Create a customer and a subscription to ``price_id`` for a new tenant."""
+
+    tenant_id: str
+    name: str
+    email: str
+    price_id: str
+    workflow_id: str
+
+
+class CancelSubscriptionInput(BaseModel):
+    """Cancel a subscription at once, without proration or a final invoice."""
+
+    tenant_id: str
+    subscription_id: str | None
+    workflow_id: str
+    step: str = "cancel-subscription"
+
+
+def _period_end(subscription: Any) -> datetime | None:
+    """Current period end of a subscription (on its first item since API 2025-03-31)."""
+    items = subscription.get("items") or {}
+    data = items.get("data") or []
+    ts = (data[0].get("current_period_end") if data else None) or subscription.get(
+        "current_period_end"
+    )
+    return datetime.fromtimestamp(int(ts), UTC) if ts else None
+
+
+def billing_error(exc: stripe.StripeError) -> ApplicationError:
+    """Map a Stripe error to an ApplicationError: declines and invalid requests are final."""
+    if isinstance(exc, stripe.CardError):
+        return ApplicationError(
+            f"card declined: {exc.user_message or exc}", type="CardDeclined", non_retryable=True
+        )
+    if isinstance(exc, stripe.IdempotencyError):
+        return ApplicationError(str(exc), type="IdempotencyError", non_retryable=True)
+    if isinstance(exc, stripe.InvalidRequestError | stripe.AuthenticationError):
+        return ApplicationError(
+            f"billing rejected the request: {exc.user_message or exc}",
+            type="InvalidBillingRequest",
+            non_retryable=True,
+        )
+    return ApplicationError(f"billing unavailable: {exc}", type="BillingUnavailable")
+
+
+class BillingActivities:
+    """Stripe calls of the lifecycle; ``client`` is None in limited mode."""
+
+    def __init__(self, client: stripe.StripeClient | None) -> None:
+        self.client = client
+
+    def _skip(self, step: str, tenant_id: str) -> BillingResult | None:
+        if self.client is not None:
+            return None
+        activity.logger.warning(
+            "billing in limited mode (no STRIPE_API_KEY): %s skipped for tenant %s",
+            step,
+            tenant_id,
+        )
+        return BillingResult(skipped=True, detail={"step": step})
+
+    @activity.defn
+    async def start_subscription(self, data: StartSubscriptionInput) -> BillingResult:
+        """Create the customer, then the subscription; both with step idempotency keys."""
+        if skipped := self._skip("start-subscription", data.tenant_id):
+            return skipped
+        assert self.client is not None
+        try:
+            customer = await self.client.v1.customers.create_async(
+                params={
+                    "name": data.name,
+                    "email": data.email,
+                    "metadata": {"tenant_id": data.tenant_id},
+                },
+                options={"idempotency_key": f"{data.workflow_id}:customer"},
+            )
+            subscription = await self.client.v1.subscriptions.create_async(
+                params={
+                    "customer": customer.id,
+                    "items": [{"price": data.price_id}],
+                    "metadata": {"tenant_id": data.tenant_id},
+                },
+                options={"idempotency_key": f"{data.workflow_id}:subscription"},
+            )
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(
+            customer_id=customer.id,
+            subscription_id=subscription.id,
+            period_end=_period_end(subscription),
+        )
+
+    @activity.defn
+    async def cancel_subscription(self, data: CancelSubscriptionInput) -> BillingResult:
+        """Cancel at once without proration; an already-cancelled or missing one is fine."""
+        if skipped := self._skip(data.step, data.tenant_id):
+            return skipped
+        if not data.subscription_id:
+            return BillingResult(detail={"step": data.step, "nothing_to_cancel": True})
+        assert self.client is not None
+        try:
+            sub = await self.client.v1.subscriptions.cancel_async(
+                data.subscription_id,
+                params={"prorate": False, "invoice_now": False},
+                options={"idempotency_key": f"{data.workflow_id}:{data.step}"},
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return BillingResult(detail={"step": data.step, "nothing_to_cancel": True})
+            raise billing_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(subscription_id=sub.id, detail={"status": sub.status})
+
+
+def make_stripe_client(api_key: str | None, api_base: str | None) -> stripe.StripeClient | None:
+    """Build the Stripe client, or None (limited mode) without an API key.
+
+    ``api_base`` points the SDK at a Stripe-compatible server (tests); network retries are
+    left to Temporal's retry policy, so the SDK's own are off.
+    """
+    if not api_key:
+        return None
+    kwargs: dict[str, Any] = {"max_network_retries": 0}
+    if api_base:
+        kwargs["base_addresses"] = {"api": api_base}
+    return stripe.StripeClient(api_key, **kwargs)

@@ -1,0 +1,46 @@
+"""Activities on the control plane's own tables: tenant rows, audit log, operations."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities import domain_errors
+from lifecycle.models import CreateTenantInput, OperationUpdate, TenantView, TransitionInput
+from lifecycle.repository import TenantRepository
+
+
+class TenantActivities:
+    """Control-plane writes, each one transaction, each safe to retry."""
+
+    def __init__(self, repository: TenantRepository) -> None:
+        self.repository = repository
+
+    @activity.defn
+    @domain_errors
+    async def get_tenant(self, tenant_id: str) -> TenantView:
+        """Read the tenant row (TenantNotFound is non-retryable)."""
+        return await self.repository.get(tenant_id)
+
+    @activity.defn
+    @domain_errors
+    async def create_tenant(self, data: CreateTenantInput) -> TenantView:
+        """Insert the ACTIVE tenant with entitlements and its audit row (idempotent)."""
+        return await self.repository.create_tenant(data)
+
+    @activity.defn
+    @domain_errors
+    async def transition_tenant(self, change: TransitionInput) -> TenantView:
+        """Compare-and-set the tenant's state plus one audit row (idempotent per workflow)."""
+        activity.logger.info(
+            "tenant %s: %s -> %s (%s)",
+            change.tenant_id,
+            "/".join(change.from_states),
+            change.to_state,
+            change.operation,
+        )
+        return await self.repository.transition(change)
+
+    @activity.defn
+    async def record_operation(self, update: OperationUpdate) -> None:
+        """Mirror an operation's step or outcome into the ``operations`` table."""
+        await self.repository.record_operation(update)

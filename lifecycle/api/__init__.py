@@ -1,0 +1,1 @@
+"""HTTP API routers (FastAPI), one module per resource; assembled by ``starter_api.py``."""

@@ -1,0 +1,58 @@
+"""Operations, plans, configuration and health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.problems import ProblemError
+from lifecycle.models import OperationView
+
+router = APIRouter(tags=["meta"])
+
+
+@router.get("/operations/{workflow_id}")
+async def operation(workflow_id: str, lifecycle: Lifecycle, _: Actor) -> OperationView:
+    """Status (from Temporal), step reached and result or error of an operation."""
+    view = await lifecycle.operation(workflow_id)
+    if view is None:
+        raise ProblemError(404, f"operation '{workflow_id}' does not exist")
+    return view
+
+
+@router.get("/plans")
+async def plans(lifecycle: Lifecycle, _: Actor) -> list[dict[str, Any]]:
+    """The plan hierarchy, lowest first, with limits and price ids."""
+    return [p.model_dump() for p in lifecycle.settings.plans.plans]
+
+
+@router.get("/config")
+async def config(lifecycle: Lifecycle, _: Actor) -> dict[str, Any]:
+    """Effective configuration with every secret redacted."""
+    return lifecycle.settings.redacted()
+
+
+@router.get("/health")
+async def health(lifecycle: Lifecycle) -> JSONResponse:
+    """200 when the database and Temporal answer, 503 naming what is down."""
+    checks: dict[str, str] = {}
+    try:
+        async with lifecycle.repository.sessions() as session:
+            await session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "down"; its text is the diagnosis
+        checks["database"] = f"down: {type(exc).__name__}"
+    try:
+        await lifecycle.temporal.service_client.check_health()
+        checks["temporal"] = "ok"
+    except Exception as exc:
+        checks["temporal"] = f"down: {type(exc).__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status_code=200 if healthy else 503,
+    )

@@ -1,0 +1,274 @@
+"""``tenantctl``: run the embedded stack, the worker or the API, and operate tenants.
+
+Commands that operate tenants talk to the API (``--api``, default http://API_HOST:API_PORT)
+with the bearer token from API_TOKEN or ``.data/api_token``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lifecycle.config import Settings
+from lifecycle.devserver import port_in_use, start_dev_server
+
+app = typer.Typer(help="Tenant Lifecycle control plane.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants, through the API.", no_args_is_help=True)
+db_app = typer.Typer(help="The control-plane database.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the variable; show it, no traceback
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+async def wait_for_temporal(settings: Settings, timeout: float = 60.0) -> None:
+    """Retry connecting until the server's namespace answers (the port opens earlier)."""
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
+    from lifecycle.client import connect_temporal
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            client = await connect_temporal(settings)
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+            )
+            return
+        except Exception:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def serve(settings: Settings, after_start: Any = None) -> None:
+    """Run the worker and the API in this process until cancelled (Ctrl-C)."""
+    import uvicorn
+
+    from starter_api import create_app
+    from worker import run_worker
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    tasks = [
+        asyncio.create_task(run_worker(settings), name="worker"),
+        asyncio.create_task(server.serve(), name="api"),
+    ]
+    if after_start is not None:
+        tasks.append(asyncio.create_task(after_start(), name="main-job"))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopper, *tasks[:2]], return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    for task in tasks:
+        if task.get_name() != "api":
+            task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for task in done:
+        if task is not stopper and task.exception():
+            raise task.exception()  # type: ignore[misc]
+
+
+@app.command()
+def dev(
+    demo: Annotated[bool, typer.Option(help="Run the main job (`tenantctl demo`) once up")] = False,
+) -> None:
+    """Start the embedded stack: Temporal dev server (Web UI), worker and API; Ctrl-C stops all."""
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    proc = None
+    if settings.embedded:
+        if port_in_use("127.0.0.1", settings.temporal_dev_port):
+            console.print(
+                f"[red]port {settings.temporal_dev_port} is taken[/red]: stop the other "
+                "server or set TEMPORAL_DEV_PORT / TEMPORAL_ADDRESS"
+            )
+            raise typer.Exit(1)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        proc = start_dev_server(
+            settings.data_dir / "temporal.db",
+            port=settings.temporal_dev_port,
+            ui_port=settings.temporal_ui_port,
+            namespace=settings.temporal_namespace,
+            log_file=settings.data_dir / "temporal.log",
+        )
+    token = settings.secret("api_token")
+    ui = f"http://127.0.0.1:{settings.temporal_ui_port}" if settings.embedded else "(your cluster)"
+    table = Table(title="Tenant Lifecycle — embedded stack", show_header=False)
+    table.add_row("Temporal", settings.temporal_target)
+    table.add_row("Web UI", f"{ui}/namespaces/{settings.temporal_namespace}/workflows")
+    table.add_row("API", f"http://{settings.api_host}:{settings.api_port}  (docs: /docs)")
+    table.add_row("API token", token)
+    table.add_row("Database", str(settings.redacted()["database_url"]))
+
+    async def after_start() -> None:
+        from lifecycle.demo import run_demo
+
+        await run_demo(settings, console)
+
+    async def main() -> None:
+        await wait_for_temporal(settings)
+        console.print(table)
+        await serve(settings, after_start if demo else None)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except Exception:
+                proc.kill()
+        console.print("stopped")
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker process (any number may run against one task queue)."""
+    from worker import run_worker
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level)
+    asyncio.run(run_worker(settings))
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API alone (uvicorn)."""
+    import uvicorn
+
+    from starter_api import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to DATABASE_URL."""
+    from lifecycle.db import create_engine, migrate
+
+    settings = _settings()
+
+    async def run() -> None:
+        engine = create_engine(settings.db_url)
+        await migrate(engine)
+        await engine.dispose()
+
+    asyncio.run(run())
+    console.print(f"database at {settings.redacted()['database_url']} is up to date")
+
+
+# -- talking to the API ----------------------------------------------------------------
+
+
+def api_client(api_url: str | None = None) -> httpx.Client:
+    """An HTTP client for the API with the bearer token set."""
+    settings = _settings()
+    base = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    return httpx.Client(
+        base_url=base,
+        headers={"Authorization": f"Bearer {settings.secret('api_token')}"},
+        timeout=30,
+    )
+
+
+def checked(response: httpx.Response) -> Any:
+    """The JSON body, or exit 1 printing the problem's detail."""
+    if response.is_error:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        console.print(f"[red]{response.status_code}[/red] {detail}")
+        raise typer.Exit(1)
+    return response.json()
+
+
+ApiUrl = Annotated[str | None, typer.Option("--api", help="API base URL")]
+
+
+@tenants_app.command("list")
+def tenants_list(
+    state: Annotated[str | None, typer.Option(help="Filter by state")] = None,
+    plan: Annotated[str | None, typer.Option(help="Filter by plan")] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """List tenants."""
+    params = {k: v for k, v in {"state": state, "plan": plan, "limit": 500}.items() if v}
+    with api_client(api_url) as http:
+        page = checked(http.get("/tenants", params=params))
+    table = Table("tenant", "name", "plan", "state", "updated")
+    for t in page["items"]:
+        table.add_row(t["tenant_id"], t["name"] or "", t["plan"], t["state"], t["updated_at"])
+    console.print(table)
+    console.print(f"{page['total']} tenant(s)")
+
+
+@tenants_app.command("show")
+def tenants_show(tenant_id: str, api_url: ApiUrl = None) -> None:
+    """Show one tenant and its audit log."""
+    with api_client(api_url) as http:
+        tenant = checked(http.get(f"/tenants/{tenant_id}"))
+        events = checked(http.get(f"/tenants/{tenant_id}/events"))
+    console.print_json(data=tenant)
+    table = Table("at", "operation", "from", "to", "actor", "workflow")
+    for e in events:
+        table.add_row(
+            e["at"],
+            e["operation"],
+            e["from_state"] or "",
+            e["to_state"] or "",
+            e["actor"],
+            e["workflow_id"] or "",
+        )
+    console.print(table)
+
+
+@tenants_app.command("create")
+def tenants_create(
+    tenant_id: str,
+    name: Annotated[str, typer.Option(help="Display name")],
+    email: Annotated[str, typer.Option(help="Billing e-mail")],
+    plan: Annotated[str, typer.Option(help="Plan")] = "free",
+    data_key: Annotated[str | None, typer.Option(help="Key of its data in the data map")] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """Onboard a tenant (202: prints the workflow id)."""
+    body = {"tenant_id": tenant_id, "name": name, "email": email, "plan": plan}
+    if data_key:
+        body["data_key"] = data_key
+    with api_client(api_url) as http:
+        started = checked(http.post("/tenants", json=body))
+    console.print(f"onboarding started: workflow [bold]{started['workflow_id']}[/bold]")

@@ -1,0 +1,180 @@
+"""``LifecycleClient``: the one Python entry point that starts lifecycle workflows, sends
+signals and reads state. The API, the CLI and users' own code all go through it.
+
+    async with await LifecycleClient.connect(Settings()) as lc:
+        started = await lc.onboard_tenant(OnboardRequest(tenant_id="acme", ...))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from lifecycle.config import Settings
+from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.errors import StateConflict
+from lifecycle.models import OnboardInput, OnboardRequest, OperationView, TenantView
+from lifecycle.operations import OperationKind, search_attributes, workflow_id
+from lifecycle.repository import TenantRepository
+
+
+@dataclass(frozen=True)
+class OperationStarted:
+    """A workflow the client started (or found already started for the same request)."""
+
+    workflow_id: str
+    run_id: str | None
+    tenant_id: str
+    operation: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "workflow_id": self.workflow_id,
+            "run_id": self.run_id,
+            "tenant_id": self.tenant_id,
+            "operation": self.operation,
+            "status": "queued",
+        }
+
+
+async def connect_temporal(settings: Settings) -> Client:
+    """Connect to Temporal with the pydantic data converter (shared by worker and client)."""
+    return await Client.connect(
+        settings.temporal_target,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+class LifecycleClient:
+    """Starts lifecycle operations as Temporal workflows and reads tenants and operations."""
+
+    def __init__(self, settings: Settings, temporal: Client, repository: TenantRepository):
+        self.settings, self.temporal, self.repository = settings, temporal, repository
+
+    @classmethod
+    async def connect(cls, settings: Settings, *, run_migrations: bool = True) -> LifecycleClient:
+        """Open the control-plane database (migrating it) and connect to Temporal."""
+        engine = create_engine(settings.db_url)
+        if run_migrations:
+            await migrate(engine)
+        temporal = await connect_temporal(settings)
+        return cls(settings, temporal, TenantRepository(sessionmaker(engine)))
+
+    async def close(self) -> None:
+        await self.repository.sessions.kw["bind"].dispose()
+
+    async def __aenter__(self) -> LifecycleClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- starting workflows ---------------------------------------------------------------
+
+    async def start(
+        self,
+        workflow: Any,
+        arg: Any,
+        *,
+        tenant_id: str,
+        kind: OperationKind,
+        suffix: str | None = None,
+        reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        start_delay: timedelta | None = None,
+    ) -> OperationStarted:
+        """Start ``workflow`` under its deterministic id; one running run per id.
+
+        Raises :class:`StateConflict` when an operation with this id is already running
+        (or, with a reject-duplicate ``reuse`` policy, ever ran).
+        """
+        wid = workflow_id(tenant_id, kind, suffix)
+        try:
+            handle = await self.temporal.start_workflow(
+                workflow,
+                arg,
+                id=wid,
+                task_queue=self.settings.temporal_task_queue,
+                id_reuse_policy=reuse,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=search_attributes(tenant_id, kind),
+                static_summary=f"{kind.value} {tenant_id}",
+                start_delay=start_delay,
+            )
+        except WorkflowAlreadyStartedError as exc:
+            raise StateConflict(
+                f"a {kind.value} operation for tenant '{tenant_id}' is already running or "
+                f"done (workflow {wid})"
+            ) from exc
+        return OperationStarted(wid, handle.result_run_id, tenant_id, kind.value)
+
+    async def onboard_tenant(self, request: OnboardRequest, actor: str = "api") -> OperationStarted:
+        """Start onboarding ``request.tenant_id`` on ``request.plan``.
+
+        Raises InvalidInput (unknown plan) and StateConflict (tenant exists or is being
+        onboarded) before anything starts.
+        """
+        from workflows.onboarding import OnboardingWorkflow
+
+        plan = self.settings.plans.get(request.plan)
+        if await self.repository.exists(request.tenant_id):
+            raise StateConflict(f"tenant '{request.tenant_id}' already exists")
+        data = OnboardInput(
+            request=request, limits=plan.limits.as_dict(), price_id=plan.price_id, actor=actor
+        )
+        return await self.start(
+            OnboardingWorkflow.run,
+            data,
+            tenant_id=request.tenant_id,
+            kind=OperationKind.ONBOARD,
+            reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        )
+
+    # -- reading state --------------------------------------------------------------------
+
+    async def get_tenant(self, tenant_id: str) -> TenantView:
+        """The tenant row; raises TenantNotFound."""
+        return await self.repository.get(tenant_id)
+
+    def handle(self, wid: str) -> WorkflowHandle[Any, Any]:
+        return self.temporal.get_workflow_handle(wid)
+
+    async def operation(self, wid: str) -> OperationView | None:
+        """Status of an operation from Temporal (running, completed, failed...) merged with the
+        step and result the control plane recorded; None when Temporal does not know it."""
+        handle = self.handle(wid)
+        try:
+            desc = await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        recorded = await self.repository.operation(wid)
+        status = desc.status.name.lower() if desc.status else "unknown"
+        view = recorded or OperationView(workflow_id=wid, status=status)
+        view.status = status
+        view.started_at = view.started_at or desc.start_time
+        view.finished_at = desc.close_time
+        if desc.status == WorkflowExecutionStatus.RUNNING:
+            try:
+                progress = await handle.query("progress")
+                view.step = progress.get("step", view.step)
+                view.result = {**(view.result or {}), "progress": progress}
+            except RPCError:
+                pass  # no worker polling right now: the recorded step stands
+        elif desc.status == WorkflowExecutionStatus.COMPLETED and view.result is None:
+            view.result = await handle.result()
+        elif desc.status == WorkflowExecutionStatus.FAILED and view.error is None:
+            try:
+                await handle.result()
+            except Exception as exc:  # the failure itself is the answer here
+                cause = getattr(exc, "cause", None)
+                view.error = str(cause or exc)
+        return view

@@ -1,0 +1,159 @@
+"""Configuration from the environment and ``.env`` (pydantic-settings).
+
+Variable names follow the product specification (DATABASE_URL, STRIPE_API_KEY, ...). The
+specification's REDIS_URL and CELERY_* settings do not exist: Temporal replaces the queue.
+Invalid values fail at startup with :class:`pydantic.ValidationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lifecycle.plans import PlanCatalog, load_plans
+
+SECRET_FIELDS = (
+    "stripe_api_key",
+    "stripe_webhook_secret",
+    "api_token",
+    "signing_secret",
+    "provisioning_webhook_secret",
+    "s3_secret_access_key",
+)
+
+
+class Settings(BaseSettings):
+    """All runtime settings. Durations are in days or seconds as the name says; sizes in MB."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Storage of the control plane
+    data_dir: Path = Field(Path(".data"), description="Embedded state: SQLite, dev server DB")
+    database_url: str | None = Field(None, description="SQLAlchemy async URL; default SQLite")
+
+    # Billing
+    stripe_api_key: SecretStr | None = None
+    stripe_api_base: str | None = Field(None, description="Stripe-compatible API base URL")
+    stripe_webhook_secret: SecretStr | None = None
+    proration_behavior: Literal["create_prorations", "always_invoice", "none"] = "create_prorations"
+
+    # Lifecycle rules
+    soft_delete_retention_days: int = Field(30, ge=30, le=90)
+    data_export_chunk_size_mb: int = Field(64, ge=1, le=4096)
+    max_concurrent_lifecycle_jobs: int = Field(10, ge=1, le=1000)
+    enable_auto_downgrade: bool = False
+    enable_reactivation_workflow: bool = True
+    payment_failure_grace_days: int = Field(3, ge=0, le=60)
+
+    # Exports
+    export_storage_type: Literal["local", "s3"] = "local"
+    export_storage_path: Path | None = None
+    export_link_ttl_days: int = Field(7, ge=1, le=7)
+    export_retention_days: int = Field(30, ge=1)
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "tenant-exports"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+
+    # Data map and plans
+    data_map_path: Path | None = None
+    plans_path: Path | None = None
+
+    # Provisioning of the SaaS application
+    provisioning_webhook_url: str | None = None
+    provisioning_webhook_secret: SecretStr | None = None
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+
+    # Temporal
+    temporal_address: str | None = Field(None, description="host:port; unset = embedded dev")
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "tenant-lifecycle"
+    temporal_dev_port: int = Field(7233, ge=1, le=65535)
+    temporal_ui_port: int = Field(8233, ge=1, le=65535)
+
+    # Observability
+    log_level: str = "INFO"
+    enable_metrics: bool = True
+    sdk_metrics_port: int = Field(9464, ge=0, le=65535)
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when no TEMPORAL_ADDRESS is set: the embedded dev server is used."""
+        return self.temporal_address is None
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_dev_port}"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'lifecycle.db'}"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.export_storage_path or self.data_dir / "exports"
+
+    @property
+    def billing_enabled(self) -> bool:
+        """False in limited mode (no STRIPE_API_KEY): billing steps are skipped with a warning."""
+        return self.stripe_api_key is not None
+
+    @cached_property
+    def plans(self) -> PlanCatalog:
+        """The plan catalogue; raises ConfigError naming the file and field when malformed."""
+        return load_plans(self.plans_path)
+
+    def secret(self, name: str) -> str:
+        """Return secret ``name`` (``api_token`` or ``signing_secret``), creating it on first use.
+
+        A secret not given in the environment is generated once and kept under ``data_dir``
+        (mode 0600) so that restarts and other processes on this machine share it.
+        """
+        value: SecretStr | None = getattr(self, name)
+        if value is not None:
+            return value.get_secret_value()
+        path = self.data_dir / name
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        token = path.read_text(encoding="utf-8").strip()
+        setattr(self, name, SecretStr(token))
+        return token
+
+    def redacted(self) -> dict[str, object]:
+        """Settings as JSON-able values with every secret replaced by ``"***"`` (or None)."""
+        out: dict[str, object] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if name in SECRET_FIELDS:
+                out[name] = None if value is None else "***"
+            else:
+                out[name] = value
+        out["database_url"] = _redact_url(self.db_url)
+        return out
+
+
+def _redact_url(url: str) -> str:
+    """Hide the password of a database URL (``user:***@host``)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

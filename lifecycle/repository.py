@@ -1,0 +1,357 @@
+"""Reads and writes of the control-plane tables.
+
+Every state change is one transaction: a compare-and-set on the tenant row's (state, version)
+plus exactly one audit row. The compare-and-set is the lock between concurrent operations: a
+lost race raises :class:`VersionConflict` or :class:`StateConflict`, never overwrites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from lifecycle.db import Entitlement, LifecycleEvent, Operation, Tenant, utcnow
+from lifecycle.errors import StateConflict, TenantNotFound, VersionConflict
+from lifecycle.models import (
+    CreateTenantInput,
+    EventView,
+    OperationUpdate,
+    OperationView,
+    TenantView,
+    TransitionInput,
+)
+from lifecycle.states import TenantState, check_transition
+
+#: Tenant columns a transition may set besides state and version.
+MUTABLE_COLUMNS = frozenset(
+    {
+        "plan",
+        "billing_customer_id",
+        "billing_subscription_id",
+        "billing_period_end",
+        "pending_plan_change",
+        "suspended_reason",
+        "deletion_requested_at",
+        "deletion_requested_by",
+        "plan_at_deletion",
+        "purge_scheduled_at",
+        "purged_at",
+        "legal_hold",
+        "name",
+        "email",
+    }
+)
+
+
+class TenantRepository:
+    """Control-plane storage, given an ``async_sessionmaker`` (SQLite or PostgreSQL)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    # -- tenants ---------------------------------------------------------------------------
+
+    async def create_tenant(self, data: CreateTenantInput) -> TenantView:
+        """Insert an ACTIVE tenant, its entitlements and the onboarding audit row.
+
+        Idempotent for the same onboarding workflow (a retry after commit returns the row);
+        raises :class:`StateConflict` when the tenant id is taken by anyone else.
+        """
+        req, now = data.request, utcnow()
+        async with self.sessions.begin() as session:
+            existing = await session.get(Tenant, req.tenant_id)
+            if existing is not None:
+                if await self._has_event(session, req.tenant_id, data.workflow_id, "onboard"):
+                    return await self._view(session, existing)
+                raise StateConflict(
+                    f"tenant '{req.tenant_id}' already exists (state {existing.state})"
+                )
+            tenant = Tenant(
+                id=req.tenant_id,
+                name=req.name,
+                email=str(req.email),
+                data_key=req.data_key or req.tenant_id,
+                plan=req.plan,
+                state=TenantState.ACTIVE.value,
+                version=1,
+                billing_customer_id=data.billing.customer_id,
+                billing_subscription_id=data.billing.subscription_id,
+                billing_period_end=data.billing.period_end,
+                usage={},
+                created_at=now,
+                updated_at=now,
+                legal_hold=False,
+            )
+            session.add(tenant)
+            await session.flush()
+            self._write_entitlements(session, req.tenant_id, data.limits, now)
+            session.add(
+                LifecycleEvent(
+                    at=now,
+                    tenant_id=req.tenant_id,
+                    operation="onboard",
+                    from_state=None,
+                    to_state=TenantState.ACTIVE.value,
+                    workflow_id=data.workflow_id,
+                    actor=data.actor,
+                    detail={"plan": req.plan, "billing": data.billing.model_dump(mode="json")},
+                )
+            )
+            try:
+                await session.flush()
+            except IntegrityError as exc:  # a concurrent onboarding inserted the same id
+                raise StateConflict(f"tenant '{req.tenant_id}' already exists") from exc
+            return await self._view(session, tenant)
+
+    async def get(self, tenant_id: str) -> TenantView:
+        """Return the tenant; raise :class:`TenantNotFound`."""
+        async with self.sessions() as session:
+            tenant = await session.get(Tenant, tenant_id)
+            if tenant is None:
+                raise TenantNotFound(tenant_id)
+            return await self._view(session, tenant)
+
+    async def exists(self, tenant_id: str) -> bool:
+        async with self.sessions() as session:
+            return await session.get(Tenant, tenant_id) is not None
+
+    async def list(
+        self,
+        *,
+        state: str | None = None,
+        plan: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[TenantView], int]:
+        """Return one page of tenants ordered by id, and the total matching the filters."""
+        query = select(Tenant)
+        if state:
+            query = query.where(Tenant.state == state)
+        if plan:
+            query = query.where(Tenant.plan == plan)
+        async with self.sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(query.subquery()))
+            rows = (
+                await session.scalars(query.order_by(Tenant.id).limit(limit).offset(offset))
+            ).all()
+            limits = await self._entitlements(session, [t.id for t in rows])
+            return [self._to_view(t, limits.get(t.id, {})) for t in rows], int(total or 0)
+
+    async def count_by_state(self) -> dict[str, int]:
+        async with self.sessions() as session:
+            rows = await session.execute(select(Tenant.state, func.count()).group_by(Tenant.state))
+            return {state: int(n) for state, n in rows.all()}
+
+    async def transition(self, change: TransitionInput) -> TenantView:
+        """Apply a state change as compare-and-set on (state, version) plus one audit row.
+
+        Idempotent per workflow: when the tenant is already in ``to_state`` by an audit row of
+        this workflow and operation (an activity retried after its commit), returns the tenant
+        unchanged. Raises :class:`TenantNotFound`, :class:`StateConflict` (current state not in
+        ``from_states``, naming it), :class:`InvalidTransition`, or :class:`VersionConflict`
+        when another writer changed the row between read and write.
+        """
+        unknown = set(change.changes) - MUTABLE_COLUMNS
+        if unknown:
+            raise ValueError(f"columns not settable by a transition: {sorted(unknown)}")
+        now = utcnow()
+        async with self.sessions.begin() as session:
+            tenant = await session.get(Tenant, change.tenant_id)
+            if tenant is None:
+                raise TenantNotFound(change.tenant_id)
+            if tenant.state == change.to_state.value and await self._has_event(
+                session, tenant.id, change.workflow_id, change.operation, change.to_state.value
+            ):
+                return await self._view(session, tenant)
+            if tenant.state not in {s.value for s in change.from_states}:
+                allowed = ", ".join(s.value for s in change.from_states)
+                raise StateConflict(
+                    f"tenant '{tenant.id}' is {tenant.state}; {change.operation} needs "
+                    f"state {allowed}"
+                )
+            check_transition(tenant.state, change.to_state, reactivation=change.reactivation)
+            from_state, version = tenant.state, tenant.version
+            result = await session.execute(
+                update(Tenant)
+                .where(
+                    Tenant.id == tenant.id,
+                    Tenant.state == from_state,
+                    Tenant.version == version,
+                )
+                .values(
+                    state=change.to_state.value,
+                    version=version + 1,
+                    updated_at=now,
+                    **change.changes,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                raise VersionConflict(
+                    f"tenant '{tenant.id}' was changed concurrently (expected {from_state} "
+                    f"v{version}); retry the operation"
+                )
+            if change.entitlements is not None:
+                await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant.id))
+                self._write_entitlements(session, tenant.id, change.entitlements, now)
+            detail = dict(change.detail)
+            if change.reason:
+                detail["reason"] = change.reason
+            session.add(
+                LifecycleEvent(
+                    at=now,
+                    tenant_id=tenant.id,
+                    operation=change.operation,
+                    from_state=from_state,
+                    to_state=change.to_state.value,
+                    workflow_id=change.workflow_id,
+                    actor=change.actor,
+                    detail=detail,
+                )
+            )
+            await session.flush()
+            await session.refresh(tenant)
+            return await self._view(session, tenant)
+
+    # -- audit log -------------------------------------------------------------------------
+
+    async def record_event(
+        self,
+        tenant_id: str,
+        operation: str,
+        *,
+        workflow_id: str | None,
+        actor: str = "system",
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an audit row that is not a state change (e.g. a compensation step)."""
+        async with self.sessions.begin() as session:
+            session.add(
+                LifecycleEvent(
+                    at=utcnow(),
+                    tenant_id=tenant_id,
+                    operation=operation,
+                    from_state=None,
+                    to_state=None,
+                    workflow_id=workflow_id,
+                    actor=actor,
+                    detail=detail or {},
+                )
+            )
+
+    async def events(self, tenant_id: str, *, limit: int = 100, offset: int = 0) -> list[EventView]:
+        """Audit rows of a tenant, oldest first."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(LifecycleEvent)
+                .where(LifecycleEvent.tenant_id == tenant_id)
+                .order_by(LifecycleEvent.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return [EventView.model_validate(r, from_attributes=True) for r in rows]
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def record_operation(self, update_: OperationUpdate) -> None:
+        """Insert or update the operation row of a workflow (upsert by workflow id)."""
+        now = utcnow()
+        async with self.sessions.begin() as session:
+            op = await session.get(Operation, update_.workflow_id)
+            if op is None:
+                op = Operation(
+                    workflow_id=update_.workflow_id,
+                    tenant_id=update_.tenant_id,
+                    kind=update_.kind,
+                    started_at=now,
+                )
+                session.add(op)
+            op.status = update_.status
+            if update_.step is not None:
+                op.step = update_.step
+            if update_.result is not None:
+                op.result = update_.result
+            if update_.error is not None:
+                op.error = update_.error
+            if update_.status != "running":
+                op.finished_at = now
+
+    async def operation(self, workflow_id: str) -> OperationView | None:
+        async with self.sessions() as session:
+            op = await session.get(Operation, workflow_id)
+            return None if op is None else OperationView.model_validate(op, from_attributes=True)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _write_entitlements(
+        session: AsyncSession, tenant_id: str, limits: dict[str, int], now: datetime
+    ) -> None:
+        for resource, limit in limits.items():
+            session.add(
+                Entitlement(tenant_id=tenant_id, resource=resource, limit=limit, updated_at=now)
+            )
+
+    @staticmethod
+    async def _has_event(
+        session: AsyncSession,
+        tenant_id: str,
+        workflow_id: str,
+        operation: str,
+        to_state: str | None = None,
+    ) -> bool:
+        query = select(LifecycleEvent.id).where(
+            LifecycleEvent.tenant_id == tenant_id,
+            LifecycleEvent.workflow_id == workflow_id,
+            LifecycleEvent.operation == operation,
+        )
+        if to_state is not None:
+            query = query.where(LifecycleEvent.to_state == to_state)
+        return (await session.scalar(query.limit(1))) is not None
+
+    @staticmethod
+    async def _entitlements(
+        session: AsyncSession, tenant_ids: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        if not tenant_ids:
+            return out
+        rows = await session.scalars(
+            select(Entitlement).where(Entitlement.tenant_id.in_(list(tenant_ids)))
+        )
+        for row in rows:
+            out.setdefault(row.tenant_id, {})[row.resource] = int(row.limit)
+        return out
+
+    async def _view(self, session: AsyncSession, tenant: Tenant) -> TenantView:
+        limits = await self._entitlements(session, [tenant.id])
+        return self._to_view(tenant, limits.get(tenant.id, {}))
+
+    @staticmethod
+    def _to_view(tenant: Tenant, entitlements: dict[str, int]) -> TenantView:
+        return TenantView(
+            tenant_id=tenant.id,
+            name=tenant.name,
+            email=tenant.email,
+            data_key=tenant.data_key,
+            plan=tenant.plan,
+            state=TenantState(tenant.state),
+            version=tenant.version,
+            billing_customer_id=tenant.billing_customer_id,
+            billing_subscription_id=tenant.billing_subscription_id,
+            billing_period_end=tenant.billing_period_end,
+            usage=dict(tenant.usage or {}),
+            entitlements=entitlements,
+            pending_plan_change=tenant.pending_plan_change,
+            legal_hold=bool(tenant.legal_hold),
+            created_at=tenant.created_at,
+            updated_at=tenant.updated_at,
+            deletion_requested_at=tenant.deletion_requested_at,
+            purge_scheduled_at=tenant.purge_scheduled_at,
+            purged_at=tenant.purged_at,
+        )

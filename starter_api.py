@@ -1,0 +1,43 @@
+"""Thin FastAPI app: starts workflows, sends signals and reads state through the
+:class:`~lifecycle.client.LifecycleClient`. Run with ``tenantctl api`` or ``tenantctl dev``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from lifecycle.api import meta, problems, tenants
+from lifecycle.client import LifecycleClient
+from lifecycle.config import Settings
+
+
+def create_app(settings: Settings | None = None, client: LifecycleClient | None = None) -> FastAPI:
+    """The API app. Without ``client`` it connects (and migrates) on startup.
+
+    The bearer token is API_TOKEN, or in dev mode one generated under ``.data/api_token``.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.api_token = settings.secret("api_token")
+        own = client is None
+        app.state.lifecycle = client or await LifecycleClient.connect(settings)
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.lifecycle.close()
+
+    app = FastAPI(
+        title="Tenant Lifecycle",
+        version="0.1.0",
+        summary="Durable tenant lifecycle operations on Temporal",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for module in (tenants, meta):
+        app.include_router(module.router)
+    return app

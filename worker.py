@@ -1,0 +1,85 @@
+"""Temporal worker: registers every lifecycle workflow and activity.
+
+Run ``python worker.py`` (or ``tenantctl worker``); configuration from the environment (see
+``.env.example``). Any number of worker processes may run against one task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.billing import BillingActivities, make_stripe_client
+from activities.tenants import TenantActivities
+from lifecycle.client import connect_temporal
+from lifecycle.config import Settings
+from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.repository import TenantRepository
+from workflows.onboarding import OnboardingWorkflow
+
+WORKFLOWS = [OnboardingWorkflow]
+#: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
+#: through the sandbox like the models that use them.
+PASSTHROUGH_MODULES = ("email_validator", "idna")
+
+
+def build_activities(settings: Settings, repository: TenantRepository) -> list[object]:
+    """Every activity callable, wired to the real clients named in ``settings``."""
+    tenants = TenantActivities(repository)
+    billing = BillingActivities(
+        make_stripe_client(
+            settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None,
+            settings.stripe_api_base,
+        )
+    )
+    return [
+        tenants.get_tenant,
+        tenants.create_tenant,
+        tenants.transition_tenant,
+        tenants.record_operation,
+        billing.start_subscription,
+        billing.cancel_subscription,
+    ]
+
+
+def build_worker(
+    client: Client, settings: Settings, repository: TenantRepository, **options: object
+) -> Worker:
+    """The worker for ``settings.temporal_task_queue``; MAX_CONCURRENT_LIFECYCLE_JOBS bounds
+    the activities running at once."""
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=WORKFLOWS,
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        ),
+        activities=build_activities(settings, repository),
+        max_concurrent_activities=settings.max_concurrent_lifecycle_jobs,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Migrate the control-plane database, connect and poll until cancelled."""
+    engine = create_engine(settings.db_url)
+    await migrate(engine)
+    client = await connect_temporal(settings)
+    worker = build_worker(client, settings, TenantRepository(sessionmaker(engine)))
+    logging.getLogger(__name__).info(
+        "worker polling task queue %s on %s", settings.temporal_task_queue, settings.temporal_target
+    )
+    try:
+        await worker.run()
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    _settings = Settings()
+    logging.basicConfig(level=_settings.log_level)
+    asyncio.run(run_worker(_settings))

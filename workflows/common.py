@@ -1,0 +1,94 @@
+"""Activity options and operation bookkeeping shared by every lifecycle workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.tenants import TenantActivities
+    from lifecycle.models import OperationUpdate, TenantView, TransitionInput
+    from lifecycle.states import TenantState
+
+#: Transient failures (database busy, billing 5xx, network) retry with exponential backoff;
+#: business errors are raised non-retryable by the activities themselves.
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=20,
+)
+TIMEOUT = timedelta(seconds=60)
+
+
+async def call(fn: Callable[..., Any], arg: Any, *, summary: str | None = None, **opts: Any) -> Any:
+    """Execute activity method ``fn`` with the lifecycle's default timeout and retry policy."""
+    opts.setdefault("start_to_close_timeout", TIMEOUT)
+    opts.setdefault("retry_policy", RETRY)
+    return await workflow.execute_activity_method(fn, arg, summary=summary, **opts)
+
+
+class Operation:
+    """Bookkeeping of one running operation: its step (for the progress query and the
+    ``operations`` table) and the audited state transitions it makes."""
+
+    def __init__(self, tenant_id: str, kind: str, actor: str = "system") -> None:
+        self.tenant_id, self.kind, self.actor = tenant_id, kind, actor
+        self.step = "started"
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow.info().workflow_id
+
+    async def record(self, step: str, status: str = "running", **fields: Any) -> None:
+        """Set the current step and mirror it (with ``result``/``error``) to the database."""
+        self.step = step
+        workflow.set_current_details(f"{self.kind}: {step}")
+        await call(
+            TenantActivities.record_operation,
+            OperationUpdate(
+                workflow_id=self.workflow_id,
+                tenant_id=self.tenant_id,
+                kind=self.kind,
+                status=status,
+                step=step,
+                **fields,
+            ),
+            summary=f"record {step}",
+        )
+
+    async def transition(
+        self,
+        from_states: list[TenantState],
+        to_state: TenantState,
+        **fields: Any,
+    ) -> TenantView:
+        """Compare-and-set the tenant's state with an audit row naming this workflow."""
+        return await call(
+            TenantActivities.transition_tenant,
+            TransitionInput(
+                tenant_id=self.tenant_id,
+                from_states=from_states,
+                to_state=to_state,
+                operation=self.kind,
+                workflow_id=self.workflow_id,
+                actor=self.actor,
+                **fields,
+            ),
+            summary=f"{'/'.join(from_states)} -> {to_state}",
+        )
+
+
+def failure(err: ActivityError, operation: str) -> ApplicationError:
+    """A non-retryable workflow failure carrying the failed activity's cause and its type
+    (e.g. ``StateConflict``, ``CardDeclined``), so the operation's error says what happened."""
+    cause = err.cause
+    kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+    return ApplicationError(
+        f"{operation} failed: {cause or err}", type=kind or "ActivityFailed", non_retryable=True
+    )
