@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
+from temporalio.activity import _Definition
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -27,23 +30,25 @@ WORKFLOWS = [OnboardingWorkflow]
 PASSTHROUGH_MODULES = ("email_validator", "idna")
 
 
-def build_activities(settings: Settings, repository: TenantRepository) -> list[object]:
-    """Every activity callable, wired to the real clients named in ``settings``."""
-    tenants = TenantActivities(repository)
-    billing = BillingActivities(
-        make_stripe_client(
-            settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None,
-            settings.stripe_api_base,
-        )
+def activity_methods(*owners: object) -> list[Callable[..., Any]]:
+    """Every ``@activity.defn`` method of the given activity objects, bound."""
+    methods = []
+    for owner in owners:
+        for name in dir(type(owner)):
+            attr = getattr(owner, name)
+            # the SDK's own lookup of the definition @activity.defn attached
+            if callable(attr) and _Definition.from_callable(attr) is not None:
+                methods.append(attr)
+    return methods
+
+
+def build_activities(settings: Settings, repository: TenantRepository) -> list[Callable[..., Any]]:
+    """Every activity, wired to the real clients named in ``settings``."""
+    stripe_key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
+    return activity_methods(
+        TenantActivities(repository),
+        BillingActivities(make_stripe_client(stripe_key, settings.stripe_api_base)),
     )
-    return [
-        tenants.get_tenant,
-        tenants.create_tenant,
-        tenants.transition_tenant,
-        tenants.record_operation,
-        billing.start_subscription,
-        billing.cancel_subscription,
-    ]
 
 
 def build_worker(
