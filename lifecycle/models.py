@@ -43,7 +43,11 @@ class OnboardRequest(_Model):
     email: EmailStr
     plan: str = "free"
     data_key: str | None = Field(
-        None, min_length=1, max_length=200, description="Key of the tenant's data in the data map"
+        None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Key of the tenant's data in the data map (default: the tenant id); "
+        "used in SQL comparisons and storage prefixes, so no slashes",
     )
 
     _check_id = field_validator("tenant_id")(classmethod(lambda cls, v: validate_tenant_id(v)))
