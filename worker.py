@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio.activity import _Definition
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -21,6 +22,7 @@ from activities.tenants import TenantActivities
 from lifecycle.client import connect_temporal
 from lifecycle.config import Settings
 from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.logs import configure_logging
 from lifecycle.repository import TenantRepository
 from workflows.onboarding import OnboardingWorkflow
 
@@ -69,11 +71,20 @@ def build_worker(
     )
 
 
+def sdk_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal runtime exporting the SDK's own metrics (task latencies, slots, polls) on
+    ``API_HOST:SDK_METRICS_PORT`` in Prometheus format; None when the port is 0."""
+    if not settings.sdk_metrics_port:
+        return None
+    address = f"{settings.api_host}:{settings.sdk_metrics_port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
 async def run_worker(settings: Settings) -> None:
     """Migrate the control-plane database, connect and poll until cancelled."""
     engine = create_engine(settings.db_url)
     await migrate(engine)
-    client = await connect_temporal(settings)
+    client = await connect_temporal(settings, sdk_runtime(settings))
     worker = build_worker(client, settings, TenantRepository(sessionmaker(engine)))
     logging.getLogger(__name__).info(
         "worker polling task queue %s on %s", settings.temporal_task_queue, settings.temporal_target
@@ -86,5 +97,5 @@ async def run_worker(settings: Settings) -> None:
 
 if __name__ == "__main__":
     _settings = Settings()
-    logging.basicConfig(level=_settings.log_level)
+    configure_logging(_settings)
     asyncio.run(run_worker(_settings))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from rich.table import Table
 
 from lifecycle.config import Settings
 from lifecycle.devserver import port_in_use, start_dev_server
+from lifecycle.logs import configure_logging
 
 app = typer.Typer(help="Tenant Lifecycle control plane.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants, through the API.", no_args_is_help=True)
@@ -69,6 +69,7 @@ async def serve(settings: Settings, after_start: Any = None) -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        log_config=None,
         lifespan="on",
     )
     server = uvicorn.Server(config)
@@ -103,7 +104,7 @@ def dev(
 ) -> None:
     """Start the embedded stack: Temporal dev server (Web UI), worker and API; Ctrl-C stops all."""
     settings = _settings()
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     proc = None
     if settings.embedded:
         if port_in_use("127.0.0.1", settings.temporal_dev_port):
@@ -159,7 +160,7 @@ def worker() -> None:
     from worker import run_worker
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings)
     asyncio.run(run_worker(settings))
 
 
@@ -171,7 +172,10 @@ def api() -> None:
     from starter_api import create_app
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+    configure_logging(settings)
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
+    )
 
 
 @db_app.command("upgrade")
@@ -272,3 +276,21 @@ def tenants_create(
     with api_client(api_url) as http:
         started = checked(http.post("/tenants", json=body))
     console.print(f"onboarding started: workflow [bold]{started['workflow_id']}[/bold]")
+
+
+@app.command()
+def status(api_url: ApiUrl = None) -> None:
+    """Tenants per state, running operations and purges due in the next 7 days."""
+    with api_client(api_url) as http:
+        data = checked(http.get("/status"))
+    states = Table("state", "tenants", title="Tenants")
+    for state, n in sorted(data["tenants_by_state"].items()):
+        states.add_row(state, str(n))
+    running = Table("operation", "running", title="Running operations")
+    for kind, n in data["running_operations"].items():
+        running.add_row(kind, str(n))
+    due = Table("tenant", "purge scheduled at (UTC)", title="Purges due in the next 7 days")
+    for item in data["purges_due_7d"]:
+        due.add_row(item["tenant_id"], item["purge_scheduled_at"])
+    for table in (states, running, due):
+        console.print(table)

@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from lifecycle.config import Settings
@@ -44,12 +45,14 @@ class OperationStarted:
         }
 
 
-async def connect_temporal(settings: Settings) -> Client:
-    """Connect to Temporal with the pydantic data converter (shared by worker and client)."""
+async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """Connect to Temporal with the pydantic data converter (shared by worker and client);
+    ``runtime`` carries the SDK's telemetry (the worker's Prometheus endpoint)."""
     return await Client.connect(
         settings.temporal_target,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
 
 

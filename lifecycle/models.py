@@ -162,5 +162,6 @@ class OperationView(BaseModel):
     step: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    duration_seconds: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None

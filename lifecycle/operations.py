@@ -35,6 +35,30 @@ def workflow_id(tenant_id: str, kind: OperationKind | str, suffix: str | None = 
     return f"{base}-{suffix}" if suffix else base
 
 
+def parse_workflow_id(wid: str) -> tuple[str, str] | None:
+    """``(tenant_id, operation)`` of a lifecycle workflow id, or None for any other id.
+
+    For logs and metrics only: an id like ``tenant-a-upgrade-b-export-1`` is ambiguous, and
+    the tenant is then taken to be the shortest prefix.
+    """
+    if not wid.startswith("tenant-"):
+        return None
+    rest = wid[len("tenant-") :]
+    kinds = sorted(OperationKind, key=lambda k: -len(k.value))
+    for kind in kinds:  # no suffix: the id ends with the operation
+        if rest.endswith(f"-{kind.value}") and len(rest) > len(kind.value) + 1:
+            return rest[: -len(kind.value) - 1], kind.value
+    for kind in kinds:  # with a suffix (e.g. an export id): the first operation marker
+        marker = f"-{kind.value}"
+        index = rest.find(marker)
+        while index > 0:
+            end = index + len(marker)
+            if end == len(rest) or rest[end] == "-":
+                return rest[:index], kind.value
+            index = rest.find(marker, index + 1)
+    return None
+
+
 def search_attributes(tenant_id: str, kind: OperationKind | str) -> TypedSearchAttributes:
     """The typed search attributes every lifecycle workflow is started with."""
     return TypedSearchAttributes(

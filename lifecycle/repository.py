@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -278,8 +278,56 @@ class TenantRepository:
                 op.result = update_.result
             if update_.error is not None:
                 op.error = update_.error
-            if update_.status != "running":
+            if update_.status != "running" and op.finished_at is None:
                 op.finished_at = now
+                op.duration_seconds = (now - op.started_at).total_seconds()
+
+    async def operation_stats(
+        self, buckets: Sequence[float]
+    ) -> tuple[dict[tuple[str, str], int], dict[str, tuple[list[int], float, int]]]:
+        """Operation counts by (kind, status), and per kind of finished operations the
+        cumulative counts at each duration bucket bound (seconds), the sum and the count."""
+        async with self.sessions() as session:
+            counts = await session.execute(
+                select(Operation.kind, Operation.status, func.count()).group_by(
+                    Operation.kind, Operation.status
+                )
+            )
+            by_status = {(k, s): int(n) for k, s, n in counts.all()}
+            columns = [
+                func.sum(case((Operation.duration_seconds <= b, 1), else_=0)) for b in buckets
+            ]
+            rows = await session.execute(
+                select(
+                    Operation.kind,
+                    func.coalesce(func.sum(Operation.duration_seconds), 0.0),
+                    func.count(),
+                    *columns,
+                )
+                .where(Operation.duration_seconds.is_not(None))
+                .group_by(Operation.kind)
+            )
+            durations = {
+                kind: ([int(c or 0) for c in cums], float(total), int(n))
+                for kind, total, n, *cums in rows.all()
+            }
+            return by_status, durations
+
+    async def purges_due(self, before: datetime) -> list[TenantView]:
+        """Soft-deleted tenants whose purge is scheduled before ``before`` (UTC)."""
+        async with self.sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(Tenant)
+                    .where(
+                        Tenant.state == TenantState.DELETED.value,
+                        Tenant.purged_at.is_(None),
+                        Tenant.purge_scheduled_at <= before,
+                    )
+                    .order_by(Tenant.purge_scheduled_at)
+                )
+            ).all()
+            return [self._to_view(t, {}) for t in rows]
 
     async def operation(self, workflow_id: str) -> OperationView | None:
         async with self.sessions() as session:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from lifecycle.api.deps import Actor, Lifecycle
 from lifecycle.api.problems import ProblemError
+from lifecycle.db import utcnow
+from lifecycle.metrics import render_metrics
 from lifecycle.models import OperationView
 
 router = APIRouter(tags=["meta"])
@@ -56,3 +60,28 @@ async def health(lifecycle: Lifecycle) -> JSONResponse:
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status_code=200 if healthy else 503,
     )
+
+
+@router.get("/status")
+async def status(lifecycle: Lifecycle, _: Actor) -> dict[str, Any]:
+    """Tenants per state, running operations per kind, purges due in the next 7 days."""
+    by_status, _durations = await lifecycle.repository.operation_stats(())
+    now = utcnow()
+    due = await lifecycle.repository.purges_due(now + timedelta(days=7))
+    return {
+        "tenants_by_state": await lifecycle.repository.count_by_state(),
+        "running_operations": {k: n for (k, s), n in sorted(by_status.items()) if s == "running"},
+        "purges_due_7d": [
+            {"tenant_id": t.tenant_id, "purge_scheduled_at": t.purge_scheduled_at} for t in due
+        ],
+        "at": now,
+    }
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(lifecycle: Lifecycle) -> Response:
+    """Prometheus text exposition (no token: scrape endpoints are network-restricted);
+    404 when ENABLE_METRICS is false."""
+    if not lifecycle.settings.enable_metrics:
+        raise ProblemError(404, "metrics are disabled (ENABLE_METRICS=false)")
+    return Response(await render_metrics(lifecycle.repository), media_type=CONTENT_TYPE_LATEST)

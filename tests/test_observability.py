@@ -1,0 +1,92 @@
+"""/metrics series exist and move with operations; /status; JSON logs carry correlation ids."""
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from temporalio.testing import WorkflowEnvironment
+
+from lifecycle.logs import JsonFormatter, correlation
+from tests.conftest import make_settings, running_stack, serve_api, uid
+
+
+@pytest.fixture
+async def api(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_stack(dev_env, make_settings(tmp_path)) as lc, serve_api(lc) as http:
+        yield http
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def scrape(api: httpx.AsyncClient) -> dict:
+    async with httpx.AsyncClient(base_url=str(api.base_url)) as anon:  # no token needed
+        r = await anon.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    return samples(r.text)
+
+
+async def test_metrics_series_present_and_changing(api: httpx.AsyncClient) -> None:
+    before = await scrape(api)
+    for state in ("ACTIVE", "SUSPENDED", "DELETED"):
+        assert before[("lifecycle_tenants", (("state", state),))] == 0
+    tenant = uid("metrics")
+    r = await api.post("/tenants", json={"tenant_id": tenant, "name": "M", "email": "m@m.io"})
+    wid = r.json()["workflow_id"]
+    for _ in range(200):
+        if (await api.get(f"/operations/{wid}")).json()["status"] == "completed":
+            break
+    after = await scrape(api)
+    op = (("operation", "onboard"),)
+    assert after[("lifecycle_operations_started_total", op)] == 1
+    done = (("operation", "onboard"), ("outcome", "completed"))
+    assert after[("lifecycle_operations_finished_total", done)] == 1
+    assert after[("lifecycle_operations_running", op)] == 0
+    assert after[("lifecycle_operation_duration_seconds_count", op)] == 1
+    assert after[("lifecycle_operation_duration_seconds_bucket", (("le", "+Inf"), *op))] == 1
+    assert after[("lifecycle_operation_duration_seconds_sum", op)] > 0
+    assert after[("lifecycle_tenants", (("state", "ACTIVE"),))] == 1
+
+    status = (await api.get("/status")).json()
+    assert status["tenants_by_state"] == {"ACTIVE": 1}
+    assert status["running_operations"] == {} and status["purges_due_7d"] == []
+
+
+async def test_metrics_disabled(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, enable_metrics=False)
+    async with running_stack(dev_env, settings) as lc, serve_api(lc) as http:
+        assert (await http.get("/metrics")).status_code == 404
+
+
+def test_json_log_lines_carry_tenant_operation_workflow() -> None:
+    record = logging.makeLogRecord(
+        {
+            "msg": "billing skipped for %s",
+            "args": ("acme",),
+            "levelname": "WARNING",
+            "name": "temporalio.activity",
+            "temporal_activity": {
+                "workflow_id": "tenant-acme-upgrade",
+                "workflow_run_id": "r1",
+                "activity_type": "change_subscription",
+            },
+        }
+    )
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "billing skipped for acme" and line["level"] == "WARNING"
+    assert (line["tenant_id"], line["operation"], line["workflow_id"]) == (
+        "acme",
+        "upgrade",
+        "tenant-acme-upgrade",
+    )
+    assert line["activity"] == "change_subscription" and line["time"].endswith("Z")
+    assert correlation(logging.makeLogRecord({"msg": "plain"})) == {}
