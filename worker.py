@@ -32,6 +32,13 @@ WORKFLOWS = [OnboardingWorkflow]
 PASSTHROUGH_MODULES = ("email_validator", "idna")
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox every worker (and the replayer) runs workflows in."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+
+
 def activity_methods(*owners: object) -> list[Callable[..., Any]]:
     """Every ``@activity.defn`` method of the given activity objects, bound."""
     methods = []
@@ -62,9 +69,7 @@ def build_worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
+        workflow_runner=workflow_runner(),
         activities=build_activities(settings, repository),
         max_concurrent_activities=settings.max_concurrent_lifecycle_jobs,
         **options,  # type: ignore[arg-type]

@@ -99,7 +99,7 @@ async def repository(
 # -- Temporal --------------------------------------------------------------------------------
 
 
-async def _register_search_attributes(env: WorkflowEnvironment) -> None:
+async def register_search_attributes(env: WorkflowEnvironment) -> None:
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=env.client.namespace,
@@ -119,7 +119,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
         ),
         data_converter=pydantic_data_converter,
     )
-    await _register_search_attributes(env)
+    await register_search_attributes(env)
     yield env
     await env.shutdown()
 

