@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from lifecycle.faults import fault_point
 from lifecycle.models import BillingResult
 
 
@@ -84,6 +85,7 @@ class BillingActivities:
     async def start_subscription(self, data: StartSubscriptionInput) -> BillingResult:
         """Create the customer, then the subscription; both with step idempotency keys."""
         if skipped := self._skip("start-subscription", data.tenant_id):
+            fault_point("billing.after_start_subscription")
             return skipped
         assert self.client is not None
         try:
@@ -105,6 +107,7 @@ class BillingActivities:
             )
         except stripe.StripeError as exc:
             raise billing_error(exc) from exc
+        fault_point("billing.after_start_subscription")
         return BillingResult(
             customer_id=customer.id,
             subscription_id=subscription.id,

@@ -23,7 +23,9 @@ RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=20,
 )
-TIMEOUT = timedelta(seconds=60)
+#: Short control-plane and billing calls; a worker that dies mid-activity is detected when
+#: this elapses, so it also bounds crash recovery time (long activities heartbeat instead).
+TIMEOUT = timedelta(seconds=20)
 
 
 async def call(fn: Callable[..., Any], arg: Any, *, summary: str | None = None, **opts: Any) -> Any:
