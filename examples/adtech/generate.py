@@ -235,11 +235,11 @@ class _Company:
     def _when(self, max_days: int = 400) -> datetime:
         return self.created + timedelta(seconds=self.rng.randrange(max_days * 86_400))
 
-    def company_row(self, storage_url: str) -> dict[str, Any]:
+    def company_row(self) -> dict[str, Any]:
         return {
             "id": self.cid,
             "name": self.name,
-            "image_url": f"{storage_url}{self.cid}/logo.png",
+            "image_url": f"{self.cid}/logo.png",
             "created_at": self.created,
             "updated_at": self._when(),
         }
@@ -260,7 +260,7 @@ class _Company:
                 "updated_at": self._when(),
             }
 
-    def ad_rows(self, storage_url: str) -> Iterator[dict[str, Any]]:
+    def ad_rows(self) -> Iterator[dict[str, Any]]:
         rng = self.rng
         for ad in self.ads:
             product = rng.choice(_PRODUCTS)
@@ -269,7 +269,7 @@ class _Company:
                 "id": ad.id,
                 "campaign_id": ad.campaign_id,
                 "name": f"{rng.choice(_HOOKS)} {product}",
-                "image_url": f"{storage_url}{self.cid}/ads/{ad.id}.png",
+                "image_url": f"{self.cid}/ads/{ad.id}.png",
                 "target_url": f"https://{self.domain}/{product.replace(' ', '-')}",
                 "impressions_count": ad.impressions,
                 "clicks_count": ad.clicks,
@@ -339,7 +339,9 @@ async def generate(
     (ids 1..tenants) of about ``size_mb`` MB (10**6 bytes) in all, deterministic from ``seed``.
 
     ``database_url``: SQLAlchemy async URL; ``storage_url``: ``file:///dir/`` or
-    ``s3://bucket/prefix/`` (trailing ``/``). Ids of every table are unique across companies.
+    ``s3://bucket/prefix/`` (trailing ``/``). Ids of every table are unique across companies;
+    ``image_url`` columns hold the object key relative to the storage root (``3/ads/17.png``),
+    so the rows do not depend on where the files are.
     Raises ``ValueError`` when ``tenants < 1``, ``size_mb <= 0``, the storage URL is invalid
     or the database already holds companies.
     """
@@ -363,11 +365,9 @@ async def generate(
                 company = _Company(cid, names[cid - 1], weights[cid - 1] * size_mb * 1e6, seed, ids)
                 counts = CompanyCounts()
                 rows = counts.rows
-                rows["companies"] = await _insert(
-                    conn, companies, [company.company_row(storage_url)]
-                )
+                rows["companies"] = await _insert(conn, companies, [company.company_row()])
                 rows["campaigns"] = await _insert(conn, campaigns, company.campaign_rows())
-                rows["ads"] = await _insert(conn, ads, company.ad_rows(storage_url))
+                rows["ads"] = await _insert(conn, ads, company.ad_rows())
                 rows["ad_variants"] = await _insert(conn, ad_variants, company.variant_rows())
                 for table in (impressions, clicks):
                     rows[table.name] = await _insert(conn, table, company.event_rows(table))
