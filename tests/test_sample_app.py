@@ -10,7 +10,7 @@ import re
 import statistics
 import tomllib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -35,7 +35,7 @@ SIZE_MB = 2.0
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def new_database(
     request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
-) -> AsyncIterator[Callable[[], object]]:
+) -> AsyncIterator[Callable[[], Awaitable[str]]]:
     """A factory of fresh, empty application databases (URLs) on SQLite or PostgreSQL; the
     PostgreSQL ones are created next to the test database and dropped afterwards."""
     created: list[str] = []
