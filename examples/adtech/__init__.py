@@ -1,0 +1,3 @@
+"""A multi-tenant ad-analytics application (the schema of the Citus multi-tenant tutorial) with
+ad images in object storage, a deterministic data generator and its data map
+(``datamap.toml``). Tenant = company; its data key is the company id as a string."""
