@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from typing import Annotated, Any
 
@@ -98,6 +99,18 @@ async def serve(settings: Settings, after_start: Any = None) -> None:
             raise task.exception()  # type: ignore[misc]
 
 
+def use_sample_application(settings: Settings) -> None:
+    """Without DATA_MAP_PATH, point the data map at the sample application (examples/adtech)
+    with its stores under DATA_DIR, so that the embedded default is one coherent system."""
+    if settings.data_map_path is not None:
+        return
+    from examples.adtech import DATAMAP_PATH
+    from examples.adtech.env import app_urls
+
+    os.environ.update(app_urls(settings.data_dir))
+    settings.data_map_path = DATAMAP_PATH
+
+
 @app.command()
 def dev(
     demo: Annotated[bool, typer.Option(help="Run the main job (`tenantctl demo`) once up")] = False,
@@ -105,6 +118,7 @@ def dev(
     """Start the embedded stack: Temporal dev server (Web UI), worker and API; Ctrl-C stops all."""
     settings = _settings()
     configure_logging(settings)
+    use_sample_application(settings)
     proc = None
     if settings.embedded:
         if port_in_use("127.0.0.1", settings.temporal_dev_port):

@@ -1,3 +1,8 @@
 """A multi-tenant ad-analytics application (the schema of the Citus multi-tenant tutorial) with
 ad images in object storage, a deterministic data generator and its data map
 (``datamap.toml``). Tenant = company; its data key is the company id as a string."""
+
+from pathlib import Path
+
+#: The data map of the sample application, used by `tenantctl dev` when DATA_MAP_PATH is unset.
+DATAMAP_PATH = Path(__file__).with_name("datamap.toml")
