@@ -199,4 +199,4 @@ async def serve_api(lc: LifecycleClient) -> AsyncIterator[httpx.AsyncClient]:
     await task
 
 
-from tests.stripe_fixtures import stripe_server  # noqa: E402,F401
+from tests.plan_fixtures import stripe_server  # noqa: E402,F401

@@ -128,6 +128,9 @@ class StripeServer:
     price_changes: list[dict[str, Any]] = field(default_factory=list)
     prorations: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    #: Seconds added to the wall clock, like a Stripe test clock: set it to a time-skipping
+    #: Temporal server's offset so that periods end in the workflows' time.
+    clock_offset: float = 0.0
     _failures: list[_Failure] = field(default_factory=list)
     _idempotency: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
     _counter: int = 0
@@ -150,6 +153,10 @@ class StripeServer:
     def fail(self, method: str, path_prefix: str, mode: FailureMode, times: int = 1) -> None:
         """Make the next ``times`` requests ``method path_prefix*`` fail with ``mode``."""
         self._failures.append(_Failure(method.upper(), path_prefix, mode, times))
+
+    def now(self) -> int:
+        """The server's current time, unix seconds."""
+        return int(time.time() + self.clock_offset)
 
     def mutations(self) -> list[JournalEntry]:
         """Journal entries of mutating requests (POST and DELETE)."""
@@ -267,7 +274,7 @@ class StripeServer:
                 return self._subscription(ident)
             case "DELETE", ["v1", "subscriptions", ident]:
                 sub = self._subscription(ident)
-                sub.update(status="canceled", canceled_at=int(time.time()))
+                sub.update(status="canceled", canceled_at=self.now())
                 return sub
             case "POST", ["v1", "subscription_items", ident]:
                 return self._update_item(ident, params)
@@ -286,7 +293,7 @@ class StripeServer:
             "name": params.get("name"),
             "email": params.get("email"),
             "metadata": params.get("metadata", {}),
-            "created": int(time.time()),
+            "created": self.now(),
         }
         self.customers[customer["id"]] = customer
         return customer
@@ -304,7 +311,7 @@ class StripeServer:
         if len(items) != 1:
             raise StripeError(400, "invalid_request_error", "exactly one item is supported")
         price = self._price(items[0].get("price", ""))
-        now = int(time.time())
+        now = self.now()
         sub_id = self._id("sub")
         item = {
             "id": self._id("si"),
@@ -368,7 +375,7 @@ class StripeServer:
     def _change_price(
         self, item: dict[str, Any], old: dict[str, Any], new: dict[str, Any], behavior: str
     ) -> None:
-        now = int(time.time())
+        now = self.now()
         self.price_changes.append(
             {
                 "subscription": item["subscription"],

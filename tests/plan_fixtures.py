@@ -1,11 +1,15 @@
-"""Fixtures and helpers for tests that bill through the Stripe-compatible test server."""
+"""Fixtures and helpers of the plan-change tests: the Stripe-compatible test server, settings
+billing through it, onboarded tenants, waiting for workflows in the time-skipping server."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client import LifecycleClient
 from lifecycle.config import Settings
@@ -24,6 +28,14 @@ async def stripe_server() -> AsyncIterator[StripeServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+async def sync_clock(server: StripeServer, env: WorkflowEnvironment) -> datetime:
+    """Set the server's clock to ``env``'s (the session's time-skipping server runs ahead of
+    the wall clock by every timer earlier tests skipped); returns that time (UTC)."""
+    now = await env.get_current_time()
+    server.clock_offset = (now - datetime.now(UTC)).total_seconds()
+    return now
 
 
 def billing_settings(tmp_path: Path, server: StripeServer, **overrides: object) -> Settings:
@@ -45,3 +57,11 @@ async def onboarded(
     if usage:
         await lc.record_usage(tenant_id, usage)
     return await lc.get_tenant(tenant_id)
+
+
+async def finish(env: WorkflowEnvironment, lc: LifecycleClient, workflow_id: str) -> Any:
+    """The workflow's result, with the test server skipping time (timers and retry backoffs
+    pass at once). Only handles from ``start_workflow`` skip time by themselves; the client
+    hands out workflow ids, so this unlocks time skipping around the wait."""
+    async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
+        return await lc.handle(workflow_id).result()
