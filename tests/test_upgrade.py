@@ -8,6 +8,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.errors import InvalidInput, StateConflict
 from lifecycle.models import TransitionInput
+from lifecycle.plan_changes import PendingChangeInput
 from lifecycle.states import TenantState
 from tests.conftest import make_settings, running_stack
 from tests.plan_fixtures import billing_settings, finish, onboarded
@@ -123,25 +124,53 @@ async def test_timeout_after_commit_retries_with_same_key_and_bills_once(
         assert stripe_server.item_price(tenant.billing_subscription_id) == "price_starter"
 
 
-async def test_second_upgrade_under_the_same_workflow_id_gets_new_keys(
+async def test_later_upgrades_under_the_same_workflow_id_get_new_keys(
     time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
 ) -> None:
     """Workflow ids are reused per tenant; idempotency keys are per run, so a later upgrade
-    is not mistaken for a retry (Stripe would answer idempotency_error)."""
+    is not mistaken for a retry (Stripe would answer idempotency_error), and the operation
+    row of the id starts afresh with each run."""
     async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
         tenant = await onboarded(lc, "free")
-        for plan in ("starter", "professional"):
+        stripe_server.fail("POST", ITEMS, "card_declined")
+        for plan in ("starter", "starter", "professional"):
             started = await lc.upgrade_tenant(tenant.tenant_id, plan)
-            await lc.handle(started.workflow_id).result()
+            try:
+                await lc.handle(started.workflow_id).result()
+            except WorkflowFailureError:
+                assert plan == "starter" and not stripe_server.price_changes
         keys = [e.idempotency_key for e in stripe_server.journal if e.path.startswith(ITEMS)]
-        assert len(keys) == len(set(keys)) == 2
+        assert len(keys) == len(set(keys)) == 3
         assert [c["to"] for c in stripe_server.price_changes] == [
             "price_starter",
             "price_professional",
         ]
         op = await lc.operation(started.workflow_id)
         assert op is not None and op.result and op.result["from_plan"] == "starter"
-        assert op.error is None
+        assert op.error is None  # not the first run's card decline
+
+
+async def test_upgrade_tolerates_a_stale_pending_downgrade(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A pending change whose downgrade workflow is gone (e.g. terminated by an operator):
+    the upgrade clears it and its cancel signal finds nothing to cancel."""
+    async with running_stack(time_env, make_settings(tmp_path)) as lc:
+        tenant = await onboarded(lc, "starter")
+        stale = {"from_plan": "starter", "to_plan": "free", "workflow_id": "gone-downgrade"}
+        await lc.repository.set_pending_plan_change(
+            PendingChangeInput(
+                tenant_id=tenant.tenant_id,
+                change=stale,
+                workflow_id="gone-downgrade",
+                operation="downgrade",
+                key="k",
+            )
+        )
+        started = await lc.upgrade_tenant(tenant.tenant_id, "professional")
+        assert (await lc.handle(started.workflow_id).result())["plan"] == "professional"
+        after = await lc.get_tenant(tenant.tenant_id)
+        assert (after.plan, after.pending_plan_change) == ("professional", None)
 
 
 async def test_invalid_price_is_not_retried_and_compensates(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.tenants import TenantActivities
@@ -47,7 +48,7 @@ class UpgradeWorkflow:
             await handle.signal(
                 DowngradeWorkflow.cancel_downgrade, CancelDowngrade(actor="system", reason=reason)
             )
-        except Exception as err:  # the downgrade already ended: nothing to cancel
+        except FailureError as err:  # the downgrade already ended: nothing to cancel
             workflow.logger.info("downgrade %s not signalled: %s", downgrade_id, err)
 
     @workflow.query
