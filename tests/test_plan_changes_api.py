@@ -166,3 +166,32 @@ async def test_immediate_downgrade(stack) -> None:
         f"/tenants/{tenant_id}/downgrade", json={"to_plan": "free", "effective": "tomorrow"}
     )
     assert_problem(r, 422, "effective")
+
+
+async def test_tenantctl_usage_preview_upgrade(stack) -> None:
+    from typer.testing import CliRunner
+
+    from lifecycle.cli import app
+
+    lc, api = stack
+    tenant_id = await onboard(api, "starter")
+    runner, base = CliRunner(), ["--api", str(api.base_url)]
+    env = {"API_TOKEN": lc.settings.secret("api_token"), "COLUMNS": "200"}
+
+    async def tenantctl(*args: str) -> str:
+        out = await asyncio.to_thread(runner.invoke, app, ["tenants", *args, *base], env=env)
+        assert out.exit_code == 0, out.output
+        return out.output
+
+    assert '"users": 12' in await tenantctl("usage", tenant_id, "users=12", "projects=2")
+    assert '"allowed": false' in await tenantctl(
+        "downgrade", tenant_id, "--to", "free", "--preview"
+    )
+    assert f"tenant-{tenant_id}-upgrade" in await tenantctl(
+        "upgrade", tenant_id, "--to", "enterprise"
+    )
+    assert (await settled(api, f"tenant-{tenant_id}-upgrade"))["result"]["plan"] == "enterprise"
+    failed = await asyncio.to_thread(
+        runner.invoke, app, ["tenants", "usage", tenant_id, "seats=1", *base], env=env
+    )
+    assert failed.exit_code == 1 and "unknown resource(s) seats" in failed.output
