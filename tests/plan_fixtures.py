@@ -65,3 +65,22 @@ async def finish(env: WorkflowEnvironment, lc: LifecycleClient, workflow_id: str
     hands out workflow ids, so this unlocks time skipping around the wait."""
     async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
         return await lc.handle(workflow_id).result()
+
+
+async def replay(lc: LifecycleClient, workflow_id: str) -> None:
+    """Replay the workflow's recorded history against the current workflow code with the
+    worker's sandbox: raises when the code is not deterministic."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.worker import Replayer
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    from worker import PASSTHROUGH_MODULES, WORKFLOWS
+
+    history = await lc.handle(workflow_id).fetch_history()
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    replayer = Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
+    )
+    await replayer.replay_workflow(history)

@@ -14,7 +14,7 @@ from lifecycle.models import TransitionInput
 from lifecycle.plan_changes import UsageExceedsLimits
 from lifecycle.states import TenantState
 from tests.conftest import make_settings, running_stack
-from tests.plan_fixtures import billing_settings, finish, onboarded, sync_clock
+from tests.plan_fixtures import billing_settings, finish, onboarded, replay, sync_clock
 from tests.stripe_server import StripeServer
 from workflows.downgrade import next_anniversary
 
@@ -83,6 +83,7 @@ async def test_downgrade_at_period_end_waits_30_days_then_bills_without_proratio
             (None, None),  # entitlements reduced
             ("DOWNGRADING", "ACTIVE"),
         ]
+        await replay(lc, started.workflow_id)
 
 
 async def test_immediate_downgrade_credits_proration(

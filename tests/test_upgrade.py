@@ -11,7 +11,7 @@ from lifecycle.models import TransitionInput
 from lifecycle.plan_changes import PendingChangeInput
 from lifecycle.states import TenantState
 from tests.conftest import make_settings, running_stack
-from tests.plan_fixtures import billing_settings, finish, onboarded
+from tests.plan_fixtures import billing_settings, finish, onboarded, replay
 from tests.stripe_server import StripeServer
 
 ITEMS = "/v1/subscription_items/"
@@ -97,6 +97,7 @@ async def test_card_declined_after_provisioning_compensates(
         assert op is not None and op.status == "failed"
         assert op.result and op.result["outcome"] == "compensated"
         assert op.result["cause"]["type"] == "CardDeclined" and "card declined" in (op.error or "")
+        await replay(lc, started.workflow_id)
 
 
 async def test_timeout_after_commit_retries_with_same_key_and_bills_once(

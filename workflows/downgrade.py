@@ -82,8 +82,7 @@ class DowngradeWorkflow:
             if at_period_end:  # e.g. SUSPENDED meanwhile: no change, say why
                 await self._clear_pending(f"not applied at period end: {err.message}")
             raise
-        result = await saga.apply()
-        return {**result, "effective": data.effective, "effective_at": self._effective_at_iso}
+        return await saga.apply(effective=data.effective, effective_at=self._effective_at_iso)
 
     @workflow.signal
     def cancel_downgrade(self, request: CancelDowngrade) -> None:

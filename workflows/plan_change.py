@@ -64,11 +64,6 @@ class PlanChangeSaga:
         self.proration_behavior = proration_behavior
         self.tenant: TenantView  # as locked: previous entitlements, subscription
 
-    async def run(self) -> dict[str, Any]:
-        """Lock, then :meth:`apply`."""
-        await self.lock()
-        return await self.apply()
-
     async def lock(self, lock_detail: dict[str, Any] | None = None) -> None:
         """ACTIVE -> ``busy`` (clearing any pending plan change); raises a non-retryable
         ApplicationError (``StateConflict`` naming the state) when the tenant is not ACTIVE."""
@@ -90,9 +85,10 @@ class PlanChangeSaga:
             await op.record("failed", "failed", error=str(failed))
             raise failed from err
 
-    async def apply(self) -> dict[str, Any]:
-        """Provision, bill, commit; returns the operation's result. Raises a non-retryable
-        ApplicationError typed by the cause (e.g. ``CardDeclined``) after compensating."""
+    async def apply(self, **extra: Any) -> dict[str, Any]:
+        """Provision, bill, commit; returns the operation's result (with ``extra``). Raises a
+        non-retryable ApplicationError typed by the cause (e.g. ``CardDeclined``) after
+        compensating."""
         op, data = self.op, self.data
         undo: list[tuple[str, Undo]] = []
         try:
@@ -124,6 +120,7 @@ class PlanChangeSaga:
             "entitlements": data.limits,
             "billing": billing.model_dump(mode="json"),
             "applied_at": workflow.now().isoformat(),
+            **extra,
         }
         await op.record("completed", "completed", result=result)
         return result
