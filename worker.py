@@ -18,15 +18,20 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.billing import BillingActivities, make_stripe_client
+from activities.plan_changes import PlanChangeActivities
+from activities.provisioning import ProvisioningActivities
 from activities.tenants import TenantActivities
+from activities.usage import UsageActivities
 from lifecycle.client import connect_temporal
 from lifecycle.config import Settings
 from lifecycle.db import create_engine, migrate, sessionmaker
 from lifecycle.logs import configure_logging
 from lifecycle.repository import TenantRepository
+from workflows.downgrade import DowngradeWorkflow
 from workflows.onboarding import OnboardingWorkflow
+from workflows.upgrade import UpgradeWorkflow
 
-WORKFLOWS = [OnboardingWorkflow]
+WORKFLOWS = [OnboardingWorkflow, UpgradeWorkflow, DowngradeWorkflow]
 #: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
 #: through the sandbox like the models that use them.
 PASSTHROUGH_MODULES = ("email_validator", "idna")
@@ -57,6 +62,15 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     return activity_methods(
         TenantActivities(repository),
         BillingActivities(make_stripe_client(stripe_key, settings.stripe_api_base)),
+        PlanChangeActivities(repository),
+        UsageActivities(repository),
+        ProvisioningActivities(
+            repository,
+            settings.provisioning_webhook_url,
+            settings.provisioning_webhook_secret.get_secret_value()
+            if settings.provisioning_webhook_secret
+            else None,
+        ),
     )
 
 

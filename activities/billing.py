@@ -38,13 +38,35 @@ class CancelSubscriptionInput(BaseModel):
     step: str = "cancel-subscription"
 
 
-def _period_end(subscription: Any) -> datetime | None:
+class ChangePriceInput(BaseModel):
+    """Move a subscription's item to ``price_id``.
+
+    ``proration_behavior`` is Stripe's (``create_prorations``, ``always_invoice``, ``none``);
+    ``idempotency_key`` comes from the workflow run and the saga step, never the attempt.
+    ``unless_current`` (compensations): make no call when the item already has ``price_id``.
+    """
+
+    tenant_id: str
+    subscription_id: str | None
+    price_id: str
+    proration_behavior: str
+    idempotency_key: str
+    unless_current: bool = False
+
+
+class PeriodInput(BaseModel):
+    """Look up the current billing period of a tenant's subscription."""
+
+    tenant_id: str
+    subscription_id: str | None
+
+
+def _period_end(subscription: stripe.Subscription) -> datetime | None:
     """Current period end of a subscription (on its first item since API 2025-03-31)."""
-    items = subscription.get("items") or {}
-    data = items.get("data") or []
-    ts = (data[0].get("current_period_end") if data else None) or subscription.get(
-        "current_period_end"
-    )
+    # stripe >= 13 objects are not dicts (``.get`` raises AttributeError): read a plain copy
+    sub = subscription.to_dict()
+    data = (sub.get("items") or {}).get("data") or []
+    ts = (data[0].get("current_period_end") if data else None) or sub.get("current_period_end")
     return datetime.fromtimestamp(int(ts), UTC) if ts else None
 
 
@@ -135,6 +157,62 @@ class BillingActivities:
         except stripe.StripeError as exc:
             raise billing_error(exc) from exc
         return BillingResult(subscription_id=sub.id, detail={"status": sub.status})
+
+    @activity.defn
+    async def change_price(self, data: ChangePriceInput) -> BillingResult:
+        """Change the subscription item's price with ``data.proration_behavior``.
+
+        ``detail`` has ``price``, ``previous_price`` and ``changed`` (False when nothing was
+        to change); a tenant without subscription is skipped. Card declines and invalid
+        prices are non-retryable (:func:`billing_error`); 5xx and network errors retry.
+        """
+        step = f"change-price to {data.price_id}"
+        if skipped := self._skip(step, data.tenant_id):
+            return skipped
+        assert self.client is not None
+        if data.subscription_id is None:
+            activity.logger.warning(
+                "tenant %s has no subscription (onboarded in limited mode): %s skipped",
+                data.tenant_id,
+                step,
+            )
+            return BillingResult(skipped=True, detail={"reason": "no subscription"})
+        try:
+            sub = await self.client.v1.subscriptions.retrieve_async(data.subscription_id)
+            item = sub["items"]["data"][0]
+            previous = item["price"]["id"]
+            detail = {"price": data.price_id, "previous_price": previous, "changed": False}
+            if data.unless_current and previous == data.price_id:
+                return BillingResult(
+                    subscription_id=sub.id, period_end=_period_end(sub), detail=detail
+                )
+            item = await self.client.v1.subscription_items.update_async(
+                item["id"],
+                params={
+                    "price": data.price_id,
+                    "proration_behavior": data.proration_behavior,  # type: ignore[typeddict-item]
+                },
+                options={"idempotency_key": data.idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        detail |= {"changed": True, "proration_behavior": data.proration_behavior}
+        return BillingResult(subscription_id=sub.id, period_end=_period_end(sub), detail=detail)
+
+    @activity.defn
+    async def current_period(self, data: PeriodInput) -> BillingResult:
+        """The subscription's current period end (UTC); skipped in limited mode or without
+        a subscription."""
+        if skipped := self._skip("current-period", data.tenant_id):
+            return skipped
+        assert self.client is not None
+        if data.subscription_id is None:
+            return BillingResult(skipped=True, detail={"reason": "no subscription"})
+        try:
+            sub = await self.client.v1.subscriptions.retrieve_async(data.subscription_id)
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(subscription_id=sub.id, period_end=_period_end(sub))
 
 
 def make_stripe_client(api_key: str | None, api_base: str | None) -> stripe.StripeClient | None:

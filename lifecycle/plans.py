@@ -97,10 +97,14 @@ class PlanCatalog(BaseModel):
         return plan
 
 
-def usage_violations(usage: dict[str, int], limits: PlanLimits) -> list[UsageViolation]:
-    """List each resource whose ``usage`` exceeds ``limits`` (unlimited never does)."""
+def usage_violations(
+    usage: dict[str, int], limits: PlanLimits | dict[str, int]
+) -> list[UsageViolation]:
+    """List each resource whose ``usage`` exceeds ``limits`` (a plan's, or a tenant's
+    entitlements as ``{resource: limit}``); unlimited never does."""
     out = []
-    for resource, limit in limits.as_dict().items():
+    items = limits.as_dict() if isinstance(limits, PlanLimits) else limits
+    for resource, limit in items.items():
         used = int(usage.get(resource, 0))
         if limit != UNLIMITED and used > limit:
             out.append(UsageViolation(resource=resource, usage=used, limit=limit))

@@ -25,6 +25,7 @@ from lifecycle.models import (
     TenantView,
     TransitionInput,
 )
+from lifecycle.plan_changes import PendingChangeInput, StepEventInput
 from lifecycle.states import TenantState, check_transition
 
 #: Tenant columns a transition may set besides state and version.
@@ -231,18 +232,45 @@ class TenantRepository:
     ) -> None:
         """Append an audit row that is not a state change (e.g. a compensation step)."""
         async with self.sessions.begin() as session:
-            session.add(
-                LifecycleEvent(
-                    at=utcnow(),
-                    tenant_id=tenant_id,
-                    operation=operation,
-                    from_state=None,
-                    to_state=None,
-                    workflow_id=workflow_id,
-                    actor=actor,
-                    detail=detail or {},
+            await self._add_event_once(
+                session, tenant_id, operation, workflow_id, actor, detail or {}, None
+            )
+
+    async def _add_event_once(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        operation: str,
+        workflow_id: str | None,
+        actor: str,
+        detail: dict[str, Any],
+        key: str | None,
+    ) -> None:
+        """Add an audit row; with ``key`` (kept in ``detail["key"]``) only if no row of this
+        tenant, workflow and operation carries that key yet (a retried activity adds nothing)."""
+        if key is not None:
+            rows = await session.scalars(
+                select(LifecycleEvent.detail).where(
+                    LifecycleEvent.tenant_id == tenant_id,
+                    LifecycleEvent.workflow_id == workflow_id,
+                    LifecycleEvent.operation == operation,
                 )
             )
+            if any((d or {}).get("key") == key for d in rows):
+                return
+            detail = {**detail, "key": key}
+        session.add(
+            LifecycleEvent(
+                at=utcnow(),
+                tenant_id=tenant_id,
+                operation=operation,
+                from_state=None,
+                to_state=None,
+                workflow_id=workflow_id,
+                actor=actor,
+                detail=detail,
+            )
+        )
 
     async def events(self, tenant_id: str, *, limit: int = 100, offset: int = 0) -> list[EventView]:
         """Audit rows of a tenant, oldest first."""
@@ -271,6 +299,9 @@ class TenantRepository:
                     started_at=now,
                 )
                 session.add(op)
+            elif op.status != "running" and update_.status == "running":
+                # a new run under a reused workflow id (e.g. a second upgrade): start afresh
+                op.started_at, op.finished_at, op.result, op.error = now, None, None, None
             op.status = update_.status
             if update_.step is not None:
                 op.step = update_.step
@@ -333,6 +364,92 @@ class TenantRepository:
         async with self.sessions() as session:
             op = await session.get(Operation, workflow_id)
             return None if op is None else OperationView.model_validate(op, from_attributes=True)
+
+    # -- plan changes and usage --------------------------------------------------------------
+
+    async def replace_entitlements(
+        self, tenant_id: str, limits: dict[str, int], event: StepEventInput
+    ) -> TenantView:
+        """Replace the tenant's entitlements with ``limits`` (no state change) and append the
+        audit row ``event`` (once per ``event.key``), in one transaction."""
+        async with self.sessions.begin() as session:
+            tenant = await self._locked(session, tenant_id)
+            await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant_id))
+            self._write_entitlements(session, tenant_id, limits, utcnow())
+            await self._add_event_once(
+                session,
+                tenant_id,
+                event.operation,
+                event.workflow_id,
+                event.actor,
+                {**event.detail, "entitlements": limits},
+                event.key,
+            )
+            await session.flush()
+            return await self._view(session, tenant)
+
+    async def set_pending_plan_change(self, data: PendingChangeInput) -> TenantView:
+        """Set or clear ``pending_plan_change`` without a state change, audited.
+
+        Setting bumps ``version`` and needs the tenant ACTIVE on ``change["from_plan"]``
+        (else :class:`StateConflict` naming state and plan); clearing only clears the pending
+        change of ``data.workflow_id`` and always audits (``cleared`` says if it did).
+        """
+        async with self.sessions.begin() as session:
+            tenant = await self._locked(session, data.tenant_id)
+            detail: dict[str, Any] = {"reason": data.reason} if data.reason else {}
+            if data.change is not None:
+                if tenant.state != TenantState.ACTIVE.value:
+                    raise StateConflict(
+                        f"tenant '{tenant.id}' is {tenant.state}; a pending plan change needs "
+                        "ACTIVE"
+                    )
+                if tenant.plan != data.change.get("from_plan"):
+                    raise StateConflict(
+                        f"tenant '{tenant.id}' is on plan '{tenant.plan}', not "
+                        f"'{data.change.get('from_plan')}'"
+                    )
+                if tenant.pending_plan_change != data.change:
+                    tenant.pending_plan_change = data.change
+                    tenant.version += 1
+                    tenant.updated_at = utcnow()
+                detail |= {"step": "pending-plan-change", "pending_plan_change": data.change}
+            else:
+                pending = tenant.pending_plan_change or {}
+                cleared = pending.get("workflow_id") == data.workflow_id
+                if cleared:
+                    tenant.pending_plan_change = None
+                    tenant.version += 1
+                    tenant.updated_at = utcnow()
+                detail |= {"step": "pending-plan-change-cleared", "cleared": cleared}
+            await self._add_event_once(
+                session,
+                tenant.id,
+                data.operation,
+                data.workflow_id,
+                data.actor,
+                detail,
+                data.key,
+            )
+            await session.flush()
+            return await self._view(session, tenant)
+
+    async def record_usage(self, tenant_id: str, usage: dict[str, int]) -> TenantView:
+        """Merge ``usage`` (resource -> amount) into the tenant's recorded usage; resources not
+        named keep their value. Metering, not a lifecycle change: no version bump, no audit."""
+        async with self.sessions.begin() as session:
+            tenant = await self._locked(session, tenant_id)
+            tenant.usage = {**(tenant.usage or {}), **usage}
+            await session.flush()
+            return await self._view(session, tenant)
+
+    @staticmethod
+    async def _locked(session: AsyncSession, tenant_id: str) -> Tenant:
+        """The tenant row, locked for this transaction (FOR UPDATE; SQLite locks on BEGIN)."""
+        tenant = await session.get(Tenant, tenant_id, with_for_update=True)
+        if tenant is None:
+            raise TenantNotFound(tenant_id)
+        return tenant
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -197,3 +197,6 @@ async def serve_api(lc: LifecycleClient) -> AsyncIterator[httpx.AsyncClient]:
         yield http
     server.should_exit = True
     await task
+
+
+from tests.plan_fixtures import stripe_server  # noqa: E402,F401

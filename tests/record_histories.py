@@ -2,7 +2,8 @@
 
     .venv/bin/python -m tests.record_histories
 
-Each scenario runs the real workflow with the real worker on the time-skipping test server
+Each scenario runs the real workflow with the real worker on the time-skipping test server,
+billing against the Stripe-compatible test server,
 and saves ``(await handle.fetch_history()).to_json()`` as ``<WorkflowClass>.json``.
 ``tests/test_replay.py`` replays them all on every test run, so a change that would break
 running executions fails CI. Refresh the files only for a *compatible* change (one guarded by
@@ -23,7 +24,10 @@ from temporalio.testing import WorkflowEnvironment
 from lifecycle.client import LifecycleClient
 from lifecycle.devserver import installed_binary
 from lifecycle.models import OnboardRequest
-from tests.conftest import make_settings, register_search_attributes, running_stack
+from lifecycle.plans import load_plans
+from tests.conftest import register_search_attributes, running_stack
+from tests.plan_fixtures import billing_settings
+from tests.stripe_server import StripeServer
 
 HISTORIES = Path(__file__).with_name("histories")
 Scenario = Callable[[LifecycleClient], Awaitable[WorkflowHandle]]
@@ -38,7 +42,33 @@ async def onboarding(lc: LifecycleClient) -> WorkflowHandle:
     return handle
 
 
-SCENARIOS: dict[str, Scenario] = {"OnboardingWorkflow": onboarding}
+async def _onboarded(lc: LifecycleClient, tenant_id: str, plan: str) -> None:
+    started = await lc.onboard_tenant(
+        OnboardRequest(tenant_id=tenant_id, name=tenant_id, email=f"ops@{tenant_id}.io", plan=plan)
+    )
+    await lc.handle(started.workflow_id).result()
+
+
+async def upgrade(lc: LifecycleClient) -> WorkflowHandle:
+    await _onboarded(lc, "up-co", "starter")
+    handle = lc.handle((await lc.upgrade_tenant("up-co", "professional")).workflow_id)
+    await handle.result()
+    return handle
+
+
+async def downgrade(lc: LifecycleClient) -> WorkflowHandle:
+    """A period-end downgrade: its history holds the durable timer."""
+    await _onboarded(lc, "down-co", "professional")
+    handle = lc.handle((await lc.downgrade_tenant("down-co", "starter")).workflow_id)
+    await handle.result()
+    return handle
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "OnboardingWorkflow": onboarding,
+    "UpgradeWorkflow": upgrade,
+    "DowngradeWorkflow": downgrade,
+}
 
 
 async def record(names: list[str] | None = None) -> list[Path]:
@@ -50,19 +80,25 @@ async def record(names: list[str] | None = None) -> list[Path]:
         data_converter=pydantic_data_converter,
     )
     written = []
+    stripe = StripeServer()
+    for plan in load_plans().plans:
+        stripe.add_price(plan.price_id, plan.monthly_price_cents)
+    await stripe.start()
     try:
         await register_search_attributes(env)
         for name, scenario in SCENARIOS.items():
             if names and name not in names:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
-                async with running_stack(env, make_settings(Path(tmp))) as lc:
+                settings = billing_settings(Path(tmp), stripe)
+                async with running_stack(env, settings) as lc, env.time_skipping_unlocked():
                     handle = await scenario(lc)
                     history = await handle.fetch_history()
             path = HISTORIES / f"{name}.json"
             path.write_text(history.to_json(), encoding="utf-8")
             written.append(path)
     finally:
+        await stripe.stop()
         await env.shutdown()
     return written
 

@@ -1,0 +1,84 @@
+"""Fixtures and helpers of the plan-change tests: the Stripe-compatible test server, settings
+billing through it, onboarded tenants, waiting for workflows in the time-skipping server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from lifecycle.client import LifecycleClient
+from lifecycle.config import Settings
+from lifecycle.models import OnboardRequest, TenantView
+from lifecycle.plans import load_plans
+from tests.conftest import make_settings, uid
+from tests.stripe_server import StripeServer
+
+
+@pytest.fixture
+async def stripe_server() -> AsyncIterator[StripeServer]:
+    """A fresh Stripe-compatible server on 127.0.0.1 with the shipped plans' prices."""
+    server = StripeServer()
+    for plan in load_plans().plans:
+        server.add_price(plan.price_id, plan.monthly_price_cents)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def sync_clock(server: StripeServer, env: WorkflowEnvironment) -> datetime:
+    """Set the server's clock to ``env``'s (the session's time-skipping server runs ahead of
+    the wall clock by every timer earlier tests skipped); returns that time (UTC)."""
+    now = await env.get_current_time()
+    server.clock_offset = (now - datetime.now(UTC)).total_seconds()
+    return now
+
+
+def billing_settings(tmp_path: Path, server: StripeServer, **overrides: object) -> Settings:
+    """Test settings with billing on, pointed at ``server``."""
+    return make_settings(
+        tmp_path, stripe_api_key=server.api_key, stripe_api_base=server.url, **overrides
+    )
+
+
+async def onboarded(
+    lc: LifecycleClient, plan: str, usage: dict[str, int] | None = None, prefix: str = "t"
+) -> TenantView:
+    """A new ACTIVE tenant on ``plan`` (onboarded through its workflow), with ``usage``."""
+    tenant_id = uid(prefix)
+    started = await lc.onboard_tenant(
+        OnboardRequest(tenant_id=tenant_id, name=tenant_id, email=f"ops@{tenant_id}.io", plan=plan)
+    )
+    await lc.handle(started.workflow_id).result()
+    if usage:
+        await lc.record_usage(tenant_id, usage)
+    return await lc.get_tenant(tenant_id)
+
+
+async def finish(env: WorkflowEnvironment, lc: LifecycleClient, workflow_id: str) -> Any:
+    """The workflow's result, with the test server skipping time (timers and retry backoffs
+    pass at once). Only handles from ``start_workflow`` skip time by themselves; the client
+    hands out workflow ids, so this unlocks time skipping around the wait."""
+    async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
+        return await lc.handle(workflow_id).result()
+
+
+async def replay(lc: LifecycleClient, workflow_id: str) -> None:
+    """Replay the workflow's recorded history against the current workflow code with the
+    worker's sandbox: raises when the code is not deterministic."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.worker import Replayer
+
+    from worker import WORKFLOWS, workflow_runner
+
+    history = await lc.handle(workflow_id).fetch_history()
+    replayer = Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    await replayer.replay_workflow(history)

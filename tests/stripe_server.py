@@ -1,0 +1,395 @@
+"""A small Stripe-compatible HTTP server for the tests (test infrastructure, not product code).
+
+The product talks to Stripe through the official ``stripe`` SDK; the tests point that SDK at
+this server (``Settings.stripe_api_base``) on 127.0.0.1. It serves exactly the endpoints the
+product calls, with Stripe's wire format (form-encoded bodies with ``a[b][0][c]`` keys, JSON
+answers, ``{"error": {...}}`` errors with Stripe's types and codes):
+
+- ``POST /v1/customers``, ``DELETE /v1/customers/{id}``
+- ``POST /v1/subscriptions``, ``GET /v1/subscriptions/{id}``, ``DELETE /v1/subscriptions/{id}``
+- ``POST /v1/subscription_items/{id}`` (``price``, ``proration_behavior``)
+
+Prices are objects the server is seeded with (:meth:`StripeServer.add_price`); an unknown price
+is Stripe's 400 ``resource_missing``. Each subscription has one period of 30 days from its
+creation on its item (``items.data[0].current_period_start/_end``, API >= 2025-03-31); the
+product waits for the period end itself (a durable timer), so no schedule endpoint is needed.
+
+Idempotency follows Stripe's documentation: a mutating request with an ``Idempotency-Key``
+that the endpoint executed stores its status and body; the same key with the same parameters
+answers the stored response (header ``Idempotent-Replayed: true``); the same key with other
+parameters is a 400 ``idempotency_error``. A request that fails before the endpoint executes
+(the ``server_error`` switch) stores nothing, so its retry executes.
+
+Tests assert on :attr:`StripeServer.journal` (every request, with its idempotency key),
+:attr:`StripeServer.price_changes` (each effective change of a subscription item's price) and
+:attr:`StripeServer.prorations` (proration lines, negative = credit), and provoke failures with
+:meth:`StripeServer.fail`: ``card_declined`` (402 ``card_error``, stored like Stripe does),
+``server_error`` (500, nothing executed), ``timeout_after_commit`` (the change is executed and
+stored, then the connection is dropped without an answer, as if the client timed out).
+
+:func:`sign_webhook` signs an event payload the way Stripe signs webhooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+PERIOD_SECONDS = 30 * 24 * 3600
+PRORATION_BEHAVIORS = {"create_prorations", "always_invoice", "none"}
+FailureMode = Literal["card_declined", "server_error", "timeout_after_commit"]
+
+
+def sign_webhook(payload: str, secret: str, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` header for ``payload``: ``t=<unix seconds>,v1=<hex>`` where
+    ``v1`` is HMAC-SHA256 with key ``secret`` over ``f"{t}.{payload}"`` (Stripe's scheme)."""
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's form encoding back to nested values: ``items[0][price]=p`` ->
+    ``{"items": [{"price": "p"}]}`` (numeric keys become list positions)."""
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        parts = re.findall(r"[^\[\]]+", key)
+        node: dict[str, Any] = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return _lists(root)
+
+
+def _lists(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if node and all(k.isdigit() for k in node):
+        return [_lists(node[k]) for k in sorted(node, key=int)]
+    return {k: _lists(v) for k, v in node.items()}
+
+
+@dataclass
+class JournalEntry:
+    """One request as the server saw it; ``at_ns`` is ``time.monotonic_ns()`` on arrival."""
+
+    method: str
+    path: str
+    params: dict[str, Any]
+    idempotency_key: str | None
+    at_ns: int
+    status: int = 0
+    replayed: bool = False
+    failure: str | None = None
+
+
+@dataclass
+class _Failure:
+    method: str
+    path_prefix: str
+    mode: FailureMode
+    times: int
+
+
+class StripeError(Exception):
+    def __init__(self, status: int, type_: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"type": type_, "message": message, **extra}}
+
+
+def _missing(kind: str, ident: str, param: str | None = None) -> StripeError:
+    extra = {"param": param} if param else {}
+    return StripeError(
+        404 if param is None else 400,
+        "invalid_request_error",
+        f"No such {kind}: '{ident}'",
+        code="resource_missing",
+        **extra,
+    )
+
+
+@dataclass
+class StripeServer:
+    """The server's state and its aiohttp application; :meth:`start` serves it on loopback."""
+
+    api_key: str = "sk_test_lifecycle"
+    prices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    journal: list[JournalEntry] = field(default_factory=list)
+    price_changes: list[dict[str, Any]] = field(default_factory=list)
+    prorations: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+    #: Seconds added to the wall clock, like a Stripe test clock: set it to a time-skipping
+    #: Temporal server's offset so that periods end in the workflows' time.
+    clock_offset: float = 0.0
+    _failures: list[_Failure] = field(default_factory=list)
+    _idempotency: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
+    _counter: int = 0
+    _runner: web.AppRunner | None = None
+
+    # -- control from the tests ------------------------------------------------------------
+
+    def add_price(self, price_id: str, unit_amount: int) -> None:
+        """Seed a monthly recurring price of ``unit_amount`` cents (USD)."""
+        self.prices[price_id] = {
+            "id": price_id,
+            "object": "price",
+            "active": True,
+            "currency": "usd",
+            "unit_amount": unit_amount,
+            "recurring": {"interval": "month", "interval_count": 1},
+            "type": "recurring",
+        }
+
+    def fail(self, method: str, path_prefix: str, mode: FailureMode, times: int = 1) -> None:
+        """Make the next ``times`` requests ``method path_prefix*`` fail with ``mode``."""
+        self._failures.append(_Failure(method.upper(), path_prefix, mode, times))
+
+    def now(self) -> int:
+        """The server's current time, unix seconds."""
+        return int(time.time() + self.clock_offset)
+
+    def mutations(self) -> list[JournalEntry]:
+        """Journal entries of mutating requests (POST and DELETE)."""
+        return [e for e in self.journal if e.method in ("POST", "DELETE")]
+
+    def item_price(self, subscription_id: str) -> str:
+        """The price id of the subscription's (first) item."""
+        return self.subscriptions[subscription_id]["items"]["data"][0]["price"]["id"]
+
+    async def start(self) -> str:
+        """Serve on a free 127.0.0.1 port; returns the base URL (``http://127.0.0.1:<port>``)."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        pairs = list(request.query.items())
+        if request.method == "POST":
+            pairs += list((await request.post()).items())  # type: ignore[arg-type]
+        params = decode_form([(k, str(v)) for k, v in pairs])
+        key = request.headers.get("Idempotency-Key")
+        entry = JournalEntry(request.method, request.path, params, key, time.monotonic_ns())
+        self.journal.append(entry)
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._answer(entry, 401, {"error": {"type": "invalid_request_error"}})
+        failure = self._take_failure(request.method, request.path)
+        entry.failure = failure
+        if failure == "server_error":
+            return self._answer(entry, 500, {"error": {"type": "api_error", "message": "boom"}})
+        fingerprint = json.dumps([request.method, request.path, params], sort_keys=True)
+        if key and request.method != "GET" and key in self._idempotency:
+            stored_fp, status, body = self._idempotency[key]
+            if stored_fp != fingerprint:
+                return self._answer(
+                    entry,
+                    400,
+                    {
+                        "error": {
+                            "type": "idempotency_error",
+                            "message": "Keys for idempotent requests can only be used with the "
+                            "same parameters they were first used with.",
+                        }
+                    },
+                )
+            entry.replayed = True
+            return self._answer(entry, status, body, {"Idempotent-Replayed": "true"})
+        if failure == "card_declined":
+            error = StripeError(
+                402,
+                "card_error",
+                "Your card was declined.",
+                code="card_declined",
+                decline_code="generic_decline",
+            )
+            status, body = error.status, error.body
+        else:
+            try:
+                status, body = 200, self._route(request.method, request.path, params)
+            except StripeError as exc:
+                status, body = exc.status, exc.body
+        if key and request.method != "GET":
+            self._idempotency[key] = (fingerprint, status, body)
+        if failure == "timeout_after_commit":
+            entry.status = status
+            assert request.transport is not None
+            request.transport.abort()  # committed, but the client never hears about it
+            return web.Response()
+        return self._answer(entry, status, body)
+
+    @staticmethod
+    def _answer(
+        entry: JournalEntry,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        entry.status = status
+        return web.json_response(body, status=status, headers=headers)
+
+    def _take_failure(self, method: str, path: str) -> str | None:
+        for failure in self._failures:
+            if (
+                failure.times > 0
+                and failure.method == method
+                and path.startswith(failure.path_prefix)
+            ):
+                failure.times -= 1
+                return failure.mode
+        return None
+
+    def _route(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        parts = path.strip("/").split("/")
+        match method, parts:
+            case "POST", ["v1", "customers"]:
+                return self._create_customer(params)
+            case "DELETE", ["v1", "customers", ident]:
+                if self.customers.pop(ident, None) is None:
+                    raise _missing("customer", ident)
+                return {"id": ident, "object": "customer", "deleted": True}
+            case "POST", ["v1", "subscriptions"]:
+                return self._create_subscription(params)
+            case "GET", ["v1", "subscriptions", ident]:
+                return self._subscription(ident)
+            case "DELETE", ["v1", "subscriptions", ident]:
+                sub = self._subscription(ident)
+                sub.update(status="canceled", canceled_at=self.now())
+                return sub
+            case "POST", ["v1", "subscription_items", ident]:
+                return self._update_item(ident, params)
+        raise StripeError(404, "invalid_request_error", f"Unrecognized request URL ({path})")
+
+    # -- resources -------------------------------------------------------------------------
+
+    def _id(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}_test{self._counter:06d}"
+
+    def _create_customer(self, params: dict[str, Any]) -> dict[str, Any]:
+        customer = {
+            "id": self._id("cus"),
+            "object": "customer",
+            "name": params.get("name"),
+            "email": params.get("email"),
+            "metadata": params.get("metadata", {}),
+            "created": self.now(),
+        }
+        self.customers[customer["id"]] = customer
+        return customer
+
+    def _price(self, price_id: str) -> dict[str, Any]:
+        if price_id not in self.prices:
+            raise _missing("price", price_id, param="price")
+        return self.prices[price_id]
+
+    def _create_subscription(self, params: dict[str, Any]) -> dict[str, Any]:
+        customer = params.get("customer", "")
+        if customer not in self.customers:
+            raise _missing("customer", customer, param="customer")
+        items = params.get("items") or []
+        if len(items) != 1:
+            raise StripeError(400, "invalid_request_error", "exactly one item is supported")
+        price = self._price(items[0].get("price", ""))
+        now = self.now()
+        sub_id = self._id("sub")
+        item = {
+            "id": self._id("si"),
+            "object": "subscription_item",
+            "price": price,
+            "quantity": 1,
+            "subscription": sub_id,
+            "current_period_start": now,
+            "current_period_end": now + PERIOD_SECONDS,
+        }
+        sub = {
+            "id": sub_id,
+            "object": "subscription",
+            "customer": customer,
+            "status": "active",
+            "metadata": params.get("metadata", {}),
+            "start_date": now,
+            "billing_cycle_anchor": now + PERIOD_SECONDS,
+            "cancel_at_period_end": False,
+            "items": {
+                "object": "list",
+                "data": [item],
+                "has_more": False,
+                "url": f"/v1/subscription_items?subscription={sub_id}",
+            },
+        }
+        self.subscriptions[sub_id] = sub
+        return sub
+
+    def _subscription(self, ident: str) -> dict[str, Any]:
+        if ident not in self.subscriptions:
+            raise _missing("subscription", ident)
+        return self.subscriptions[ident]
+
+    def _update_item(self, ident: str, params: dict[str, Any]) -> dict[str, Any]:
+        item = next(
+            (
+                i
+                for s in self.subscriptions.values()
+                for i in s["items"]["data"]
+                if i["id"] == ident
+            ),
+            None,
+        )
+        if item is None:
+            raise _missing("subscription_item", ident)
+        behavior = params.get("proration_behavior", "create_prorations")
+        if behavior not in PRORATION_BEHAVIORS:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"Invalid proration_behavior: must be one of {sorted(PRORATION_BEHAVIORS)}",
+                param="proration_behavior",
+            )
+        if "price" in params:
+            new, old = self._price(params["price"]), item["price"]
+            if new["id"] != old["id"]:
+                self._change_price(item, old, new, behavior)
+        return item
+
+    def _change_price(
+        self, item: dict[str, Any], old: dict[str, Any], new: dict[str, Any], behavior: str
+    ) -> None:
+        now = self.now()
+        self.price_changes.append(
+            {
+                "subscription": item["subscription"],
+                "item": item["id"],
+                "from": old["id"],
+                "to": new["id"],
+                "proration_behavior": behavior,
+                "at": now,
+            }
+        )
+        if behavior != "none":
+            remaining = max(item["current_period_end"] - now, 0) / PERIOD_SECONDS
+            delta = (new["unit_amount"] - old["unit_amount"]) * remaining
+            self.prorations.append(
+                {"subscription": item["subscription"], "amount": round(delta), "to": new["id"]}
+            )
+        item["price"] = new

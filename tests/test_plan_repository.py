@@ -1,0 +1,106 @@
+"""Plan-change writes of the repository on SQLite and PostgreSQL: entitlements, pending plan
+change, usage, and the reset of a reused operation id."""
+
+import pytest
+
+from lifecycle.errors import StateConflict, TenantNotFound
+from lifecycle.models import OperationUpdate, TransitionInput
+from lifecycle.plan_changes import PendingChangeInput, StepEventInput
+from lifecycle.repository import TenantRepository
+from lifecycle.states import TenantState as S
+from tests.test_repository import LIMITS, _create
+
+PENDING = {"from_plan": "starter", "to_plan": "free", "workflow_id": "wf-down"}
+
+
+def _pending(change: dict | None, key: str, reason: str | None = None) -> PendingChangeInput:
+    return PendingChangeInput(
+        tenant_id="acme",
+        change=change,
+        workflow_id="wf-down",
+        operation="downgrade",
+        reason=reason,
+        key=key,
+    )
+
+
+async def test_replace_entitlements_audits_once_per_key(repository: TenantRepository) -> None:
+    await _create(repository)
+    event = StepEventInput(
+        tenant_id="acme", operation="upgrade", workflow_id="wf", key="wf:run:provision"
+    )
+    bigger = {**LIMITS, "users": 50}
+    await repository.replace_entitlements("acme", bigger, event)
+    tenant = await repository.replace_entitlements("acme", bigger, event)  # a retry
+    assert tenant.entitlements == bigger and tenant.version == 1  # no state change
+    rows = [e for e in await repository.events("acme") if e.operation == "upgrade"]
+    assert [(r.detail["key"], r.detail["entitlements"]["users"]) for r in rows] == [
+        ("wf:run:provision", 50)
+    ]
+    with pytest.raises(TenantNotFound):
+        await repository.replace_entitlements("nobody", bigger, event)
+
+
+async def test_pending_plan_change_set_and_cleared_by_its_workflow_only(
+    repository: TenantRepository,
+) -> None:
+    await _create(repository)
+    tenant = await repository.set_pending_plan_change(_pending(PENDING, "k1"))
+    assert tenant.pending_plan_change == PENDING and tenant.version == 2
+    assert (await repository.set_pending_plan_change(_pending(PENDING, "k1"))).version == 2
+
+    other = _pending(None, "k2", "not mine").model_copy(update={"workflow_id": "wf-other"})
+    assert (await repository.set_pending_plan_change(other)).pending_plan_change == PENDING
+    cleared = await repository.set_pending_plan_change(_pending(None, "k3", "cancelled"))
+    assert cleared.pending_plan_change is None and cleared.version == 3
+    details = [e.detail for e in await repository.events("acme") if e.operation == "downgrade"]
+    assert [(d["step"], d.get("cleared"), d.get("reason")) for d in details] == [
+        ("pending-plan-change", None, None),
+        ("pending-plan-change-cleared", False, "not mine"),
+        ("pending-plan-change-cleared", True, "cancelled"),
+    ]
+
+    with pytest.raises(StateConflict, match="on plan 'starter', not 'professional'"):
+        await repository.set_pending_plan_change(
+            _pending({**PENDING, "from_plan": "professional"}, "k4")
+        )
+    await repository.transition(
+        TransitionInput(
+            tenant_id="acme",
+            from_states=[S.ACTIVE],
+            to_state=S.SUSPENDED,
+            operation="suspend",
+            workflow_id="wf-s",
+        )
+    )
+    with pytest.raises(StateConflict, match="is SUSPENDED"):
+        await repository.set_pending_plan_change(_pending(PENDING, "k5"))
+
+
+async def test_record_usage_merges_without_version_bump(repository: TenantRepository) -> None:
+    await _create(repository)
+    await repository.record_usage("acme", {"users": 5, "storage_gb": 2})
+    tenant = await repository.record_usage("acme", {"users": 7})
+    assert tenant.usage == {"users": 7, "storage_gb": 2} and tenant.version == 1
+    assert (await repository.get("acme")).usage == {"users": 7, "storage_gb": 2}
+
+
+async def test_reused_operation_id_starts_afresh(repository: TenantRepository) -> None:
+    def update(status: str, **fields: object) -> OperationUpdate:
+        return OperationUpdate(
+            workflow_id="tenant-acme-upgrade",
+            tenant_id="acme",
+            kind="upgrade",
+            status=status,  # type: ignore[arg-type]
+            **fields,
+        )
+
+    await repository.record_operation(update("running", step="lock"))
+    await repository.record_operation(update("failed", step="failed", error="card declined"))
+    await repository.record_operation(update("running", step="lock"))  # the next run
+    op = await repository.operation("tenant-acme-upgrade")
+    assert op and (op.status, op.error, op.result, op.finished_at) == ("running", None, None, None)
+    await repository.record_operation(update("running", step="billing"))
+    await repository.record_operation(update("completed", result={"plan": "professional"}))
+    op = await repository.operation("tenant-acme-upgrade")
+    assert op and op.error is None and op.result == {"plan": "professional"}

@@ -1,0 +1,225 @@
+"""Upgrade saga in the time-skipping test server, billing through the Stripe test server."""
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
+
+from lifecycle.errors import InvalidInput, StateConflict
+from lifecycle.models import TransitionInput
+from lifecycle.plan_changes import PendingChangeInput
+from lifecycle.states import TenantState
+from tests.conftest import make_settings, running_stack
+from tests.plan_fixtures import billing_settings, finish, onboarded, replay
+from tests.stripe_server import StripeServer
+
+ITEMS = "/v1/subscription_items/"
+
+
+def limits(lc, plan: str) -> dict[str, int]:
+    return lc.settings.plans.get(plan).limits.as_dict()
+
+
+async def test_upgrade_provisions_then_bills_with_proration(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
+        tenant = await onboarded(lc, "starter")
+        sub = tenant.billing_subscription_id
+        assert sub and stripe_server.item_price(sub) == "price_starter"
+
+        started = await lc.upgrade_tenant(tenant.tenant_id, "professional")
+        assert started.workflow_id == f"tenant-{tenant.tenant_id}-upgrade"
+        result = await lc.handle(started.workflow_id).result()
+
+        assert result["outcome"] == "changed" and result["plan"] == "professional"
+        after = await lc.get_tenant(tenant.tenant_id)
+        assert after.state is TenantState.ACTIVE and after.plan == "professional"
+        assert after.entitlements == limits(lc, "professional")
+        # server side: the item is on the new price, changed once, with proration
+        assert stripe_server.item_price(sub) == "price_professional"
+        changes = [
+            (c["from"], c["to"], c["proration_behavior"]) for c in stripe_server.price_changes
+        ]
+        assert changes == [("price_starter", "price_professional", "create_prorations")]
+        assert stripe_server.prorations[0]["amount"] > 0  # charge for the rest of the period
+        assert all(e.idempotency_key for e in stripe_server.mutations())
+
+        events = await lc.repository.events(tenant.tenant_id)
+        upgrade = [e for e in events if e.operation == "upgrade"]
+        assert [(e.from_state, e.to_state, e.detail.get("step")) for e in upgrade] == [
+            ("ACTIVE", "UPGRADING", None),
+            (None, None, "provision-entitlements"),
+            ("UPGRADING", "ACTIVE", None),
+        ]
+        assert upgrade[2].detail["billing"]["detail"]["previous_price"] == "price_starter"
+        op = await lc.operation(started.workflow_id)
+        assert op is not None and op.status == "completed" and op.step == "completed"
+
+
+async def test_card_declined_after_provisioning_compensates(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
+        tenant = await onboarded(lc, "starter")
+        stripe_server.fail("POST", ITEMS, "card_declined")
+        started = await lc.upgrade_tenant(tenant.tenant_id, "enterprise")
+        with pytest.raises(WorkflowFailureError) as err:
+            await lc.handle(started.workflow_id).result()
+        assert "card declined" in str(err.value.cause)
+
+        after = await lc.get_tenant(tenant.tenant_id)
+        assert after.state is TenantState.ACTIVE and after.plan == "starter"
+        assert after.entitlements == limits(lc, "starter")
+        assert stripe_server.item_price(tenant.billing_subscription_id) == "price_starter"
+        assert stripe_server.price_changes == []
+        declined = [e for e in stripe_server.journal if e.path.startswith(ITEMS)]
+        assert [e.status for e in declined] == [402]  # a decline is not retried
+
+        events = await lc.repository.events(tenant.tenant_id)
+        events = [e for e in events if e.operation == "upgrade"]
+        steps = [(e.from_state, e.to_state, e.detail.get("step")) for e in events]
+        assert steps == [
+            ("ACTIVE", "UPGRADING", None),
+            (None, None, "provision-entitlements"),
+            (None, None, "restore-entitlements"),
+            ("UPGRADING", "ACTIVE", None),
+        ]
+        unlock = events[-1].detail
+        assert unlock["failed_step"] == "billing" and unlock["cause"]["type"] == "CardDeclined"
+        assert "card declined" in unlock["reason"]
+        assert unlock["compensations"] == [
+            {"step": "revert-billing", "outcome": "nothing to undo"},
+            {"step": "restore-entitlements", "outcome": "restored the starter entitlements"},
+        ]
+        op = await lc.operation(started.workflow_id)
+        assert op is not None and op.status == "failed"
+        assert op.result and op.result["outcome"] == "compensated"
+        assert op.result["cause"]["type"] == "CardDeclined" and "card declined" in (op.error or "")
+        await replay(lc, started.workflow_id)
+
+
+async def test_timeout_after_commit_retries_with_same_key_and_bills_once(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    """Stripe commits the change but the answer is lost (a crash from the activity's view):
+    the retried activity sends the same idempotency key and gets the stored answer."""
+    async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
+        tenant = await onboarded(lc, "free")
+        stripe_server.fail("POST", ITEMS, "timeout_after_commit")
+        stripe_server.fail("POST", ITEMS, "server_error")  # then one transient 500
+        started = await lc.upgrade_tenant(tenant.tenant_id, "starter")
+        result = await finish(time_env, lc, started.workflow_id)  # backoffs skipped
+        assert result["plan"] == "starter"
+
+        calls = [e for e in stripe_server.journal if e.path.startswith(ITEMS)]
+        assert [(e.failure, e.status, e.replayed) for e in calls] == [
+            ("timeout_after_commit", 200, False),
+            ("server_error", 500, False),
+            (None, 200, True),
+        ]
+        assert len({e.idempotency_key for e in calls}) == 1
+        assert started.workflow_id in (calls[0].idempotency_key or "")
+        assert len(stripe_server.price_changes) == 1 and len(stripe_server.prorations) == 1
+        assert stripe_server.item_price(tenant.billing_subscription_id) == "price_starter"
+
+
+async def test_later_upgrades_under_the_same_workflow_id_get_new_keys(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    """Workflow ids are reused per tenant; idempotency keys are per run, so a later upgrade
+    is not mistaken for a retry (Stripe would answer idempotency_error), and the operation
+    row of the id starts afresh with each run."""
+    async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
+        tenant = await onboarded(lc, "free")
+        stripe_server.fail("POST", ITEMS, "card_declined")
+        for plan in ("starter", "starter", "professional"):
+            started = await lc.upgrade_tenant(tenant.tenant_id, plan)
+            try:
+                await lc.handle(started.workflow_id).result()
+            except WorkflowFailureError:
+                assert plan == "starter" and not stripe_server.price_changes
+        keys = [e.idempotency_key for e in stripe_server.journal if e.path.startswith(ITEMS)]
+        assert len(keys) == len(set(keys)) == 3
+        assert [c["to"] for c in stripe_server.price_changes] == [
+            "price_starter",
+            "price_professional",
+        ]
+        op = await lc.operation(started.workflow_id)
+        assert op is not None and op.result and op.result["from_plan"] == "starter"
+        assert op.error is None  # not the first run's card decline
+
+
+async def test_upgrade_tolerates_a_stale_pending_downgrade(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A pending change whose downgrade workflow is gone (e.g. terminated by an operator):
+    the upgrade clears it and its cancel signal finds nothing to cancel."""
+    async with running_stack(time_env, make_settings(tmp_path)) as lc:
+        tenant = await onboarded(lc, "starter")
+        stale = {"from_plan": "starter", "to_plan": "free", "workflow_id": "gone-downgrade"}
+        await lc.repository.set_pending_plan_change(
+            PendingChangeInput(
+                tenant_id=tenant.tenant_id,
+                change=stale,
+                workflow_id="gone-downgrade",
+                operation="downgrade",
+                key="k",
+            )
+        )
+        started = await lc.upgrade_tenant(tenant.tenant_id, "professional")
+        assert (await lc.handle(started.workflow_id).result())["plan"] == "professional"
+        after = await lc.get_tenant(tenant.tenant_id)
+        assert (after.plan, after.pending_plan_change) == ("professional", None)
+
+
+async def test_invalid_price_is_not_retried_and_compensates(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
+        tenant = await onboarded(lc, "starter")
+        del stripe_server.prices["price_professional"]  # the plans file names a missing price
+        started = await lc.upgrade_tenant(tenant.tenant_id, "professional")
+        with pytest.raises(WorkflowFailureError):
+            await lc.handle(started.workflow_id).result()
+        calls = [e for e in stripe_server.journal if e.path.startswith(ITEMS)]
+        assert [e.status for e in calls] == [400]
+        after = await lc.get_tenant(tenant.tenant_id)
+        assert (after.state, after.plan) == (TenantState.ACTIVE, "starter")
+        op = await lc.repository.operation(started.workflow_id)
+        assert op and op.result and op.result["cause"]["type"] == "InvalidBillingRequest"
+
+
+async def test_upgrade_validation_before_start(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with running_stack(time_env, make_settings(tmp_path)) as lc:
+        tenant = await onboarded(lc, "professional")
+        with pytest.raises(InvalidInput, match="from 'professional' to 'starter'"):
+            await lc.upgrade_tenant(tenant.tenant_id, "starter")
+        with pytest.raises(InvalidInput, match="unknown plan 'gold'"):
+            await lc.upgrade_tenant(tenant.tenant_id, "gold")
+        await lc.repository.transition(
+            TransitionInput(
+                tenant_id=tenant.tenant_id,
+                from_states=[TenantState.ACTIVE],
+                to_state=TenantState.SUSPENDED,
+                operation="suspend",
+                workflow_id="test",
+            )
+        )
+        with pytest.raises(StateConflict, match="is SUSPENDED; upgrade needs ACTIVE"):
+            await lc.upgrade_tenant(tenant.tenant_id, "enterprise")
+
+
+async def test_upgrade_in_limited_mode_skips_billing(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with running_stack(time_env, make_settings(tmp_path)) as lc:
+        tenant = await onboarded(lc, "free")
+        started = await lc.upgrade_tenant(tenant.tenant_id, "enterprise")
+        result = await lc.handle(started.workflow_id).result()
+        assert result["billing"]["skipped"] is True and result["plan"] == "enterprise"
+        after = await lc.get_tenant(tenant.tenant_id)
+        assert after.entitlements == limits(lc, "enterprise")

@@ -1,0 +1,201 @@
+"""Downgrade: move an ACTIVE tenant to a lower plan, at the billing period's end (default) or
+immediately. Workflow id ``tenant-<id>-downgrade``.
+
+At period end the tenant stays ACTIVE with ``pending_plan_change`` set while a durable timer
+runs until the current period's end (the subscription's, or in limited mode the next monthly
+anniversary of the tenant's creation); the ``cancel_downgrade`` signal, or an upgrade, cancels
+it. When the timer fires, usage is checked again (it may have grown), then the plan-change
+saga runs: entitlements reduced, billing changed without proration (the new price applies from
+the next invoice), ACTIVE. Immediately: the same saga now, with proration (a credit).
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.billing import BillingActivities, PeriodInput
+    from activities.plan_changes import PlanChangeActivities
+    from activities.tenants import TenantActivities
+    from activities.usage import UsageActivities
+    from lifecycle.operations import OperationKind
+    from lifecycle.plan_changes import (
+        CancelDowngrade,
+        PendingChangeInput,
+        PlanChangeInput,
+        UsageExceedsLimits,
+        pending_change,
+    )
+    from lifecycle.plans import usage_violations
+    from lifecycle.states import TenantState
+    from workflows.common import Operation, call, failure
+    from workflows.plan_change import PlanChangeSaga, step_key
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus ``months`` calendar months, the day clamped to the month's length."""
+    year, month0 = divmod(moment.month - 1 + months, 12)
+    year += moment.year
+    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
+    return moment.replace(year=year, month=month0 + 1, day=day)
+
+
+def next_anniversary(anchor: datetime, after: datetime) -> datetime:
+    """The first monthly anniversary of ``anchor`` (``anchor`` itself included) later than
+    ``after``: the end of the current billing period when billing is not available."""
+    months = 0
+    while (candidate := add_months(anchor, months)) <= after:
+        months += 1
+    return candidate
+
+
+@workflow.defn
+class DowngradeWorkflow:
+    """Downgrade ``data.tenant_id`` from ``data.from_plan`` to ``data.to_plan``."""
+
+    def __init__(self) -> None:
+        self.op: Operation | None = None
+        self.data: PlanChangeInput | None = None
+        self.effective_at: datetime | None = None
+        self.cancel: CancelDowngrade | None = None
+
+    @workflow.run
+    async def run(self, data: PlanChangeInput) -> dict[str, Any]:
+        self.data = data
+        self.op = op = Operation(data.tenant_id, OperationKind.DOWNGRADE, data.actor)
+        at_period_end = data.effective == "period_end"
+        if at_period_end:
+            await self._wait_for_period_end(data)
+            if self.cancel is not None:
+                return await self._cancelled(self.cancel)
+        await self._check_usage(data)
+        proration = "none" if at_period_end else data.proration_behavior
+        saga = PlanChangeSaga(op, data, TenantState.DOWNGRADING, proration)
+        try:
+            await saga.lock({"effective": data.effective})
+        except ApplicationError as err:
+            if at_period_end:  # e.g. SUSPENDED meanwhile: no change, say why
+                await self._clear_pending(f"not applied at period end: {err.message}")
+            raise
+        return await saga.apply(effective=data.effective, effective_at=self._effective_at_iso)
+
+    @workflow.signal
+    def cancel_downgrade(self, request: CancelDowngrade) -> None:
+        """Cancel a downgrade still waiting for the period end (ignored once it applies)."""
+        if self.cancel is None:
+            self.cancel = request
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        """Current step, target plan and when the downgrade takes effect (UTC)."""
+        return {
+            "operation": "downgrade",
+            "step": self.op.step if self.op else "queued",
+            "to_plan": self.data.to_plan if self.data else None,
+            "effective": self.data.effective if self.data else None,
+            "effective_at": self._effective_at_iso,
+        }
+
+    @property
+    def _effective_at_iso(self) -> str | None:
+        return self.effective_at.isoformat() if self.effective_at else None
+
+    # -- steps -----------------------------------------------------------------------------
+
+    async def _wait_for_period_end(self, data: PlanChangeInput) -> None:
+        """Show the pending change, then sleep durably until the period ends or a cancel."""
+        assert self.op is not None
+        op = self.op
+        await op.record("scheduling")
+        tenant = await call(TenantActivities.get_tenant, data.tenant_id, summary="read tenant")
+        period = await call(
+            BillingActivities.current_period,
+            PeriodInput(tenant_id=data.tenant_id, subscription_id=tenant.billing_subscription_id),
+            summary="current billing period",
+        )
+        self.effective_at = period.period_end or next_anniversary(
+            tenant.billing_period_end or tenant.created_at, workflow.now()
+        )
+        try:
+            await call(
+                PlanChangeActivities.set_pending_plan_change,
+                PendingChangeInput(
+                    tenant_id=data.tenant_id,
+                    change=pending_change(data, op.workflow_id, self.effective_at),
+                    workflow_id=op.workflow_id,
+                    operation=op.kind,
+                    actor=data.actor,
+                    key=step_key("pending"),
+                ),
+                summary=f"pending: {data.to_plan} at {self.effective_at:%Y-%m-%d}",
+            )
+        except ActivityError as err:
+            failed = failure(err, op.kind)
+            await op.record("failed", "failed", error=str(failed))
+            raise failed from err
+        await op.record("waiting-for-period-end")
+        delay = self.effective_at - workflow.now()
+        if delay > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: self.cancel is not None,
+                    timeout=delay,
+                    timeout_summary="billing period end",
+                )
+            except TimeoutError:
+                pass
+
+    async def _check_usage(self, data: PlanChangeInput) -> None:
+        """Refuse (non-retryable ``UsageExceedsLimits``) when usage exceeds the target."""
+        assert self.op is not None
+        await self.op.record("usage-check")
+        usage = await call(UsageActivities.current_usage, data.tenant_id, summary="usage")
+        violations = usage_violations(usage, data.limits)
+        if not violations:
+            return
+        message = UsageExceedsLimits(data.tenant_id, data.to_plan, violations).detail
+        if data.effective == "period_end":
+            await self._clear_pending(f"refused at period end: {message}")
+        await self.op.record("refused", "failed", error=message)
+        raise ApplicationError(
+            message,
+            {"violations": [v.model_dump() for v in violations]},
+            type="UsageExceedsLimits",
+            non_retryable=True,
+        )
+
+    async def _clear_pending(self, reason: str, actor: str | None = None) -> None:
+        assert self.op is not None and self.data is not None
+        await call(
+            PlanChangeActivities.set_pending_plan_change,
+            PendingChangeInput(
+                tenant_id=self.data.tenant_id,
+                change=None,
+                workflow_id=self.op.workflow_id,
+                operation=self.op.kind,
+                actor=actor or self.op.actor,
+                reason=reason,
+                key=step_key("clear-pending"),
+            ),
+            summary="clear pending plan change",
+        )
+
+    async def _cancelled(self, request: CancelDowngrade) -> dict[str, Any]:
+        assert self.op is not None and self.data is not None
+        await self._clear_pending(f"downgrade cancelled: {request.reason}", request.actor)
+        result = {
+            "outcome": "cancelled",
+            "tenant_id": self.data.tenant_id,
+            "plan": self.data.from_plan,
+            "to_plan": self.data.to_plan,
+            "effective_at": self._effective_at_iso,
+            "cancelled_by": request.actor,
+            "reason": request.reason,
+        }
+        await self.op.record("cancelled", "completed", result=result)
+        return result

@@ -1,0 +1,57 @@
+"""Upgrade: move an ACTIVE tenant to a higher plan now, entitlements first, then billing with
+proration (the saga in ``workflows/plan_change.py``). Workflow id ``tenant-<id>-upgrade``.
+
+A downgrade waiting for the period end is superseded: the lock clears the pending change and
+the downgrade workflow gets its ``cancel_downgrade`` signal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.tenants import TenantActivities
+    from lifecycle.operations import OperationKind
+    from lifecycle.plan_changes import CancelDowngrade, PlanChangeInput
+    from lifecycle.states import TenantState
+    from workflows.common import Operation, call
+    from workflows.downgrade import DowngradeWorkflow
+    from workflows.plan_change import PlanChangeSaga
+
+
+@workflow.defn
+class UpgradeWorkflow:
+    """Upgrade ``data.tenant_id`` from ``data.from_plan`` to ``data.to_plan``."""
+
+    def __init__(self) -> None:
+        self.op: Operation | None = None
+
+    @workflow.run
+    async def run(self, data: PlanChangeInput) -> dict[str, Any]:
+        self.op = op = Operation(data.tenant_id, OperationKind.UPGRADE, data.actor)
+        tenant = await call(TenantActivities.get_tenant, data.tenant_id, summary="read tenant")
+        pending = tenant.pending_plan_change
+        saga = PlanChangeSaga(op, data, TenantState.UPGRADING, data.proration_behavior)
+        await saga.lock({"cancelled_pending_plan_change": pending} if pending else None)
+        if pending:
+            # after the lock: a period-end timer firing meanwhile finds the tenant UPGRADING
+            await self._cancel_downgrade(pending["workflow_id"])
+        return await saga.apply()
+
+    async def _cancel_downgrade(self, downgrade_id: str) -> None:
+        handle = workflow.get_external_workflow_handle(downgrade_id)
+        reason = f"superseded by upgrade {workflow.info().workflow_id}"
+        try:
+            await handle.signal(
+                DowngradeWorkflow.cancel_downgrade, CancelDowngrade(actor="system", reason=reason)
+            )
+        except FailureError as err:  # the downgrade already ended: nothing to cancel
+            workflow.logger.info("downgrade %s not signalled: %s", downgrade_id, err)
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        """Current step of the upgrade."""
+        return {"operation": "upgrade", "step": self.op.step if self.op else "queued"}
