@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from lifecycle.api import meta, problems, tenants
+from lifecycle.api import deletion, meta, problems, tenants, webhooks
 from lifecycle.client import LifecycleClient
 from lifecycle.config import Settings
 
@@ -38,6 +38,6 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (tenants, meta):
+    for module in (tenants, deletion, webhooks, meta):
         app.include_router(module.router)
     return app

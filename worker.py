@@ -17,14 +17,26 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.billing import BillingActivities, make_stripe_client
+from activities.deletion import DeletionActivities
+from activities.purge import PurgeActivities
 from activities.tenants import TenantActivities
 from lifecycle.client import connect_temporal
 from lifecycle.config import Settings
 from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.deletion_repository import DeletionRepository
 from lifecycle.repository import TenantRepository
+from workflows.deletion import DeletionWorkflow
 from workflows.onboarding import OnboardingWorkflow
+from workflows.reactivation import ReactivationWorkflow
+from workflows.suspension import PaymentFailureWorkflow, SuspensionWorkflow
 
-WORKFLOWS = [OnboardingWorkflow]
+WORKFLOWS = [
+    OnboardingWorkflow,
+    DeletionWorkflow,
+    ReactivationWorkflow,
+    SuspensionWorkflow,
+    PaymentFailureWorkflow,
+]
 #: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
 #: through the sandbox like the models that use them.
 PASSTHROUGH_MODULES = ("email_validator", "idna")
@@ -48,6 +60,8 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     return activity_methods(
         TenantActivities(repository),
         BillingActivities(make_stripe_client(stripe_key, settings.stripe_api_base)),
+        DeletionActivities(settings, DeletionRepository(repository.sessions)),
+        PurgeActivities(settings),
     )
 
 
