@@ -60,6 +60,8 @@ class DeleteCustomerInput(BaseModel):
 
 def _period_end(subscription: Any) -> datetime | None:
     """Current period end of a subscription (on its first item since API 2025-03-31)."""
+    if isinstance(subscription, stripe.StripeObject):  # not a dict since stripe 13
+        subscription = subscription.to_dict()
     items = subscription.get("items") or {}
     data = items.get("data") or []
     ts = (data[0].get("current_period_end") if data else None) or subscription.get(

@@ -89,7 +89,7 @@ async def _tenant_of(lc: LifecycleClient, event: stripe.Event) -> tuple[str | No
     """The tenant an invoice event is about, or None and why the event is ignored."""
     if event.type not in HANDLED:
         return None, f"ignored: {event.type} is not handled"
-    subscription = invoice_subscription(event["data"]["object"])
+    subscription = invoice_subscription(event.data.object.to_dict())
     if subscription is None:
         return None, "ignored: the invoice has no subscription"
     tenant = await DeletionRepository(lc.repository.sessions).tenant_by_subscription(subscription)
@@ -99,7 +99,7 @@ async def _tenant_of(lc: LifecycleClient, event: stripe.Event) -> tuple[str | No
 
 
 async def _act(lc: LifecycleClient, event: stripe.Event, tenant_id: str) -> str:
-    invoice_id = event["data"]["object"].get("id")
+    invoice_id = event.data.object.to_dict().get("id")
     if event.type == "invoice.payment_failed":
         return await lc.payment_failed(tenant_id, invoice_id, event.id)
     return await lc.invoice_paid(tenant_id, invoice_id, event.id)

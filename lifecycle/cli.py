@@ -272,3 +272,7 @@ def tenants_create(
     with api_client(api_url) as http:
         started = checked(http.post("/tenants", json=body))
     console.print(f"onboarding started: workflow [bold]{started['workflow_id']}[/bold]")
+
+
+# deletion, reactivation, suspension, legal hold and certificate commands
+from lifecycle import cli_deletion  # noqa: E402,F401
