@@ -110,7 +110,7 @@ class PurgeActivities:
         """Store names in purge order: tables children before parents, then storage."""
         async with self.stores() as stores:
             tables = [table_store_name(e) for e in stores.deletion_order()]
-        storage = [storage_store_name(i) for i in range(len(self.datamap().storage))]
+            storage = [storage_store_name(i) for i in range(len(stores.datamap.storage))]
         return tables + storage
 
     @activity.defn

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client import LifecycleClient
 from lifecycle.db import WebhookEvent
+from lifecycle.models import TransitionInput
 from lifecycle.states import TenantState
 from tests.conftest import make_settings, running_stack, serve_api, uid
 from tests.tenant_data import new_tenant, skip_to_result
@@ -164,3 +165,31 @@ async def test_webhooks_off_without_secret(time_env: WorkflowEnvironment, tmp_pa
         payload = invoice_event("evt_x", "invoice.paid", "sub_x")
         r = await post(http, payload, sign(payload))
         assert_problem(r, 503, "STRIPE_WEBHOOK_SECRET is not set")
+
+
+async def test_suspension_waits_for_a_running_plan_change(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with webhook_stack(time_env, tmp_path) as (lc, http):
+        acme = uid("acme")
+        await new_tenant(lc, acme, "starter", subscription_id="sub_acme")
+
+        def upgrade(src: TenantState, dst: TenantState) -> TransitionInput:
+            return TransitionInput(
+                tenant_id=acme,
+                from_states=[src],
+                to_state=dst,
+                operation="upgrade",
+                workflow_id=f"tenant-{acme}-upgrade",
+            )
+
+        await lc.repository.transition(upgrade(TenantState.ACTIVE, TenantState.UPGRADING))
+        payload = invoice_event("evt_u", "invoice.payment_failed", "sub_acme")
+        assert (await post(http, payload, sign(payload))).status_code == 200
+        await time_env.sleep(timedelta(days=3, minutes=3))  # grace over, the upgrade still runs
+        assert (await lc.get_tenant(acme)).state is TenantState.UPGRADING
+        await lc.repository.transition(upgrade(TenantState.UPGRADING, TenantState.ACTIVE))
+        result = await skip_to_result(time_env, lc.handle(f"tenant-{acme}-payment-failure"))
+        assert result["outcome"] == "suspended"
+        states = [e.to_state for e in await lc.repository.events(acme)]
+        assert states[-3:] == ["UPGRADING", "ACTIVE", "SUSPENDED"]
