@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from lifecycle.api import meta, plan_changes, problems, tenants
+from lifecycle.api import deletion, meta, plan_changes, problems, tenants, webhooks
 from lifecycle.client import LifecycleClient
 from lifecycle.config import Settings
 
@@ -38,6 +38,6 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (tenants, plan_changes, meta):
+    for module in (tenants, plan_changes, deletion, webhooks, meta):
         app.include_router(module.router)
     return app

@@ -18,20 +18,34 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.billing import BillingActivities, make_stripe_client
+from activities.deletion import DeletionActivities
 from activities.plan_changes import PlanChangeActivities
 from activities.provisioning import ProvisioningActivities
+from activities.purge import PurgeActivities
 from activities.tenants import TenantActivities
 from activities.usage import UsageActivities
 from lifecycle.client import connect_temporal
 from lifecycle.config import Settings
 from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.deletion_repository import DeletionRepository
 from lifecycle.logs import configure_logging
 from lifecycle.repository import TenantRepository
+from workflows.deletion import DeletionWorkflow
 from workflows.downgrade import DowngradeWorkflow
 from workflows.onboarding import OnboardingWorkflow
+from workflows.reactivation import ReactivationWorkflow
+from workflows.suspension import PaymentFailureWorkflow, SuspensionWorkflow
 from workflows.upgrade import UpgradeWorkflow
 
-WORKFLOWS = [OnboardingWorkflow, UpgradeWorkflow, DowngradeWorkflow]
+WORKFLOWS = [
+    OnboardingWorkflow,
+    UpgradeWorkflow,
+    DowngradeWorkflow,
+    DeletionWorkflow,
+    ReactivationWorkflow,
+    SuspensionWorkflow,
+    PaymentFailureWorkflow,
+]
 #: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
 #: through the sandbox like the models that use them.
 PASSTHROUGH_MODULES = ("email_validator", "idna")
@@ -71,6 +85,8 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
             if settings.provisioning_webhook_secret
             else None,
         ),
+        DeletionActivities(settings, DeletionRepository(repository.sessions)),
+        PurgeActivities(settings),
     )
 
 

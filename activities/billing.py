@@ -20,13 +20,17 @@ from lifecycle.models import BillingResult
 
 
 class StartSubscriptionInput(BaseModel):
-    """Create a customer and a subscription to ``price_id`` for a new tenant."""
+    """Create a customer and a subscription to ``price_id`` for a new tenant.
+
+    ``idempotency_scope`` (every billing input has one): ``<workflow id>:<run id>`` of the
+    calling workflow; each call's idempotency key is ``<scope>:<step>``.
+    """
 
     tenant_id: str
     name: str
     email: str
     price_id: str
-    workflow_id: str
+    idempotency_scope: str
 
 
 class CancelSubscriptionInput(BaseModel):
@@ -34,7 +38,7 @@ class CancelSubscriptionInput(BaseModel):
 
     tenant_id: str
     subscription_id: str | None
-    workflow_id: str
+    idempotency_scope: str
     step: str = "cancel-subscription"
 
 
@@ -59,6 +63,27 @@ class PeriodInput(BaseModel):
 
     tenant_id: str
     subscription_id: str | None
+
+
+class ResumeSubscriptionInput(BaseModel):
+    """Bill a reactivated tenant on ``price_id``: keep its live subscription (moved to the
+    price without proration) or create one, and the customer when it has none."""
+
+    tenant_id: str
+    name: str | None
+    email: str | None
+    customer_id: str | None
+    subscription_id: str | None
+    price_id: str
+    idempotency_scope: str
+
+
+class DeleteCustomerInput(BaseModel):
+    """Delete the billing customer of a purged tenant (GDPR Art. 17)."""
+
+    tenant_id: str
+    customer_id: str | None
+    idempotency_scope: str
 
 
 def _period_end(subscription: stripe.Subscription) -> datetime | None:
@@ -117,7 +142,7 @@ class BillingActivities:
                     "email": data.email,
                     "metadata": {"tenant_id": data.tenant_id},
                 },
-                options={"idempotency_key": f"{data.workflow_id}:customer"},
+                options={"idempotency_key": f"{data.idempotency_scope}:customer"},
             )
             subscription = await self.client.v1.subscriptions.create_async(
                 params={
@@ -125,7 +150,7 @@ class BillingActivities:
                     "items": [{"price": data.price_id}],
                     "metadata": {"tenant_id": data.tenant_id},
                 },
-                options={"idempotency_key": f"{data.workflow_id}:subscription"},
+                options={"idempotency_key": f"{data.idempotency_scope}:subscription"},
             )
         except stripe.StripeError as exc:
             raise billing_error(exc) from exc
@@ -148,7 +173,7 @@ class BillingActivities:
             sub = await self.client.v1.subscriptions.cancel_async(
                 data.subscription_id,
                 params={"prorate": False, "invoice_now": False},
-                options={"idempotency_key": f"{data.workflow_id}:{data.step}"},
+                options={"idempotency_key": f"{data.idempotency_scope}:{data.step}"},
             )
         except stripe.InvalidRequestError as exc:
             if exc.code == "resource_missing":
@@ -213,6 +238,76 @@ class BillingActivities:
         except stripe.StripeError as exc:
             raise billing_error(exc) from exc
         return BillingResult(subscription_id=sub.id, period_end=_period_end(sub))
+
+    @activity.defn
+    async def resume_subscription(self, data: ResumeSubscriptionInput) -> BillingResult:
+        """Keep the subscription when it is still live (changing its price without proration
+        if needed), else create a new one (and the customer if missing); idempotency keys
+        from the workflow id. A cancelled Stripe subscription cannot be restarted."""
+        if skipped := self._skip("resume-subscription", data.tenant_id):
+            return skipped
+        assert self.client is not None
+        subs, key = self.client.v1.subscriptions, data.idempotency_scope
+        try:
+            if data.subscription_id:
+                sub = await subs.retrieve_async(data.subscription_id)
+                if sub.status not in ("canceled", "incomplete_expired"):
+                    item = sub["items"]["data"][0]
+                    if item["price"]["id"] != data.price_id:
+                        await self.client.v1.subscription_items.update_async(
+                            item["id"],
+                            params={"price": data.price_id, "proration_behavior": "none"},
+                            options={"idempotency_key": f"{key}:resume-price"},
+                        )
+                    return BillingResult(
+                        customer_id=sub.customer,
+                        subscription_id=sub.id,
+                        period_end=_period_end(sub),
+                        detail={"kept": True},
+                    )
+            customer_id = data.customer_id
+            if not customer_id:
+                customer = await self.client.v1.customers.create_async(
+                    params={
+                        "name": data.name or data.tenant_id,
+                        "email": data.email or "",
+                        "metadata": {"tenant_id": data.tenant_id},
+                    },
+                    options={"idempotency_key": f"{key}:resume-customer"},
+                )
+                customer_id = customer.id
+            sub = await subs.create_async(
+                params={
+                    "customer": customer_id,
+                    "items": [{"price": data.price_id}],
+                    "metadata": {"tenant_id": data.tenant_id},
+                },
+                options={"idempotency_key": f"{key}:resume-subscription"},
+            )
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(
+            customer_id=customer_id, subscription_id=sub.id, period_end=_period_end(sub)
+        )
+
+    @activity.defn
+    async def delete_customer(self, data: DeleteCustomerInput) -> BillingResult:
+        """Delete the customer (Stripe keeps no personal data of a deleted customer in the
+        API); an already-deleted or missing one is fine."""
+        if skipped := self._skip("delete-customer", data.tenant_id):
+            return skipped
+        if not data.customer_id:
+            return BillingResult(detail={"nothing_to_delete": True})
+        assert self.client is not None
+        try:
+            await self.client.v1.customers.delete_async(data.customer_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return BillingResult(detail={"nothing_to_delete": True})
+            raise billing_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(customer_id=data.customer_id, detail={"deleted": True})
 
 
 def make_stripe_client(api_key: str | None, api_base: str | None) -> stripe.StripeClient | None:

@@ -376,3 +376,7 @@ def tenants_usage(
     with api_client(api_url) as http:
         answer = checked(http.put(f"/tenants/{tenant_id}/usage", json=usage))
     console.print_json(data=answer)
+
+
+# deletion, reactivation, suspension, legal hold and certificate commands
+from lifecycle import cli_deletion  # noqa: E402,F401

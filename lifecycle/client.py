@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from lifecycle.config import Settings
 from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.deletion_client import DeletionOperations
 from lifecycle.errors import StateConflict
 from lifecycle.models import OnboardInput, OnboardRequest, OperationView, TenantView
 from lifecycle.operations import OperationKind, search_attributes, workflow_id
@@ -67,8 +68,11 @@ async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -
     )
 
 
-class LifecycleClient:
-    """Starts lifecycle operations as Temporal workflows and reads tenants and operations."""
+class LifecycleClient(DeletionOperations):
+    """Starts lifecycle operations as Temporal workflows and reads tenants and operations.
+
+    Soft deletion, legal hold, reactivation, suspension and billing events:
+    :class:`~lifecycle.deletion_client.DeletionOperations`."""
 
     def __init__(self, settings: Settings, temporal: Client, repository: TenantRepository):
         self.settings, self.temporal, self.repository = settings, temporal, repository

@@ -42,9 +42,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_bind_param(self, value: datetime | str | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, str):  # a datetime that crossed Temporal inside a dict[str, Any]
+            value = datetime.fromisoformat(value)
         if value.tzinfo is None:
             raise ValueError("naive datetime given; control-plane timestamps must be UTC-aware")
         return value.astimezone(UTC)
@@ -143,6 +145,31 @@ class IdempotencyKey(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeletionCertificate(Base):
+    """The signed proof of a tenant's purge, kept after the tenant row became a tombstone."""
+
+    __tablename__ = "deletion_certificates"
+
+    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(255))
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookEvent(Base):
+    """A billing webhook event processed once: its id is the primary key."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(128))
+    tenant_id: Mapped[str | None] = mapped_column(String(63))
+    outcome: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 def create_engine(url: str) -> AsyncEngine:

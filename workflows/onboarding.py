@@ -44,7 +44,7 @@ class OnboardingWorkflow:
                 name=req.name,
                 email=str(req.email),
                 price_id=data.price_id,
-                workflow_id=op.workflow_id,
+                idempotency_scope=op.idempotency_scope,
             ),
             summary=f"subscribe to {req.plan}",
         )
@@ -68,7 +68,7 @@ class OnboardingWorkflow:
                     CancelSubscriptionInput(
                         tenant_id=req.tenant_id,
                         subscription_id=billing.subscription_id,
-                        workflow_id=op.workflow_id,
+                        idempotency_scope=op.idempotency_scope,
                         step="compensate-subscription",
                     ),
                     summary="compensate: cancel subscription",

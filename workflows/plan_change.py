@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from lifecycle.models import BillingResult, TenantView
     from lifecycle.plan_changes import PlanChangeInput, StepEventInput
     from lifecycle.states import TenantState
-    from workflows.common import Operation, call, failure
+    from workflows.common import Operation, call, failure, idempotency_scope
 
 Undo = Callable[[], Awaitable[str]]
 
@@ -36,8 +36,7 @@ Undo = Callable[[], Awaitable[str]]
 def step_key(step: str) -> str:
     """Idempotency key of one saga step of this workflow run: the same for every attempt of
     the activity and after a worker crash, different for a later run under the same id."""
-    info = workflow.info()
-    return f"{info.workflow_id}:{info.run_id}:{step}"
+    return f"{idempotency_scope()}:{step}"
 
 
 def _cause(err: BaseException) -> dict[str, str]:

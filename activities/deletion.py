@@ -1,0 +1,63 @@
+"""Control-plane activities of soft deletion, legal hold, purge and reactivation."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities import domain_errors
+from lifecycle.config import Settings
+from lifecycle.deletion import (
+    BeginPurgeInput,
+    CertificateView,
+    CompletePurgeInput,
+    LegalHoldChange,
+    ResolvedPlan,
+    TenantEvent,
+)
+from lifecycle.deletion_repository import DeletionRepository
+from lifecycle.models import TenantView
+
+
+class DeletionActivities:
+    """Each method one transaction on the control-plane database, safe to retry."""
+
+    def __init__(self, settings: Settings, repository: DeletionRepository) -> None:
+        self.settings, self.repository = settings, repository
+
+    @activity.defn
+    @domain_errors
+    async def resolve_plan(self, name: str | None) -> ResolvedPlan:
+        """Limits and price id of plan ``name`` (None: the lowest plan) from the plans file;
+        InvalidInput (non-retryable) names the known plans."""
+        catalog = self.settings.plans
+        plan = catalog.plans[0] if name is None else catalog.get(name)
+        return ResolvedPlan(name=plan.name, limits=plan.limits.as_dict(), price_id=plan.price_id)
+
+    @activity.defn
+    @domain_errors
+    async def set_legal_hold(self, change: LegalHoldChange) -> TenantView:
+        """Write ``tenants.legal_hold`` and its audit row."""
+        return await self.repository.set_legal_hold(change)
+
+    @activity.defn
+    @domain_errors
+    async def begin_purge(self, data: BeginPurgeInput) -> TenantView:
+        """Compare-and-set opening the purge (LegalHoldActive / StateConflict otherwise)."""
+        return await self.repository.begin_purge(data.tenant_id, data.workflow_id)
+
+    @activity.defn
+    @domain_errors
+    async def complete_purge(self, data: CompletePurgeInput) -> CertificateView:
+        """Seal the deletion certificate (HMAC with SIGNING_SECRET) and tombstone the tenant."""
+        return await self.repository.complete_purge(data, self.settings.secret("signing_secret"))
+
+    @activity.defn
+    async def record_tenant_event(self, event: TenantEvent) -> None:
+        """Append an audit row that is not a state change."""
+        await self.repository.record_event(
+            event.tenant_id,
+            event.operation,
+            workflow_id=event.workflow_id,
+            actor=event.actor,
+            detail=event.detail,
+        )

@@ -1,0 +1,160 @@
+"""Purge activities (GDPR Art. 17): count, delete and verify a tenant's data in every store of
+the data map, and its export archives.
+
+Every step is idempotent and resumable: a retried step simply deletes what is left. Without a
+data map (no DATA_MAP_PATH) the tenant's only data is the control plane's and its exports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import ClassVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from lifecycle.config import Settings
+from lifecycle.datamap import DataMap, load_datamap
+from lifecycle.deletion import EXPORTS_STORE, PurgeStoreInput, PurgeTarget
+from lifecycle.objectstore import LocalStore, ObjectStore, S3Options, S3Store
+from lifecycle.stores import TenantStores, storage_store_name, table_store_name
+
+#: Objects listed and deleted per heartbeat (S3 DeleteObjects takes at most 1000).
+OBJECT_BATCH = 1000
+
+
+def s3_options(settings: Settings) -> S3Options:
+    """S3 connection settings from S3_ENDPOINT_URL, S3_REGION and the access keys."""
+    secret = settings.s3_secret_access_key
+    return S3Options(
+        settings.s3_endpoint_url,
+        settings.s3_region,
+        settings.s3_access_key_id,
+        secret.get_secret_value() if secret else None,
+    )
+
+
+def tenant_exports(settings: Settings, tenant_id: str) -> ObjectStore:
+    """The tenant's export archives: ``<exports_dir>/<tenant_id>/`` locally, or the prefix
+    ``<tenant_id>/`` of S3_BUCKET (EXPORT_STORAGE_TYPE=s3)."""
+    if settings.export_storage_type == "s3":
+        return S3Store(settings.s3_bucket, f"{tenant_id}/", s3_options(settings))
+    return LocalStore(settings.exports_dir / tenant_id)
+
+
+async def count_objects(store: ObjectStore) -> dict[str, int]:
+    """``{"files": n, "bytes": b}`` under a store's prefix."""
+    files = size = 0
+    async for _key, n in store.list():
+        files, size = files + 1, size + n
+    return {"files": files, "bytes": size}
+
+
+async def delete_objects(store: ObjectStore) -> int:
+    """Delete every object under the store's prefix in batches, heartbeating the running
+    total; return how many were deleted."""
+    deleted = 0
+    while True:
+        keys = []
+        async for key, _size in store.list():
+            keys.append(key)
+            if len(keys) == OBJECT_BATCH:
+                break
+        if not keys:
+            return deleted
+        await store.delete(keys)
+        deleted += len(keys)
+        activity.heartbeat(deleted)
+
+
+class PurgeActivities:
+    """Counting, deleting and verifying a tenant's data; ``settings`` gives the data map
+    (DATA_MAP_PATH), the purge batch size (PURGE_BATCH_ROWS) and the export storage."""
+
+    #: TEST ONLY: ``{store: n}`` makes the first attempt of that table's purge raise after
+    #: ``n`` batches, as a worker crash would, so tests can prove the purge resumes.
+    crash_after_batches: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def datamap(self) -> DataMap:
+        """The data map, read at each step so an operator's fix applies to a retried purge."""
+        if self.settings.data_map_path is None:
+            return DataMap()
+        return load_datamap(self.settings.data_map_path)
+
+    @asynccontextmanager
+    async def stores(self) -> AsyncIterator[TenantStores]:
+        stores = await TenantStores.open(self.datamap(), s3_options(self.settings))
+        try:
+            yield stores
+        finally:
+            await stores.close()
+
+    async def _counts(self, target: PurgeTarget) -> dict[str, dict[str, int]]:
+        async with self.stores() as stores:
+            counts = await stores.counts(target.data_key)
+        counts[EXPORTS_STORE] = await count_objects(tenant_exports(self.settings, target.tenant_id))
+        return counts
+
+    @activity.defn
+    async def count_tenant_data(self, target: PurgeTarget) -> dict[str, dict[str, int]]:
+        """Per store, the tenant's ``{"rows": n}`` (tables, ``database.table``) or
+        ``{"files": n, "bytes": b}`` (``storage[i]`` and ``exports``)."""
+        return await self._counts(target)
+
+    @activity.defn
+    async def list_purge_stores(self, _: PurgeTarget) -> list[str]:
+        """Store names in purge order: tables children before parents, then storage."""
+        async with self.stores() as stores:
+            tables = [table_store_name(e) for e in stores.deletion_order()]
+            storage = [storage_store_name(i) for i in range(len(stores.datamap.storage))]
+        return tables + storage
+
+    @activity.defn
+    async def purge_store(self, data: PurgeStoreInput) -> int:
+        """Delete the tenant's rows of one table in batches of PURGE_BATCH_ROWS (each batch
+        one short transaction), or its objects under one storage prefix; heartbeat the total.
+
+        Resumable: a retry continues from what is left. Returns the count deleted by all
+        attempts together (rows or objects).
+        """
+        details = activity.info().heartbeat_details
+        deleted = int(details[0]) if details else 0
+        async with self.stores() as stores:
+            if data.store.startswith("storage["):
+                index = int(data.store.removeprefix("storage[").removesuffix("]"))
+                return deleted + await delete_objects(stores.storage(index, data.data_key))
+            entry = next(e for e in stores.datamap.tables if table_store_name(e) == data.store)
+            batches = 0
+            while n := await stores.delete_batch(
+                entry, data.data_key, self.settings.purge_batch_rows
+            ):
+                deleted, batches = deleted + n, batches + 1
+                activity.heartbeat(deleted)
+                crash_at = self.crash_after_batches.get(data.store)
+                if crash_at is not None and batches >= crash_at and activity.info().attempt == 1:
+                    raise RuntimeError(f"test hook: crash purging {data.store} after {batches}")
+        return deleted
+
+    @activity.defn
+    async def purge_exports(self, target: PurgeTarget) -> int:
+        """Delete the tenant's export archives; return how many were deleted."""
+        return await delete_objects(tenant_exports(self.settings, target.tenant_id))
+
+    @activity.defn
+    async def verify_purge(self, target: PurgeTarget) -> dict[str, dict[str, int]]:
+        """Re-count every store; raise ``PurgeIncomplete`` (retryable) naming each store
+        where anything of the tenant remains, else return the counts (all zero)."""
+        counts = await self._counts(target)
+        left = {name: c for name, c in counts.items() if c.get("rows", 0) or c.get("files", 0)}
+        if left:
+            text = ", ".join(f"{name} {c}" for name, c in sorted(left.items()))
+            raise ApplicationError(
+                f"purge incomplete for tenant '{target.tenant_id}': {text} remain",
+                left,
+                type="PurgeIncomplete",
+            )
+        return counts

@@ -1,0 +1,288 @@
+"""Soft delete, retention, reactivation, legal hold and verified purge in the time-skipping
+test server: a 30-day timer passes in milliseconds, data lives in a real SQLite application
+database and real files behind a data map."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.purge import PurgeActivities
+from lifecycle.certificate import verify
+from lifecycle.client import LifecycleClient
+from lifecycle.db import create_engine
+from lifecycle.deletion import DeleteRequest, LegalHoldRequest, ReactivateRequest
+from lifecycle.errors import StateConflict
+from lifecycle.states import TenantState
+from tests.conftest import make_settings, running_stack, uid
+from tests.tenant_data import (
+    AppData,
+    counts,
+    make_app_data,
+    new_tenant,
+    skip_to_result,
+    wait_state,
+)
+from workflows.deletion import DeletionWorkflow
+
+ZERO = {
+    "app.projects": {"rows": 0},
+    "app.notes": {"rows": 0},
+    "storage[0]": {"files": 0, "bytes": 0},
+    "exports": {"files": 0, "bytes": 0},
+}
+
+
+@dataclass
+class Stack:
+    lc: LifecycleClient
+    app: AppData
+    env: WorkflowEnvironment
+    tenant: str
+    other: str
+
+    async def counts(self, tenant: str) -> dict[str, dict[str, int]]:
+        return await counts(self.app, self.lc.settings.exports_dir, tenant)
+
+    async def delete(self, **fields: object) -> dict:
+        request = DeleteRequest(requested_by="dpo@example.com", reason="contract ended", **fields)
+        started = await self.lc.delete_tenant(self.tenant, request)
+        await wait_state(self.lc, self.tenant, TenantState.DELETED)
+        return started
+
+    def handle(self):  # noqa: ANN201 - the typed workflow handle
+        return self.lc.handle(f"tenant-{self.tenant}-deletion")
+
+    async def result(self) -> dict:
+        return await skip_to_result(self.env, self.handle())
+
+    async def events(self) -> list[str]:
+        return [e.operation for e in await self.lc.repository.events(self.tenant)]
+
+
+@pytest.fixture
+async def stack(time_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
+    tenant, other = uid("acme"), uid("globex")
+    settings = make_settings(tmp_path, purge_batch_rows=4)
+    app = await make_app_data(tmp_path, settings.exports_dir, [tenant, other])
+    settings.data_map_path = app.datamap
+    async with running_stack(time_env, settings) as lc:
+        await new_tenant(lc, tenant)
+        await new_tenant(lc, other)
+        yield Stack(lc, app, time_env, tenant, other)
+
+
+async def test_purge_after_retention_with_certificate(stack: Stack) -> None:
+    started = await stack.delete()
+    assert started["workflow_id"] == f"tenant-{stack.tenant}-deletion"
+    assert started["can_reactivate"] is True and started["retention_days"] == 30
+    tenant = await stack.lc.get_tenant(stack.tenant)
+    assert tenant.purge_scheduled_at == datetime.fromisoformat(started["hard_delete_scheduled_at"])
+    assert set(tenant.entitlements.values()) == {0}  # access revoked at once
+    assert tenant.deletion_requested_at is not None
+    assert await stack.counts(stack.tenant) == stack.app.expected()  # data untouched
+
+    # never a day early: at day 29.99 nothing is deleted
+    await stack.env.sleep(timedelta(days=29, hours=23, minutes=45))
+    assert await stack.counts(stack.tenant) == stack.app.expected()
+    assert (await stack.handle().query(DeletionWorkflow.progress))["phase"] == "retained"
+
+    result = await stack.result()
+    assert result["outcome"] == "purged"
+    assert await stack.counts(stack.tenant) == ZERO
+    assert await stack.counts(stack.other) == stack.app.expected()  # other tenants untouched
+
+    tomb = await stack.lc.get_tenant(stack.tenant)
+    assert tomb.state is TenantState.DELETED and tomb.purged_at is not None
+    assert tomb.name is None and tomb.email is None and tomb.entitlements == {}
+    assert tomb.purged_at >= tenant.purge_scheduled_at
+
+    cert = (await stack.lc.deletion_certificate(stack.tenant)).model_dump(mode="json")
+    doc = cert["document"]
+    assert doc["tenant_id"] == stack.tenant and doc["requested_by"] == "dpo@example.com"
+    assert doc["requested_at"] == tenant.deletion_requested_at.isoformat()
+    assert doc["purged_at"] == tomb.purged_at.isoformat()
+    assert doc["stores"] == {
+        name: {"before": before, "after": ZERO[name]}
+        for name, before in stack.app.expected().items()
+    }
+    secret = stack.lc.settings.secret("signing_secret")
+    assert verify(cert, secret) == []
+    tampered = {**cert, "document": {**doc, "requested_by": "someone-else"}}
+    assert len(verify(tampered, secret)) == 2
+    assert verify(cert, "another-secret") == ["signature does not verify under this SIGNING_SECRET"]
+    events = await stack.events()
+    assert events[-4:] == ["deletion", "deletion", "purge-started", "purged"]
+    with pytest.raises(StateConflict, match=f"tenant '{stack.tenant}' was purged at "):
+        await stack.lc.reactivate_tenant(stack.tenant, ReactivateRequest())
+
+
+async def test_reactivate_on_day_29_keeps_data(stack: Stack) -> None:
+    await stack.delete()
+    await stack.env.sleep(timedelta(days=29))
+    accepted = await stack.lc.reactivate_tenant(
+        stack.tenant, ReactivateRequest(plan="professional")
+    )
+    assert accepted["workflow_id"] == f"tenant-{stack.tenant}-deletion"
+    result = await stack.result()
+    assert result["outcome"] == "reactivated"
+    tenant = await stack.lc.get_tenant(stack.tenant)
+    assert tenant.state is TenantState.ACTIVE and tenant.plan == "professional"
+    assert tenant.entitlements == stack.lc.settings.plans.get("professional").limits.as_dict()
+    assert tenant.purge_scheduled_at is None and tenant.deletion_requested_at is None
+    assert await stack.counts(stack.tenant) == stack.app.expected()
+    assert await stack.lc.deletions().certificate(stack.tenant) is None
+    # the pending purge is gone for good: a further 60 days change nothing
+    await stack.env.sleep(timedelta(days=60))
+    assert await stack.counts(stack.tenant) == stack.app.expected()
+    assert "purge-started" not in await stack.events()
+
+
+async def test_legal_hold_outlasts_the_timer(stack: Stack) -> None:
+    await stack.delete()
+    await stack.lc.set_legal_hold(stack.tenant, True, LegalHoldRequest(reason="litigation"))
+    await stack.env.sleep(timedelta(days=45))
+    assert await stack.counts(stack.tenant) == stack.app.expected()
+    assert (await stack.lc.get_tenant(stack.tenant)).legal_hold is True
+    progress = await stack.handle().query(DeletionWorkflow.progress)
+    assert progress["phase"] == "retained" and progress["legal_hold"] is True
+    # after retention the tenant cannot come back, even under hold
+    with pytest.raises(StateConflict, match="retention period .* ended at"):
+        await stack.lc.reactivate_tenant(stack.tenant, ReactivateRequest())
+
+    await stack.lc.set_legal_hold(stack.tenant, False)
+    assert (await stack.result())["outcome"] == "purged"
+    assert await stack.counts(stack.tenant) == ZERO
+    events = await stack.events()
+    assert events.index("legal-hold") < events.index("legal-hold-released")
+    assert events.index("legal-hold-released") < events.index("purge-started")
+
+
+async def test_reactivation_racing_the_timer_has_one_winner(stack: Stack) -> None:
+    await stack.delete()
+    await stack.env.sleep(timedelta(days=29, hours=23, minutes=59, seconds=59))
+    await asyncio.gather(
+        stack.env.sleep(timedelta(seconds=2)),
+        stack.handle().signal(DeletionWorkflow.reactivate, ReactivateRequest()),
+    )
+    result = await stack.result()
+    tenant = await stack.lc.get_tenant(stack.tenant)
+    data = await stack.counts(stack.tenant)
+    if result["outcome"] == "reactivated":
+        assert tenant.state is TenantState.ACTIVE and data == stack.app.expected()
+        assert await stack.lc.deletions().certificate(stack.tenant) is None
+    else:
+        assert tenant.state is TenantState.DELETED and tenant.purged_at is not None
+        assert data == ZERO and "reactivate-ignored" in await stack.events()
+
+
+async def test_signal_after_purge_started_is_ignored_and_audited(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a crash mid-purge keeps the purge running for the retry's back-off (1 s, time locked)
+    monkeypatch.setattr(PurgeActivities, "crash_after_batches", {"app.notes": 1})
+    await stack.delete()
+    await stack.env.sleep(timedelta(days=30, seconds=1))
+    for _ in range(200):
+        if (await stack.handle().query(DeletionWorkflow.progress))["phase"] == "purging":
+            break
+        await asyncio.sleep(0.01)
+    await stack.handle().signal(DeletionWorkflow.reactivate, ReactivateRequest(plan="free"))
+    assert (await stack.result())["outcome"] == "purged"
+    ignored = [
+        e for e in await stack.lc.repository.events(stack.tenant) if "ignored" in e.operation
+    ]
+    assert len(ignored) == 1 and "its purge started at" in ignored[0].detail["reason"]
+
+
+async def test_purge_resumes_after_a_crash_with_right_counts(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 15 notes in batches of 4: the first attempt dies after 2 batches (8 rows deleted)
+    monkeypatch.setattr(PurgeActivities, "crash_after_batches", {"app.notes": 2})
+    await stack.delete()
+    assert (await stack.result())["outcome"] == "purged"
+    assert await stack.counts(stack.tenant) == ZERO
+    assert await stack.counts(stack.other) == stack.app.expected()
+    cert = await stack.lc.deletion_certificate(stack.tenant)
+    assert cert.document["stores"]["app.notes"] == {"before": {"rows": 15}, "after": {"rows": 0}}
+    history = await stack.handle().fetch_history()
+    failed = [
+        e.activity_task_failed_event_attributes.failure.message
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+    ]
+    retried = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert retried.count(2) == 1 and failed == []  # attempt 1 crashed, attempt 2 finished
+
+
+async def test_remainder_fails_the_purge_loudly(stack: Stack) -> None:
+    # the application logs an audit row for the tenant whenever one of its projects is
+    # deleted, into a table the purge has already emptied
+    engine = create_engine(f"sqlite+aiosqlite:///{stack.app.db}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE audit (id INTEGER PRIMARY KEY, tenant TEXT)"))
+        await conn.execute(
+            text(
+                "CREATE TRIGGER log_delete AFTER DELETE ON projects BEGIN "
+                "INSERT INTO audit (tenant) VALUES (old.tenant); END"
+            )
+        )
+    await engine.dispose()
+    datamap = stack.app.datamap.read_text()
+    audit = '[[tables]]\ndatabase = "app"\nname = "audit"\ntenant_column = "tenant"\n\n'
+    stack.app.datamap.write_text(datamap.replace("[[tables]]", audit + "[[tables]]", 1))
+    await stack.delete()
+    with pytest.raises(WorkflowFailureError) as err:
+        await stack.result()
+    assert "purge incomplete" in str(err.value.cause) and "app.audit" in str(err.value.cause)
+    tenant = await stack.lc.get_tenant(stack.tenant)
+    assert tenant.purged_at is None and tenant.name is not None  # no tombstone, no certificate
+    assert await stack.lc.deletions().certificate(stack.tenant) is None
+    events = await stack.lc.repository.events(stack.tenant)
+    assert events[-1].operation == "purge-failed" and "app.audit" in events[-1].detail["error"]
+    op = await stack.lc.repository.operation(f"tenant-{stack.tenant}-deletion")
+    assert op is not None and op.status == "failed"
+
+
+async def test_delete_rejects_wrong_state_and_disabled_reactivation(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, enable_reactivation_workflow=False)
+    async with running_stack(time_env, settings) as lc:
+        tenant = uid("solo")
+        await new_tenant(lc, tenant)  # no data map: control-plane data and billing only
+        started = await lc.delete_tenant(
+            tenant, DeleteRequest(requested_by="me", retention_days=90)
+        )
+        assert started["can_reactivate"] is False and started["retention_days"] == 90
+        await wait_state(lc, tenant, TenantState.DELETED)
+        with pytest.raises(StateConflict, match="is DELETED; delete needs state ACTIVE or SUSP"):
+            await lc.delete_tenant(tenant, DeleteRequest(requested_by="me"))
+        with pytest.raises(StateConflict, match="ENABLE_REACTIVATION_WORKFLOW=false"):
+            await lc.reactivate_tenant(tenant, ReactivateRequest())
+        # the CLI's signal is refused by the workflow too, and audited
+        handle = lc.handle(f"tenant-{tenant}-deletion")
+        await handle.signal(DeletionWorkflow.reactivate, ReactivateRequest())
+        result = await skip_to_result(time_env, handle)
+        assert result["outcome"] == "purged"
+        cert = await lc.deletion_certificate(tenant)
+        assert cert.document["stores"] == {
+            "exports": {"before": {"files": 0, "bytes": 0}, "after": {"files": 0, "bytes": 0}}
+        }
+        assert cert.document["retention_days"] == 90
+        ops = [e.operation for e in await lc.repository.events(tenant)]
+        assert "reactivate-ignored" in ops

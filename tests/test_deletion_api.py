@@ -1,0 +1,150 @@
+"""Delete, reactivate, suspend, legal hold and the deletion certificate over real HTTP, with
+the time-skipping server so the purge runs within the test; ``tenantctl certificate verify``
+on the served certificate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
+
+from lifecycle.cli import app as cli
+from lifecycle.client import LifecycleClient
+from lifecycle.states import TenantState
+from tests.conftest import make_settings, running_stack, serve_api, uid
+from tests.tenant_data import new_tenant, skip_to_result, wait_state
+from tests.test_api import assert_problem
+
+
+@dataclass
+class Served:
+    lc: LifecycleClient
+    api: httpx.AsyncClient
+    env: WorkflowEnvironment
+
+    async def result(self, workflow_id: str) -> dict:
+        return await skip_to_result(self.env, self.lc.handle(workflow_id))
+
+    async def operations(self, tenant: str) -> list[tuple[str, str | None]]:
+        events = (await self.api.get(f"/tenants/{tenant}/events")).json()
+        return [(e["operation"], e["to_state"]) for e in events]
+
+
+@pytest.fixture
+async def served(time_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Served]:
+    async with running_stack(time_env, make_settings(tmp_path)) as lc, serve_api(lc) as http:
+        yield Served(lc, http, time_env)
+
+
+async def test_delete_then_reactivate_and_rejections(served: Served) -> None:
+    lc, api = served.lc, served.api
+    acme = uid("acme")
+    await new_tenant(lc, acme, "starter")
+    path = f"/tenants/{acme}"
+    r = await api.post(f"{path}/delete", json={"requested_by": "dpo", "retention_days": 10})
+    assert_problem(r, 422, "retention_days", "greater than or equal to 30")
+    r = await api.post(f"{path}/delete", json={"requested_by": "dpo", "retention_days": 91})
+    assert_problem(r, 422, "retention_days", "less than or equal to 90")
+    assert_problem(await api.post(f"{path}/delete", json={}), 422, "requested_by")
+    r = await api.post("/tenants/nobody/delete", json={"requested_by": "dpo"})
+    assert_problem(r, 404, "tenant 'nobody' does not exist")
+    r = await api.post(f"{path}/reactivate", json={})
+    assert_problem(r, 409, f"tenant '{acme}' is ACTIVE; reactivate needs state SUSPENDED or")
+
+    r = await api.post(f"{path}/delete", json={"requested_by": "dpo", "reason": "bye"})
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["workflow_id"] == f"tenant-{acme}-deletion" and body["deletion_id"]
+    assert body["can_reactivate"] is True and body["retention_days"] == 30
+    tenant = await wait_state(lc, acme, TenantState.DELETED)
+    assert tenant.purge_scheduled_at.isoformat() == body["hard_delete_scheduled_at"]
+    r = await api.post(f"{path}/delete", json={"requested_by": "dpo"})
+    assert_problem(r, 409, "is DELETED; delete needs state ACTIVE or SUSPENDED")
+    r = await api.post(f"{path}/suspend", json={"reason": "x"})
+    assert_problem(r, 409, "is DELETED; suspend needs state ACTIVE")
+    r = await api.post(f"{path}/reactivate", json={"plan": "gold"})
+    assert_problem(r, 422, "unknown plan 'gold'")
+    r = await api.get(f"{path}/deletion-certificate")
+    assert_problem(r, 404, "has no deletion certificate", "DELETED")
+
+    r = await api.post(f"{path}/reactivate", json={"plan": "free"})
+    assert r.status_code == 202 and r.json()["status"] == "accepted", r.text
+    assert_problem(await api.post(f"{path}/reactivate"), 409, "already being reactivated")
+    assert (await served.result(body["workflow_id"]))["outcome"] == "reactivated"
+    tenant = await lc.get_tenant(acme)
+    assert tenant.state is TenantState.ACTIVE and tenant.plan == "free"
+    assert tenant.entitlements == lc.settings.plans.get("free").limits.as_dict()
+    assert (await served.operations(acme))[-4:] == [
+        ("deletion", "DELETING"),
+        ("deletion", "DELETED"),
+        ("deletion", "REACTIVATING"),
+        ("deletion", "ACTIVE"),
+    ]
+
+
+async def test_suspend_and_reactivate(served: Served) -> None:
+    lc, api = served.lc, served.api
+    acme = uid("acme")
+    await new_tenant(lc, acme, "professional")
+    assert_problem(await api.post(f"/tenants/{acme}/suspend", json={}), 422, "reason")
+    r = await api.post(f"/tenants/{acme}/suspend", json={"reason": "abuse report"})
+    assert r.status_code == 202 and r.json()["workflow_id"] == f"tenant-{acme}-suspend"
+    assert (await served.result(r.json()["workflow_id"]))["outcome"] == "suspended"
+    tenant = await lc.get_tenant(acme)
+    assert tenant.state is TenantState.SUSPENDED and set(tenant.entitlements.values()) == {0}
+    r = await api.post(f"/tenants/{acme}/suspend", json={"reason": "again"})
+    assert_problem(r, 409, "is SUSPENDED; suspend needs state ACTIVE")
+
+    r = await api.post(f"/tenants/{acme}/reactivate")
+    assert r.status_code == 202 and r.json()["workflow_id"] == f"tenant-{acme}-reactivate"
+    assert (await served.result(r.json()["workflow_id"]))["state"] == "ACTIVE"
+    tenant = await lc.get_tenant(acme)
+    assert tenant.state is TenantState.ACTIVE and tenant.plan == "professional"
+    assert tenant.entitlements == lc.settings.plans.get("professional").limits.as_dict()
+    assert (await served.operations(acme))[1:] == [
+        ("suspend", "SUSPENDED"),
+        ("reactivate", "REACTIVATING"),
+        ("reactivate", "ACTIVE"),
+    ]
+
+
+async def test_legal_hold_purge_certificate_and_cli_verify(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lc, api = served.lc, served.api
+    acme = uid("acme")
+    await new_tenant(lc, acme)
+    path = f"/tenants/{acme}"
+    r = await api.post(f"{path}/legal-hold", json={"reason": "audit"})  # before any deletion
+    assert r.status_code == 202 and r.json()["workflow_id"] is None
+    assert (await lc.get_tenant(acme)).legal_hold is True
+    wid = (await api.post(f"{path}/delete", json={"requested_by": "dpo"})).json()["workflow_id"]
+    await wait_state(lc, acme, TenantState.DELETED)
+    await served.env.sleep(timedelta(days=31))
+    assert (await lc.get_tenant(acme)).purged_at is None  # the hold outlasts retention
+    r = await api.delete(f"{path}/legal-hold")
+    assert r.status_code == 202 and r.json()["workflow_id"] == wid
+    assert (await served.result(wid))["outcome"] == "purged"
+    assert_problem(await api.post(f"{path}/legal-hold"), 409, "was purged at")
+    r = await api.post(f"{path}/reactivate")
+    assert_problem(r, 409, f"tenant '{acme}' was purged at ")
+
+    cert = (await api.get(f"{path}/deletion-certificate")).json()
+    assert cert["document"]["tenant_id"] == acme and cert["algorithm"] == "HMAC-SHA256"
+    file = tmp_path / "cert.json"
+    file.write_text(json.dumps(cert))
+    monkeypatch.setenv("SIGNING_SECRET", "test-signing-secret")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "cli"))
+    ok = CliRunner().invoke(cli, ["certificate", "verify", str(file)])
+    assert ok.exit_code == 0 and "valid" in ok.output and cert["sha256"] in ok.output
+    cert["document"]["stores"]["exports"]["before"]["files"] = 7
+    file.write_text(json.dumps(cert))
+    bad = CliRunner().invoke(cli, ["certificate", "verify", str(file)])
+    assert bad.exit_code == 1 and "sha256 does not match" in bad.output

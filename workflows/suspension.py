@@ -1,0 +1,185 @@
+"""Suspension: ACTIVE -> SUSPENDED with access revoked (entitlements zeroed).
+
+Billing keeps the subscription while suspended (no pause): Stripe's own dunning goes on, and
+reactivation needs nothing but the entitlements back. ``SuspensionWorkflow`` is the admin's
+(``tenant-<id>-suspend``); ``PaymentFailureWorkflow`` (``tenant-<id>-payment-failure``) is
+billing's: after ``invoice.payment_failed`` it waits PAYMENT_FAILURE_GRACE_DAYS on a durable
+timer, cancelled by an ``invoice_paid`` signal, then suspends the tenant (or, with
+ENABLE_AUTO_DOWNGRADE, moves it to the lowest plan).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.billing import BillingActivities, CancelSubscriptionInput
+    from activities.deletion import DeletionActivities
+    from activities.tenants import TenantActivities
+    from lifecycle.deletion import InvoicePaid, PaymentFailureInput, SuspensionInput, TenantEvent
+    from lifecycle.models import TenantView
+    from lifecycle.operations import OperationKind
+    from lifecycle.states import TenantState
+    from workflows.common import Operation, call, failure
+
+S = TenantState
+#: States of an operation in flight; the payment-failure path waits for it to end.
+BUSY = frozenset({S.UPGRADING, S.DOWNGRADING, S.EXPORTING, S.REACTIVATING})
+BUSY_POLL = timedelta(minutes=1)
+
+
+async def suspend(op: Operation, tenant: TenantView, reason: str) -> TenantView:
+    """ACTIVE -> SUSPENDED, every entitlement zeroed, ``suspended_reason`` set."""
+    await op.record("revoke-access")
+    return await op.transition(
+        [S.ACTIVE],
+        S.SUSPENDED,
+        reason=reason,
+        entitlements={resource: 0 for resource in tenant.entitlements},
+        changes={"suspended_reason": reason},
+    )
+
+
+def _result(tenant: TenantView, outcome: str) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant.tenant_id,
+        "state": tenant.state.value,
+        "plan": tenant.plan,
+        "outcome": outcome,
+    }
+
+
+@workflow.defn
+class SuspensionWorkflow:
+    """Suspend an ACTIVE tenant (admin action)."""
+
+    def __init__(self) -> None:
+        self.op: Operation | None = None
+
+    @workflow.run
+    async def run(self, data: SuspensionInput) -> dict[str, Any]:
+        self.op = op = Operation(data.tenant_id, OperationKind.SUSPEND, data.actor)
+        try:
+            tenant = await call(TenantActivities.get_tenant, data.tenant_id)
+            tenant = await suspend(op, tenant, data.reason)
+        except ActivityError as err:
+            failed = failure(err, "suspension")
+            await op.record("failed", "failed", error=str(failed))
+            raise failed from err
+        result = _result(tenant, "suspended")
+        await op.record("completed", "completed", result=result)
+        return result
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        """Current step of the suspension."""
+        return {"operation": "suspend", "step": self.op.step if self.op else "queued"}
+
+
+@workflow.defn
+class PaymentFailureWorkflow:
+    """Grace period after a failed payment, then suspension or automatic downgrade."""
+
+    def __init__(self) -> None:
+        self.op: Operation | None = None
+        self.paid: InvoicePaid | None = None
+
+    @workflow.signal
+    def invoice_paid(self, paid: InvoicePaid | None = None) -> None:
+        """``invoice.paid`` arrived: the pending suspension is cancelled."""
+        self.paid = paid or InvoicePaid()
+
+    @workflow.run
+    async def run(self, data: PaymentFailureInput) -> dict[str, Any]:
+        self.op = op = Operation(data.tenant_id, OperationKind.PAYMENT_FAILURE, "billing")
+        await op.record("grace-period")
+        try:
+            await workflow.wait_condition(
+                lambda: self.paid is not None,
+                timeout=timedelta(days=data.grace_days),
+                timeout_summary=f"payment grace of {data.grace_days} days",
+            )
+        except TimeoutError:
+            pass
+        try:
+            tenant = await call(TenantActivities.get_tenant, data.tenant_id)
+            await op.record("wait-for-operation")
+            while tenant.state in BUSY and self.paid is None:
+                await workflow.sleep(BUSY_POLL, summary=f"wait: tenant is {tenant.state}")
+                tenant = await call(TenantActivities.get_tenant, data.tenant_id)
+            if self.paid is not None:
+                outcome = "recovered"
+                await self._event("payment-recovered", data, invoice_paid=self.paid.invoice_id)
+            elif tenant.state is not S.ACTIVE:
+                outcome = f"no action: tenant is {tenant.state}"
+                await self._event("payment-failure-no-action", data, state=tenant.state.value)
+            elif data.auto_downgrade:
+                tenant, outcome = await self._downgrade(op, tenant, data)
+            else:
+                reason = f"payment failed: invoice {data.invoice_id}"
+                tenant, outcome = await suspend(op, tenant, reason), "suspended"
+        except ActivityError as err:
+            failed = failure(err, "payment failure handling")
+            await op.record("failed", "failed", error=str(failed))
+            raise failed from err
+        result = _result(tenant, outcome)
+        await op.record("completed", "completed", result=result)
+        return result
+
+    async def _downgrade(
+        self, op: Operation, tenant: TenantView, data: PaymentFailureInput
+    ) -> tuple[TenantView, str]:
+        """ENABLE_AUTO_DOWNGRADE: ACTIVE -> DOWNGRADING -> ACTIVE on the lowest plan, the paid
+        subscription cancelled (skipped in limited mode); a tenant already on the lowest plan
+        is suspended instead. Usage above the lowest plan's limits does not block this: the
+        tenant stopped paying for it."""
+        lowest = await call(DeletionActivities.resolve_plan, None)
+        if tenant.plan == lowest.name:
+            reason = f"payment failed on the lowest plan: invoice {data.invoice_id}"
+            return await suspend(op, tenant, reason), "suspended"
+        await op.record("auto-downgrade")
+        reason = f"payment failed: invoice {data.invoice_id}; moved to {lowest.name}"
+        await op.transition([S.ACTIVE], S.DOWNGRADING, reason=reason, detail={"to": lowest.name})
+        billing = await call(
+            BillingActivities.cancel_subscription,
+            CancelSubscriptionInput(
+                tenant_id=tenant.tenant_id,
+                subscription_id=tenant.billing_subscription_id,
+                idempotency_scope=op.idempotency_scope,
+                step="auto-downgrade-cancel",
+            ),
+            summary="cancel the paid subscription",
+        )
+        tenant = await op.transition(
+            [S.DOWNGRADING],
+            S.ACTIVE,
+            entitlements=lowest.limits,
+            changes={"plan": lowest.name, "billing_subscription_id": None},
+            detail={"plan": lowest.name, "billing": billing.model_dump(mode="json")},
+        )
+        return tenant, f"downgraded to {lowest.name}"
+
+    async def _event(self, operation: str, data: PaymentFailureInput, **detail: Any) -> None:
+        await call(
+            DeletionActivities.record_tenant_event,
+            TenantEvent(
+                tenant_id=data.tenant_id,
+                operation=operation,
+                workflow_id=workflow.info().workflow_id,
+                actor="billing",
+                detail={"invoice": data.invoice_id, **detail},
+            ),
+        )
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        """Current step and whether the invoice was paid meanwhile."""
+        return {
+            "operation": "payment-failure",
+            "step": self.op.step if self.op else "queued",
+            "paid": self.paid is not None,
+        }
