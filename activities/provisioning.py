@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import domain_errors
 from lifecycle.errors import ConfigError
+from lifecycle.faults import fault_point
 from lifecycle.plan_changes import StepEventInput
 from lifecycle.repository import TenantRepository
 
@@ -81,6 +82,7 @@ class ProvisioningActivities:
         """
         await self.repository.replace_entitlements(data.tenant_id, data.limits, data.event)
         status = await self._notify(data) if self.webhook_url else None
+        fault_point("provisioning.after_provision")
         return {"entitlements": data.limits, "webhook_status": status}
 
     async def _notify(self, data: ProvisionInput) -> int:

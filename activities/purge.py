@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import ClassVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -17,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from lifecycle.config import Settings
 from lifecycle.datamap import DataMap, load_datamap
 from lifecycle.deletion import EXPORTS_STORE, PurgeStoreInput, PurgeTarget
+from lifecycle.faults import fault_point
 from lifecycle.objectstore import LocalStore, ObjectStore, S3Options, S3Store
 from lifecycle.stores import TenantStores, storage_store_name, table_store_name
 
@@ -71,10 +71,6 @@ async def delete_objects(store: ObjectStore) -> int:
 class PurgeActivities:
     """Counting, deleting and verifying a tenant's data; ``settings`` gives the data map
     (DATA_MAP_PATH), the purge batch size (PURGE_BATCH_ROWS) and the export storage."""
-
-    #: TEST ONLY: ``{store: n}`` makes the first attempt of that table's purge raise after
-    #: ``n`` batches, as a worker crash would, so tests can prove the purge resumes.
-    crash_after_batches: ClassVar[dict[str, int]] = {}
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -134,9 +130,7 @@ class PurgeActivities:
             ):
                 deleted, batches = deleted + n, batches + 1
                 activity.heartbeat(deleted)
-                crash_at = self.crash_after_batches.get(data.store)
-                if crash_at is not None and batches >= crash_at and activity.info().attempt == 1:
-                    raise RuntimeError(f"test hook: crash purging {data.store} after {batches}")
+                fault_point(f"purge.batch:{data.store}")
         return deleted
 
     @activity.defn

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     soft_delete_retention_days: int = Field(30, ge=30, le=90)
     data_export_chunk_size_mb: int = Field(64, ge=1, le=4096)
     max_concurrent_lifecycle_jobs: int = Field(10, ge=1, le=1000)
+    #: Workflows a worker keeps in memory between tasks (the sticky cache). Waiting workflows
+    #: (retention timers) need no cache slot: a smaller cache bounds memory, 0 disables it.
+    worker_max_cached_workflows: int = Field(1000, ge=0)
     enable_auto_downgrade: bool = False
     enable_reactivation_workflow: bool = True
     payment_failure_grace_days: int = Field(3, ge=0, le=60)

@@ -25,11 +25,18 @@ from lifecycle.client import LifecycleClient
 from lifecycle.config import Settings
 from lifecycle.db import create_engine, migrate, sessionmaker
 from lifecycle.devserver import free_port, installed_binary, temporal_cli
+from lifecycle.faults import reset_fault_counts
 from lifecycle.operations import LIFECYCLE_OPERATION, SEARCH_ATTRIBUTES, TENANT_ID
 from lifecycle.repository import TenantRepository
 from worker import build_worker
 
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fault_counts() -> None:
+    """Every test starts with no fault point reached (lifecycle.faults counts per process)."""
+    reset_fault_counts()
 
 
 # -- PostgreSQL: the machine's server, TEST_DATABASE_URL, or an embedded one ----------------

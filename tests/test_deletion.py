@@ -16,12 +16,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.purge import PurgeActivities
 from lifecycle.certificate import verify
 from lifecycle.client import LifecycleClient
 from lifecycle.db import create_engine
 from lifecycle.deletion import DeleteRequest, LegalHoldRequest, ReactivateRequest
 from lifecycle.errors import StateConflict
+from lifecycle.faults import FAULT_ENV
 from lifecycle.states import TenantState
 from tests.conftest import make_settings, running_stack, uid
 from tests.tenant_data import (
@@ -189,7 +189,7 @@ async def test_signal_after_purge_started_is_ignored_and_audited(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a crash mid-purge keeps the purge running for the retry's back-off (1 s, time locked)
-    monkeypatch.setattr(PurgeActivities, "crash_after_batches", {"app.notes": 1})
+    monkeypatch.setenv(FAULT_ENV, "raise:purge.batch:app.notes@1")
     await stack.delete()
     await stack.env.sleep(timedelta(days=30, seconds=1))
     for _ in range(200):
@@ -208,7 +208,7 @@ async def test_purge_resumes_after_a_crash_with_right_counts(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 15 notes in batches of 4: the first attempt dies after 2 batches (8 rows deleted)
-    monkeypatch.setattr(PurgeActivities, "crash_after_batches", {"app.notes": 2})
+    monkeypatch.setenv(FAULT_ENV, "raise:purge.batch:app.notes@2")
     await stack.delete()
     assert (await stack.result())["outcome"] == "purged"
     assert await stack.counts(stack.tenant) == ZERO
