@@ -17,14 +17,19 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.billing import BillingActivities, make_stripe_client
+from activities.exports import ExportActivities
 from activities.tenants import TenantActivities
 from lifecycle.client import connect_temporal
 from lifecycle.config import Settings
+from lifecycle.datamap import load_datamap
 from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.export.records import ExportRepository
+from lifecycle.export.storage import ExportStorage, s3_options
 from lifecycle.repository import TenantRepository
+from workflows.export import ExportRetentionWorkflow, ExportWorkflow
 from workflows.onboarding import OnboardingWorkflow
 
-WORKFLOWS = [OnboardingWorkflow]
+WORKFLOWS = [OnboardingWorkflow, ExportWorkflow, ExportRetentionWorkflow]
 #: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
 #: through the sandbox like the models that use them.
 PASSTHROUGH_MODULES = ("email_validator", "idna")
@@ -43,11 +48,21 @@ def activity_methods(*owners: object) -> list[Callable[..., Any]]:
 
 
 def build_activities(settings: Settings, repository: TenantRepository) -> list[Callable[..., Any]]:
-    """Every activity, wired to the real clients named in ``settings``."""
+    """Every activity, wired to the real clients named in ``settings``.
+
+    Raises ConfigError when DATA_MAP_PATH is set and the data map is invalid.
+    """
     stripe_key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
+    datamap = load_datamap(settings.data_map_path) if settings.data_map_path else None
     return activity_methods(
         TenantActivities(repository),
         BillingActivities(make_stripe_client(stripe_key, settings.stripe_api_base)),
+        ExportActivities(
+            ExportStorage.from_settings(settings),
+            ExportRepository(repository.sessions),
+            datamap,
+            s3_options(settings),
+        ),
     )
 
 
