@@ -321,7 +321,8 @@ class S3Store:
                 response = await s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
             except s3.exceptions.NoSuchKey:
                 return None
-            async with response["Body"] as body:
+            body = response["Body"]
+            async with body:
                 return await body.read()
 
     async def presign(self, key: str, expires_in: int) -> str:
@@ -337,8 +338,9 @@ class S3Store:
     async def read(self, key: str) -> AsyncIterator[bytes]:
         async with self.options.client() as s3:  # type: ignore[attr-defined]
             response = await s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
-            async with response["Body"] as body:
-                while chunk := await body.read(READ_CHUNK):
+            body = response["Body"]  # aiobotocore StreamingBody; `async with ... as` gives
+            async with body:  # the raw aiohttp response, whose read() takes no size
+                async for chunk in body.iter_chunks(READ_CHUNK):
                     yield chunk
 
     async def delete(self, keys: list[str]) -> int:
