@@ -60,6 +60,15 @@ async def test_export_over_http_round_trip(dev_env: WorkflowEnvironment, tmp_pat
         view = await wait_export(http, started["export_id"])
         assert view["status"] == "completed", view
         assert view["progress"]["chunks_done"] == view["progress"]["chunks_total"] > 3
+        # one activity per chunk, the tables split in several
+        history = await lc.handle(started["workflow_id"]).fetch_history()
+        chunk_activities = [
+            e.activity_task_scheduled_event_attributes
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "export_chunk"
+        ]
+        assert len(chunk_activities) == view["progress"]["chunks_done"]
         download = await http.get(view["download_url"])
         assert download.status_code == 200
         assert hashlib.sha256(download.content).hexdigest() == view["sha256"]
