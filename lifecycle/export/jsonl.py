@@ -22,6 +22,8 @@ from sqlalchemy import Table
 from sqlalchemy.types import TypeEngine
 
 _PLAIN = frozenset({str, int, bool, type(None)})
+#: One encoder for every row (json.dumps with options builds a new encoder per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -58,9 +60,7 @@ def encode_value(value: Any) -> Any:
 def encode_row(row: Mapping[str, Any]) -> bytes:
     """One row as a UTF-8 JSON line ending in ``\\n``."""
     obj = {k: v if type(v) in _PLAIN else encode_value(v) for k, v in row.items()}
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)).encode(
-        "utf-8"
-    ) + b"\n"
+    return _ENCODER.encode(obj).encode("utf-8") + b"\n"
 
 
 def _python_type(column_type: TypeEngine[Any]) -> type | None:
