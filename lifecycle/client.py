@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from lifecycle.config import Settings
 from lifecycle.db import Export, create_engine, migrate, sessionmaker, utcnow
 from lifecycle.errors import StateConflict
-from lifecycle.export.models import ExportInput, ExportType, ExportView
+from lifecycle.export.models import ExportInput, ExportType, ExportUpdate, ExportView
 from lifecycle.export.records import ExportRepository
 from lifecycle.export.storage import ExportStorage
 from lifecycle.models import OnboardInput, OnboardRequest, OperationView, TenantView
@@ -228,13 +228,19 @@ class LifecycleClient:
             chunk_bytes=int(self.settings.data_export_chunk_size_mb * 1024 * 1024),
             retention_days=self.settings.export_retention_days,
         )
-        await self.start(
-            ExportWorkflow.run,
-            data,
-            tenant_id=tenant_id,
-            kind=OperationKind.EXPORT,
-            suffix=export_id,
-        )
+        try:
+            await self.start(
+                ExportWorkflow.run,
+                data,
+                tenant_id=tenant_id,
+                kind=OperationKind.EXPORT,
+                suffix=export_id,
+            )
+        except BaseException as exc:
+            await self.exports.update(
+                ExportUpdate(export_id=export_id, status="failed", error=f"not started: {exc}")
+            )
+            raise
         return {
             "export_id": export_id,
             "workflow_id": wid,

@@ -125,10 +125,14 @@ class ObjectWriter:
         return self
 
     async def __aexit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None:
-            await self._commit()
-        else:
+        if exc_type is not None:
             await self._abort()
+            return
+        try:
+            await self._commit()
+        except BaseException:
+            await self._abort()  # no half-written object or dangling multipart upload
+            raise
 
 
 class _LocalWriter(ObjectWriter):
@@ -297,11 +301,8 @@ class _S3Writer(ObjectWriter):
 class S3Store:
     """Objects under ``s3://bucket/prefix/``."""
 
-    def __init__(
-        self, bucket: str, prefix: str, options: S3Options, part_size: int = PART_SIZE
-    ) -> None:
+    def __init__(self, bucket: str, prefix: str, options: S3Options) -> None:
         self.bucket, self.prefix, self.options = bucket, prefix, options
-        self.part_size = part_size
         self.url = f"s3://{bucket}/{prefix}"
 
     async def list(self, start_after: str | None = None) -> AsyncIterator[tuple[str, int]]:
@@ -313,7 +314,7 @@ class S3Store:
                     yield obj["Key"][len(self.prefix) :], int(obj["Size"])
 
     def writer(self, key: str) -> ObjectWriter:
-        return _S3Writer(self, key, self.part_size)
+        return _S3Writer(self, key, PART_SIZE)
 
     async def get_bytes(self, key: str) -> bytes | None:
         async with self.options.client() as s3:  # type: ignore[attr-defined]

@@ -3,12 +3,12 @@ tenant files on disk, a data map pointing at them, and tenants in the control pl
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import io
 import json
 import zipfile
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -142,8 +142,6 @@ def read_archive(data: bytes) -> tuple[dict[str, Any], zipfile.ZipFile]:
     manifest = json.loads(archive.read("manifest.json"))
     listed = {f["path"] for f in manifest["files"]}
     assert listed == set(archive.namelist()) - {"manifest.json"}
-    import hashlib
-
     for entry in manifest["files"]:
         content = archive.read(entry["path"])
         assert len(content) == entry["size_bytes"]
@@ -158,10 +156,3 @@ def table_rows(archive: zipfile.ZipFile, table: Table, path: str) -> list[dict[s
 def source_rows(org: int, count: int) -> list[dict[str, Any]]:
     """The projects rows of ``org`` as the database returns them (SQLite: naive UTC)."""
     return [project_row(org * 1000 + i, org) for i in range(count)]
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-__all__ = ["UTC"]

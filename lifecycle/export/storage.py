@@ -64,10 +64,9 @@ class ExportStorage:
         bucket: str,
         s3: S3Options,
         signing_secret: str | None = None,
-        part_size: int | None = None,
     ) -> None:
         self.kind, self.root, self.bucket, self.s3 = kind, root, bucket, s3
-        self.signing_secret, self.part_size = signing_secret, part_size
+        self.signing_secret = signing_secret
 
     @classmethod
     def from_settings(cls, settings: Settings, *, signing: bool = False) -> ExportStorage:
@@ -82,8 +81,6 @@ class ExportStorage:
 
     def _store(self, prefix: str) -> ObjectStore:
         if self.kind == "s3":
-            if self.part_size:
-                return S3Store(self.bucket, prefix, self.s3, self.part_size)
             return S3Store(self.bucket, prefix, self.s3)
         return LocalStore(self.root / prefix)
 
