@@ -8,17 +8,21 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from lifecycle.api import deletion, meta, plan_changes, problems, tenants, webhooks
+from lifecycle.api import deletion, exports, meta, plan_changes, problems, tenants, webhooks
 from lifecycle.client import LifecycleClient
 from lifecycle.config import Settings
+from lifecycle.datamap import load_datamap
 
 
 def create_app(settings: Settings | None = None, client: LifecycleClient | None = None) -> FastAPI:
     """The API app. Without ``client`` it connects (and migrates) on startup.
 
     The bearer token is API_TOKEN, or in dev mode one generated under ``.data/api_token``.
+    Raises ConfigError when DATA_MAP_PATH is set and the data map is invalid.
     """
     settings = settings or Settings()
+    if settings.data_map_path:
+        load_datamap(settings.data_map_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,6 +42,6 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (tenants, plan_changes, deletion, webhooks, meta):
+    for module in (tenants, plan_changes, exports, deletion, webhooks, meta):
         app.include_router(module.router)
     return app

@@ -19,6 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.billing import BillingActivities, make_stripe_client
 from activities.deletion import DeletionActivities
+from activities.exports import ExportActivities
 from activities.plan_changes import PlanChangeActivities
 from activities.provisioning import ProvisioningActivities
 from activities.purge import PurgeActivities
@@ -26,12 +27,16 @@ from activities.tenants import TenantActivities
 from activities.usage import UsageActivities
 from lifecycle.client import connect_temporal
 from lifecycle.config import Settings
+from lifecycle.datamap import load_datamap
 from lifecycle.db import create_engine, migrate, sessionmaker
 from lifecycle.deletion_repository import DeletionRepository
+from lifecycle.export.records import ExportRepository
+from lifecycle.export.storage import ExportStorage, s3_options
 from lifecycle.logs import configure_logging
 from lifecycle.repository import TenantRepository
 from workflows.deletion import DeletionWorkflow
 from workflows.downgrade import DowngradeWorkflow
+from workflows.export import ExportRetentionWorkflow, ExportWorkflow
 from workflows.onboarding import OnboardingWorkflow
 from workflows.reactivation import ReactivationWorkflow
 from workflows.suspension import PaymentFailureWorkflow, SuspensionWorkflow
@@ -45,6 +50,8 @@ WORKFLOWS = [
     ReactivationWorkflow,
     SuspensionWorkflow,
     PaymentFailureWorkflow,
+    ExportWorkflow,
+    ExportRetentionWorkflow,
 ]
 #: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
 #: through the sandbox like the models that use them.
@@ -71,8 +78,12 @@ def activity_methods(*owners: object) -> list[Callable[..., Any]]:
 
 
 def build_activities(settings: Settings, repository: TenantRepository) -> list[Callable[..., Any]]:
-    """Every activity, wired to the real clients named in ``settings``."""
+    """Every activity, wired to the real clients named in ``settings``.
+
+    Raises ConfigError when DATA_MAP_PATH is set and the data map is invalid.
+    """
     stripe_key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
+    datamap = load_datamap(settings.data_map_path) if settings.data_map_path else None
     return activity_methods(
         TenantActivities(repository),
         BillingActivities(make_stripe_client(stripe_key, settings.stripe_api_base)),
@@ -87,6 +98,12 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         ),
         DeletionActivities(settings, DeletionRepository(repository.sessions)),
         PurgeActivities(settings),
+        ExportActivities(
+            ExportStorage.from_settings(settings),
+            ExportRepository(repository.sessions),
+            datamap,
+            s3_options(settings),
+        ),
     )
 
 

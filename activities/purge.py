@@ -16,56 +16,10 @@ from temporalio.exceptions import ApplicationError
 from lifecycle.config import Settings
 from lifecycle.datamap import DataMap, load_datamap
 from lifecycle.deletion import EXPORTS_STORE, PurgeStoreInput, PurgeTarget
+from lifecycle.export.storage import ExportStorage, s3_options
 from lifecycle.faults import fault_point
-from lifecycle.objectstore import LocalStore, ObjectStore, S3Options, S3Store
+from lifecycle.objectstore import clear
 from lifecycle.stores import TenantStores, storage_store_name, table_store_name
-
-#: Objects listed and deleted per heartbeat (S3 DeleteObjects takes at most 1000).
-OBJECT_BATCH = 1000
-
-
-def s3_options(settings: Settings) -> S3Options:
-    """S3 connection settings from S3_ENDPOINT_URL, S3_REGION and the access keys."""
-    secret = settings.s3_secret_access_key
-    return S3Options(
-        settings.s3_endpoint_url,
-        settings.s3_region,
-        settings.s3_access_key_id,
-        secret.get_secret_value() if secret else None,
-    )
-
-
-def tenant_exports(settings: Settings, tenant_id: str) -> ObjectStore:
-    """The tenant's export archives: ``<exports_dir>/<tenant_id>/`` locally, or the prefix
-    ``<tenant_id>/`` of S3_BUCKET (EXPORT_STORAGE_TYPE=s3)."""
-    if settings.export_storage_type == "s3":
-        return S3Store(settings.s3_bucket, f"{tenant_id}/", s3_options(settings))
-    return LocalStore(settings.exports_dir / tenant_id)
-
-
-async def count_objects(store: ObjectStore) -> dict[str, int]:
-    """``{"files": n, "bytes": b}`` under a store's prefix."""
-    files = size = 0
-    async for _key, n in store.list():
-        files, size = files + 1, size + n
-    return {"files": files, "bytes": size}
-
-
-async def delete_objects(store: ObjectStore) -> int:
-    """Delete every object under the store's prefix in batches, heartbeating the running
-    total; return how many were deleted."""
-    deleted = 0
-    while True:
-        keys = []
-        async for key, _size in store.list():
-            keys.append(key)
-            if len(keys) == OBJECT_BATCH:
-                break
-        if not keys:
-            return deleted
-        await store.delete(keys)
-        deleted += len(keys)
-        activity.heartbeat(deleted)
 
 
 class PurgeActivities:
@@ -74,6 +28,7 @@ class PurgeActivities:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.exports = ExportStorage.from_settings(settings)
 
     def datamap(self) -> DataMap:
         """The data map, read at each step so an operator's fix applies to a retried purge."""
@@ -92,7 +47,7 @@ class PurgeActivities:
     async def _counts(self, target: PurgeTarget) -> dict[str, dict[str, int]]:
         async with self.stores() as stores:
             counts = await stores.counts(target.data_key)
-        counts[EXPORTS_STORE] = await count_objects(tenant_exports(self.settings, target.tenant_id))
+        counts[EXPORTS_STORE] = await self.exports.tenant_usage(target.tenant_id)
         return counts
 
     @activity.defn
@@ -122,7 +77,9 @@ class PurgeActivities:
         async with self.stores() as stores:
             if data.store.startswith("storage["):
                 index = int(data.store.removeprefix("storage[").removesuffix("]"))
-                return deleted + await delete_objects(stores.storage(index, data.data_key))
+                return deleted + await clear(
+                    stores.storage(index, data.data_key), activity.heartbeat
+                )
             entry = next(e for e in stores.datamap.tables if table_store_name(e) == data.store)
             batches = 0
             while n := await stores.delete_batch(
@@ -135,8 +92,8 @@ class PurgeActivities:
 
     @activity.defn
     async def purge_exports(self, target: PurgeTarget) -> int:
-        """Delete the tenant's export archives; return how many were deleted."""
-        return await delete_objects(tenant_exports(self.settings, target.tenant_id))
+        """Delete the tenant's export archives and staging; return how many were deleted."""
+        return await self.exports.delete_tenant_exports(target.tenant_id, activity.heartbeat)
 
     @activity.defn
     async def verify_purge(self, target: PurgeTarget) -> dict[str, dict[str, int]]:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import signal
+import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from lifecycle.config import Settings
@@ -24,8 +28,10 @@ from lifecycle.logs import configure_logging
 app = typer.Typer(help="Tenant Lifecycle control plane.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants, through the API.", no_args_is_help=True)
 db_app = typer.Typer(help="The control-plane database.", no_args_is_help=True)
+datamap_app = typer.Typer(help="The data map (DATA_MAP_PATH).", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(db_app, name="db")
+app.add_typer(datamap_app, name="datamap")
 console = Console()
 
 
@@ -376,6 +382,128 @@ def tenants_usage(
     with api_client(api_url) as http:
         answer = checked(http.put(f"/tenants/{tenant_id}/usage", json=usage))
     console.print_json(data=answer)
+
+
+# -- data map and exports ---------------------------------------------------------------
+
+
+@datamap_app.command("check")
+def datamap_check(
+    tenant: Annotated[
+        str | None, typer.Option(help="Count this tenant's data (its data_key) only")
+    ] = None,
+    file: Annotated[Path | None, typer.Option(help="Data map file (default DATA_MAP_PATH)")] = None,
+) -> None:
+    """Validate the data map against the live databases and storage, then list row and file
+    counts per store; exit 1 naming the bad entry (unknown database, table or column, a
+    parent cycle, a storage URL without {tenant_key})."""
+    from lifecycle.datamap import load_datamap
+    from lifecycle.db import create_engine, sessionmaker
+    from lifecycle.errors import ConfigError, TenantNotFound
+    from lifecycle.export.storage import s3_options
+    from lifecycle.repository import TenantRepository
+    from lifecycle.stores import TenantStores
+
+    settings = _settings()
+    path = file or settings.data_map_path
+    if path is None:
+        console.print("[red]no data map:[/red] set DATA_MAP_PATH or pass --file")
+        raise typer.Exit(1)
+
+    async def run() -> tuple[str, dict[str, dict[str, int]]]:
+        stores = await TenantStores.open(load_datamap(path), s3_options(settings))
+        try:
+            if tenant is None:
+                return "all tenants", await stores.total_counts()
+            engine = create_engine(settings.db_url)
+            try:
+                found = await TenantRepository(sessionmaker(engine)).get(tenant)
+            finally:
+                await engine.dispose()
+            return f"tenant {tenant} (data_key {found.data_key})", await stores.counts(
+                found.data_key
+            )
+        finally:
+            await stores.close()
+
+    try:
+        scope, counts = asyncio.run(run())
+    except (ConfigError, TenantNotFound) as exc:
+        console.print(f"[red]data map check failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    table = Table("store", "rows", "files", "bytes", title=f"Data map {path}: {scope}")
+    for store, c in counts.items():
+        table.add_row(store, *(str(c[k]) if k in c else "" for k in ("rows", "files", "bytes")))
+    console.print(table)
+    console.print("[green]data map OK[/green]")
+
+
+def download_verified(url: str, output: Path, sha256: str, size: int) -> None:
+    """Stream ``url`` to ``output`` with a progress bar; exit 1 unless its SHA-256 matches.
+
+    No bearer token is sent: the link is signed (HMAC for the API, SigV4 for S3).
+    """
+    digest = hashlib.sha256()
+    columns = (TextColumn("download"), BarColumn(), DownloadColumn())
+    with (
+        httpx.stream("GET", url, timeout=60, follow_redirects=True) as response,
+        Progress(*columns, console=console) as bar,
+        output.open("wb") as fh,
+    ):
+        if response.is_error:
+            response.read()
+            checked(response)
+        task = bar.add_task("download", total=size)
+        for block in response.iter_bytes(1024 * 1024):
+            digest.update(block)
+            fh.write(block)
+            bar.advance(task, len(block))
+    if digest.hexdigest() != sha256:
+        console.print(f"[red]SHA-256 mismatch[/red]: got {digest.hexdigest()}, expected {sha256}")
+        raise typer.Exit(1)
+    console.print(f"saved {output} ({size} bytes), SHA-256 {sha256} verified")
+
+
+@app.command("export")
+def export(
+    tenant_id: str,
+    export_type: Annotated[str, typer.Option("--type", help="full or tables")] = "full",
+    wait: Annotated[bool, typer.Option(help="Follow the progress until it ends")] = False,
+    output: Annotated[
+        Path | None, typer.Option(help="Download the archive here and verify its SHA-256")
+    ] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """Export a tenant's data (GDPR Art. 15/20) through the API; --output implies --wait."""
+    with api_client(api_url) as http:
+        started = checked(
+            http.post(f"/tenants/{tenant_id}/exports", json={"export_type": export_type})
+        )
+        export_id = started["export_id"]
+        console.print(f"export [bold]{export_id}[/bold] started: workflow {started['workflow_id']}")
+        if not (wait or output):
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("chunks", total=None)
+            while True:
+                view = checked(http.get(f"/exports/{export_id}"))
+                progress = view["progress"]
+                if progress.get("chunks_total"):
+                    bar.update(
+                        task, total=progress["chunks_total"], completed=progress["chunks_done"]
+                    )
+                if view["status"] in ("completed", "failed"):
+                    break
+                time.sleep(0.5)
+    if view["status"] == "failed":
+        console.print(f"[red]export failed:[/red] {view['error']}")
+        raise typer.Exit(1)
+    console.print(f"completed: {view['size_bytes']} bytes, SHA-256 {view['sha256']}")
+    if output:
+        download_verified(view["download_url"], output, view["sha256"], view["size_bytes"])
+    else:
+        console.print(f"download (until {view['expires_at']}): {view['download_url']}")
 
 
 # deletion, reactivation, suspension, legal hold and certificate commands

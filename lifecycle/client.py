@@ -7,8 +7,10 @@ signals and reads state. The API, the CLI and users' own code all go through it.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -19,9 +21,12 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from lifecycle.config import Settings
-from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.db import Export, create_engine, migrate, sessionmaker, utcnow
 from lifecycle.deletion_client import DeletionOperations
 from lifecycle.errors import StateConflict
+from lifecycle.export.models import ExportInput, ExportType, ExportUpdate, ExportView
+from lifecycle.export.records import ExportRepository
+from lifecycle.export.storage import ExportStorage
 from lifecycle.models import OnboardInput, OnboardRequest, OperationView, TenantView
 from lifecycle.operations import OperationKind, search_attributes, workflow_id
 from lifecycle.plan_changes import (
@@ -36,6 +41,7 @@ from lifecycle.plan_changes import (
 )
 from lifecycle.plans import usage_violations
 from lifecycle.repository import TenantRepository
+from lifecycle.states import TenantState
 
 
 @dataclass(frozen=True)
@@ -314,4 +320,97 @@ class LifecycleClient(DeletionOperations):
             except Exception as exc:  # the failure itself is the answer here
                 cause = getattr(exc, "cause", None)
                 view.error = str(cause or exc)
+        return view
+
+    # -- exports (GDPR Art. 15/20) --------------------------------------------------------
+
+    @cached_property
+    def exports(self) -> ExportRepository:
+        return ExportRepository(self.repository.sessions)
+
+    @cached_property
+    def export_storage(self) -> ExportStorage:
+        return ExportStorage.from_settings(self.settings, signing=True)
+
+    async def export_tenant(
+        self, tenant_id: str, export_type: ExportType = "full", actor: str = "api"
+    ) -> dict[str, Any]:
+        """Start an export of everything ``tenant_id`` owns in the data map; returns
+        ``{export_id, workflow_id, tenant_id, status: "queued", estimated_completion}``.
+
+        Raises TenantNotFound, and StateConflict unless the tenant is ACTIVE (the workflow's
+        compare-and-set to EXPORTING settles a race between two requests).
+        """
+        tenant = await self.repository.get(tenant_id)
+        if tenant.state is not TenantState.ACTIVE:
+            raise StateConflict(f"tenant '{tenant_id}' is {tenant.state}; export needs ACTIVE")
+        export_id = uuid.uuid4().hex
+        wid = workflow_id(tenant_id, OperationKind.EXPORT, export_id)
+        eta = utcnow() + await self.exports.typical_duration(tenant_id)
+        await self.exports.create(
+            export_id=export_id,
+            tenant_id=tenant_id,
+            workflow_id=wid,
+            export_type=export_type,
+            requested_by=actor,
+            estimated_completion=eta,
+        )
+        from workflows.export import ExportWorkflow
+
+        data = ExportInput(
+            tenant_id=tenant_id,
+            export_id=export_id,
+            export_type=export_type,
+            actor=actor,
+            chunk_bytes=int(self.settings.data_export_chunk_size_mb * 1024 * 1024),
+            retention_days=self.settings.export_retention_days,
+        )
+        try:
+            await self.start(
+                ExportWorkflow.run,
+                data,
+                tenant_id=tenant_id,
+                kind=OperationKind.EXPORT,
+                suffix=export_id,
+            )
+        except BaseException as exc:
+            await self.exports.update(
+                ExportUpdate(export_id=export_id, status="failed", error=f"not started: {exc}")
+            )
+            raise
+        return {
+            "export_id": export_id,
+            "workflow_id": wid,
+            "tenant_id": tenant_id,
+            "status": "queued",
+            "estimated_completion": eta.isoformat(),
+        }
+
+    async def get_export(self, export_id: str) -> ExportView:
+        """The export's status and progress (live from the workflow while it runs); for a
+        completed export a download link valid EXPORT_LINK_TTL_DAYS (at most 7 days, and no
+        longer than the archive is kept). Raises ExportNotFound."""
+        return await self._export_view(await self.exports.get(export_id))
+
+    async def list_exports(self, tenant_id: str) -> list[ExportView]:
+        """A tenant's exports, newest first (raises TenantNotFound)."""
+        await self.repository.get(tenant_id)
+        return [await self._export_view(row) for row in await self.exports.list(tenant_id)]
+
+    async def _export_view(self, row: Export) -> ExportView:
+        view = ExportView.model_validate(row, from_attributes=True)
+        view.archive_expires_at = row.expires_at
+        if row.status in ("queued", "running"):
+            try:
+                live = await self.handle(row.workflow_id).query("progress")
+                view.progress = {k: v for k, v in live.items() if isinstance(v, int)}
+            except RPCError:
+                pass  # no worker polling right now: the recorded progress stands
+        elif row.status == "completed" and row.expires_at is not None:
+            now = utcnow()
+            until = min(now + timedelta(days=self.settings.export_link_ttl_days), row.expires_at)
+            view.expires_at = until
+            view.download_url = await self.export_storage.download_url(
+                row.tenant_id, row.export_id, int(until.timestamp()), int(now.timestamp())
+            )
         return view

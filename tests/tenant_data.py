@@ -66,12 +66,13 @@ class AppData:
     datamap: Path
 
     def expected(self) -> dict[str, dict[str, int]]:
-        """Counts each seeded tenant has before any purge (exports: one 10-byte archive)."""
+        """Counts each seeded tenant has before any purge (exports: a 10-byte archive and a
+        5-byte staging part of an unfinished export, laid out like ExportStorage)."""
         return {
             "app.projects": {"rows": PROJECTS},
             "app.notes": {"rows": PROJECTS * NOTES_PER_PROJECT},
             "storage[0]": {"files": FILES, "bytes": sum(range(1, FILES + 1))},
-            "exports": {"files": 1, "bytes": 10},
+            "exports": {"files": 2, "bytes": 15},
         }
 
 
@@ -95,8 +96,10 @@ async def make_app_data(tmp_path: Path, exports_dir: Path, tenants: list[str]) -
         (app.files / tenant / "img").mkdir(parents=True)
         for i in range(FILES):
             (app.files / tenant / "img" / f"{i}.png").write_bytes(b"x" * (i + 1))
-        (exports_dir / tenant).mkdir(parents=True)
-        (exports_dir / tenant / "export-1.zip").write_bytes(b"z" * 10)
+        (exports_dir / "archives" / tenant).mkdir(parents=True)
+        (exports_dir / "archives" / tenant / "export-1.zip").write_bytes(b"z" * 10)
+        (exports_dir / "staging" / tenant / "export-2").mkdir(parents=True)
+        (exports_dir / "staging" / tenant / "export-2" / "0.part").write_bytes(b"p" * 5)
     return app
 
 
@@ -107,7 +110,12 @@ async def counts(app: AppData, exports_dir: Path, tenant: str) -> dict[str, dict
         out = await stores.counts(tenant)
     finally:
         await stores.close()
-    files = [p for p in (exports_dir / tenant).rglob("*") if p.is_file()]
+    files = [
+        p
+        for area in ("archives", "staging")
+        for p in (exports_dir / area / tenant).rglob("*")
+        if p.is_file()
+    ]
     out["exports"] = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
     return out
 
@@ -132,11 +140,24 @@ async def new_tenant(
     )
 
 
-async def skip_to_result(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> Any:
+async def skip_to_result(
+    env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], attempts: int = 60
+) -> Any:
     """``handle.result()`` with time skipping unlocked, as the handles the time-skipping
-    environment returns from ``start_workflow`` do (ours come from ``get_workflow_handle``)."""
-    async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
-        return await handle.result()
+    environment returns from ``start_workflow`` do (ours come from ``get_workflow_handle``).
+
+    The test server's history long poll can return before the workflow closed (the SDK then
+    raises "No completion event found", e.g. while an activity of a killed worker waits for
+    its heartbeat timeout): poll again, up to ``attempts`` times.
+    """
+    for attempt in range(attempts):
+        try:
+            async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
+                return await handle.result()
+        except RuntimeError as exc:
+            if "No completion event" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1)
 
 
 async def wait_state(lc: LifecycleClient, tenant_id: str, state: TenantState) -> TenantView:

@@ -42,21 +42,6 @@ async def client_for(settings: Settings, temporal: Client) -> AsyncIterator[Life
         await engine.dispose()
 
 
-async def result_within(
-    env: WorkflowEnvironment, lc: LifecycleClient, wid: str, seconds: float
-) -> dict:
-    """The workflow's result; the test server's long poll may return before completion
-    ("No completion event found"), so poll again until ``seconds`` have passed."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        try:
-            return await skip_to_result(env, lc.handle(wid))
-        except RuntimeError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(1)
-
-
 async def test_onboarding_killed_after_billing_completes_once(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -131,7 +116,7 @@ async def test_purge_killed_mid_batch_empties_every_store(
         assert 0 < partial["app.notes"]["rows"] < before["app.notes"]["rows"]
         # the killed attempt is retried once its heartbeat (20 s) times out
         async with worker_process(settings, tmp_path / "w2.log"):
-            result = await result_within(time_env, lc, started["workflow_id"], 90)
+            result = await skip_to_result(time_env, lc.handle(started["workflow_id"]))
         assert result["outcome"] == "purged"
         after = await counts(app, settings.exports_dir, tenant)
         assert all(not any(v.values()) for v in after.values()), after

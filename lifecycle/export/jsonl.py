@@ -1,0 +1,103 @@
+"""JSON Lines codec of exported rows: one JSON object per row, types preserved as text.
+
+Timestamps are ISO-8601 in UTC (a timestamp without time zone is taken as UTC), dates and
+times ISO-8601, decimals strings (no float rounding), binary values base64, UUIDs strings,
+intervals seconds, non-finite floats the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
+:func:`decode_row` reverses :func:`encode_row` given the table's column types.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.types import TypeEngine
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+#: One encoder for every row (json.dumps with options builds a new encoder per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode_value(value: Any) -> Any:
+    """A JSON-able form of one column value (see the module docstring)."""
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, datetime):
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return aware.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return encode_value(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): encode_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode_value(v) for v in value]
+    return str(value)
+
+
+def encode_row(row: Mapping[str, Any]) -> bytes:
+    """One row as a UTF-8 JSON line ending in ``\\n``."""
+    obj = {k: v if type(v) in _PLAIN else encode_value(v) for k, v in row.items()}
+    return _ENCODER.encode(obj).encode("utf-8") + b"\n"
+
+
+def _python_type(column_type: TypeEngine[Any]) -> type | None:
+    try:
+        return column_type.python_type
+    except NotImplementedError:
+        return None
+
+
+def decode_value(column_type: TypeEngine[Any], value: Any) -> Any:
+    """Reverse :func:`encode_value` for a column of ``column_type``."""
+    if value is None:
+        return None
+    kind = _python_type(column_type)
+    if kind is bytes:
+        return base64.b64decode(value)
+    if kind is datetime:
+        parsed = datetime.fromisoformat(value)
+        if getattr(column_type, "timezone", False):
+            return parsed
+        return parsed.astimezone(UTC).replace(tzinfo=None)
+    if kind is date:
+        return date.fromisoformat(value)
+    if kind is time:
+        return time.fromisoformat(value)
+    if kind is Decimal:
+        return Decimal(value)
+    if kind is float:
+        return _NON_FINITE.get(value, value) if isinstance(value, str) else float(value)
+    if kind is uuid.UUID:
+        return uuid.UUID(value)
+    if kind is timedelta:
+        return timedelta(seconds=value)
+    return value
+
+
+def decode_row(table: Table, line: bytes | str) -> dict[str, Any]:
+    """One JSON line back to the column values of ``table``'s row."""
+    obj = json.loads(line)
+    return {name: decode_value(table.c[name].type, value) for name, value in obj.items()}

@@ -1,0 +1,197 @@
+"""Inputs and results of the export workflow and its activities, and the API's export view.
+
+Pure pydantic models, importable from workflow code. Sizes are bytes, times UTC-aware. A
+*stream* is one source of the archive: a table of the data map (rows -> one JSON Lines file)
+or a storage prefix (files). Each stream is exported as a chain of *chunks*; a chunk starts
+after the previous chunk's last key and holds at most ``max_bytes`` of output, measured while
+writing (a single row or file larger than the bound forms a chunk of its own).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ExportType = Literal["full", "tables"]
+ExportStatus = Literal["queued", "running", "completed", "failed", "expired"]
+StreamKind = Literal["table", "files"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExportRequest(_Model):
+    """Body of ``POST /tenants/{id}/exports``: ``full`` = rows and files, ``tables`` = rows."""
+
+    export_type: ExportType = "full"
+
+
+class ExportRef(_Model):
+    """One export of one tenant."""
+
+    tenant_id: str
+    export_id: str
+
+
+class RetentionInput(_Model):
+    """Delete export ``ref`` ``delete_after_days`` after the export completed."""
+
+    ref: ExportRef
+    delete_after_days: int
+
+
+class ExportInput(_Model):
+    """Input of the export workflow; ``chunk_bytes`` and the retention fixed at the start."""
+
+    tenant_id: str
+    export_id: str
+    export_type: ExportType = "full"
+    actor: str = "api"
+    chunk_bytes: int = Field(gt=0)
+    retention_days: int = Field(ge=1)
+
+
+class PlanInput(_Model):
+    """What to plan: the tenant's ``data_key`` in the data map and the export type."""
+
+    tenant_id: str
+    export_id: str
+    data_key: str
+    export_type: ExportType
+    chunk_bytes: int
+
+
+class StreamPlan(_Model):
+    """One stream of the archive with its size estimate.
+
+    ``ref`` indexes ``datamap.tables`` (kind table) or ``datamap.storage`` (kind files);
+    ``path`` is the JSON Lines file (``tables/<db>.<table>.jsonl``) or the folder of the files
+    (``files/<i>/``) in the archive; ``items`` rows or files; ``est_bytes`` estimated output
+    bytes (rows: sampled bytes per row times rows; files: exact at planning time).
+    """
+
+    index: int
+    kind: StreamKind
+    ref: int
+    name: str
+    path: str
+    items: int
+    est_bytes: int
+    est_chunks: int
+    columns: dict[str, str] = Field(default_factory=dict)
+
+
+class ExportPlan(_Model):
+    streams: list[StreamPlan]
+
+    @property
+    def est_bytes(self) -> int:
+        return sum(s.est_bytes for s in self.streams)
+
+
+class ChunkInput(_Model):
+    """One chunk of stream ``stream``: items after cursor ``after`` (None = from the start;
+    the primary-key values of a table's last row, or a file's key), at most ``max_bytes``."""
+
+    tenant_id: str
+    export_id: str
+    data_key: str
+    stream: int
+    kind: StreamKind
+    ref: int
+    seq: int
+    after: Any = None
+    max_bytes: int
+
+
+class ChunkResult(_Model):
+    """A written chunk: its part file has ``bytes`` bytes with ``sha256``; ``items`` rows or
+    files; ``after`` the cursor where the next chunk starts; ``done`` when the stream ended."""
+
+    stream: int
+    seq: int
+    after: Any
+    items: int
+    bytes: int
+    sha256: str
+    done: bool
+
+
+class FileEntry(_Model):
+    """A file copied into a chunk's part, in order: ``key`` under its storage prefix."""
+
+    key: str
+    size: int
+    sha256: str
+
+
+class ChunkRecord(ChunkResult):
+    """The sidecar written next to a part once it is complete (files listed for storage)."""
+
+    files: list[FileEntry] = Field(default_factory=list)
+
+
+class AssembleInput(_Model):
+    """Assemble the archive from ``chunks[i]`` parts of each stream ``i`` of ``streams``."""
+
+    tenant_id: str
+    export_id: str
+    export_type: ExportType
+    generated_at: datetime
+    streams: list[StreamPlan]
+    chunks: list[int]
+
+
+class ArchiveResult(_Model):
+    """The archive in export storage: ``key``, ``size_bytes``, ``sha256`` of the ZIP."""
+
+    key: str
+    size_bytes: int
+    sha256: str
+    files: int
+    rows: int
+
+
+class ExportUpdate(_Model):
+    """Changes to an export record (None = unchanged)."""
+
+    export_id: str
+    status: ExportStatus | None = None
+    progress: dict[str, int] | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    storage_key: str | None = None
+    completed_at: datetime | None = None
+    expires_at: datetime | None = None
+    estimated_completion: datetime | None = None
+    error: str | None = None
+
+
+class ExportView(BaseModel):
+    """An export as the API returns it.
+
+    ``progress``: ``chunks_done``, ``chunks_total`` (an estimate until every stream ended),
+    ``bytes_done``, ``bytes_total``. ``download_url`` (completed exports only) stops working
+    at ``expires_at`` (EXPORT_LINK_TTL_DAYS, at most 7 days, from the time it was issued);
+    the archive itself is deleted at ``archive_expires_at`` (EXPORT_RETENTION_DAYS).
+    """
+
+    export_id: str
+    tenant_id: str
+    workflow_id: str
+    export_type: ExportType
+    status: ExportStatus
+    progress: dict[str, int]
+    size_bytes: int | None = None
+    sha256: str | None = None
+    created_at: datetime
+    completed_at: datetime | None = None
+    estimated_completion: datetime | None = None
+    archive_expires_at: datetime | None = None
+    download_url: str | None = None
+    expires_at: datetime | None = None
+    error: str | None = None
+    requested_by: str

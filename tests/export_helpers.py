@@ -1,0 +1,158 @@
+"""A small SaaS application for export tests: two tables (one reached through its parent),
+tenant files on disk, a data map pointing at them, and tenants in the control plane."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+)
+
+from lifecycle.db import create_engine
+from lifecycle.export.jsonl import decode_row
+from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest
+from lifecycle.repository import TenantRepository
+
+metadata = MetaData()
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", Integer, nullable=False, index=True),
+    Column("title", Text),
+    Column("budget", Numeric(12, 2)),
+    Column("created", DateTime(timezone=False)),
+    Column("logo", LargeBinary),
+)
+notes = Table(
+    "notes",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("body", Text),
+    Column("tag", String(20)),
+)
+
+DATAMAP = """
+[databases.app]
+url = "{url}"
+
+[[tables]]
+database = "app"
+name = "projects"
+tenant_column = "org_id"
+
+[[tables]]
+database = "app"
+name = "notes"
+parent = {{ table = "projects", column = "project_id", references = "id" }}
+
+[[storage]]
+url = "file://{files}/{{tenant_key}}/"
+"""
+
+
+@dataclass
+class App:
+    url: str
+    files: Path
+    datamap: Path
+
+
+def project_row(i: int, org: int) -> dict[str, Any]:
+    return {
+        "id": i,
+        "org_id": org,
+        "title": f"projet «{i}» " + "x" * (i % 7) * 40,
+        "budget": Decimal(f"{i}.{i % 100:02d}"),
+        "created": datetime(2026, 1, 1) + timedelta(minutes=i),
+        "logo": bytes([i % 256, 0, 255]) if i % 3 else None,
+    }
+
+
+async def make_app(
+    tmp_path: Path, url: str | None = None, projects_per_org: int = 12, files_per_org: int = 3
+) -> App:
+    """Create the app's tables with orgs 1 and 2 (``projects_per_org`` each, 3 notes per
+    project) and files under ``files/<org>/``; write the data map."""
+    url = url or f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+        rows = [project_row(org * 1000 + i, org) for org in (1, 2) for i in range(projects_per_org)]
+        await conn.execute(projects.insert(), rows)
+        await conn.execute(
+            notes.insert(),
+            [
+                {"project_id": r["id"], "seq": s, "body": "note ✓ " * s, "tag": None}
+                for r in rows
+                for s in range(3)
+            ],
+        )
+    await engine.dispose()
+    files = tmp_path / "files"
+    for org in (1, 2):
+        for i in range(files_per_org):
+            path = files / str(org) / "img" / f"{i}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bytes([org]) * (1000 * (i + 1)))
+    datamap = tmp_path / "datamap.toml"
+    datamap.write_text(DATAMAP.format(url=url, files=files), encoding="utf-8")
+    return App(url, files, datamap)
+
+
+async def add_tenant(repository: TenantRepository, tenant_id: str, data_key: str) -> None:
+    """An ACTIVE tenant written straight into the control plane (no onboarding workflow)."""
+    await repository.create_tenant(
+        CreateTenantInput(
+            request=OnboardRequest(
+                tenant_id=tenant_id, name=tenant_id, email="t@example.com", data_key=data_key
+            ),
+            limits={},
+            billing=BillingResult(skipped=True),
+            workflow_id=f"seed-{tenant_id}",
+            actor="test",
+        )
+    )
+
+
+def read_archive(data: bytes) -> tuple[dict[str, Any], zipfile.ZipFile]:
+    """The manifest and the open archive; checks every entry against the manifest."""
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert archive.testzip() is None
+    manifest = json.loads(archive.read("manifest.json"))
+    listed = {f["path"] for f in manifest["files"]}
+    assert listed == set(archive.namelist()) - {"manifest.json"}
+    for entry in manifest["files"]:
+        content = archive.read(entry["path"])
+        assert len(content) == entry["size_bytes"]
+        assert hashlib.sha256(content).hexdigest() == entry["sha256"]
+    return manifest, archive
+
+
+def table_rows(archive: zipfile.ZipFile, table: Table, path: str) -> list[dict[str, Any]]:
+    return [decode_row(table, line) for line in archive.read(path).splitlines()]
+
+
+def source_rows(org: int, count: int) -> list[dict[str, Any]]:
+    """The projects rows of ``org`` as the database returns them (SQLite: naive UTC)."""
+    return [project_row(org * 1000 + i, org) for i in range(count)]

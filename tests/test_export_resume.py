@@ -1,0 +1,115 @@
+"""Crash and resume on the dev server: a worker stops in the middle of an export, a new
+worker finishes it without redoing a completed chunk, and the content is identical."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.exports import ExportActivities
+from activities.tenants import TenantActivities
+from lifecycle.client import LifecycleClient
+from lifecycle.datamap import load_datamap
+from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.export.models import ChunkInput, ChunkResult
+from lifecycle.export.records import ExportRepository
+from lifecycle.export.storage import ExportStorage
+from lifecycle.repository import TenantRepository
+from tests.conftest import make_settings, uid
+from tests.export_helpers import add_tenant, make_app, read_archive
+from worker import PASSTHROUGH_MODULES, WORKFLOWS, activity_methods
+
+CRASH_AFTER = 5
+
+
+class DyingExportActivities(ExportActivities):
+    """Completes CRASH_AFTER chunks, then every further chunk hangs like a dying worker."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.completed: list[tuple[str, int, int]] = []
+        self.dying = asyncio.Event()
+
+    @activity.defn(name="export_chunk")
+    async def export_chunk(self, data: ChunkInput) -> ChunkResult:
+        if len(self.completed) >= CRASH_AFTER:
+            self.dying.set()
+            await asyncio.Event().wait()  # until the worker's shutdown cancels it
+        result = await super().export_chunk(data)
+        self.completed.append((data.export_id, data.stream, data.seq))
+        return result
+
+
+class CountingExportActivities(ExportActivities):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.ran: list[tuple[str, int, int]] = []
+
+    @activity.defn(name="export_chunk")
+    async def export_chunk(self, data: ChunkInput) -> ChunkResult:
+        self.ran.append((data.export_id, data.stream, data.seq))
+        return await super().export_chunk(data)
+
+
+async def test_worker_crash_mid_export_resumes_identically(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    app = await make_app(tmp_path, projects_per_org=30, files_per_org=6)
+    settings = make_settings(tmp_path, data_map_path=app.datamap, data_export_chunk_size_mb=0.002)
+    engine = create_engine(settings.db_url)
+    await migrate(engine)
+    repo = TenantRepository(sessionmaker(engine))
+    tenant = uid("crash")
+    await add_tenant(repo, tenant, "1")
+
+    def worker_with(exports: ExportActivities) -> Worker:
+        return Worker(
+            dev_env.client,
+            task_queue=settings.temporal_task_queue,
+            workflows=WORKFLOWS,
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                    *PASSTHROUGH_MODULES
+                )
+            ),
+            activities=activity_methods(TenantActivities(repo), exports),
+        )
+
+    parts = (
+        ExportStorage.from_settings(settings),
+        ExportRepository(repo.sessions),
+        load_datamap(app.datamap),
+    )
+    dying = DyingExportActivities(*parts)
+    lc = LifecycleClient(settings, dev_env.client, repo)
+    async with worker_with(dying):
+        started = await lc.export_tenant(tenant)
+        await asyncio.wait_for(dying.dying.wait(), 60)
+        assert (await lc.get_tenant(tenant)).state == "EXPORTING"
+    # the first worker is gone with chunks in flight; a new one finishes the export
+    counting = CountingExportActivities(*parts)
+    async with worker_with(counting):
+        result = await lc.handle(started["workflow_id"]).result()
+        view = await lc.get_export(started["export_id"])
+        again = await lc.export_tenant(tenant)  # a reference export of the same data
+        await lc.handle(again["workflow_id"]).result()
+        reference = await lc.get_export(again["export_id"])
+
+    assert len(dying.completed) >= CRASH_AFTER  # chains run in parallel
+    assert not set(dying.completed) & set(counting.ran)  # completed chunks never redone
+    assert any(export_id == started["export_id"] for export_id, _, _ in counting.ran)
+    assert view.status == "completed" and result["sha256"] == view.sha256
+    assert (await lc.get_tenant(tenant)).state == "ACTIVE"
+
+    archives = settings.exports_dir / "archives" / tenant
+    resumed, _ = read_archive((archives / f"{started['export_id']}.zip").read_bytes())
+    fresh, _ = read_archive((archives / f"{again['export_id']}.zip").read_bytes())
+    assert resumed["files"] == fresh["files"]
+    assert view.size_bytes and reference.size_bytes
+    await engine.dispose()

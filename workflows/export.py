@@ -1,0 +1,257 @@
+"""GDPR export (Art. 15 access, Art. 20 portability): ACTIVE -> EXPORTING -> ACTIVE.
+
+Plan the streams, export each stream as a chain of chunks (one activity per chunk, at most
+PARALLEL_STREAMS chains at a time), assemble the ZIP, discard the staging, and start the
+retention workflow that deletes the archive after EXPORT_RETENTION_DAYS. The tenant returns
+to ACTIVE whatever happens (``finally`` under ``asyncio.shield``). Workflow id
+``tenant-<id>-export-<export_id>``: one id per export, so a new export can start while an
+old one's retention timer runs; one *running* export per tenant is enforced by the EXPORTING
+state's compare-and-set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.exports import ExportActivities
+    from lifecycle.export.models import (
+        ArchiveResult,
+        AssembleInput,
+        ChunkInput,
+        ChunkResult,
+        ExportInput,
+        ExportPlan,
+        ExportRef,
+        ExportUpdate,
+        PlanInput,
+        RetentionInput,
+        StreamPlan,
+    )
+    from lifecycle.operations import OperationKind, workflow_id
+    from lifecycle.states import TenantState
+    from workflows.common import Operation, call, failure
+
+PARALLEL_STREAMS = 4
+#: Rough export rate for the first estimate of the completion time (docs/benchmarks.md).
+ESTIMATE_BYTES_PER_SECOND = 10 * 1024 * 1024
+CHUNK_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(hours=1),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+}
+ASSEMBLE_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(hours=12),
+    "heartbeat_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
+}
+
+
+@workflow.defn
+class ExportWorkflow:
+    """Export everything a tenant owns in the data map into one ZIP with a manifest."""
+
+    def __init__(self) -> None:
+        self.op: Operation | None = None
+        self.export_id = ""
+        self.chunks_done = 0
+        self.bytes_done = 0
+        self.estimates: dict[int, int] = {}  # stream -> chunks (estimated until it ends)
+        self.bytes_total = 0
+
+    @workflow.run
+    async def run(self, data: ExportInput) -> dict[str, Any]:
+        self.export_id = data.export_id
+        self.op = op = Operation(data.tenant_id, OperationKind.EXPORT, data.actor)
+        ref = ExportRef(tenant_id=data.tenant_id, export_id=data.export_id)
+        await op.record("starting")
+        try:
+            tenant = await op.transition(
+                [TenantState.ACTIVE], TenantState.EXPORTING, detail={"export_id": data.export_id}
+            )
+        except ActivityError as err:
+            raise await self._failed(err) from err
+        try:
+            archive = await self._export(data, tenant.data_key)
+        except ActivityError as err:
+            await asyncio.shield(call(ExportActivities.discard_staging, ref, summary="discard"))
+            raise await self._failed(err) from err
+        except asyncio.CancelledError:
+            await asyncio.shield(self._update(status="failed", error="export cancelled"))
+            raise
+        finally:
+            await asyncio.shield(
+                op.transition(
+                    [TenantState.EXPORTING],
+                    TenantState.ACTIVE,
+                    detail={"export_id": data.export_id},
+                )
+            )
+        expires = workflow.now() + timedelta(days=data.retention_days)
+        await self._update(
+            status="completed",
+            size_bytes=archive.size_bytes,
+            sha256=archive.sha256,
+            storage_key=archive.key,
+            completed_at=workflow.now(),
+            expires_at=expires,
+            progress=self.progress_counts(),
+        )
+        await workflow.start_child_workflow(
+            ExportRetentionWorkflow.run,
+            RetentionInput(ref=ref, delete_after_days=data.retention_days),
+            id=workflow_id(data.tenant_id, OperationKind.EXPORT, f"{data.export_id}-retention"),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            static_summary=f"delete export {data.export_id} after {data.retention_days} days",
+        )
+        result = {
+            "export_id": data.export_id,
+            "tenant_id": data.tenant_id,
+            "size_bytes": archive.size_bytes,
+            "sha256": archive.sha256,
+            "rows": archive.rows,
+            "files": archive.files,
+            "expires_at": expires.isoformat(),
+        }
+        await op.record("completed", "completed", result=result)
+        return result
+
+    async def _export(self, data: ExportInput, data_key: str) -> ArchiveResult:
+        assert self.op is not None
+        ref = ExportRef(tenant_id=data.tenant_id, export_id=data.export_id)
+        await self._update(status="running")
+        await self.op.record("planning")
+        plan: ExportPlan = await call(
+            ExportActivities.plan_export,
+            PlanInput(
+                tenant_id=data.tenant_id,
+                export_id=data.export_id,
+                data_key=data_key,
+                export_type=data.export_type,
+                chunk_bytes=data.chunk_bytes,
+            ),
+            summary="plan chunks",
+            start_to_close_timeout=timedelta(minutes=10),
+        )
+        self.estimates = {s.index: s.est_chunks for s in plan.streams}
+        self.bytes_total = plan.est_bytes
+        eta = workflow.now() + timedelta(seconds=plan.est_bytes / ESTIMATE_BYTES_PER_SECOND)
+        await self._update(progress=self.progress_counts(), estimated_completion=eta)
+        await self.op.record("chunks")
+        limit = asyncio.Semaphore(PARALLEL_STREAMS)
+        tasks = [
+            asyncio.create_task(self._chain(data, data_key, stream, limit))
+            for stream in plan.streams
+        ]
+        try:
+            chunks = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        await self.op.record("assemble")
+        archive: ArchiveResult = await call(
+            ExportActivities.assemble_export,
+            AssembleInput(
+                tenant_id=data.tenant_id,
+                export_id=data.export_id,
+                export_type=data.export_type,
+                generated_at=workflow.now(),
+                streams=plan.streams,
+                chunks=list(chunks),
+            ),
+            summary="assemble ZIP",
+            **ASSEMBLE_OPTIONS,
+        )
+        await call(ExportActivities.discard_staging, ref, summary="discard staging")
+        return archive
+
+    async def _chain(
+        self, data: ExportInput, data_key: str, stream: StreamPlan, limit: asyncio.Semaphore
+    ) -> int:
+        """Export one stream chunk after chunk; returns its number of chunks."""
+        after: Any = None
+        seq = 0
+        async with limit:
+            while True:
+                done: ChunkResult = await call(
+                    ExportActivities.export_chunk,
+                    ChunkInput(
+                        tenant_id=data.tenant_id,
+                        export_id=data.export_id,
+                        data_key=data_key,
+                        stream=stream.index,
+                        kind=stream.kind,
+                        ref=stream.ref,
+                        seq=seq,
+                        after=after,
+                        max_bytes=data.chunk_bytes,
+                    ),
+                    summary=f"{stream.name} chunk {seq}",
+                    **CHUNK_OPTIONS,
+                )
+                seq, after = seq + 1, done.after
+                self.chunks_done += 1
+                self.bytes_done += done.bytes
+                self.estimates[stream.index] = max(self.estimates[stream.index], seq + 1)
+                if done.done:
+                    self.estimates[stream.index] = seq
+                    workflow.set_current_details(self._details())
+                    return seq
+                workflow.set_current_details(self._details())
+
+    async def _failed(self, err: ActivityError) -> Exception:
+        assert self.op is not None
+        failed = failure(err, "export")
+        await self._update(status="failed", error=str(failed), progress=self.progress_counts())
+        await self.op.record("failed", "failed", error=str(failed))
+        return failed
+
+    async def _update(self, **fields: Any) -> None:
+        await call(
+            ExportActivities.record_export,
+            ExportUpdate(export_id=self.export_id, **fields),
+            summary=f"record {fields.get('status') or 'progress'}",
+        )
+
+    def progress_counts(self) -> dict[str, int]:
+        return {
+            "chunks_done": self.chunks_done,
+            "chunks_total": sum(self.estimates.values()),
+            "bytes_done": self.bytes_done,
+            "bytes_total": max(self.bytes_total, self.bytes_done),
+        }
+
+    def _details(self) -> str:
+        p = self.progress_counts()
+        mib = p["bytes_done"] / (1024 * 1024)
+        return f"export: chunk {p['chunks_done']}/{p['chunks_total']}, {mib:.1f} MiB"
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        """Step, chunks done/total (total estimated until each stream ended) and bytes."""
+        return {
+            "operation": "export",
+            "export_id": self.export_id,
+            "step": self.op.step if self.op else "queued",
+            **self.progress_counts(),
+        }
+
+
+@workflow.defn
+class ExportRetentionWorkflow:
+    """Durable timer of EXPORT_RETENTION_DAYS, then the archive is deleted (status expired);
+    started by the export workflow as an abandoned child, id ``...-export-<id>-retention``."""
+
+    @workflow.run
+    async def run(self, data: RetentionInput) -> int:
+        await workflow.sleep(timedelta(days=data.delete_after_days), summary="export retention")
+        return await call(ExportActivities.delete_export, data.ref, summary="delete expired export")
