@@ -22,7 +22,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from rich.table import Table
 
 from lifecycle.config import Settings
-from lifecycle.devserver import port_in_use, start_dev_server
+from lifecycle.devserver import port_in_use, start_dev_server, wait_for_port
 from lifecycle.logs import configure_logging
 
 app = typer.Typer(help="Tenant Lifecycle control plane.", no_args_is_help=True)
@@ -153,6 +153,7 @@ def dev(
     async def after_start() -> None:
         from lifecycle.demo import run_demo
 
+        await asyncio.to_thread(wait_for_port, settings.api_host, settings.api_port)
         await run_demo(settings, console)
 
     async def main() -> None:
@@ -172,6 +173,18 @@ def dev(
             except Exception:
                 proc.kill()
         console.print("stopped")
+
+
+@app.command()
+def demo() -> None:
+    """Run the main job against a running stack (`tenantctl dev` in another terminal, or
+    TEMPORAL_ADDRESS / DATABASE_URL / API_PORT of yours): every lifecycle operation on the
+    sample application, with a summary table."""
+    from lifecycle.demo import run_demo
+
+    settings = _settings()
+    use_sample_application(settings)
+    asyncio.run(run_demo(settings, console))
 
 
 @app.command()

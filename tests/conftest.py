@@ -185,11 +185,14 @@ async def running_stack(
 
 
 @contextlib.asynccontextmanager
-async def serve_api(lc: LifecycleClient) -> AsyncIterator[httpx.AsyncClient]:
-    """The API on a free 127.0.0.1 port over real HTTP, with a client holding the token."""
+async def serve_api(
+    lc: LifecycleClient, port: int | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API on ``port`` (default a free one) of 127.0.0.1 over real HTTP, with a client
+    holding the token."""
     from starter_api import create_app
 
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(lc.settings, lc), host="127.0.0.1", port=port, log_level="warning"
