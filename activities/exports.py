@@ -39,6 +39,7 @@ from lifecycle.export.models import (
 )
 from lifecycle.export.records import ExportRepository
 from lifecycle.export.storage import ExportStorage
+from lifecycle.faults import fault_point
 from lifecycle.objectstore import ObjectStore, ObjectWriter, S3Options
 from lifecycle.stores import TenantStores, storage_store_name, table_store_name
 
@@ -175,6 +176,7 @@ class ExportActivities:
             files=files,
         )
         await put_bytes(staging, f"{name}.json", record.model_dump_json().encode())
+        fault_point("export.after_chunk")
         return ChunkResult(**record.model_dump(exclude={"files"}))
 
     async def _write_rows(

@@ -18,7 +18,9 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from sqlalchemy import func, select
 
+from lifecycle.db import DeletionCertificate, Export
 from lifecycle.repository import TenantRepository
 from lifecycle.states import TenantState
 
@@ -70,7 +72,33 @@ async def collect_families(repository: TenantRepository) -> list[Metric]:
     per_state = await repository.count_by_state()
     for state in TenantState:
         tenants.add_metric([state.value], per_state.get(state.value, 0))
-    return [started, finished, running, duration, tenants]
+    export_bytes, purged_rows = await _export_and_purge_totals(repository)
+    exports = CounterMetricFamily(
+        "lifecycle_export_bytes", "Bytes of completed GDPR export archives", value=export_bytes
+    )
+    purged = CounterMetricFamily(
+        "lifecycle_purged_rows",
+        "Rows deleted by verified purges (from the deletion certificates)",
+        value=purged_rows,
+    )
+    return [started, finished, running, duration, tenants, exports, purged]
+
+
+async def _export_and_purge_totals(repository: TenantRepository) -> tuple[int, int]:
+    """Bytes of completed exports (expired ones included: they were produced) and rows
+    purged according to the deletion certificates."""
+    async with repository.sessions() as session:
+        export_bytes = await session.scalar(
+            select(func.coalesce(func.sum(Export.size_bytes), 0)).where(
+                Export.status.in_(("completed", "expired"))
+            )
+        )
+        purged = 0
+        documents = await session.stream_scalars(select(DeletionCertificate.document))
+        async for document in documents:
+            for counts in document.get("stores", {}).values():
+                purged += int(counts.get("before", {}).get("rows", 0))
+    return int(export_bytes or 0), purged
 
 
 async def render_metrics(repository: TenantRepository) -> bytes:

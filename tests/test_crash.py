@@ -21,6 +21,7 @@ from lifecycle.repository import TenantRepository
 from lifecycle.states import TenantState
 from tests.conftest import make_settings, uid
 from tests.crash import file_dev_server, worker_process
+from tests.export_helpers import add_tenant, make_app, read_archive
 from tests.plan_fixtures import billing_settings, onboarded
 from tests.stripe_server import PERIOD_SECONDS, StripeServer
 from tests.tenant_data import counts, make_app_data, new_tenant, skip_to_result, wait_state
@@ -84,6 +85,37 @@ async def test_upgrade_killed_after_provisioning_bills_exactly_once(
         assert stripe_server.item_price(sub) == "price_professional"
         changes = [e for e in stripe_server.mutations() if "subscription_items" in e.path]
         assert len(changes) == 1 and len(stripe_server.price_changes) == 1
+
+
+async def test_export_killed_mid_way_gives_the_same_manifest(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """SIGKILL right after the 3rd chunk was written; the new worker finds its sidecar, does
+    the rest, and the archive lists the same files (paths, rows, sizes, SHA-256) as an
+    uninterrupted export of the same data."""
+    app = await make_app(tmp_path, projects_per_org=30, files_per_org=6)
+    settings = make_settings(
+        tmp_path,
+        temporal_address=target(dev_env),
+        data_map_path=app.datamap,
+        data_export_chunk_size_mb=0.002,
+    )
+    tenant = uid("expcrash")
+    async with client_for(settings, dev_env.client) as lc:
+        await add_tenant(lc.repository, tenant, "1")
+        async with worker_process(settings, tmp_path / "w1.log", "export.after_chunk@3") as w1:
+            started = await lc.export_tenant(tenant)
+            await w1.wait_killed()
+        assert (await lc.get_tenant(tenant)).state is TenantState.EXPORTING
+        async with worker_process(settings, tmp_path / "w2.log"):
+            await lc.handle(started["workflow_id"]).result()
+            again = await lc.export_tenant(tenant)
+            await lc.handle(again["workflow_id"]).result()
+        assert (await lc.get_tenant(tenant)).state is TenantState.ACTIVE
+        archives = settings.exports_dir / "archives" / tenant
+        resumed, _ = read_archive((archives / f"{started['export_id']}.zip").read_bytes())
+        fresh, _ = read_archive((archives / f"{again['export_id']}.zip").read_bytes())
+        assert resumed["files"] == fresh["files"] and len(resumed["files"]) > 3
 
 
 async def test_purge_killed_mid_batch_empties_every_store(

@@ -10,7 +10,6 @@ from typing import Any
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.exports import ExportActivities
 from activities.tenants import TenantActivities
@@ -23,7 +22,7 @@ from lifecycle.export.storage import ExportStorage
 from lifecycle.repository import TenantRepository
 from tests.conftest import make_settings, uid
 from tests.export_helpers import add_tenant, make_app, read_archive
-from worker import PASSTHROUGH_MODULES, WORKFLOWS, activity_methods
+from worker import WORKFLOWS, activity_methods, workflow_runner
 
 CRASH_AFTER = 5
 
@@ -73,11 +72,7 @@ async def test_worker_crash_mid_export_resumes_identically(
             dev_env.client,
             task_queue=settings.temporal_task_queue,
             workflows=WORKFLOWS,
-            workflow_runner=SandboxedWorkflowRunner(
-                restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                    *PASSTHROUGH_MODULES
-                )
-            ),
+            workflow_runner=workflow_runner(),
             activities=activity_methods(TenantActivities(repo), exports),
         )
 

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 
+from lifecycle.db import DeletionCertificate, Export, utcnow
 from lifecycle.logs import JsonFormatter, correlation
 from tests.conftest import make_settings, running_stack, serve_api, uid
 
@@ -90,3 +91,49 @@ def test_json_log_lines_carry_tenant_operation_workflow() -> None:
     )
     assert line["activity"] == "change_subscription" and line["time"].endswith("Z")
     assert correlation(logging.makeLogRecord({"msg": "plain"})) == {}
+
+
+async def test_export_bytes_and_purged_rows_series(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The series read the exports table and the deletion certificates: rows as the export
+    and purge workflows write them move the counters."""
+    async with running_stack(dev_env, make_settings(tmp_path)) as lc, serve_api(lc) as http:
+        before = await scrape(http)
+        assert before[("lifecycle_export_bytes_total", ())] == 0
+        assert before[("lifecycle_purged_rows_total", ())] == 0
+        now = utcnow()
+        async with lc.repository.sessions.begin() as session:
+            for export_id, status, size in (("e1", "completed", 1234), ("e2", "failed", 99)):
+                session.add(
+                    Export(
+                        export_id=export_id,
+                        tenant_id="t",
+                        workflow_id="w",
+                        export_type="full",
+                        status=status,
+                        progress={},
+                        size_bytes=size,
+                        requested_by="api",
+                        created_at=now,
+                    )
+                )
+            session.add(
+                DeletionCertificate(
+                    tenant_id="gone",
+                    workflow_id="w",
+                    sha256="0" * 64,
+                    signature="0" * 64,
+                    created_at=now,
+                    document={
+                        "stores": {
+                            "app.a": {"before": {"rows": 40}, "after": {"rows": 0}},
+                            "app.b": {"before": {"rows": 2}, "after": {"rows": 0}},
+                            "storage[0]": {"before": {"files": 3, "bytes": 9}, "after": {}},
+                        }
+                    },
+                )
+            )
+        after = await scrape(http)
+    assert after[("lifecycle_export_bytes_total", ())] == 1234
+    assert after[("lifecycle_purged_rows_total", ())] == 42
