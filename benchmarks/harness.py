@@ -124,11 +124,10 @@ async def product_stack(settings: Settings) -> AsyncIterator[LifecycleClient]:
 
 async def history_activities(handle: WorkflowHandle[Any, Any]) -> int:
     """Activities scheduled in a workflow's history."""
-    return sum(
-        1
-        async for event in handle.fetch_history_events()
-        if event.HasField("activity_task_scheduled_event_attributes")
-    )
+    count = 0
+    async for event in handle.fetch_history_events():
+        count += event.HasField("activity_task_scheduled_event_attributes")
+    return count
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -56,7 +56,8 @@ async def run(address: str, n: int, database_url: str | None) -> None:
         await asyncio.gather(*(lc.handle(s.workflow_id).result() for s in started))
         upgrade_seconds = time.perf_counter() - t0
         activities = await history_activities(lc.handle(started[0].workflow_id))
-        upgraded = sum((await lc.get_tenant(t)).plan == "starter" for t in tenants)
+        views = await asyncio.gather(*(lc.get_tenant(t) for t in tenants))
+        upgraded = sum(v.plan == "starter" for v in views)
 
         queue = f"bare-{uuid.uuid4().hex[:6]}"
         async with Worker(
