@@ -12,10 +12,20 @@ import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
+from sqlalchemy.engine import make_url
+from temporalio.client import WorkflowHandle
+
+from lifecycle.client import LifecycleClient
+from lifecycle.config import Settings
 from lifecycle.devserver import free_port, start_dev_server
+
+PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
 def machine() -> str:
@@ -69,6 +79,63 @@ def scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="tl-bench-"))
 
 
+def bench_settings(work: Path, address: str, **overrides: object) -> Settings:
+    """Product settings for a benchmark: state under ``work``, Temporal at ``address``, no
+    STRIPE_API_KEY (limited-mode billing), no SDK metrics endpoint."""
+    values: dict[str, object] = {
+        "data_dir": work / "data",
+        "temporal_address": address,
+        "temporal_task_queue": f"bench-{uuid.uuid4().hex[:6]}",
+        "api_token": "bench",
+        "signing_secret": "bench",
+        "sdk_metrics_port": 0,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextlib.asynccontextmanager
+async def scratch_pg_database(admin_url: str = PG_ADMIN) -> AsyncIterator[str]:
+    """A new PostgreSQL database ``tl_bench_<random>``; yields its SQLAlchemy URL, then drops
+    it."""
+    admin = make_url(admin_url)
+    name = f"tl_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(admin.set(drivername="postgresql").render_as_string(False))
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def product_stack(settings: Settings) -> AsyncIterator[LifecycleClient]:
+    """The product's worker (``build_worker``, in this process) and a LifecycleClient on a
+    migrated control-plane database."""
+    from worker import build_worker
+
+    lc = await LifecycleClient.connect(settings)
+    async with build_worker(lc.temporal, settings, lc.repository):
+        yield lc
+    await lc.close()
+
+
+async def history_activities(handle: WorkflowHandle[Any, Any]) -> int:
+    """Activities scheduled in a workflow's history."""
+    count = 0
+    async for event in handle.fetch_history_events():
+        count += event.HasField("activity_task_scheduled_event_attributes")
+    return count
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-quantile (0..1) of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
 def worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``python worker.py`` with ``env`` added to this environment."""
     root = Path(__file__).resolve().parent.parent
@@ -81,4 +148,17 @@ def worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-__all__ = ["dev_server", "free_port", "machine", "peak_rss_mb", "rss_mb", "scratch_dir"]
+__all__ = [
+    "bench_settings",
+    "dev_server",
+    "free_port",
+    "history_activities",
+    "machine",
+    "peak_rss_mb",
+    "percentile",
+    "product_stack",
+    "rss_mb",
+    "scratch_dir",
+    "scratch_pg_database",
+    "worker_process",
+]
