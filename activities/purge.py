@@ -81,14 +81,15 @@ class PurgeActivities:
                     stores.storage(index, data.data_key), activity.heartbeat
                 )
             entry = next(e for e in stores.datamap.tables if table_store_name(e) == data.store)
-            batches = 0
-            while n := await stores.delete_batch(
-                entry, data.data_key, self.settings.purge_batch_rows
-            ):
-                deleted, batches = deleted + n, batches + 1
-                activity.heartbeat(deleted)
+
+            def after_batch(total: int) -> None:
+                activity.heartbeat(deleted + total)
                 fault_point(f"purge.batch:{data.store}")
-        return deleted
+
+            rows, _longest = await stores.purge_rows(
+                entry, data.data_key, self.settings.purge_batch_rows, after_batch
+            )
+        return deleted + rows
 
     @activity.defn
     async def purge_exports(self, target: PurgeTarget) -> int:

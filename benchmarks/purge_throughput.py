@@ -7,8 +7,9 @@ Creates a scratch database ``tl_bench_<random>`` on ``--pg-admin-url``, fills it
 ``examples.adtech.generate`` sized so that the largest tenant holds about ``--rows`` rows,
 clones it (``CREATE DATABASE ... TEMPLATE``: the same rows), then purges the largest tenant:
 
-- product: ``TenantStores.delete_batch`` loops over ``deletion_order()`` (children first) with
-  PURGE_BATCH_ROWS rows per transaction, as ``activities/purge.py`` does;
+- product: ``TenantStores.purge_rows`` over ``deletion_order()`` (children first): batches
+  starting at PURGE_BATCH_ROWS rows and adapting towards 0.25 s transactions, as
+  ``activities/purge.py`` does;
 - baseline: one ``DELETE ... WHERE <tenant filter>`` per table, children first, each in its
   own transaction, on the clone.
 
@@ -67,13 +68,8 @@ async def batched_purge(stores: TenantStores, key: str, batch: int) -> tuple[int
     total, longest = 0, 0.0
     t0 = time.perf_counter()
     for entry in stores.deletion_order():
-        while True:
-            b0 = time.perf_counter()
-            n = await stores.delete_batch(entry, key, batch)
-            longest = max(longest, time.perf_counter() - b0)
-            if not n:
-                break
-            total += n
+        rows, slowest = await stores.purge_rows(entry, key, batch)
+        total, longest = total + rows, max(longest, slowest)
     return total, time.perf_counter() - t0, longest
 
 
@@ -149,8 +145,9 @@ async def main(args: argparse.Namespace) -> None:
             results["plain"],
         )
         print(
-            f"\nbatched purge (delete_batch, {batch} rows/transaction): {rows_b:,} rows in "
-            f"{sec_b:.1f} s = {rows_b / sec_b:,.0f} rows/s; longest batch {longest_b * 1000:.0f} ms"
+            f"\nbatched purge (purge_rows, adaptive from {batch} rows/transaction): "
+            f"{rows_b:,} rows in {sec_b:.1f} s = {rows_b / sec_b:,.0f} rows/s; "
+            f"longest batch {longest_b * 1000:.0f} ms"
         )
         print(
             f"plain DELETE per table:                        {rows_p:,} rows in "

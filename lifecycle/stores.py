@@ -9,7 +9,8 @@ type), or, for a table reached through its parent, ``column IN (parent's tenant 
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import MetaData, Table, delete, false, func, select, tuple_
@@ -21,6 +22,11 @@ from lifecycle.datamap import TENANT_KEY, DataMap, StorageEntry, TableEntry
 from lifecycle.db import create_engine
 from lifecycle.errors import ConfigError
 from lifecycle.objectstore import ObjectStore, S3Options, open_store, usage
+
+#: Target duration of one purge transaction (seconds): batches grow or shrink towards it.
+BATCH_SECONDS = 0.25
+#: Upper bound of a purge batch (rows), whatever the table's speed.
+MAX_BATCH_ROWS = 50_000
 
 
 def table_store_name(entry: TableEntry) -> str:
@@ -189,6 +195,35 @@ class TenantStores:
         statement = delete(table).where(target.in_(victims))
         async with self.engines[entry.database].begin() as conn:
             return int((await conn.execute(statement)).rowcount or 0)
+
+    async def purge_rows(
+        self,
+        entry: TableEntry,
+        data_key: str,
+        first_batch: int,
+        on_batch: Callable[[int], object] | None = None,
+    ) -> tuple[int, float]:
+        """Delete all the tenant's rows of ``entry`` in short transactions whose size adapts
+        to the table: starting at ``first_batch`` rows (PURGE_BATCH_ROWS), doubled while a
+        batch takes under a quarter of BATCH_SECONDS, halved when one takes longer than
+        BATCH_SECONDS, so that no transaction holds its row locks for long however big or slow
+        the table. Calls ``on_batch(deleted_so_far)`` after each batch (heartbeat, fault
+        point). Returns ``(rows deleted, longest batch in seconds)``."""
+        batch, deleted, longest = first_batch, 0, 0.0
+        while True:
+            started = time.monotonic()
+            n = await self.delete_batch(entry, data_key, batch)
+            took = time.monotonic() - started
+            longest = max(longest, took)
+            if not n:
+                return deleted, longest
+            deleted += n
+            if on_batch is not None:
+                on_batch(deleted)
+            if took > BATCH_SECONDS:
+                batch = max(1, batch // 2)
+            elif took < BATCH_SECONDS / 4 and n == batch:
+                batch = min(MAX_BATCH_ROWS, batch * 2)
 
     # -- storage ---------------------------------------------------------------------------
 
