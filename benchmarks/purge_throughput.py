@@ -1,15 +1,14 @@
 """Purge throughput on PostgreSQL: the product's batched purge against one plain DELETE per
 table, on identical copies of the sample application (examples/adtech).
 
-    .venv/bin/python benchmarks/purge_throughput.py [--rows 1000000] [--tenants 10]
+    .venv/bin/python -m benchmarks.purge_throughput [--rows 1000000] [--tenants 10]
 
 Creates a scratch database ``tl_bench_<random>`` on ``--pg-admin-url``, fills it with
 ``examples.adtech.generate`` sized so that the largest tenant holds about ``--rows`` rows,
 clones it (``CREATE DATABASE ... TEMPLATE``: the same rows), then purges the largest tenant:
 
-- product: ``TenantStores.purge_rows`` over ``deletion_order()`` (children first): batches
-  starting at PURGE_BATCH_ROWS rows and adapting towards 0.25 s transactions, as
-  ``activities/purge.py`` does;
+- product: ``TenantStores.purge_rows`` over ``deletion_order()`` (children first) with
+  PURGE_BATCH_ROWS rows per transaction, as ``activities/purge.py`` does;
 - baseline: one ``DELETE ... WHERE <tenant filter>`` per table, children first, each in its
   own transaction, on the clone.
 
@@ -145,7 +144,7 @@ async def main(args: argparse.Namespace) -> None:
             results["plain"],
         )
         print(
-            f"\nbatched purge (purge_rows, adaptive from {batch} rows/transaction): "
+            f"\nbatched purge (purge_rows, {batch} rows/transaction): "
             f"{rows_b:,} rows in {sec_b:.1f} s = {rows_b / sec_b:,.0f} rows/s; "
             f"longest batch {longest_b * 1000:.0f} ms"
         )

@@ -23,11 +23,6 @@ from lifecycle.db import create_engine
 from lifecycle.errors import ConfigError
 from lifecycle.objectstore import ObjectStore, S3Options, open_store, usage
 
-#: Target duration of one purge transaction (seconds): batches grow or shrink towards it.
-BATCH_SECONDS = 0.25
-#: Upper bound of a purge batch (rows), whatever the table's speed.
-MAX_BATCH_ROWS = 50_000
-
 
 def table_store_name(entry: TableEntry) -> str:
     """Name of a table store in counts, manifests and certificates: ``database.table``."""
@@ -200,30 +195,27 @@ class TenantStores:
         self,
         entry: TableEntry,
         data_key: str,
-        first_batch: int,
+        batch_rows: int,
         on_batch: Callable[[int], object] | None = None,
     ) -> tuple[int, float]:
-        """Delete all the tenant's rows of ``entry`` in short transactions whose size adapts
-        to the table: starting at ``first_batch`` rows (PURGE_BATCH_ROWS), doubled while a
-        batch takes under a quarter of BATCH_SECONDS, halved when one takes longer than
-        BATCH_SECONDS, so that no transaction holds its row locks for long however big or slow
-        the table. Calls ``on_batch(deleted_so_far)`` after each batch (heartbeat, fault
-        point). Returns ``(rows deleted, longest batch in seconds)``."""
-        batch, deleted, longest = first_batch, 0, 0.0
+        """Delete all the tenant's rows of ``entry`` in transactions of at most
+        ``batch_rows`` rows (PURGE_BATCH_ROWS), calling ``on_batch(deleted_so_far)`` after each
+        (heartbeat, fault point). Returns ``(rows deleted, longest batch in seconds)``: the
+        longest time any batch held its row locks.
+
+        Fixed-size on purpose: growing batches was measured slower on PostgreSQL (a large
+        LIMIT turns the index-driven delete into a scan of the table; docs/benchmarks.md).
+        """
+        deleted, longest = 0, 0.0
         while True:
             started = time.monotonic()
-            n = await self.delete_batch(entry, data_key, batch)
-            took = time.monotonic() - started
-            longest = max(longest, took)
+            n = await self.delete_batch(entry, data_key, batch_rows)
+            longest = max(longest, time.monotonic() - started)
             if not n:
                 return deleted, longest
             deleted += n
             if on_batch is not None:
                 on_batch(deleted)
-            if took > BATCH_SECONDS:
-                batch = max(1, batch // 2)
-            elif took < BATCH_SECONDS / 4 and n == batch:
-                batch = min(MAX_BATCH_ROWS, batch * 2)
 
     # -- storage ---------------------------------------------------------------------------
 
