@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import MetaData, Table, delete, false, func, select, tuple_
+from sqlalchemy import MetaData, Table, delete, false, func, literal_column, select, tuple_
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement, Select
@@ -183,12 +183,26 @@ class TenantStores:
 
     async def delete_batch(self, entry: TableEntry, data_key: str, batch_size: int) -> int:
         """Delete at most ``batch_size`` of the tenant's rows of ``entry`` in one short
-        transaction; return how many were deleted (0 when none are left)."""
+        transaction; return how many were deleted (0 when none are left).
+
+        PostgreSQL deletes by row address (``ctid = ANY(ARRAY(SELECT ctid ... LIMIT n))``: an
+        index scan for the victims, then a TID scan), which stays index-driven whatever the
+        batch size; other databases by primary key (``pk IN (SELECT pk ... LIMIT n)``).
+        A row moved by a concurrent update between the two scans is simply left for the next
+        batch: the purge loops until a batch deletes nothing.
+        """
         table, pk = self.table(entry), self.primary_key(entry)
-        victims = select(*pk).where(self.tenant_filter(entry, data_key)).limit(batch_size)
-        target = tuple_(*pk) if len(pk) > 1 else pk[0]
-        statement = delete(table).where(target.in_(victims))
-        async with self.engines[entry.database].begin() as conn:
+        engine = self.engines[entry.database]
+        tenant_rows = self.tenant_filter(entry, data_key)
+        if engine.dialect.name == "postgresql":
+            ctid = literal_column("ctid")
+            victims = select(ctid).select_from(table).where(tenant_rows).limit(batch_size)
+            statement = delete(table).where(ctid == func.any(func.array(victims.scalar_subquery())))
+        else:
+            victims = select(*pk).where(tenant_rows).limit(batch_size)
+            target = tuple_(*pk) if len(pk) > 1 else pk[0]
+            statement = delete(table).where(target.in_(victims))
+        async with engine.begin() as conn:
             return int((await conn.execute(statement)).rowcount or 0)
 
     async def purge_rows(
