@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     enable_auto_downgrade: bool = False
     enable_reactivation_workflow: bool = True
     payment_failure_grace_days: int = Field(3, ge=0, le=60)
-    purge_batch_rows: int = Field(1000, ge=1, le=100_000, description="Rows per purge batch")
+    purge_batch_rows: int = Field(10_000, ge=1, le=100_000, description="Rows per purge batch")
 
     # Exports
     export_storage_type: Literal["local", "s3"] = "local"
