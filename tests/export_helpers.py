@@ -28,8 +28,6 @@ from sqlalchemy import (
 
 from lifecycle.db import create_engine
 from lifecycle.export.jsonl import decode_row
-from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest
-from lifecycle.repository import TenantRepository
 
 metadata = MetaData()
 projects = Table(
@@ -118,21 +116,6 @@ async def make_app(
     datamap = tmp_path / "datamap.toml"
     datamap.write_text(DATAMAP.format(url=url, files=files), encoding="utf-8")
     return App(url, files, datamap)
-
-
-async def add_tenant(repository: TenantRepository, tenant_id: str, data_key: str) -> None:
-    """An ACTIVE tenant written straight into the control plane (no onboarding workflow)."""
-    await repository.create_tenant(
-        CreateTenantInput(
-            request=OnboardRequest(
-                tenant_id=tenant_id, name=tenant_id, email="t@example.com", data_key=data_key
-            ),
-            limits={},
-            billing=BillingResult(skipped=True),
-            workflow_id=f"seed-{tenant_id}",
-            actor="test",
-        )
-    )
 
 
 def read_archive(data: bytes) -> tuple[dict[str, Any], zipfile.ZipFile]:

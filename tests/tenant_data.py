@@ -125,12 +125,18 @@ async def new_tenant(
     tenant_id: str,
     plan: str = "starter",
     subscription_id: str | None = None,
+    data_key: str | None = None,
 ) -> TenantView:
-    """An ACTIVE tenant written straight into the control plane (as onboarding leaves it)."""
+    """An ACTIVE tenant written straight into the control plane (as onboarding leaves it);
+    ``data_key`` defaults to the tenant id."""
     return await lc.repository.create_tenant(
         CreateTenantInput(
             request=OnboardRequest(
-                tenant_id=tenant_id, name=tenant_id.title(), email=f"ops@{tenant_id}.io", plan=plan
+                tenant_id=tenant_id,
+                name=tenant_id.title(),
+                email=f"ops@{tenant_id}.io",
+                plan=plan,
+                data_key=data_key,
             ),
             limits=lc.settings.plans.get(plan).limits.as_dict(),
             billing=BillingResult(subscription_id=subscription_id),

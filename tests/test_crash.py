@@ -21,7 +21,7 @@ from lifecycle.repository import TenantRepository
 from lifecycle.states import TenantState
 from tests.conftest import make_settings, uid
 from tests.crash import file_dev_server, worker_process
-from tests.export_helpers import add_tenant, make_app, read_archive
+from tests.export_helpers import make_app, read_archive
 from tests.plan_fixtures import billing_settings, onboarded
 from tests.stripe_server import PERIOD_SECONDS, StripeServer
 from tests.tenant_data import counts, make_app_data, new_tenant, skip_to_result, wait_state
@@ -102,7 +102,7 @@ async def test_export_killed_mid_way_gives_the_same_manifest(
     )
     tenant = uid("expcrash")
     async with client_for(settings, dev_env.client) as lc:
-        await add_tenant(lc.repository, tenant, "1")
+        await new_tenant(lc, tenant, data_key="1")
         async with worker_process(settings, tmp_path / "w1.log", "export.after_chunk@3") as w1:
             started = await lc.export_tenant(tenant)
             await w1.wait_killed()

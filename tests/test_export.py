@@ -25,7 +25,6 @@ from lifecycle.models import TransitionInput
 from lifecycle.states import TenantState
 from tests.conftest import make_settings, running_stack, serve_api, uid
 from tests.export_helpers import (
-    add_tenant,
     make_app,
     notes,
     projects,
@@ -33,6 +32,7 @@ from tests.export_helpers import (
     source_rows,
     table_rows,
 )
+from tests.tenant_data import new_tenant
 from workflows.export import ExportRetentionWorkflow
 
 
@@ -50,7 +50,7 @@ async def test_export_over_http_round_trip(dev_env: WorkflowEnvironment, tmp_pat
     settings = make_settings(tmp_path, data_map_path=app.datamap, data_export_chunk_size_mb=0.002)
     tenant = uid("exp")
     async with running_stack(dev_env, settings) as lc, serve_api(lc) as http:
-        await add_tenant(lc.repository, tenant, "1")
+        await new_tenant(lc, tenant, data_key="1")
         response = await http.post(f"/tenants/{tenant}/exports", json={"export_type": "full"})
         assert response.status_code == 202, response.text
         started = response.json()
@@ -103,7 +103,7 @@ async def test_signed_links(dev_env: WorkflowEnvironment, tmp_path: Path) -> Non
     settings = make_settings(tmp_path, data_map_path=app.datamap, export_retention_days=30)
     tenant = uid("link")
     async with running_stack(dev_env, settings) as lc, serve_api(lc) as http:
-        await add_tenant(lc.repository, tenant, "2")
+        await new_tenant(lc, tenant, data_key="2")
         export_id = (await lc.export_tenant(tenant, "tables"))["export_id"]
         view = await wait_export(http, export_id)
         url = httpx.URL(view["download_url"])
@@ -140,7 +140,7 @@ async def test_retention_deletes_the_archive(time_env: WorkflowEnvironment, tmp_
     settings = make_settings(tmp_path, data_map_path=app.datamap, export_retention_days=30)
     tenant = uid("keep")
     async with running_stack(time_env, settings) as lc, serve_api(lc) as http:
-        await add_tenant(lc.repository, tenant, "1")
+        await new_tenant(lc, tenant, data_key="1")
         started = await lc.export_tenant(tenant)
         view = await wait_export(http, started["export_id"])
         assert view["status"] == "completed"
@@ -180,7 +180,7 @@ async def test_export_rejections_and_failure_returns_active(
     async with running_stack(time_env, settings) as lc, serve_api(lc) as http:
         missing = await http.post("/tenants/nobody-here/exports", json={})
         assert missing.status_code == 404
-        await add_tenant(lc.repository, tenant, "1")
+        await new_tenant(lc, tenant, data_key="1")
         bad_type = await http.post(f"/tenants/{tenant}/exports", json={"export_type": "all"})
         assert bad_type.status_code == 422
 

@@ -15,7 +15,8 @@ from lifecycle.cli import app as cli
 from lifecycle.errors import ConfigError
 from starter_api import create_app
 from tests.conftest import make_settings, running_stack, serve_api, uid
-from tests.export_helpers import add_tenant, make_app
+from tests.export_helpers import make_app
+from tests.tenant_data import new_tenant
 from worker import build_activities
 
 runner = CliRunner()
@@ -73,7 +74,7 @@ async def test_tenantctl_export_downloads_and_verifies(
     tenant = uid("cli")
     env = cli_env(tmp_path, app.datamap)
     async with running_stack(dev_env, settings) as lc, serve_api(lc) as http:
-        await add_tenant(lc.repository, tenant, "2")
+        await new_tenant(lc, tenant, data_key="2")
         check = await asyncio.to_thread(
             runner.invoke, cli, ["datamap", "check", "--tenant", tenant], env=env
         )

@@ -21,7 +21,8 @@ from lifecycle.export.records import ExportRepository
 from lifecycle.export.storage import ExportStorage
 from lifecycle.repository import TenantRepository
 from tests.conftest import make_settings, uid
-from tests.export_helpers import add_tenant, make_app, read_archive
+from tests.export_helpers import make_app, read_archive
+from tests.tenant_data import new_tenant
 from worker import WORKFLOWS, activity_methods, workflow_runner
 
 CRASH_AFTER = 5
@@ -65,7 +66,8 @@ async def test_worker_crash_mid_export_resumes_identically(
     await migrate(engine)
     repo = TenantRepository(sessionmaker(engine))
     tenant = uid("crash")
-    await add_tenant(repo, tenant, "1")
+    lc = LifecycleClient(settings, dev_env.client, repo)
+    await new_tenant(lc, tenant, data_key="1")
 
     def worker_with(exports: ExportActivities) -> Worker:
         return Worker(
@@ -82,7 +84,6 @@ async def test_worker_crash_mid_export_resumes_identically(
         load_datamap(app.datamap),
     )
     dying = DyingExportActivities(*parts)
-    lc = LifecycleClient(settings, dev_env.client, repo)
     async with worker_with(dying):
         started = await lc.export_tenant(tenant)
         await asyncio.wait_for(dying.dying.wait(), 60)

@@ -18,7 +18,8 @@ from lifecycle.devserver import free_port
 from lifecycle.export.storage import s3_options
 from lifecycle.objectstore import PART_SIZE
 from tests.conftest import make_settings, running_stack, uid
-from tests.export_helpers import add_tenant, make_app, read_archive
+from tests.export_helpers import make_app, read_archive
+from tests.tenant_data import new_tenant
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ async def test_export_to_s3_multipart_and_presigned(
 
     tenant = uid("s3")
     async with running_stack(dev_env, settings) as lc:
-        await add_tenant(lc.repository, tenant, "7")
+        await new_tenant(lc, tenant, data_key="7")
         started = await lc.export_tenant(tenant)
         await lc.handle(started["workflow_id"]).result()
         view = await lc.get_export(started["export_id"])
