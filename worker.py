@@ -28,7 +28,7 @@ from activities.usage import UsageActivities
 from lifecycle.client import connect_temporal
 from lifecycle.config import Settings
 from lifecycle.datamap import load_datamap
-from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.db import Sessions, create_engine, migrate
 from lifecycle.deletion_repository import DeletionRepository
 from lifecycle.export.records import ExportRepository
 from lifecycle.export.storage import ExportStorage, s3_options
@@ -138,7 +138,7 @@ async def run_worker(settings: Settings) -> None:
     engine = create_engine(settings.db_url)
     await migrate(engine)
     client = await connect_temporal(settings, sdk_runtime(settings))
-    worker = build_worker(client, settings, TenantRepository(sessionmaker(engine)))
+    worker = build_worker(client, settings, TenantRepository(Sessions(engine)))
     logging.getLogger(__name__).info(
         "worker polling task queue %s on %s", settings.temporal_task_queue, settings.temporal_target
     )

@@ -43,7 +43,7 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from lifecycle.client import LifecycleClient  # noqa: E402
 from lifecycle.config import Settings  # noqa: E402
-from lifecycle.db import create_engine, migrate, sessionmaker  # noqa: E402
+from lifecycle.db import Sessions, create_engine, migrate  # noqa: E402
 from lifecycle.devserver import free_port, temporal_cli  # noqa: E402
 from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest  # noqa: E402
 from lifecycle.operations import LIFECYCLE_OPERATION, TENANT_ID  # noqa: E402
@@ -214,7 +214,7 @@ async def main(args: argparse.Namespace) -> None:
         settings = Settings(_env_file=None, **{k.lower(): v for k, v in variables.items()})  # type: ignore[arg-type]
         engine = create_engine(settings.db_url)
         await migrate(engine)
-        repo = TenantRepository(sessionmaker(engine))
+        repo = TenantRepository(Sessions(engine))
         await repo.create_tenant(
             CreateTenantInput(
                 request=OnboardRequest(

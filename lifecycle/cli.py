@@ -411,7 +411,7 @@ def datamap_check(
     counts per store; exit 1 naming the bad entry (unknown database, table or column, a
     parent cycle, a storage URL without {tenant_key})."""
     from lifecycle.datamap import load_datamap
-    from lifecycle.db import create_engine, sessionmaker
+    from lifecycle.db import Sessions, create_engine
     from lifecycle.errors import ConfigError, TenantNotFound
     from lifecycle.export.storage import s3_options
     from lifecycle.repository import TenantRepository
@@ -430,7 +430,7 @@ def datamap_check(
                 return "all tenants", await stores.total_counts()
             engine = create_engine(settings.db_url)
             try:
-                found = await TenantRepository(sessionmaker(engine)).get(tenant)
+                found = await TenantRepository(Sessions(engine)).get(tenant)
             finally:
                 await engine.dispose()
             return f"tenant {tenant} (data_key {found.data_key})", await stores.counts(

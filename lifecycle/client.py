@@ -21,7 +21,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from lifecycle.config import Settings
-from lifecycle.db import Export, create_engine, migrate, sessionmaker, utcnow
+from lifecycle.db import Export, Sessions, create_engine, migrate, utcnow
 from lifecycle.deletion_client import DeletionOperations
 from lifecycle.errors import StateConflict
 from lifecycle.export.models import ExportInput, ExportType, ExportUpdate, ExportView
@@ -90,10 +90,10 @@ class LifecycleClient(DeletionOperations):
         if run_migrations:
             await migrate(engine)
         temporal = await connect_temporal(settings)
-        return cls(settings, temporal, TenantRepository(sessionmaker(engine)))
+        return cls(settings, temporal, TenantRepository(Sessions(engine)))
 
     async def close(self) -> None:
-        await self.repository.sessions.kw["bind"].dispose()
+        await self.repository.sessions.engine.dispose()
 
     async def __aenter__(self) -> LifecycleClient:
         return self

@@ -7,6 +7,7 @@ are both supported; the schema is created and upgraded by the Alembic migrations
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,12 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -216,17 +222,44 @@ def create_engine(url: str) -> AsyncEngine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    # pysqlite's own transaction handling would defer BEGIN; make every transaction
-    # BEGIN IMMEDIATE so that a compare-and-set takes the write lock before it reads.
+    # pysqlite's own transaction handling is off (above). A write transaction (``Sessions.
+    # begin``) is BEGIN IMMEDIATE, so that a compare-and-set takes the write lock before it
+    # reads; a read is a deferred BEGIN, which under WAL never waits for the writer.
     @event.listens_for(engine.sync_engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        writes = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
 
 
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
-    return async_sessionmaker(engine, expire_on_commit=False)
+_WRITE_OPTION = "lifecycle_write"
+
+
+class Sessions:
+    """Session factory of the control plane: ``sessions()`` for reads, ``sessions.begin()``
+    for a write transaction (committed on success, rolled back on an exception).
+
+    On SQLite the two differ: a write begins IMMEDIATE (takes the database's one write lock
+    first), a read begins DEFERRED and, under WAL, reads a snapshot without waiting for a
+    writer. That keeps API reads off the worker's write lock. On PostgreSQL both are plain
+    transactions.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._reads = async_sessionmaker(engine, expire_on_commit=False)
+        self._writes = async_sessionmaker(
+            engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+        )
+
+    def __call__(self) -> AsyncSession:
+        """A session for reads; every write goes through :meth:`begin`."""
+        return self._reads()
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A write transaction: ``async with sessions.begin() as session: ...``."""
+        return self._writes.begin()
 
 
 async def migrate(engine: AsyncEngine) -> None:

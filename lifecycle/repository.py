@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from lifecycle.db import Entitlement, LifecycleEvent, Operation, Tenant, utcnow
+from lifecycle.db import Entitlement, LifecycleEvent, Operation, Sessions, Tenant, utcnow
 from lifecycle.errors import StateConflict, TenantNotFound, VersionConflict
 from lifecycle.models import (
     CreateTenantInput,
@@ -50,9 +50,9 @@ MUTABLE_COLUMNS = frozenset(
 
 
 class TenantRepository:
-    """Control-plane storage, given an ``async_sessionmaker`` (SQLite or PostgreSQL)."""
+    """Control-plane storage through :class:`~lifecycle.db.Sessions` (SQLite or PostgreSQL)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
 
     # -- tenants ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client import LifecycleClient
 from lifecycle.config import Settings
-from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.db import Sessions, create_engine, migrate
 from lifecycle.devserver import free_port, installed_binary, temporal_cli
 from lifecycle.faults import reset_fault_counts
 from lifecycle.operations import LIFECYCLE_OPERATION, SEARCH_ATTRIBUTES, TENANT_ID
@@ -99,7 +99,7 @@ async def repository(
                     "idempotency_keys CASCADE"
                 )
             )
-    yield TenantRepository(sessionmaker(engine))
+    yield TenantRepository(Sessions(engine))
     await engine.dispose()
 
 
@@ -177,7 +177,7 @@ async def running_stack(
     """A migrated database, a worker on ``env`` and a LifecycleClient, for one test."""
     engine = create_engine(settings.db_url)
     await migrate(engine)
-    repo = TenantRepository(sessionmaker(engine))
+    repo = TenantRepository(Sessions(engine))
     lc = LifecycleClient(settings, env.client, repo)
     async with build_worker(env.client, settings, repo):
         yield lc

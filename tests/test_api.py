@@ -123,7 +123,7 @@ async def test_health_503_names_what_is_down(tmp_path: Path) -> None:
     from temporalio.client import Client
 
     from lifecycle.client import LifecycleClient
-    from lifecycle.db import create_engine, sessionmaker
+    from lifecycle.db import Sessions, create_engine
     from lifecycle.devserver import free_port
     from lifecycle.repository import TenantRepository
 
@@ -131,7 +131,7 @@ async def test_health_503_names_what_is_down(tmp_path: Path) -> None:
     dead = f"127.0.0.1:{free_port()}"
     temporal = await Client.connect(dead, lazy=True)
     engine = create_engine(f"postgresql+asyncpg://postgres@{dead}/nothing")
-    lc = LifecycleClient(settings, temporal, TenantRepository(sessionmaker(engine)))
+    lc = LifecycleClient(settings, temporal, TenantRepository(Sessions(engine)))
     async with serve_api(lc) as http:
         r = await http.get("/health")
     assert r.status_code == 503

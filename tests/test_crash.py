@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client import LifecycleClient
 from lifecycle.config import Settings
-from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.db import Sessions, create_engine, migrate
 from lifecycle.deletion import DeleteRequest
 from lifecycle.models import OnboardRequest
 from lifecycle.repository import TenantRepository
@@ -38,7 +38,7 @@ async def client_for(settings: Settings, temporal: Client) -> AsyncIterator[Life
     engine = create_engine(settings.db_url)
     await migrate(engine)
     try:
-        yield LifecycleClient(settings, temporal, TenantRepository(sessionmaker(engine)))
+        yield LifecycleClient(settings, temporal, TenantRepository(Sessions(engine)))
     finally:
         await engine.dispose()
 

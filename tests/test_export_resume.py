@@ -15,7 +15,7 @@ from activities.exports import ExportActivities
 from activities.tenants import TenantActivities
 from lifecycle.client import LifecycleClient
 from lifecycle.datamap import load_datamap
-from lifecycle.db import create_engine, migrate, sessionmaker
+from lifecycle.db import Sessions, create_engine, migrate
 from lifecycle.export.models import ChunkInput, ChunkResult
 from lifecycle.export.records import ExportRepository
 from lifecycle.export.storage import ExportStorage
@@ -64,7 +64,7 @@ async def test_worker_crash_mid_export_resumes_identically(
     settings = make_settings(tmp_path, data_map_path=app.datamap, data_export_chunk_size_mb=0.002)
     engine = create_engine(settings.db_url)
     await migrate(engine)
-    repo = TenantRepository(sessionmaker(engine))
+    repo = TenantRepository(Sessions(engine))
     tenant = uid("crash")
     lc = LifecycleClient(settings, dev_env.client, repo)
     await new_tenant(lc, tenant, data_key="1")

@@ -100,6 +100,26 @@ async def test_twenty_concurrent_compare_and_sets_exactly_one_wins(
     assert len(changes) == 1
 
 
+async def test_reads_do_not_wait_for_an_open_write_transaction(
+    repository: TenantRepository,
+) -> None:
+    """A worker's write transaction holds the (SQLite) write lock; an API read meanwhile
+    answers from the last committed state instead of queueing behind it."""
+    from sqlalchemy import update
+
+    from lifecycle.db import Tenant
+
+    await _create(repository)
+    async with repository.sessions.begin() as session:
+        await session.execute(update(Tenant).where(Tenant.id == "acme").values(name="Renamed"))
+        # the write lock is held until this block ends; a read that waited for it would
+        # hit the 10 s guard (SQLite's busy timeout is 30 s) instead of returning
+        seen = await asyncio.wait_for(repository.get("acme"), timeout=10)
+        assert seen.name == "Acme"
+        assert await asyncio.wait_for(repository.exists("acme"), timeout=10)
+    assert (await repository.get("acme")).name == "Renamed"
+
+
 async def test_list_filters_and_paginates(repository: TenantRepository) -> None:
     for name in ("a-one", "b-two", "c-three"):
         await _create(repository, name)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from lifecycle.db import Export, utcnow
+from lifecycle.db import Export, Sessions, utcnow
 from lifecycle.errors import LifecycleError
 from lifecycle.export.models import ExportUpdate
 
@@ -27,9 +26,9 @@ class ExportNotFound(LifecycleError):
 
 
 class ExportRepository:
-    """Reads and writes of export records, given an ``async_sessionmaker``."""
+    """Reads and writes of export records, through the control plane's ``Sessions``."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
 
     async def create(
