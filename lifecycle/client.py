@@ -43,6 +43,11 @@ from lifecycle.plans import usage_violations
 from lifecycle.repository import TenantRepository
 from lifecycle.states import TenantState
 
+#: How long a status read waits for a running workflow to answer its ``progress`` query.
+#: Queries are answered by a worker; with none polling, Temporal would hold the request for
+#: its own default (30 s on the dev server) before the recorded progress is returned.
+PROGRESS_QUERY_TIMEOUT = timedelta(seconds=2)
+
 
 @dataclass(frozen=True)
 class OperationStarted:
@@ -307,7 +312,7 @@ class LifecycleClient(DeletionOperations):
         view.finished_at = desc.close_time
         if desc.status == WorkflowExecutionStatus.RUNNING:
             try:
-                progress = await handle.query("progress")
+                progress = await handle.query("progress", rpc_timeout=PROGRESS_QUERY_TIMEOUT)
                 view.step = progress.get("step", view.step)
                 view.result = {**(view.result or {}), "progress": progress}
             except RPCError:
@@ -402,7 +407,9 @@ class LifecycleClient(DeletionOperations):
         view.archive_expires_at = row.expires_at
         if row.status in ("queued", "running"):
             try:
-                live = await self.handle(row.workflow_id).query("progress")
+                live = await self.handle(row.workflow_id).query(
+                    "progress", rpc_timeout=PROGRESS_QUERY_TIMEOUT
+                )
                 view.progress = {k: v for k, v in live.items() if isinstance(v, int)}
             except RPCError:
                 pass  # no worker polling right now: the recorded progress stands

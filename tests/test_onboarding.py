@@ -80,3 +80,24 @@ async def test_id_taken_during_onboarding_fails_without_second_tenant(
         assert (await lc.repository.list())[1] == 1
         op = await lc.repository.operation("racing-onboarding")
         assert op is not None and op.status == "failed" and "already exists" in (op.error or "")
+
+
+async def test_status_of_an_operation_no_worker_polls_answers_with_the_recorded_step(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """GET /operations/{id} of a running workflow whose worker is down took 30 s (the
+    ``progress`` query waited for the server's default); it now answers after
+    PROGRESS_QUERY_TIMEOUT with what the control plane recorded."""
+    import asyncio
+
+    from lifecycle.client import PROGRESS_QUERY_TIMEOUT, LifecycleClient
+
+    async with running_stack(time_env, make_settings(tmp_path)) as lc:
+        unserved = make_settings(tmp_path, temporal_task_queue="no-worker-polls-this")
+        orphan = LifecycleClient(unserved, time_env.client, lc.repository)
+        started = await orphan.onboard_tenant(
+            OnboardRequest(tenant_id="orphan", name="O", email="o@orphan.example")
+        )
+        guard = PROGRESS_QUERY_TIMEOUT.total_seconds() + 8  # well under the old 30 s
+        op = await asyncio.wait_for(orphan.operation(started.workflow_id), timeout=guard)
+        assert op is not None and op.status == "running" and op.step is None
