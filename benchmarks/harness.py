@@ -122,12 +122,21 @@ async def product_stack(settings: Settings) -> AsyncIterator[LifecycleClient]:
     await lc.close()
 
 
-async def history_activities(handle: WorkflowHandle[Any, Any]) -> int:
-    """Activities scheduled in a workflow's history."""
-    count = 0
+#: The marker name the SDK core records a local activity's result under.
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+
+
+async def history_activities(handle: WorkflowHandle[Any, Any]) -> tuple[int, int]:
+    """Activities in a workflow's history: ``(regular, local)`` (a local activity leaves a
+    marker event instead of scheduled/started/completed events)."""
+    regular = local = 0
     async for event in handle.fetch_history_events():
-        count += event.HasField("activity_task_scheduled_event_attributes")
-    return count
+        regular += event.HasField("activity_task_scheduled_event_attributes")
+        local += (
+            event.HasField("marker_recorded_event_attributes")
+            and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+        )
+    return regular, local
 
 
 def percentile(values: list[float], q: float) -> float:

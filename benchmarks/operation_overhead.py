@@ -55,7 +55,8 @@ async def run(address: str, n: int, database_url: str | None) -> None:
         started = await asyncio.gather(*(lc.upgrade_tenant(t, "starter") for t in tenants))
         await asyncio.gather(*(lc.handle(s.workflow_id).result() for s in started))
         upgrade_seconds = time.perf_counter() - t0
-        activities = await history_activities(lc.handle(started[0].workflow_id))
+        regular, local = await history_activities(lc.handle(started[0].workflow_id))
+        activities = regular + local
         views = await asyncio.gather(*(lc.get_tenant(t) for t in tenants))
         upgraded = sum(v.plan == "starter" for v in views)
 
@@ -84,6 +85,7 @@ async def run(address: str, n: int, database_url: str | None) -> None:
     upgrade_rate, bare_rate = n / upgrade_seconds, n / bare_seconds
     db = "PostgreSQL" if database_url else "SQLite"
     print(f"\ncontrol-plane database: {db}; {upgraded}/{n} tenants on 'starter' after")
+    print(f"one upgrade's activities: {regular} regular + {local} local (operation steps)")
     print(
         f"upgrade (product):            {upgrade_rate:6.1f} operations/s ({upgrade_seconds:.1f} s)"
     )

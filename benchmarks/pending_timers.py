@@ -1,13 +1,15 @@
 """Pending retention timers at scale: M soft-deleted tenants whose DeletionWorkflows wait on
 30-90 day timers, served by one worker process with a small sticky cache.
 
-    .venv/bin/python -m benchmarks.pending_timers [--tenants 10000] [--cache 100]
+    .venv/bin/python -m benchmarks.pending_timers [--tenants 10000] [--cache 1000]
 
 File-backed dev server with the embedded default pragmas (WAL); the worker is ``python
-worker.py`` configured through environment variables (WORKER_MAX_CACHED_WORKFLOWS=--cache).
+worker.py`` configured through environment variables (WORKER_MAX_CACHED_WORKFLOWS=--cache,
+the product's default unless given).
 Tenants are written directly with ``TenantRepository.create_tenant``; deletions start through
 ``LifecycleClient.delete_tenant`` (retention 30..90 days, spread), ``--concurrency`` at a time.
-Prints deletions/s (until every tenant is DELETED), the worker's RSS after each quarter, the
+Prints deletions/s (until every tenant is DELETED), the worker's RSS after each quarter
+started and each quarter DELETED, the
 dev server's database size (db + -wal), then restarts the worker with a cache of 10 and times
 onboarding + upgrade of one new tenant.
 """
@@ -30,6 +32,7 @@ from benchmarks.harness import (
     worker_process,
 )
 from lifecycle.client import LifecycleClient
+from lifecycle.config import Settings
 from lifecycle.db import Tenant
 from lifecycle.deletion import DeleteRequest
 from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest
@@ -94,7 +97,14 @@ async def main(args: argparse.Namespace) -> None:
                     f"  {done:6d} deletions started after {time.perf_counter() - t0:6.1f} s; "
                     f"worker RSS {rss_mb(worker.pid):.0f} MB"
                 )
+            mark = quarter
             while (n := await deleted_count(lc)) < args.tenants:
+                if n >= mark:
+                    print(
+                        f"  {n:6d} tenants DELETED after {time.perf_counter() - t0:6.1f} s; "
+                        f"worker RSS {rss_mb(worker.pid):.0f} MB"
+                    )
+                    mark = (n // quarter + 1) * quarter
                 await asyncio.sleep(1)
             seconds = time.perf_counter() - t0
             print(
@@ -139,6 +149,11 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=10_000)
-    parser.add_argument("--cache", type=int, default=100, help="WORKER_MAX_CACHED_WORKFLOWS")
+    parser.add_argument(
+        "--cache",
+        type=int,
+        default=Settings.model_fields["worker_max_cached_workflows"].default,
+        help="WORKER_MAX_CACHED_WORKFLOWS while deleting (default: the product's)",
+    )
     parser.add_argument("--concurrency", type=int, default=50)
     asyncio.run(main(parser.parse_args()))

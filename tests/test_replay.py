@@ -1,5 +1,10 @@
 """Replay one saved real history of every workflow with the current code: a change that
-would break running executions (non-deterministic) fails here, not in production."""
+would break running executions (non-deterministic) fails here, not in production.
+
+``tests/histories/*.json`` are histories of the current code; each subdirectory keeps the
+histories recorded before a ``workflow.patched`` change (``before-<patch id>``), standing for
+the executions that were running when it shipped.
+"""
 
 from pathlib import Path
 
@@ -19,7 +24,11 @@ def test_every_workflow_has_a_saved_history() -> None:
     assert not missing, f"record histories with `python -m tests.record_histories {missing[0]}`"
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    sorted(HISTORIES.rglob("*.json")),
+    ids=lambda p: str(p.relative_to(HISTORIES).with_suffix("")),
+)
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
     replayer = Replayer(

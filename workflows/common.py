@@ -26,6 +26,8 @@ RETRY = RetryPolicy(
 #: Short control-plane and billing calls; a worker that dies mid-activity is detected when
 #: this elapses, so it also bounds crash recovery time (long activities heartbeat instead).
 TIMEOUT = timedelta(seconds=20)
+#: ``workflow.patched`` id of recording operation steps with local activities (2026-12-01).
+LOCAL_BOOKKEEPING = "local-bookkeeping"
 
 
 async def call(fn: Callable[..., Any], arg: Any, *, summary: str | None = None, **opts: Any) -> Any:
@@ -61,21 +63,33 @@ class Operation:
         return idempotency_scope()
 
     async def record(self, step: str, status: str = "running", **fields: Any) -> None:
-        """Set the current step and mirror it (with ``result``/``error``) to the database."""
+        """Set the current step and mirror it (with ``result``/``error``) to the database.
+
+        The write is a local activity: the worker runs it inside the current workflow task
+        (one marker event, no task-queue round trip), which cuts the server's work per step
+        to a third. It is idempotent (an upsert), so a replay after a crash may repeat it.
+        Executions started before this change keep their regular activity (``patched``).
+        """
         self.step = step
         workflow.set_current_details(f"{self.kind}: {step}")
-        await call(
-            TenantActivities.record_operation,
-            OperationUpdate(
-                workflow_id=self.workflow_id,
-                tenant_id=self.tenant_id,
-                kind=self.kind,
-                status=status,
-                step=step,
-                **fields,
-            ),
-            summary=f"record {step}",
+        update = OperationUpdate(
+            workflow_id=self.workflow_id,
+            tenant_id=self.tenant_id,
+            kind=self.kind,
+            status=status,
+            step=step,
+            **fields,
         )
+        if workflow.patched(LOCAL_BOOKKEEPING):
+            await workflow.execute_local_activity_method(
+                TenantActivities.record_operation,
+                update,
+                start_to_close_timeout=TIMEOUT,
+                retry_policy=RETRY,
+                summary=f"record {step}",
+            )
+        else:
+            await call(TenantActivities.record_operation, update, summary=f"record {step}")
 
     async def transition(
         self,
