@@ -56,6 +56,20 @@ async def test_upgrade_provisions_then_bills_with_proration(
         assert upgrade[2].detail["billing"]["detail"]["previous_price"] == "price_starter"
         op = await lc.operation(started.workflow_id)
         assert op is not None and op.status == "completed" and op.step == "completed"
+        # the steps were recorded by local activities: markers, not scheduled activities
+        history = await lc.handle(started.workflow_id).fetch_history()
+        scheduled = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        markers = [
+            e.marker_recorded_event_attributes.marker_name
+            for e in history.events
+            if e.HasField("marker_recorded_event_attributes")
+        ]
+        assert "record_operation" not in scheduled
+        assert markers.count("core_local_activity") == 5  # one per recorded step
 
 
 async def test_card_declined_after_provisioning_compensates(
