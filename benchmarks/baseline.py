@@ -15,10 +15,15 @@ async def noop(_: int) -> None:
 
 @workflow.defn
 class BareWorkflow:
-    """Runs ``n`` no-op activities in sequence."""
+    """Runs ``n`` no-op activities in sequence, the last ``local`` of them as local
+    activities."""
 
     @workflow.run
-    async def run(self, n: int) -> int:
+    async def run(self, n: int, local: int = 0) -> int:
         for i in range(n):
-            await workflow.execute_activity(noop, i, start_to_close_timeout=timedelta(seconds=30))
+            timeout = timedelta(seconds=30)
+            if i >= n - local:
+                await workflow.execute_local_activity(noop, i, start_to_close_timeout=timeout)
+            else:
+                await workflow.execute_activity(noop, i, start_to_close_timeout=timeout)
         return n

@@ -7,8 +7,10 @@ The dev server is file-backed with the embedded default pragmas (WAL). N tenants
 first (not timed) with limited-mode billing (no STRIPE_API_KEY: the billing steps run and
 record "skipped"). Then all N upgrades free -> starter are started at once through the
 LifecycleClient and awaited; then N ``BareWorkflow`` runs with the upgrade's activity count
-(read from one upgrade's history) on a worker with the same activity slots
-(MAX_CONCURRENT_LIFECYCLE_JOBS) and workflow runner. The control-plane database is SQLite,
+(read from one upgrade's history, local activities included) on a worker with the same
+activity slots (MAX_CONCURRENT_LIFECYCLE_JOBS) and workflow runner: first all of them regular
+activities (the target's baseline), then with as many local ones as the upgrade has (the
+same shape, for comparison). The control-plane database is SQLite,
 or with ``--postgres`` a scratch PostgreSQL database (created and dropped).
 """
 
@@ -70,30 +72,49 @@ async def run(address: str, n: int, database_url: str | None) -> None:
             max_concurrent_activities=settings.max_concurrent_lifecycle_jobs,
             max_cached_workflows=settings.worker_max_cached_workflows,
         ):
-            t0 = time.perf_counter()
-            handles = await asyncio.gather(
-                *(
-                    lc.temporal.start_workflow(
-                        BareWorkflow.run, activities, id=f"{queue}-{i}", task_queue=queue
-                    )
-                    for i in range(n)
-                )
-            )
-            await asyncio.gather(*(h.result() for h in handles))
-            bare_seconds = time.perf_counter() - t0
 
-    upgrade_rate, bare_rate = n / upgrade_seconds, n / bare_seconds
+            async def bare(as_local: int) -> float:
+                """Seconds for n BareWorkflows of ``activities`` no-ops, ``as_local`` local."""
+                t0 = time.perf_counter()
+                handles = await asyncio.gather(
+                    *(
+                        lc.temporal.start_workflow(
+                            BareWorkflow.run,
+                            args=[activities, as_local],
+                            id=f"{queue}-{as_local}-{i}",
+                            task_queue=queue,
+                        )
+                        for i in range(n)
+                    )
+                )
+                await asyncio.gather(*(h.result() for h in handles))
+                return time.perf_counter() - t0
+
+            bare_seconds = await bare(0)
+            shaped_seconds = await bare(local)
+
+    upgrade_rate, bare_rate, shaped_rate = (
+        n / upgrade_seconds,
+        n / bare_seconds,
+        n / shaped_seconds,
+    )
     db = "PostgreSQL" if database_url else "SQLite"
     print(f"\ncontrol-plane database: {db}; {upgraded}/{n} tenants on 'starter' after")
     print(f"one upgrade's activities: {regular} regular + {local} local (operation steps)")
     print(
-        f"upgrade (product):            {upgrade_rate:6.1f} operations/s ({upgrade_seconds:.1f} s)"
+        f"upgrade (product):                   {upgrade_rate:6.1f} operations/s "
+        f"({upgrade_seconds:.1f} s)"
     )
     print(
-        f"bare workflow, {activities} no-op activities: {bare_rate:6.1f} workflows/s "
+        f"bare workflow, {activities} no-op activities:    {bare_rate:6.1f} workflows/s "
         f"({bare_seconds:.1f} s)"
     )
-    print(f"ratio upgrade / bare: {upgrade_rate / bare_rate:.2f}")
+    print(
+        f"bare workflow, {regular} no-op + {local} local no-op: {shaped_rate:6.1f} workflows/s "
+        f"({shaped_seconds:.1f} s)"
+    )
+    print(f"ratio upgrade / bare (the target's baseline): {upgrade_rate / bare_rate:.2f}")
+    print(f"ratio upgrade / bare of the same shape:       {upgrade_rate / shaped_rate:.2f}")
 
 
 async def main(args: argparse.Namespace) -> None:
