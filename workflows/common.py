@@ -26,7 +26,7 @@ RETRY = RetryPolicy(
 #: Short control-plane and billing calls; a worker that dies mid-activity is detected when
 #: this elapses, so it also bounds crash recovery time (long activities heartbeat instead).
 TIMEOUT = timedelta(seconds=20)
-#: ``workflow.patched`` id of recording operation steps with local activities (2026-12-01).
+#: ``workflow.patched`` id of running control-plane steps as local activities (2026-12-01).
 LOCAL_BOOKKEEPING = "local-bookkeeping"
 
 
@@ -35,6 +35,27 @@ async def call(fn: Callable[..., Any], arg: Any, *, summary: str | None = None, 
     opts.setdefault("start_to_close_timeout", TIMEOUT)
     opts.setdefault("retry_policy", RETRY)
     return await workflow.execute_activity_method(fn, arg, summary=summary, **opts)
+
+
+async def control_plane(fn: Callable[..., Any], arg: Any, *, summary: str | None = None) -> Any:
+    """Execute a control-plane activity (a short, idempotent read or write of the lifecycle
+    database) as a local activity: the worker runs it inside the current workflow task, so
+    it costs one marker event instead of three activity events, a trip through the task
+    queue and another workflow task. A replay after a crash may run it again, which is why
+    only idempotent steps come here. Executions started before this change keep running it as
+    a regular activity (``workflow.patched``); external calls (billing, webhooks, data stores)
+    always go through :func:`call`.
+    """
+    if not workflow.patched(LOCAL_BOOKKEEPING):
+        return await call(fn, arg, summary=summary)
+    return await workflow.execute_local_activity_method(
+        fn, arg, start_to_close_timeout=TIMEOUT, retry_policy=RETRY, summary=summary
+    )
+
+
+async def read_tenant(tenant_id: str) -> TenantView:
+    """The tenant's row as a :class:`TenantView` (local activity, see :func:`control_plane`)."""
+    return await control_plane(TenantActivities.get_tenant, tenant_id, summary="read tenant")
 
 
 def idempotency_scope() -> str:
@@ -63,13 +84,8 @@ class Operation:
         return idempotency_scope()
 
     async def record(self, step: str, status: str = "running", **fields: Any) -> None:
-        """Set the current step and mirror it (with ``result``/``error``) to the database.
-
-        The write is a local activity: the worker runs it inside the current workflow task
-        (one marker event, no task-queue round trip), which cuts the server's work per step
-        to a third. It is idempotent (an upsert), so a replay after a crash may repeat it.
-        Executions started before this change keep their regular activity (``patched``).
-        """
+        """Set the current step and mirror it (with ``result``/``error``) to the database
+        (an idempotent upsert, run by :func:`control_plane`)."""
         self.step = step
         workflow.set_current_details(f"{self.kind}: {step}")
         update = OperationUpdate(
@@ -80,16 +96,7 @@ class Operation:
             step=step,
             **fields,
         )
-        if workflow.patched(LOCAL_BOOKKEEPING):
-            await workflow.execute_local_activity_method(
-                TenantActivities.record_operation,
-                update,
-                start_to_close_timeout=TIMEOUT,
-                retry_policy=RETRY,
-                summary=f"record {step}",
-            )
-        else:
-            await call(TenantActivities.record_operation, update, summary=f"record {step}")
+        await control_plane(TenantActivities.record_operation, update, summary=f"record {step}")
 
     async def transition(
         self,
@@ -97,8 +104,9 @@ class Operation:
         to_state: TenantState,
         **fields: Any,
     ) -> TenantView:
-        """Compare-and-set the tenant's state with an audit row naming this workflow."""
-        return await call(
+        """Compare-and-set the tenant's state with an audit row naming this workflow
+        (idempotent per workflow, run by :func:`control_plane`)."""
+        return await control_plane(
             TenantActivities.transition_tenant,
             TransitionInput(
                 tenant_id=self.tenant_id,

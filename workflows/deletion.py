@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, CancelSubscriptionInput, DeleteCustomerInput
     from activities.deletion import DeletionActivities
     from activities.purge import PurgeActivities
-    from activities.tenants import TenantActivities
     from lifecycle.deletion import (
         REACTIVATION_DISABLED,
         BeginPurgeInput,
@@ -48,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from lifecycle.models import TenantView
     from lifecycle.operations import OperationKind
     from lifecycle.states import TenantState
-    from workflows.common import Operation, call, failure
+    from workflows.common import Operation, call, failure, read_tenant
     from workflows.reactivation import restore_service
 
 S = TenantState
@@ -214,7 +213,7 @@ class DeletionWorkflow:
         self, op: Operation, data: DeletionInput, requested_at: datetime
     ) -> TenantView:
         await op.record("revoke-access")
-        tenant = await call(TenantActivities.get_tenant, data.tenant_id)
+        tenant = await read_tenant(data.tenant_id)
         if self.legal_hold is None:  # no hold signal yet: the row says
             self.legal_hold = tenant.legal_hold
         await op.transition(

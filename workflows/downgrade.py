@@ -21,7 +21,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, PeriodInput
     from activities.plan_changes import PlanChangeActivities
-    from activities.tenants import TenantActivities
     from activities.usage import UsageActivities
     from lifecycle.operations import OperationKind
     from lifecycle.plan_changes import (
@@ -33,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from lifecycle.plans import usage_violations
     from lifecycle.states import TenantState
-    from workflows.common import Operation, call, failure
+    from workflows.common import Operation, call, failure, read_tenant
     from workflows.plan_change import PlanChangeSaga, step_key
 
 
@@ -112,7 +111,7 @@ class DowngradeWorkflow:
         assert self.op is not None
         op = self.op
         await op.record("scheduling")
-        tenant = await call(TenantActivities.get_tenant, data.tenant_id, summary="read tenant")
+        tenant = await read_tenant(data.tenant_id)
         period = await call(
             BillingActivities.current_period,
             PeriodInput(tenant_id=data.tenant_id, subscription_id=tenant.billing_subscription_id),

@@ -15,12 +15,11 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, ResumeSubscriptionInput
     from activities.deletion import DeletionActivities
-    from activities.tenants import TenantActivities
     from lifecycle.deletion import ReactivationInput, ResolvedPlan
     from lifecycle.models import TenantView
     from lifecycle.operations import OperationKind
     from lifecycle.states import TenantState
-    from workflows.common import Operation, call, failure
+    from workflows.common import Operation, call, failure, read_tenant
 
 S = TenantState
 
@@ -94,7 +93,7 @@ class ReactivationWorkflow:
     async def run(self, data: ReactivationInput) -> dict[str, Any]:
         self.op = op = Operation(data.tenant_id, OperationKind.REACTIVATE, data.actor)
         try:
-            tenant = await call(TenantActivities.get_tenant, data.tenant_id)
+            tenant = await read_tenant(data.tenant_id)
             plan = await call(DeletionActivities.resolve_plan, data.plan or tenant.plan)
             tenant = await restore_service(op, tenant, plan)
         except ActivityError as err:

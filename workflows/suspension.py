@@ -19,12 +19,11 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, CancelSubscriptionInput
     from activities.deletion import DeletionActivities
-    from activities.tenants import TenantActivities
     from lifecycle.deletion import InvoicePaid, PaymentFailureInput, SuspensionInput, TenantEvent
     from lifecycle.models import TenantView
     from lifecycle.operations import OperationKind
     from lifecycle.states import TenantState
-    from workflows.common import Operation, call, failure
+    from workflows.common import Operation, call, failure, read_tenant
 
 S = TenantState
 #: States of an operation in flight; the payment-failure path waits for it to end.
@@ -64,7 +63,7 @@ class SuspensionWorkflow:
     async def run(self, data: SuspensionInput) -> dict[str, Any]:
         self.op = op = Operation(data.tenant_id, OperationKind.SUSPEND, data.actor)
         try:
-            tenant = await call(TenantActivities.get_tenant, data.tenant_id)
+            tenant = await read_tenant(data.tenant_id)
             tenant = await suspend(op, tenant, data.reason)
         except ActivityError as err:
             failed = failure(err, "suspension")
@@ -106,11 +105,11 @@ class PaymentFailureWorkflow:
         except TimeoutError:
             pass
         try:
-            tenant = await call(TenantActivities.get_tenant, data.tenant_id)
+            tenant = await read_tenant(data.tenant_id)
             await op.record("wait-for-operation")
             while tenant.state in BUSY and self.paid is None:
                 await workflow.sleep(BUSY_POLL, summary=f"wait: tenant is {tenant.state}")
-                tenant = await call(TenantActivities.get_tenant, data.tenant_id)
+                tenant = await read_tenant(data.tenant_id)
             if self.paid is not None:
                 outcome = "recovered"
                 await self._event("payment-recovered", data, invoice_paid=self.paid.invoice_id)

@@ -13,11 +13,10 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.tenants import TenantActivities
     from lifecycle.operations import OperationKind
     from lifecycle.plan_changes import CancelDowngrade, PlanChangeInput
     from lifecycle.states import TenantState
-    from workflows.common import Operation, call
+    from workflows.common import Operation, read_tenant
     from workflows.downgrade import DowngradeWorkflow
     from workflows.plan_change import PlanChangeSaga
 
@@ -32,7 +31,7 @@ class UpgradeWorkflow:
     @workflow.run
     async def run(self, data: PlanChangeInput) -> dict[str, Any]:
         self.op = op = Operation(data.tenant_id, OperationKind.UPGRADE, data.actor)
-        tenant = await call(TenantActivities.get_tenant, data.tenant_id, summary="read tenant")
+        tenant = await read_tenant(data.tenant_id)
         pending = tenant.pending_plan_change
         saga = PlanChangeSaga(op, data, TenantState.UPGRADING, data.proration_behavior)
         await saga.lock({"cancelled_pending_plan_change": pending} if pending else None)
