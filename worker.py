@@ -142,6 +142,7 @@ def build_worker(
         workflow_runner=workflow_runner(),
         activities=build_activities(settings, repository),
         max_concurrent_activities=settings.max_concurrent_lifecycle_jobs,
+        max_concurrent_local_activities=settings.max_concurrent_lifecycle_jobs,
         max_cached_workflows=settings.worker_max_cached_workflows,
         **options,  # type: ignore[arg-type]
     )
