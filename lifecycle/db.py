@@ -222,18 +222,19 @@ def create_engine(url: str) -> AsyncEngine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    # pysqlite's own transaction handling is off (above). A write transaction (``Sessions.
-    # begin``) is BEGIN IMMEDIATE, so that a compare-and-set takes the write lock before it
-    # reads; a read is a deferred BEGIN, which under WAL never waits for the writer.
+    # pysqlite's own transaction handling is off (above). Every transaction is BEGIN
+    # IMMEDIATE, so that a compare-and-set (or a migration) takes the write lock before it
+    # reads, except the read sessions of ``Sessions()``: a deferred BEGIN, which under WAL
+    # never waits for a writer.
     @event.listens_for(engine.sync_engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        writes = conn.get_execution_options().get(_WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        reads = conn.get_execution_options().get(_READ_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if reads else "BEGIN IMMEDIATE")
 
     return engine
 
 
-_WRITE_OPTION = "lifecycle_write"
+_READ_OPTION = "lifecycle_read_only"
 
 
 class Sessions:
@@ -248,10 +249,10 @@ class Sessions:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._reads = async_sessionmaker(engine, expire_on_commit=False)
-        self._writes = async_sessionmaker(
-            engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+        self._reads = async_sessionmaker(
+            engine.execution_options(**{_READ_OPTION: True}), expire_on_commit=False
         )
+        self._writes = async_sessionmaker(engine, expire_on_commit=False)
 
     def __call__(self) -> AsyncSession:
         """A session for reads; every write goes through :meth:`begin`."""

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from lifecycle.db import Sessions
 from lifecycle.errors import StateConflict, TenantNotFound, VersionConflict
 from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest, TransitionInput
 from lifecycle.repository import TenantRepository
@@ -137,3 +138,21 @@ async def test_list_filters_and_paginates(repository: TenantRepository) -> None:
     suspended, n = await repository.list(state="SUSPENDED")
     assert n == 1 and suspended[0].tenant_id == "b-two"
     assert await repository.count_by_state() == {"ACTIVE": 2, "SUSPENDED": 1}
+
+
+async def test_concurrent_migrations_of_a_new_sqlite_file_both_succeed(tmp_path) -> None:
+    """``tenantctl dev`` starts the API and the worker at once, and both migrate the new
+    control-plane file: each migration must wait for the other's write lock (BEGIN IMMEDIATE),
+    not fail with "database is locked" when its deferred transaction tries to write."""
+    from lifecycle.db import create_engine, migrate
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}"
+    engines = [create_engine(url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(migrate(engine) for engine in engines))
+        repo = TenantRepository(Sessions(engines[0]))
+        await _create(repo)
+        assert (await repo.get("acme")).state is S.ACTIVE
+    finally:
+        for engine in engines:
+            await engine.dispose()
