@@ -7,8 +7,8 @@ Dev server in memory. The API runs as ``tenantctl api`` does (uvicorn, its own p
 SQLite control plane); the product's worker runs as ``python worker.py`` in its own process,
 so the onboardings really run while each phase is loaded. Baseline: the same number of
 concurrent loops starting the same OnboardingWorkflow with the same input, id, search
-attributes and id policies through the Temporal client (``LifecycleClient.start``, the call
-the API ends in), for the same time, with the same worker running. Starts outpace the
+attributes and id policies through the Temporal client (``LifecycleClient.start_onboarding``,
+the call the API ends in), for the same time, with the same worker running. Starts outpace the
 worker's onboardings; between the phases the ones still queued are terminated, so each phase
 begins with an idle worker.
 Latency = request sent to response received (aiohttp client / Temporal client).
@@ -30,7 +30,6 @@ from typing import Any
 
 import aiohttp
 from temporalio.client import WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from benchmarks.harness import (
@@ -43,10 +42,8 @@ from benchmarks.harness import (
     worker_process,
 )
 from lifecycle.client import LifecycleClient
-from lifecycle.models import OnboardInput, OnboardRequest
-from lifecycle.operations import OperationKind
+from lifecycle.models import OnboardRequest
 from tests.crash import settings_env
-from workflows.onboarding import OnboardingWorkflow
 
 
 async def load(
@@ -141,17 +138,7 @@ async def main(args: argparse.Namespace) -> None:
             await wait_http(f"{base}/docs")
 
             async def bare_start() -> None:
-                req = new_request()
-                data = OnboardInput(
-                    request=req, limits=plan.limits.as_dict(), price_id=plan.price_id
-                )
-                await lc.start(
-                    OnboardingWorkflow.run,
-                    data,
-                    tenant_id=req.tenant_id,
-                    kind=OperationKind.ONBOARD,
-                    reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                )
+                await lc.start_onboarding(new_request(), plan)
 
             bare_lat, bare_fail = await load(args.clients, args.seconds, bare_start)
             backlog = await discard_backlog(lc)

@@ -39,7 +39,7 @@ from lifecycle.plan_changes import (
     plan_change_input,
     require_active,
 )
-from lifecycle.plans import usage_violations
+from lifecycle.plans import Plan, usage_violations
 from lifecycle.repository import TenantRepository
 from lifecycle.states import TenantState
 
@@ -150,11 +150,21 @@ class LifecycleClient(DeletionOperations):
         Raises InvalidInput (unknown plan) and StateConflict (tenant exists or is being
         onboarded) before anything starts.
         """
-        from workflows.onboarding import OnboardingWorkflow
-
         plan = self.settings.plans.get(request.plan)
         if await self.repository.exists(request.tenant_id):
             raise StateConflict(f"tenant '{request.tenant_id}' already exists")
+        return await self.start_onboarding(request, plan, actor)
+
+    async def start_onboarding(
+        self, request: OnboardRequest, plan: Plan, actor: str = "api"
+    ) -> OperationStarted:
+        """Start the onboarding workflow of ``request`` on ``plan`` without reading the
+        control plane first (:meth:`onboard_tenant` checks that the tenant is new).
+
+        Raises StateConflict when an onboarding with this id is running or completed.
+        """
+        from workflows.onboarding import OnboardingWorkflow
+
         data = OnboardInput(
             request=request, limits=plan.limits.as_dict(), price_id=plan.price_id, actor=actor
         )
