@@ -9,9 +9,8 @@ the product's default unless given).
 Tenants are written directly with ``TenantRepository.create_tenant``; deletions start through
 ``LifecycleClient.delete_tenant`` (retention 30..90 days, spread), ``--concurrency`` at a time.
 Prints deletions/s (until every tenant is DELETED), the worker's RSS after each quarter
-started and each quarter DELETED, the
-dev server's database size (db + -wal), then restarts the worker with a cache of 10 and times
-onboarding + upgrade of one new tenant.
+started and each quarter DELETED, the dev server's database size (db + -wal), then restarts
+the worker with a cache of 10 and times onboarding + upgrade of one new tenant.
 """
 
 from __future__ import annotations
