@@ -7,6 +7,10 @@ are both supported; the schema is created and upgraded by the Alembic migrations
 
 from __future__ import annotations
 
+import asyncio
+import random
+import sqlite3
+import time
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -211,15 +216,14 @@ def create_engine(url: str) -> AsyncEngine:
         return create_async_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" hook below issues BEGIN
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        _enable_wal(cur)
         cur.close()
 
     # pysqlite's own transaction handling is off (above). Every transaction is BEGIN
@@ -235,6 +239,34 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 _READ_OPTION = "lifecycle_read_only"
+_BUSY_TIMEOUT_MS = 30_000
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Put the SQLite file in WAL mode (persistent: a no-op once the file is WAL).
+
+    When several connections open a new file at once (``tenantctl dev`` starts the API and
+    the worker), each switch holds a read lock while it waits for the exclusive lock the
+    other's read lock denies: under a busy timeout both would wait it out (30 s) before one
+    fails. So the switch runs with no busy timeout and, when the database is locked, is
+    retried after a short random sleep that does not block the event loop, for up to 30 s.
+
+    Raises:
+        sqlite3.OperationalError: any other error, or still locked after 30 s.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    cursor.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            await_only(asyncio.sleep(random.uniform(0.01, 0.05)))
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
 
 class Sessions:
