@@ -20,7 +20,6 @@ import httpx
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.export.models import ExportRef, RetentionInput
 from lifecycle.models import TransitionInput
 from lifecycle.states import TenantState
 from tests.conftest import make_settings, running_stack, serve_api, uid
@@ -32,8 +31,7 @@ from tests.export_helpers import (
     source_rows,
     table_rows,
 )
-from tests.tenant_data import new_tenant
-from workflows.export import ExportRetentionWorkflow
+from tests.tenant_data import new_tenant, skip_to_result
 
 
 async def wait_export(http: httpx.AsyncClient, export_id: str) -> dict[str, Any]:
@@ -149,22 +147,12 @@ async def test_retention_deletes_the_archive(time_env: WorkflowEnvironment, tmp_
         assert timedelta(days=29) < retained - created < timedelta(days=31)
         archive = settings.exports_dir / "archives" / tenant / f"{started['export_id']}.zip"
         assert archive.is_file()
-        # the export started its retention timer as an abandoned child
+        # the export workflow reports "completed" before it starts the retention timer as an
+        # abandoned child: wait for the export's result, then skip time to the child's
+        await skip_to_result(time_env, lc.handle(started["workflow_id"]))
         child = lc.handle(f"{started['workflow_id']}-retention")
         assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
-        # A handle from get_workflow_handle does not skip time: run the same retention
-        # workflow from this client (it does), and end the child so that no 30-day timer is
-        # left on the shared time-skipping server.
-        await child.terminate("test: replaced by the run below")
-        removed = await time_env.client.execute_workflow(
-            ExportRetentionWorkflow.run,
-            RetentionInput(
-                ref=ExportRef(tenant_id=tenant, export_id=started["export_id"]),
-                delete_after_days=30,
-            ),
-            id=f"{started['workflow_id']}-retention-test",
-            task_queue=settings.temporal_task_queue,
-        )
+        removed = await skip_to_result(time_env, child)
         assert removed == 2  # the archive and its sidecar
         assert not archive.exists()
         assert (await lc.get_export(started["export_id"])).status == "expired"

@@ -3,7 +3,8 @@
 Plan the streams, export each stream as a chain of chunks (one activity per chunk, at most
 PARALLEL_STREAMS chains at a time), assemble the ZIP, discard the staging, and start the
 retention workflow that deletes the archive after EXPORT_RETENTION_DAYS. The tenant returns
-to ACTIVE whatever happens (``finally`` under ``asyncio.shield``). Workflow id
+to ACTIVE whatever happens (``finally`` under ``asyncio.shield``), before the export is
+reported completed or failed. Workflow id
 ``tenant-<id>-export-<export_id>``: one id per export, so a new export can start while an
 old one's retention timer runs; one *running* export per tenant is enforced by the EXPORTING
 state's compare-and-set.
@@ -40,6 +41,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import Operation, call, failure
 
 PARALLEL_STREAMS = 4
+#: ``workflow.patched`` id (2026-12-02): a failed or cancelled export returns the tenant to
+#: ACTIVE before it reports "failed", so whoever sees "failed" can start the next operation.
+ACTIVE_BEFORE_FAILED = "export-active-before-failed"
 #: Rough export rate for the first estimate of the completion time (docs/benchmarks.md).
 ESTIMATE_BYTES_PER_SECOND = 10 * 1024 * 1024
 CHUNK_OPTIONS: dict[str, Any] = {
@@ -78,14 +82,19 @@ class ExportWorkflow:
             )
         except ActivityError as err:
             raise await self._failed(err) from err
+        stopped: ActivityError | asyncio.CancelledError | None = None
         try:
             archive = await self._export(data, tenant.data_key)
         except ActivityError as err:
             await asyncio.shield(call(ExportActivities.discard_staging, ref, summary="discard"))
-            raise await self._failed(err) from err
-        except asyncio.CancelledError:
-            await asyncio.shield(self._update(status="failed", error="export cancelled"))
-            raise
+            if not workflow.patched(ACTIVE_BEFORE_FAILED):
+                raise await self._failed(err) from err
+            stopped = err
+        except asyncio.CancelledError as err:
+            if not workflow.patched(ACTIVE_BEFORE_FAILED):
+                await asyncio.shield(self._cancelled())
+                raise
+            stopped = err
         finally:
             await asyncio.shield(
                 op.transition(
@@ -94,6 +103,11 @@ class ExportWorkflow:
                     detail={"export_id": data.export_id},
                 )
             )
+        if isinstance(stopped, asyncio.CancelledError):
+            await asyncio.shield(self._cancelled())
+            raise stopped
+        if stopped is not None:
+            raise await self._failed(stopped) from stopped
         expires = workflow.now() + timedelta(days=data.retention_days)
         await self._update(
             status="completed",
@@ -214,6 +228,9 @@ class ExportWorkflow:
         await self._update(status="failed", error=str(failed), progress=self.progress_counts())
         await self.op.record("failed", "failed", error=str(failed))
         return failed
+
+    async def _cancelled(self) -> None:
+        await self._update(status="failed", error="export cancelled")
 
     async def _update(self, **fields: Any) -> None:
         await call(
