@@ -1,47 +1,7 @@
 """Thin FastAPI app: starts workflows, sends signals and reads state through the
-:class:`~lifecycle.client.LifecycleClient`. Run with ``tenantctl api`` or ``tenantctl dev``."""
+:class:`~lifecycle.client.lifecycle.LifecycleClient`. Run with ``uvicorn starter_api:app``,
+``tenantctl api`` or ``tenantctl dev``; the app itself is :func:`lifecycle.api.app.create_app`."""
 
-from __future__ import annotations
+from lifecycle.api.app import create_app
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-from fastapi import FastAPI
-
-from lifecycle.api import deletion, exports, meta, plan_changes, problems, tenants, webhooks
-from lifecycle.client import LifecycleClient
-from lifecycle.config import Settings
-from lifecycle.datamap import load_datamap
-
-
-def create_app(settings: Settings | None = None, client: LifecycleClient | None = None) -> FastAPI:
-    """The API app. Without ``client`` it connects (and migrates) on startup.
-
-    The bearer token is API_TOKEN, or in dev mode one generated under ``.data/api_token``.
-    Raises ConfigError when DATA_MAP_PATH is set and the data map is invalid.
-    """
-    settings = settings or Settings()
-    if settings.data_map_path:
-        load_datamap(settings.data_map_path)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.api_token = settings.secret("api_token")
-        own = client is None
-        app.state.lifecycle = client or await LifecycleClient.connect(settings)
-        try:
-            yield
-        finally:
-            if own:
-                await app.state.lifecycle.close()
-
-    app = FastAPI(
-        title="Tenant Lifecycle",
-        version="0.1.0",
-        summary="Durable tenant lifecycle operations on Temporal",
-        lifespan=lifespan,
-    )
-    problems.install(app)
-    for module in (tenants, plan_changes, exports, deletion, webhooks, meta):
-        app.include_router(module.router)
-    return app
+app = create_app()

@@ -27,15 +27,15 @@ from activities.provisioning import ProvisioningActivities
 from activities.purge import PurgeActivities
 from activities.tenants import TenantActivities
 from activities.usage import UsageActivities
-from lifecycle.client import connect_temporal
+from lifecycle.client.lifecycle import connect_temporal
 from lifecycle.config import Settings
-from lifecycle.datamap import load_datamap
-from lifecycle.db import Sessions, create_engine, migrate
-from lifecycle.deletion_repository import DeletionRepository
-from lifecycle.export.records import ExportRepository
-from lifecycle.export.storage import ExportStorage, s3_options
 from lifecycle.logs import configure_logging
-from lifecycle.repository import TenantRepository
+from lifecycle.persistence.deletion import DeletionRepository
+from lifecycle.persistence.engine import Sessions, create_engine, migrate
+from lifecycle.persistence.exports import ExportRepository
+from lifecycle.persistence.tenants import TenantRepository
+from lifecycle.storage.datamap import load_datamap
+from lifecycle.storage.exports import ExportStorage, s3_options
 from workflows.deletion import DeletionWorkflow
 from workflows.downgrade import DowngradeWorkflow
 from workflows.export import ExportRetentionWorkflow, ExportWorkflow

@@ -13,7 +13,7 @@ from typing import ParamSpec, TypeVar
 
 from temporalio.exceptions import ApplicationError
 
-from lifecycle.errors import LifecycleError, VersionConflict
+from lifecycle.domain.errors import LifecycleError, VersionConflict
 
 P = ParamSpec("P")
 R = TypeVar("R")

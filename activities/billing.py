@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from lifecycle.domain.tenants import BillingResult
 from lifecycle.faults import fault_point
-from lifecycle.models import BillingResult
 
 
 class StartSubscriptionInput(BaseModel):

@@ -6,7 +6,7 @@ from temporalio import activity
 
 from activities import domain_errors
 from lifecycle.config import Settings
-from lifecycle.deletion import (
+from lifecycle.domain.deletion import (
     BeginPurgeInput,
     CertificateView,
     CompletePurgeInput,
@@ -14,8 +14,8 @@ from lifecycle.deletion import (
     ResolvedPlan,
     TenantEvent,
 )
-from lifecycle.deletion_repository import DeletionRepository
-from lifecycle.models import TenantView
+from lifecycle.domain.tenants import TenantView
+from lifecycle.persistence.deletion import DeletionRepository
 
 
 class DeletionActivities:

@@ -4,7 +4,7 @@ discard staging, delete an expired archive, and keep the export record current.
 Memory stays bounded whatever the tenant's size: rows are read in keyset pages of about
 PAGE_BYTES, files and parts stream in 1 MiB blocks, and writers hold at most one S3 part.
 Every chunk and the archive end with a sidecar in export storage (see
-``lifecycle.export.storage``): a retry after a crash returns it and never redoes the work.
+``lifecycle.storage.exports``): a retry after a crash returns it and never redoes the work.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from lifecycle.datamap import DataMap
-from lifecycle.errors import ConfigError
-from lifecycle.export.jsonl import decode_value, encode_row, encode_value
-from lifecycle.export.models import (
+from lifecycle.domain.errors import ConfigError
+from lifecycle.domain.exports import (
     ArchiveResult,
     AssembleInput,
     ChunkInput,
@@ -37,11 +35,13 @@ from lifecycle.export.models import (
     PlanInput,
     StreamPlan,
 )
-from lifecycle.export.records import ExportRepository
-from lifecycle.export.storage import ExportStorage
 from lifecycle.faults import fault_point
-from lifecycle.objectstore import ObjectStore, ObjectWriter, S3Options
-from lifecycle.stores import TenantStores, storage_store_name, table_store_name
+from lifecycle.persistence.exports import ExportRepository
+from lifecycle.storage.datamap import DataMap
+from lifecycle.storage.exports import ExportStorage
+from lifecycle.storage.jsonl import decode_value, encode_row, encode_value
+from lifecycle.storage.objectstore import ObjectStore, ObjectWriter, S3Options
+from lifecycle.storage.stores import TenantStores, storage_store_name, table_store_name
 
 PAGE_BYTES = 4 * 1024 * 1024  # target encoded bytes per keyset page (memory bound)
 MAX_PAGE_ROWS = 5000

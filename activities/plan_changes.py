@@ -6,9 +6,9 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities import domain_errors
-from lifecycle.models import TenantView
-from lifecycle.plan_changes import PendingChangeInput
-from lifecycle.repository import TenantRepository
+from lifecycle.domain.plan_changes import PendingChangeInput
+from lifecycle.domain.tenants import TenantView
+from lifecycle.persistence.tenants import TenantRepository
 
 
 class PlanChangeActivities:

@@ -25,10 +25,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import domain_errors
-from lifecycle.errors import ConfigError
+from lifecycle.domain.errors import ConfigError
+from lifecycle.domain.plan_changes import StepEventInput
 from lifecycle.faults import fault_point
-from lifecycle.plan_changes import StepEventInput
-from lifecycle.repository import TenantRepository
+from lifecycle.persistence.tenants import TenantRepository
 
 SIGNATURE_HEADER = "X-Lifecycle-Signature"
 TIMESTAMP_HEADER = "X-Lifecycle-Timestamp"

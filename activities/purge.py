@@ -14,12 +14,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from lifecycle.config import Settings
-from lifecycle.datamap import DataMap, load_datamap
-from lifecycle.deletion import EXPORTS_STORE, PurgeStoreInput, PurgeTarget
-from lifecycle.export.storage import ExportStorage, s3_options
+from lifecycle.domain.deletion import EXPORTS_STORE, PurgeStoreInput, PurgeTarget
 from lifecycle.faults import fault_point
-from lifecycle.objectstore import clear
-from lifecycle.stores import TenantStores, storage_store_name, table_store_name
+from lifecycle.storage.datamap import DataMap, load_datamap
+from lifecycle.storage.exports import ExportStorage, s3_options
+from lifecycle.storage.objectstore import clear
+from lifecycle.storage.stores import TenantStores, storage_store_name, table_store_name
 
 
 class PurgeActivities:

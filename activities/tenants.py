@@ -5,8 +5,8 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities import domain_errors
-from lifecycle.models import CreateTenantInput, OperationUpdate, TenantView, TransitionInput
-from lifecycle.repository import TenantRepository
+from lifecycle.domain.tenants import CreateTenantInput, OperationUpdate, TenantView, TransitionInput
+from lifecycle.persistence.tenants import TenantRepository
 
 
 class TenantActivities:

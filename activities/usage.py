@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities import domain_errors
-from lifecycle.repository import TenantRepository
+from lifecycle.persistence.tenants import TenantRepository
 
 
 class UsageActivities:

@@ -41,8 +41,8 @@ from benchmarks.harness import (
     scratch_dir,
     worker_process,
 )
-from lifecycle.client import LifecycleClient
-from lifecycle.models import OnboardRequest
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.tenants import OnboardRequest
 from tests.crash import settings_env
 
 

@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 
 from benchmarks.baseline import BareWorkflow, noop
 from benchmarks.harness import dev_server, machine, scratch_dir
-from lifecycle.devserver import DEFAULT_PRAGMAS
+from lifecycle.dev.devserver import DEFAULT_PRAGMAS
 
 
 async def run_load(address: str, workflows: int, activities: int = 3) -> float:

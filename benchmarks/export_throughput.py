@@ -41,13 +41,13 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, Text  # noqa: E
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
-from lifecycle.client import LifecycleClient  # noqa: E402
+from lifecycle.client.lifecycle import LifecycleClient  # noqa: E402
 from lifecycle.config import Settings  # noqa: E402
-from lifecycle.db import Sessions, create_engine, migrate  # noqa: E402
-from lifecycle.devserver import free_port, temporal_cli  # noqa: E402
-from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest  # noqa: E402
-from lifecycle.operations import LIFECYCLE_OPERATION, TENANT_ID  # noqa: E402
-from lifecycle.repository import TenantRepository  # noqa: E402
+from lifecycle.dev.devserver import free_port, temporal_cli  # noqa: E402
+from lifecycle.domain.operations import LIFECYCLE_OPERATION, TENANT_ID  # noqa: E402
+from lifecycle.domain.tenants import BillingResult, CreateTenantInput, OnboardRequest  # noqa: E402
+from lifecycle.persistence.engine import Sessions, create_engine, migrate  # noqa: E402
+from lifecycle.persistence.tenants import TenantRepository  # noqa: E402
 
 MB = 1_000_000
 metadata = MetaData()

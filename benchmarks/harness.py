@@ -21,9 +21,9 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from temporalio.client import WorkflowHandle
 
-from lifecycle.client import LifecycleClient
+from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
-from lifecycle.devserver import free_port, start_dev_server
+from lifecycle.dev.devserver import free_port, start_dev_server
 
 PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 

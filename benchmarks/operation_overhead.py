@@ -36,7 +36,7 @@ from benchmarks.harness import (
     scratch_dir,
     scratch_pg_database,
 )
-from lifecycle.models import OnboardRequest
+from lifecycle.domain.tenants import OnboardRequest
 from worker import workflow_runner
 
 #: Each round upgrades every tenant one plan up.

@@ -30,11 +30,11 @@ from benchmarks.harness import (
     scratch_dir,
     worker_process,
 )
-from lifecycle.client import LifecycleClient
+from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
-from lifecycle.db import Tenant
-from lifecycle.deletion import DeleteRequest
-from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest
+from lifecycle.domain.deletion import DeleteRequest
+from lifecycle.domain.tenants import BillingResult, CreateTenantInput, OnboardRequest
+from lifecycle.persistence.tables import Tenant
 from tests.crash import settings_env
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
-from lifecycle.datamap import parse_datamap
-from lifecycle.db import create_engine
-from lifecycle.stores import TenantStores
+from lifecycle.persistence.engine import create_engine
+from lifecycle.storage.datamap import parse_datamap
+from lifecycle.storage.stores import TenantStores
 
 MAP = """
 [databases.app]

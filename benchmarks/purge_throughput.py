@@ -1,10 +1,10 @@
 """Purge throughput on PostgreSQL: the product's batched purge against one plain DELETE per
-table, on identical copies of the sample application (examples/adtech).
+table, on identical copies of the sample application (lifecycle/dev/adtech).
 
     .venv/bin/python -m benchmarks.purge_throughput [--rows 1000000] [--tenants 10]
 
 Creates a scratch database ``tl_bench_<random>`` on ``--pg-admin-url``, fills it with
-``examples.adtech.generate`` sized so that the largest tenant holds about ``--rows`` rows,
+``lifecycle.dev.adtech.generate`` sized so that the largest tenant holds about ``--rows`` rows,
 clones it (``CREATE DATABASE ... TEMPLATE``: the same rows), then purges the largest tenant:
 
 - product: ``TenantStores.purge_rows`` over ``deletion_order()`` (children first) with
@@ -31,10 +31,10 @@ from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
 from benchmarks.harness import machine
-from examples.adtech.generate import ROW_BYTES, generate, zipf_weights
 from lifecycle.config import Settings
-from lifecycle.datamap import load_datamap
-from lifecycle.stores import TenantStores
+from lifecycle.dev.adtech.generate import ROW_BYTES, generate, zipf_weights
+from lifecycle.storage.datamap import load_datamap
+from lifecycle.storage.stores import TenantStores
 
 DATAMAP = Path(__file__).resolve().parent.parent / "examples" / "adtech" / "datamap.toml"
 ROWS_SHARE = 0.75  # of the generator's bytes (the rest are image files)

@@ -17,7 +17,7 @@ import asyncpg
 import typer
 from sqlalchemy.engine import make_url
 
-from examples.adtech.generate import generate
+from lifecycle.dev.adtech.generate import generate
 
 
 async def _run(database_url: str, root: Path, tenants: int, size_mb: float) -> str:

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lifecycle.plans import PlanCatalog, load_plans
+from lifecycle.domain.plans import PlanCatalog, load_plans
 
 SECRET_FIELDS = (
     "stripe_api_key",
@@ -112,7 +112,10 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'lifecycle.db'}"
+        return (
+            self.database_url
+            or f"sqlite+aiosqlite:///{self.data_dir / 'lifecycle.persistence.engine'}"
+        )
 
     @property
     def exports_dir(self) -> Path:

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from lifecycle.config import Settings
-from lifecycle.operations import parse_workflow_id
+from lifecycle.domain.operations import parse_workflow_id
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 

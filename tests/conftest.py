@@ -21,13 +21,13 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.client import LifecycleClient
+from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
-from lifecycle.db import Sessions, create_engine, migrate
-from lifecycle.devserver import free_port, installed_binary, temporal_cli
+from lifecycle.dev.devserver import free_port, installed_binary, temporal_cli
+from lifecycle.domain.operations import LIFECYCLE_OPERATION, SEARCH_ATTRIBUTES, TENANT_ID
 from lifecycle.faults import reset_fault_counts
-from lifecycle.operations import LIFECYCLE_OPERATION, SEARCH_ATTRIBUTES, TENANT_ID
-from lifecycle.repository import TenantRepository
+from lifecycle.persistence.engine import Sessions, create_engine, migrate
+from lifecycle.persistence.tenants import TenantRepository
 from worker import build_worker
 
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -190,7 +190,7 @@ async def serve_api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API on ``port`` (default a free one) of 127.0.0.1 over real HTTP, with a client
     holding the token."""
-    from starter_api import create_app
+    from lifecycle.api.app import create_app
 
     port = port or free_port()
     server = uvicorn.Server(

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from lifecycle.config import Settings
-from lifecycle.devserver import free_port, start_dev_server
+from lifecycle.dev.devserver import free_port, start_dev_server
 from lifecycle.faults import FAULT_ENV
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,8 +26,8 @@ from sqlalchemy import (
     Text,
 )
 
-from lifecycle.db import create_engine
-from lifecycle.export.jsonl import decode_row
+from lifecycle.persistence.engine import create_engine
+from lifecycle.storage.jsonl import decode_row
 
 metadata = MetaData()
 projects = Table(

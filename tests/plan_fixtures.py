@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.client import LifecycleClient
+from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
-from lifecycle.models import OnboardRequest, TenantView
-from lifecycle.plans import load_plans
+from lifecycle.domain.plans import load_plans
+from lifecycle.domain.tenants import OnboardRequest, TenantView
 from tests.conftest import make_settings, uid
 from tests.stripe_server import StripeServer
 from tests.tenant_data import skip_to_result

@@ -21,12 +21,12 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.client import LifecycleClient
-from lifecycle.deletion import DeleteRequest, ReactivateRequest, SuspendRequest
-from lifecycle.devserver import installed_binary
-from lifecycle.models import OnboardRequest
-from lifecycle.operations import OperationKind, workflow_id
-from lifecycle.plans import load_plans
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.dev.devserver import installed_binary
+from lifecycle.domain.deletion import DeleteRequest, ReactivateRequest, SuspendRequest
+from lifecycle.domain.operations import OperationKind, workflow_id
+from lifecycle.domain.plans import load_plans
+from lifecycle.domain.tenants import OnboardRequest
 from tests.conftest import register_search_attributes, running_stack
 from tests.plan_fixtures import billing_settings
 from tests.stripe_server import StripeServer

@@ -13,12 +13,12 @@ from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Tex
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.client import LifecycleClient
-from lifecycle.datamap import load_datamap
-from lifecycle.db import create_engine
-from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest, TenantView
-from lifecycle.states import TenantState
-from lifecycle.stores import TenantStores
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import BillingResult, CreateTenantInput, OnboardRequest, TenantView
+from lifecycle.persistence.engine import create_engine
+from lifecycle.storage.datamap import load_datamap
+from lifecycle.storage.stores import TenantStores
 
 DATA_MAP = """
 [databases.app]

@@ -122,10 +122,10 @@ async def test_config_redacts_secrets(api: httpx.AsyncClient) -> None:
 async def test_health_503_names_what_is_down(tmp_path: Path) -> None:
     from temporalio.client import Client
 
-    from lifecycle.client import LifecycleClient
-    from lifecycle.db import Sessions, create_engine
-    from lifecycle.devserver import free_port
-    from lifecycle.repository import TenantRepository
+    from lifecycle.client.lifecycle import LifecycleClient
+    from lifecycle.dev.devserver import free_port
+    from lifecycle.persistence.engine import Sessions, create_engine
+    from lifecycle.persistence.tenants import TenantRepository
 
     settings = make_settings(tmp_path)
     dead = f"127.0.0.1:{free_port()}"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.deletion import DeleteRequest, ReactivateRequest, SuspendRequest
-from lifecycle.states import TenantState
+from lifecycle.domain.deletion import DeleteRequest, ReactivateRequest, SuspendRequest
+from lifecycle.domain.states import TenantState
 from tests.conftest import running_stack
 from tests.plan_fixtures import billing_settings, onboarded
 from tests.stripe_server import StripeServer

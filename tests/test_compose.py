@@ -4,7 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from lifecycle.devserver import installed_binary
+from lifecycle.dev.devserver import installed_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from lifecycle.config import Settings
-from lifecycle.errors import ConfigError, InvalidInput
-from lifecycle.plans import load_plans, usage_violations
+from lifecycle.domain.errors import ConfigError, InvalidInput
+from lifecycle.domain.plans import load_plans, usage_violations
 
 
 @pytest.mark.parametrize("days", [29, 91, 0])

@@ -12,13 +12,13 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.client import LifecycleClient
+from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
-from lifecycle.db import Sessions, create_engine, migrate
-from lifecycle.deletion import DeleteRequest
-from lifecycle.models import OnboardRequest
-from lifecycle.repository import TenantRepository
-from lifecycle.states import TenantState
+from lifecycle.domain.deletion import DeleteRequest
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import OnboardRequest
+from lifecycle.persistence.engine import Sessions, create_engine, migrate
+from lifecycle.persistence.tenants import TenantRepository
 from tests.conftest import make_settings, uid
 from tests.crash import file_dev_server, worker_process
 from tests.export_helpers import make_app, read_archive

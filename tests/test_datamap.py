@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text
 
-from lifecycle.datamap import load_datamap, parse_datamap
-from lifecycle.db import create_engine
-from lifecycle.errors import ConfigError
-from lifecycle.stores import TenantStores
+from lifecycle.domain.errors import ConfigError
+from lifecycle.persistence.engine import create_engine
+from lifecycle.storage.datamap import load_datamap, parse_datamap
+from lifecycle.storage.stores import TenantStores
 
 GOOD = """
 [databases.app]

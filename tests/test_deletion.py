@@ -16,13 +16,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.certificate import verify
-from lifecycle.client import LifecycleClient
-from lifecycle.db import create_engine
-from lifecycle.deletion import DeleteRequest, LegalHoldRequest, ReactivateRequest
-from lifecycle.errors import StateConflict
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.certificate import verify
+from lifecycle.domain.deletion import DeleteRequest, LegalHoldRequest, ReactivateRequest
+from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.states import TenantState
 from lifecycle.faults import FAULT_ENV
-from lifecycle.states import TenantState
+from lifecycle.persistence.engine import create_engine
 from tests.conftest import make_settings, running_stack, uid
 from tests.tenant_data import (
     AppData,

@@ -15,9 +15,9 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from lifecycle.cli import app as cli
-from lifecycle.client import LifecycleClient
-from lifecycle.states import TenantState
+from lifecycle.cli.app import app as cli
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.states import TenantState
 from tests.conftest import make_settings, running_stack, serve_api, uid
 from tests.tenant_data import new_tenant, skip_to_result, wait_state
 from tests.test_api import assert_problem

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.deletion import DeleteRequest
-from lifecycle.devserver import temporal_cli
-from lifecycle.states import TenantState
+from lifecycle.dev.devserver import temporal_cli
+from lifecycle.domain.deletion import DeleteRequest
+from lifecycle.domain.states import TenantState
 from tests.conftest import make_settings, running_stack, uid
 from tests.tenant_data import new_tenant, wait_state
 

@@ -7,13 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lifecycle.certificate import verify
-from lifecycle.deletion import CompletePurgeInput, LegalHoldChange
-from lifecycle.deletion_repository import DeletionRepository, LegalHoldActive
-from lifecycle.errors import StateConflict
-from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest, TransitionInput
-from lifecycle.repository import TenantRepository
-from lifecycle.states import TenantState as S
+from lifecycle.domain.certificate import verify
+from lifecycle.domain.deletion import CompletePurgeInput, LegalHoldChange
+from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.states import TenantState as S
+from lifecycle.domain.tenants import (
+    BillingResult,
+    CreateTenantInput,
+    OnboardRequest,
+    TransitionInput,
+)
+from lifecycle.persistence.deletion import DeletionRepository, LegalHoldActive
+from lifecycle.persistence.tenants import TenantRepository
 from tests.conftest import uid
 
 LIMITS = {"users": 3, "storage_gb": 1, "projects": 1, "api_calls_per_day": 1000}

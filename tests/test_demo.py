@@ -7,10 +7,10 @@ import pytest
 from rich.console import Console
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.cli import use_sample_application
-from lifecycle.demo import run_demo
-from lifecycle.devserver import free_port
-from lifecycle.states import TenantState
+from lifecycle.dev.demo import run_demo
+from lifecycle.dev.devserver import free_port
+from lifecycle.dev.stack import use_sample_application
+from lifecycle.domain.states import TenantState
 from tests.conftest import make_settings, running_stack, serve_api
 
 OPERATIONS = [

@@ -8,11 +8,11 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.client import LifecycleClient
-from lifecycle.errors import InvalidInput, StateConflict
-from lifecycle.models import TransitionInput
-from lifecycle.plan_changes import UsageExceedsLimits
-from lifecycle.states import TenantState
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.errors import InvalidInput, StateConflict
+from lifecycle.domain.plan_changes import UsageExceedsLimits
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import TransitionInput
 from tests.conftest import make_settings, running_stack
 from tests.plan_fixtures import billing_settings, finish, onboarded, replay, sync_clock
 from tests.stripe_server import StripeServer

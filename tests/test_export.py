@@ -20,8 +20,8 @@ import httpx
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.models import TransitionInput
-from lifecycle.states import TenantState
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import TransitionInput
 from tests.conftest import make_settings, running_stack, serve_api, uid
 from tests.export_helpers import (
     make_app,

@@ -29,18 +29,18 @@ from sqlalchemy import (
 from temporalio.testing import ActivityEnvironment
 
 from activities.exports import ExportActivities, part_name
-from lifecycle.datamap import load_datamap, parse_datamap
-from lifecycle.db import create_engine
-from lifecycle.export.models import (
+from lifecycle.domain.exports import (
     AssembleInput,
     ChunkInput,
     ChunkRecord,
     ExportPlan,
     PlanInput,
 )
-from lifecycle.export.records import ExportRepository
-from lifecycle.export.storage import ExportStorage
-from lifecycle.objectstore import S3Options
+from lifecycle.persistence.engine import create_engine
+from lifecycle.persistence.exports import ExportRepository
+from lifecycle.storage.datamap import load_datamap, parse_datamap
+from lifecycle.storage.exports import ExportStorage
+from lifecycle.storage.objectstore import S3Options
 from tests.export_helpers import make_app, notes, projects, read_archive, source_rows, table_rows
 
 

@@ -11,9 +11,9 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from lifecycle.cli import app as cli
-from lifecycle.errors import ConfigError
-from starter_api import create_app
+from lifecycle.api.app import create_app
+from lifecycle.cli.app import app as cli
+from lifecycle.domain.errors import ConfigError
 from tests.conftest import make_settings, running_stack, serve_api, uid
 from tests.export_helpers import make_app
 from tests.tenant_data import new_tenant

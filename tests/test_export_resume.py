@@ -13,13 +13,13 @@ from temporalio.worker import Worker
 
 from activities.exports import ExportActivities
 from activities.tenants import TenantActivities
-from lifecycle.client import LifecycleClient
-from lifecycle.datamap import load_datamap
-from lifecycle.db import Sessions, create_engine, migrate
-from lifecycle.export.models import ChunkInput, ChunkResult
-from lifecycle.export.records import ExportRepository
-from lifecycle.export.storage import ExportStorage
-from lifecycle.repository import TenantRepository
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.exports import ChunkInput, ChunkResult
+from lifecycle.persistence.engine import Sessions, create_engine, migrate
+from lifecycle.persistence.exports import ExportRepository
+from lifecycle.persistence.tenants import TenantRepository
+from lifecycle.storage.datamap import load_datamap
+from lifecycle.storage.exports import ExportStorage
 from tests.conftest import make_settings, uid
 from tests.export_helpers import make_app, read_archive
 from tests.tenant_data import new_tenant

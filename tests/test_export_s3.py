@@ -14,9 +14,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.devserver import free_port
-from lifecycle.export.storage import s3_options
-from lifecycle.objectstore import PART_SIZE
+from lifecycle.dev.devserver import free_port
+from lifecycle.storage.exports import s3_options
+from lifecycle.storage.objectstore import PART_SIZE
 from tests.conftest import make_settings, running_stack, uid
 from tests.export_helpers import make_app, read_archive
 from tests.tenant_data import new_tenant

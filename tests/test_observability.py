@@ -10,8 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.db import DeletionCertificate, Export, utcnow
 from lifecycle.logs import JsonFormatter, correlation
+from lifecycle.persistence.tables import DeletionCertificate, Export, utcnow
 from tests.conftest import make_settings, running_stack, serve_api, uid
 
 

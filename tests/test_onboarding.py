@@ -6,10 +6,10 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.errors import InvalidInput, StateConflict
-from lifecycle.models import OnboardInput, OnboardRequest
-from lifecycle.operations import LIFECYCLE_OPERATION, TENANT_ID
-from lifecycle.states import TenantState
+from lifecycle.domain.errors import InvalidInput, StateConflict
+from lifecycle.domain.operations import LIFECYCLE_OPERATION, TENANT_ID
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import OnboardInput, OnboardRequest
 from tests.conftest import make_settings, running_stack
 from workflows.onboarding import OnboardingWorkflow
 
@@ -90,7 +90,7 @@ async def test_status_of_an_operation_no_worker_polls_answers_with_the_recorded_
     PROGRESS_QUERY_TIMEOUT with what the control plane recorded."""
     import asyncio
 
-    from lifecycle.client import PROGRESS_QUERY_TIMEOUT, LifecycleClient
+    from lifecycle.client.lifecycle import PROGRESS_QUERY_TIMEOUT, LifecycleClient
 
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
         unserved = make_settings(tmp_path, temporal_task_queue="no-worker-polls-this")

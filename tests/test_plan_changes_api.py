@@ -8,9 +8,9 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.client import LifecycleClient
-from lifecycle.models import TransitionInput
-from lifecycle.states import TenantState
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import TransitionInput
 from tests.conftest import make_settings, running_stack, serve_api, uid
 from tests.test_api import assert_problem
 
@@ -171,7 +171,7 @@ async def test_immediate_downgrade(stack) -> None:
 async def test_tenantctl_usage_preview_upgrade(stack) -> None:
     from typer.testing import CliRunner
 
-    from lifecycle.cli import app
+    from lifecycle.cli.app import app
 
     lc, api = stack
     tenant_id = await onboard(api, "starter")

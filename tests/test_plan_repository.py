@@ -3,11 +3,11 @@ change, usage, and the reset of a reused operation id."""
 
 import pytest
 
-from lifecycle.errors import StateConflict, TenantNotFound
-from lifecycle.models import OperationUpdate, TransitionInput
-from lifecycle.plan_changes import PendingChangeInput, StepEventInput
-from lifecycle.repository import TenantRepository
-from lifecycle.states import TenantState as S
+from lifecycle.domain.errors import StateConflict, TenantNotFound
+from lifecycle.domain.plan_changes import PendingChangeInput, StepEventInput
+from lifecycle.domain.states import TenantState as S
+from lifecycle.domain.tenants import OperationUpdate, TransitionInput
+from lifecycle.persistence.tenants import TenantRepository
 from tests.test_repository import LIMITS, _create
 
 PENDING = {"from_plan": "starter", "to_plan": "free", "workflow_id": "wf-down"}

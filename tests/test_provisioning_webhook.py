@@ -15,7 +15,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.provisioning import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from lifecycle.states import TenantState
+from lifecycle.domain.states import TenantState
 from tests.conftest import running_stack
 from tests.plan_fixtures import billing_settings, finish, onboarded
 from tests.stripe_server import StripeServer, sign_webhook

@@ -4,11 +4,16 @@ import asyncio
 
 import pytest
 
-from lifecycle.db import Sessions
-from lifecycle.errors import StateConflict, TenantNotFound, VersionConflict
-from lifecycle.models import BillingResult, CreateTenantInput, OnboardRequest, TransitionInput
-from lifecycle.repository import TenantRepository
-from lifecycle.states import TenantState as S
+from lifecycle.domain.errors import StateConflict, TenantNotFound, VersionConflict
+from lifecycle.domain.states import TenantState as S
+from lifecycle.domain.tenants import (
+    BillingResult,
+    CreateTenantInput,
+    OnboardRequest,
+    TransitionInput,
+)
+from lifecycle.persistence.engine import Sessions
+from lifecycle.persistence.tenants import TenantRepository
 
 LIMITS = {"users": 10, "storage_gb": 10, "projects": 5, "api_calls_per_day": 10000}
 
@@ -108,7 +113,7 @@ async def test_reads_do_not_wait_for_an_open_write_transaction(
     answers from the last committed state instead of queueing behind it."""
     from sqlalchemy import update
 
-    from lifecycle.db import Tenant
+    from lifecycle.persistence.tables import Tenant
 
     await _create(repository)
     async with repository.sessions.begin() as session:
@@ -144,7 +149,7 @@ async def test_concurrent_migrations_of_a_new_sqlite_file_both_succeed(tmp_path)
     """``tenantctl dev`` starts the API and the worker at once, and both migrate the new
     control-plane file: each migration must wait for the other's write lock (BEGIN IMMEDIATE),
     not fail with "database is locked" when its deferred transaction tries to write."""
-    from lifecycle.db import create_engine, migrate
+    from lifecycle.persistence.engine import create_engine, migrate
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}"
     engines = [create_engine(url) for _ in range(3)]

@@ -1,4 +1,4 @@
-"""The sample ad-analytics application (examples/adtech): generator determinism, skew, size,
+"""The sample ad-analytics application (lifecycle/dev/adtech): generator determinism, skew, size,
 integrity and files on SQLite and PostgreSQL, S3 storage, ``load_sample`` and its data map."""
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from examples.adtech.counts import company_rows, rows_by_company, storage_usage
-from examples.adtech.env import app_urls
-from examples.adtech.generate import generate
-from examples.adtech.sample import load_sample
-from examples.adtech.schema import TABLES, ad_variants, ads, clicks, create_schema, impressions
-from lifecycle.db import create_engine
-from lifecycle.devserver import free_port
-from lifecycle.models import validate_tenant_id
-from lifecycle.plans import load_plans, usage_violations
+from lifecycle.dev.adtech.counts import company_rows, rows_by_company, storage_usage
+from lifecycle.dev.adtech.env import app_urls
+from lifecycle.dev.adtech.generate import generate
+from lifecycle.dev.adtech.sample import load_sample
+from lifecycle.dev.adtech.schema import TABLES, ad_variants, ads, clicks, create_schema, impressions
+from lifecycle.dev.devserver import free_port
+from lifecycle.domain.plans import load_plans, usage_violations
+from lifecycle.domain.tenants import validate_tenant_id
+from lifecycle.persistence.engine import create_engine
 
 DATAMAP = Path(__file__).resolve().parent.parent / "examples" / "adtech" / "datamap.toml"
 SIZE_MB = 2.0

@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from lifecycle.errors import InvalidTransition
-from lifecycle.states import TenantState, check_transition
+from lifecycle.domain.errors import InvalidTransition
+from lifecycle.domain.states import TenantState, check_transition
 
 S = TenantState
 EXPECTED = {

@@ -6,10 +6,10 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.errors import InvalidInput, StateConflict
-from lifecycle.models import TransitionInput
-from lifecycle.plan_changes import PendingChangeInput
-from lifecycle.states import TenantState
+from lifecycle.domain.errors import InvalidInput, StateConflict
+from lifecycle.domain.plan_changes import PendingChangeInput
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import TransitionInput
 from tests.conftest import make_settings, running_stack
 from tests.plan_fixtures import billing_settings, finish, onboarded, replay
 from tests.stripe_server import StripeServer

@@ -17,10 +17,10 @@ import httpx
 from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.client import LifecycleClient
-from lifecycle.db import WebhookEvent
-from lifecycle.models import TransitionInput
-from lifecycle.states import TenantState
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import TransitionInput
+from lifecycle.persistence.tables import WebhookEvent
 from tests.conftest import make_settings, running_stack, serve_api, uid
 from tests.tenant_data import new_tenant, skip_to_result
 from tests.test_api import assert_problem

@@ -12,8 +12,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.tenants import TenantActivities
-    from lifecycle.models import OperationUpdate, TenantView, TransitionInput
-    from lifecycle.states import TenantState
+    from lifecycle.domain.states import TenantState
+    from lifecycle.domain.tenants import OperationUpdate, TenantView, TransitionInput
 
 #: Transient failures (database busy, billing 5xx, network) retry with exponential backoff;
 #: business errors are raised non-retryable by the activities themselves.

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, CancelSubscriptionInput, DeleteCustomerInput
     from activities.deletion import DeletionActivities
     from activities.purge import PurgeActivities
-    from lifecycle.deletion import (
+    from lifecycle.domain.deletion import (
         REACTIVATION_DISABLED,
         BeginPurgeInput,
         CompletePurgeInput,
@@ -42,11 +42,11 @@ with workflow.unsafe.imports_passed_through():
         PurgeTarget,
         ReactivateRequest,
         TenantEvent,
+        purged_detail,
     )
-    from lifecycle.deletion_repository import purged_detail
-    from lifecycle.models import TenantView
-    from lifecycle.operations import OperationKind
-    from lifecycle.states import TenantState
+    from lifecycle.domain.operations import OperationKind
+    from lifecycle.domain.states import TenantState
+    from lifecycle.domain.tenants import TenantView
     from workflows.common import Operation, call, failure, read_tenant
     from workflows.reactivation import restore_service
 

@@ -22,16 +22,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, PeriodInput
     from activities.plan_changes import PlanChangeActivities
     from activities.usage import UsageActivities
-    from lifecycle.operations import OperationKind
-    from lifecycle.plan_changes import (
+    from lifecycle.domain.operations import OperationKind
+    from lifecycle.domain.plan_changes import (
         CancelDowngrade,
         PendingChangeInput,
         PlanChangeInput,
         UsageExceedsLimits,
         pending_change,
     )
-    from lifecycle.plans import usage_violations
-    from lifecycle.states import TenantState
+    from lifecycle.domain.plans import usage_violations
+    from lifecycle.domain.states import TenantState
     from workflows.common import Operation, call, failure, read_tenant
     from workflows.plan_change import PlanChangeSaga, step_key
 

@@ -23,7 +23,7 @@ from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.exports import ExportActivities
-    from lifecycle.export.models import (
+    from lifecycle.domain.exports import (
         ArchiveResult,
         AssembleInput,
         ChunkInput,
@@ -36,8 +36,8 @@ with workflow.unsafe.imports_passed_through():
         RetentionInput,
         StreamPlan,
     )
-    from lifecycle.operations import OperationKind, workflow_id
-    from lifecycle.states import TenantState
+    from lifecycle.domain.operations import OperationKind, workflow_id
+    from lifecycle.domain.states import TenantState
     from workflows.common import Operation, call, failure
 
 PARALLEL_STREAMS = 4

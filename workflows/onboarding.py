@@ -20,8 +20,8 @@ with workflow.unsafe.imports_passed_through():
         StartSubscriptionInput,
     )
     from activities.tenants import TenantActivities
-    from lifecycle.models import CreateTenantInput, OnboardInput
-    from lifecycle.operations import OperationKind
+    from lifecycle.domain.operations import OperationKind
+    from lifecycle.domain.tenants import CreateTenantInput, OnboardInput
     from workflows.common import Operation, call, failure
 
 

@@ -15,10 +15,10 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, ResumeSubscriptionInput
     from activities.deletion import DeletionActivities
-    from lifecycle.deletion import ReactivationInput, ResolvedPlan
-    from lifecycle.models import TenantView
-    from lifecycle.operations import OperationKind
-    from lifecycle.states import TenantState
+    from lifecycle.domain.deletion import ReactivationInput, ResolvedPlan
+    from lifecycle.domain.operations import OperationKind
+    from lifecycle.domain.states import TenantState
+    from lifecycle.domain.tenants import TenantView
     from workflows.common import Operation, call, failure, read_tenant
 
 S = TenantState

@@ -13,9 +13,9 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from lifecycle.operations import OperationKind
-    from lifecycle.plan_changes import CancelDowngrade, PlanChangeInput
-    from lifecycle.states import TenantState
+    from lifecycle.domain.operations import OperationKind
+    from lifecycle.domain.plan_changes import CancelDowngrade, PlanChangeInput
+    from lifecycle.domain.states import TenantState
     from workflows.common import Operation, read_tenant
     from workflows.downgrade import DowngradeWorkflow
     from workflows.plan_change import PlanChangeSaga

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle.api.problems import ProblemError
-from lifecycle.client import LifecycleClient
-from lifecycle.db import IdempotencyKey, utcnow
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.persistence.tables import IdempotencyKey, utcnow
 
 
 def get_client(request: Request) -> LifecycleClient:

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from lifecycle.errors import LifecycleError
+from lifecycle.domain.errors import LifecycleError
 
 PROBLEM_JSON = "application/problem+json"
 TITLES = {

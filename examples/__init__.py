@@ -1,1 +1,0 @@
-"""Sample SaaS applications that Tenant Lifecycle exports and purges (see each package's README)."""

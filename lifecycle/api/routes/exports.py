@@ -1,0 +1,87 @@
+"""Exports (GDPR Art. 15/20): start, follow, list, and download through signed links."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+
+from lifecycle.api.deps import Actor, IdempotencyHeader, Lifecycle, idempotent
+from lifecycle.api.problems import ProblemError
+from lifecycle.api.routes.tenants import TenantId
+from lifecycle.domain.exports import ExportRequest, ExportView
+from lifecycle.storage.exports import LinkExpired
+
+router = APIRouter(tags=["exports"])
+
+
+def _absolute(request: Request, view: ExportView) -> ExportView:
+    """Local download links are paths of this API: make them absolute for the caller."""
+    if view.download_url and view.download_url.startswith("/"):
+        view.download_url = str(request.base_url).rstrip("/") + view.download_url
+    return view
+
+
+@router.post("/tenants/{tenant_id}/exports", status_code=202)
+async def start_export(
+    tenant_id: TenantId,
+    request: Request,
+    lifecycle: Lifecycle,
+    actor: Actor,
+    body: ExportRequest | None = None,
+    idempotency_key: IdempotencyHeader = None,
+) -> dict[str, Any]:
+    """Start an export (``full``: rows and files, ``tables``: rows only); 202 with the
+    export id, 404 unknown tenant, 409 unless ACTIVE."""
+    export_type = (body or ExportRequest()).export_type
+
+    async def produce() -> dict[str, Any]:
+        return await lifecycle.export_tenant(tenant_id, export_type, actor)
+
+    return await idempotent(request, lifecycle, idempotency_key, produce)  # type: ignore[return-value]
+
+
+@router.get("/tenants/{tenant_id}/exports")
+async def list_exports(
+    tenant_id: TenantId, request: Request, lifecycle: Lifecycle, _: Actor
+) -> list[ExportView]:
+    """The tenant's exports, newest first."""
+    return [_absolute(request, v) for v in await lifecycle.list_exports(tenant_id)]
+
+
+@router.get("/exports/{export_id}")
+async def get_export(
+    export_id: str, request: Request, lifecycle: Lifecycle, _: Actor
+) -> ExportView:
+    """Status, progress (chunks and bytes), size, SHA-256 and, once completed, a download
+    link valid at most 7 days."""
+    return _absolute(request, await lifecycle.get_export(export_id))
+
+
+@router.get("/exports/{export_id}/download", response_class=FileResponse)
+async def download(
+    export_id: str,
+    lifecycle: Lifecycle,
+    expires: Annotated[int, Query(description="Unix seconds")],
+    signature: Annotated[str, Query(max_length=128)],
+) -> FileResponse:
+    """The archive of a local export; authorised by the link's HMAC-SHA256 signature, not
+    the bearer token: 403 when tampered, 410 when expired or the archive was deleted."""
+    storage = lifecycle.export_storage
+    storage.check_signature(export_id, expires, signature, time.time())
+    row = await lifecycle.exports.get(export_id)
+    if row.status == "expired":
+        raise LinkExpired(f"export '{export_id}' was deleted after its retention period")
+    if row.status != "completed" or storage.kind != "local":
+        raise ProblemError(404, f"export '{export_id}' has no archive served by this API")
+    path = storage.local_path(row.tenant_id, export_id)
+    if not path.is_file():
+        raise LinkExpired(f"the archive of export '{export_id}' no longer exists")
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=f"{row.tenant_id}-export-{export_id}.zip",
+        headers={"X-Content-SHA256": row.sha256 or ""},
+    )

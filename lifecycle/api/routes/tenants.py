@@ -1,0 +1,68 @@
+"""``/tenants``: onboard, read, list and audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from lifecycle.api.deps import Actor, IdempotencyHeader, Lifecycle, idempotent
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import TENANT_ID_PATTERN, EventView, OnboardRequest, TenantView
+
+router = APIRouter(prefix="/tenants", tags=["tenants"])
+TenantId = Annotated[str, Path(pattern=TENANT_ID_PATTERN, description="tenant slug")]
+
+
+@router.post("", status_code=202)
+async def onboard(
+    body: OnboardRequest,
+    request: Request,
+    lifecycle: Lifecycle,
+    actor: Actor,
+    idempotency_key: IdempotencyHeader = None,
+) -> dict[str, Any]:
+    """Start onboarding; 202 with the workflow id, 409 when the tenant exists."""
+
+    async def produce() -> dict[str, Any]:
+        started = await lifecycle.onboard_tenant(body, actor)
+        return started.as_dict()
+
+    return await idempotent(request, lifecycle, idempotency_key, produce)  # type: ignore[return-value]
+
+
+@router.get("")
+async def list_tenants(
+    lifecycle: Lifecycle,
+    _: Actor,
+    state: TenantState | None = None,
+    plan: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """One page of tenants, filtered by state and plan, ordered by id."""
+    if plan is not None:
+        lifecycle.settings.plans.get(plan)
+    items, total = await lifecycle.repository.list(
+        state=state.value if state else None, plan=plan, limit=limit, offset=offset
+    )
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{tenant_id}")
+async def get_tenant(tenant_id: TenantId, lifecycle: Lifecycle, _: Actor) -> TenantView:
+    """The tenant, its entitlements, usage and pending plan change; 404 when unknown."""
+    return await lifecycle.get_tenant(tenant_id)
+
+
+@router.get("/{tenant_id}/events")
+async def events(
+    tenant_id: TenantId,
+    lifecycle: Lifecycle,
+    _: Actor,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[EventView]:
+    """The tenant's audit log, oldest first."""
+    await lifecycle.get_tenant(tenant_id)
+    return await lifecycle.repository.events(tenant_id, limit=limit, offset=offset)

@@ -1,0 +1,65 @@
+"""``tenantctl datamap``: the data map (DATA_MAP_PATH)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lifecycle.cli.common import console, load_settings
+
+app = typer.Typer(help="The data map (DATA_MAP_PATH).", no_args_is_help=True)
+
+
+@app.command("check")
+def datamap_check(
+    tenant: Annotated[
+        str | None, typer.Option(help="Count this tenant's data (its data_key) only")
+    ] = None,
+    file: Annotated[Path | None, typer.Option(help="Data map file (default DATA_MAP_PATH)")] = None,
+) -> None:
+    """Validate the data map against the live databases and storage, then list row and file
+    counts per store; exit 1 naming the bad entry (unknown database, table or column, a
+    parent cycle, a storage URL without {tenant_key})."""
+    from lifecycle.domain.errors import ConfigError, TenantNotFound
+    from lifecycle.persistence.engine import Sessions, create_engine
+    from lifecycle.persistence.tenants import TenantRepository
+    from lifecycle.storage.datamap import load_datamap
+    from lifecycle.storage.exports import s3_options
+    from lifecycle.storage.stores import TenantStores
+
+    settings = load_settings()
+    path = file or settings.data_map_path
+    if path is None:
+        console.print("[red]no data map:[/red] set DATA_MAP_PATH or pass --file")
+        raise typer.Exit(1)
+
+    async def run() -> tuple[str, dict[str, dict[str, int]]]:
+        stores = await TenantStores.open(load_datamap(path), s3_options(settings))
+        try:
+            if tenant is None:
+                return "all tenants", await stores.total_counts()
+            engine = create_engine(settings.db_url)
+            try:
+                found = await TenantRepository(Sessions(engine)).get(tenant)
+            finally:
+                await engine.dispose()
+            return f"tenant {tenant} (data_key {found.data_key})", await stores.counts(
+                found.data_key
+            )
+        finally:
+            await stores.close()
+
+    try:
+        scope, counts = asyncio.run(run())
+    except (ConfigError, TenantNotFound) as exc:
+        console.print(f"[red]data map check failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    table = Table("store", "rows", "files", "bytes", title=f"Data map {path}: {scope}")
+    for store, c in counts.items():
+        table.add_row(store, *(str(c[k]) if k in c else "" for k in ("rows", "files", "bytes")))
+    console.print(table)
+    console.print("[green]data map OK[/green]")

@@ -1,0 +1,44 @@
+"""``tenantctl tenants delete|legal-hold``: soft deletion and legal hold through the API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lifecycle.cli.common import ApiUrl, api_client, checked, console
+
+app = typer.Typer()
+
+
+@app.command("delete")
+def tenants_delete(
+    tenant_id: str,
+    requested_by: Annotated[str, typer.Option(help="Who asks for the erasure")],
+    reason: Annotated[str | None, typer.Option(help="Why")] = None,
+    retention_days: Annotated[int | None, typer.Option(help="30..90 days")] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """Soft-delete a tenant; its data is purged after the retention period."""
+    body = {"requested_by": requested_by, "reason": reason, "retention_days": retention_days}
+    with api_client(api_url) as http:
+        out = checked(http.post(f"/tenants/{tenant_id}/delete", json=body))
+    console.print(
+        f"deleted: workflow [bold]{out['workflow_id']}[/bold], purge scheduled at "
+        f"{out['hard_delete_scheduled_at']} ({out['retention_days']} days)"
+    )
+
+
+@app.command("legal-hold")
+def tenants_legal_hold(
+    tenant_id: str,
+    release: Annotated[bool, typer.Option("--release", help="Release the hold")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why")] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """Place (or ``--release``) a legal hold: no purge while it stands."""
+    path = f"/tenants/{tenant_id}/legal-hold"
+    with api_client(api_url) as http:
+        response = http.delete(path) if release else http.post(path, json={"reason": reason})
+        checked(response)
+    console.print(f"legal hold {'released' if release else 'placed'} on {tenant_id}")

@@ -1,0 +1,29 @@
+"""``tenantctl tenants create``: onboard a tenant through the API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lifecycle.cli.common import ApiUrl, api_client, checked, console
+
+app = typer.Typer()
+
+
+@app.command("create")
+def tenants_create(
+    tenant_id: str,
+    name: Annotated[str, typer.Option(help="Display name")],
+    email: Annotated[str, typer.Option(help="Billing e-mail")],
+    plan: Annotated[str, typer.Option(help="Plan")] = "free",
+    data_key: Annotated[str | None, typer.Option(help="Key of its data in the data map")] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """Onboard a tenant (202: prints the workflow id)."""
+    body = {"tenant_id": tenant_id, "name": name, "email": email, "plan": plan}
+    if data_key:
+        body["data_key"] = data_key
+    with api_client(api_url) as http:
+        started = checked(http.post("/tenants", json=body))
+    console.print(f"onboarding started: workflow [bold]{started['workflow_id']}[/bold]")

@@ -1,0 +1,327 @@
+"""The main job: every lifecycle operation run against the sample SaaS application
+(``lifecycle/dev/adtech``) on the running stack, with a Rich summary of each step's outcome.
+
+Run by ``tenantctl dev --demo`` (``make run``) once the stack is up, or by ``tenantctl demo``
+against a running stack. Each step picks tenants by their current state, so a second run on
+the same ``.data/`` onboards nobody twice and carries on with the tenants still available.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import subprocess
+import time
+import zipfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.config import Settings
+from lifecycle.dev.devserver import temporal_cli
+from lifecycle.domain.deletion import DeleteRequest, ReactivateRequest, SuspendRequest
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.operations import OperationKind, workflow_id
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import OnboardRequest, TenantView
+
+S = TenantState
+
+
+@dataclass
+class Step:
+    """One line of the summary."""
+
+    tenant: str
+    operation: str
+    outcome: str = "not run"
+    seconds: float = 0.0
+    workflow_id: str | None = None
+    ok: bool = False
+
+
+@dataclass
+class Demo:
+    """The main job's state: the client, the sample companies and the steps run so far."""
+
+    lc: LifecycleClient
+    console: Console
+    companies: dict[str, Any] = field(default_factory=dict)  # tenant id -> SampleCompany
+    steps: list[Step] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+
+    async def run(
+        self, tenant: str, operation: str, action: Callable[[Step], Awaitable[str]]
+    ) -> Step:
+        """Run ``action`` as one summary line; a domain error is an outcome, not a crash."""
+        step = Step(tenant, operation)
+        self.used.add(tenant)
+        t0 = time.monotonic()
+        try:
+            step.outcome = await action(step)
+            step.ok = True
+        except LifecycleError as exc:
+            step.outcome = f"{type(exc).__name__}: {exc.detail}"
+        except Exception as exc:  # the demo reports every failure and goes on
+            step.outcome = f"failed: {type(exc).__name__}: {exc}"
+        step.seconds = time.monotonic() - t0
+        self.steps.append(step)
+        colour = "green" if step.ok else "yellow"
+        self.console.print(f"[{colour}]{operation:<28}[/{colour}] {tenant:<28} {step.outcome}")
+        return step
+
+    async def pick(self, predicate: Callable[[TenantView], bool]) -> TenantView | None:
+        """The first sample tenant not used by an earlier step that matches ``predicate``."""
+        for tenant_id in self.companies:
+            if tenant_id in self.used:
+                continue
+            tenant = await self.lc.get_tenant(tenant_id)
+            if predicate(tenant):
+                return tenant
+        return None
+
+    async def wait_state(self, tenant_id: str, state: TenantState, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while (await self.lc.get_tenant(tenant_id)).state is not state:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"tenant {tenant_id} did not reach {state} in {timeout:.0f}s")
+            await asyncio.sleep(0.2)
+
+
+async def onboard_all(demo: Demo) -> None:
+    """Onboard every sample company as a tenant (data key = company id) with its usage."""
+    for company in demo.companies.values():
+        if await demo.lc.repository.exists(company.tenant_id):
+            continue
+
+        async def onboard(step: Step, c: Any = company) -> str:
+            started = await demo.lc.onboard_tenant(
+                OnboardRequest(
+                    tenant_id=c.tenant_id,
+                    name=c.name,
+                    email=c.email,
+                    plan=c.plan,
+                    data_key=c.data_key,
+                ),
+                actor="demo",
+            )
+            step.workflow_id = started.workflow_id
+            result = await demo.lc.handle(started.workflow_id).result()
+            await demo.lc.record_usage(c.tenant_id, c.usage)
+            return f"{result['state']} on {result['plan']}, usage {c.usage}"
+
+        await demo.run(company.tenant_id, "onboard + usage", onboard)
+    demo.used.clear()
+
+
+async def upgrade(demo: Demo) -> None:
+    tenant = await demo.pick(lambda t: t.state is S.ACTIVE and t.plan == "starter")
+    if tenant is None:
+        return
+
+    async def act(step: Step) -> str:
+        started = await demo.lc.upgrade_tenant(tenant.tenant_id, "professional", "demo")
+        step.workflow_id = started.workflow_id
+        await demo.lc.handle(started.workflow_id).result()
+        after = await demo.lc.get_tenant(tenant.tenant_id)
+        return f"{tenant.plan} -> {after.plan}, users limit {after.entitlements['users']}"
+
+    await demo.run(tenant.tenant_id, "upgrade", act)
+
+
+async def downgrades(demo: Demo) -> None:
+    """One downgrade refused because usage exceeds the target, one scheduled at period end."""
+    plans = demo.lc.settings.plans.names()
+
+    async def lower_plans(t: TenantView) -> tuple[str | None, str | None]:
+        """(a lower plan its usage exceeds, the highest lower plan its usage fits)."""
+        refused = allowed = None
+        if t.state is S.ACTIVE and not t.pending_plan_change:
+            for target in reversed(plans[: plans.index(t.plan)]):
+                if (await demo.lc.downgrade_preview(t.tenant_id, target)).allowed:
+                    allowed = allowed or target
+                else:
+                    refused = refused or target
+        return refused, allowed
+
+    refuse_done = schedule_done = False
+    for tenant_id in demo.companies:
+        if tenant_id in demo.used or (refuse_done and schedule_done):
+            continue
+        tenant = await demo.lc.get_tenant(tenant_id)
+        refused, allowed = await lower_plans(tenant)
+        if refused and not refuse_done:
+            refuse_done = True
+
+            async def refuse(step: Step, t: TenantView = tenant, to: str = refused) -> str:
+                await demo.lc.downgrade_tenant(t.tenant_id, to, actor="demo")
+                raise AssertionError(f"downgrade {t.plan} -> {to} was accepted")
+
+            step = await demo.run(tenant_id, "downgrade refused for usage", refuse)
+            step.ok = "UsageExceedsLimits" in step.outcome
+        elif allowed and not schedule_done:
+            schedule_done = True
+
+            async def schedule(step: Step, t: TenantView = tenant, to: str = allowed) -> str:
+                started = await demo.lc.downgrade_tenant(t.tenant_id, to, actor="demo")
+                step.workflow_id = started.workflow_id
+                for _ in range(100):
+                    pending = (await demo.lc.get_tenant(t.tenant_id)).pending_plan_change
+                    if pending:
+                        return f"{t.plan} -> {to} at {pending.get('effective_at')}"
+                    await asyncio.sleep(0.1)
+                return "started, pending change not visible yet"
+
+            await demo.run(tenant_id, "downgrade at period end", schedule)
+
+
+async def export(demo: Demo, settings: Settings) -> None:
+    """Export a tenant, download the ZIP and check its SHA-256 and row counts at the source."""
+    from lifecycle.dev.adtech.counts import company_rows
+    from lifecycle.dev.adtech.env import app_urls
+
+    tenant = await demo.pick(lambda t: t.state is S.ACTIVE)
+    if tenant is None:
+        return
+
+    async def act(step: Step) -> str:
+        started = await demo.lc.export_tenant(tenant.tenant_id, actor="demo")
+        step.workflow_id = started["workflow_id"]
+        await demo.lc.handle(started["workflow_id"]).result()
+        view = await demo.lc.get_export(started["export_id"])
+        url = view.download_url or ""
+        if url.startswith("/"):
+            url = f"http://{settings.api_host}:{settings.api_port}{url}"
+        async with httpx.AsyncClient(timeout=120) as http:
+            body = (await http.get(url)).raise_for_status().content
+        digest = hashlib.sha256(body).hexdigest()
+        if digest != view.sha256:
+            raise AssertionError(f"downloaded SHA-256 {digest} != recorded {view.sha256}")
+        manifest = json.loads(zipfile.ZipFile(io.BytesIO(body)).read("manifest.json"))
+        exported = {f["path"].split(".")[-2]: f["rows"] for f in manifest["files"] if "rows" in f}
+        source = await company_rows(
+            app_urls(settings.data_dir)["APP_DATABASE_URL"], int(tenant.data_key)
+        )
+        mismatched = {t: (exported.get(t), n) for t, n in source.items() if exported.get(t) != n}
+        if mismatched:
+            raise AssertionError(f"row counts differ from the source: {mismatched}")
+        return (
+            f"{len(body) / 1e6:.1f} MB ZIP, SHA-256 {digest[:12]}... verified, "
+            f"{sum(source.values())} rows match the source"
+        )
+
+    await demo.run(tenant.tenant_id, "GDPR export + verify", act)
+
+
+async def suspend_and_reactivate(demo: Demo) -> None:
+    tenant = await demo.pick(lambda t: t.state is S.ACTIVE and not t.pending_plan_change)
+    if tenant is None:
+        return
+
+    async def act(step: Step) -> str:
+        started = await demo.lc.suspend_tenant(
+            tenant.tenant_id, SuspendRequest(reason="demo: payment review"), actor="demo"
+        )
+        step.workflow_id = started["workflow_id"]
+        await demo.lc.handle(started["workflow_id"]).result()
+        started = await demo.lc.reactivate_tenant(tenant.tenant_id, ReactivateRequest(), "demo")
+        await demo.lc.handle(started["workflow_id"]).result()
+        after = await demo.lc.get_tenant(tenant.tenant_id)
+        return f"SUSPENDED -> {after.state.value} on {after.plan}"
+
+    await demo.run(tenant.tenant_id, "suspend + reactivate", act)
+
+
+async def delete_and_reactivate_by_cli(demo: Demo, settings: Settings) -> None:
+    """Soft delete, then reactivate with the ``temporal`` CLI's signal (as an operator)."""
+    tenant = await demo.pick(lambda t: t.state is S.ACTIVE and not t.pending_plan_change)
+    if tenant is None:
+        return
+
+    async def act(step: Step) -> str:
+        started = await demo.lc.delete_tenant(
+            tenant.tenant_id, DeleteRequest(requested_by="dpo@demo.example"), actor="demo"
+        )
+        step.workflow_id = started["workflow_id"]
+        await demo.wait_state(tenant.tenant_id, S.DELETED)
+        command = [
+            temporal_cli(), "workflow", "signal",
+            "--address", settings.temporal_target,
+            "--namespace", settings.temporal_namespace,
+            "--workflow-id", workflow_id(tenant.tenant_id, OperationKind.DELETION),
+            "--name", "reactivate",
+            "--input", json.dumps({"plan": tenant.plan, "requested_by": "ops@demo.example"}),
+        ]  # fmt: skip
+        done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"temporal workflow signal failed: {done.stderr.strip()}")
+        await demo.wait_state(tenant.tenant_id, S.ACTIVE)
+        return "DELETED -> ACTIVE by `temporal workflow signal --name reactivate`"
+
+    await demo.run(tenant.tenant_id, "soft delete + CLI reactivate", act)
+
+
+async def delete_for_good(demo: Demo) -> None:
+    tenant = await demo.pick(lambda t: t.state is S.ACTIVE and not t.pending_plan_change)
+    if tenant is None:
+        return
+
+    async def act(step: Step) -> str:
+        started = await demo.lc.delete_tenant(
+            tenant.tenant_id,
+            DeleteRequest(requested_by="dpo@demo.example", reason="demo: contract ended"),
+            actor="demo",
+        )
+        step.workflow_id = started["workflow_id"]
+        await demo.wait_state(tenant.tenant_id, S.DELETED)
+        return f"DELETED, purge scheduled at {started['hard_delete_scheduled_at']}"
+
+    await demo.run(tenant.tenant_id, "soft delete (retention)", act)
+
+
+def summary(demo: Demo, settings: Settings) -> Table:
+    ui = f"http://127.0.0.1:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}"
+    table = Table(title="Main job: tenant lifecycle on the sample application")
+    for column in ("tenant", "operation", "outcome", "duration", "Web UI"):
+        table.add_column(column, overflow="fold")
+    for s in demo.steps:
+        link = f"{ui}/workflows/{s.workflow_id}" if s.workflow_id else ""
+        outcome = s.outcome if s.ok else f"[yellow]{s.outcome}[/yellow]"
+        table.add_row(s.tenant, s.operation, outcome, f"{s.seconds:.2f}s", link)
+    return table
+
+
+async def run_demo(
+    settings: Settings, console: Console, tenants: int = 12, size_mb: float = 50
+) -> list[Step]:
+    """Load the sample application (``tenants`` companies, ``size_mb`` MB in all, generated
+    once), run every operation once, print the summary and return its steps."""
+    from lifecycle.dev.adtech.sample import load_sample
+
+    console.print("loading the sample application (lifecycle/dev/adtech) ...")
+    companies = await load_sample(
+        settings.data_dir, tenants=tenants, size_mb=size_mb, plans=settings.plans
+    )
+    async with await LifecycleClient.connect(settings) as lc:
+        demo = Demo(lc, console, {c.tenant_id: c for c in companies})
+        await onboard_all(demo)
+        await upgrade(demo)
+        await downgrades(demo)
+        await export(demo, settings)
+        await suspend_and_reactivate(demo)
+        await delete_and_reactivate_by_cli(demo, settings)
+        await delete_for_good(demo)
+    console.print(summary(demo, settings))
+    ok = sum(s.ok for s in demo.steps)
+    console.print(
+        f'{ok}/{len(demo.steps)} steps as expected. Filter the Web UI with TenantId="<tenant>". '
+        "Serving until Ctrl-C."
+    )
+    return demo.steps

@@ -1,0 +1,176 @@
+"""Plan changes (upgrade, downgrade) and usage: typed inputs and the checks made before any
+workflow starts. Pure: importable from workflow code.
+
+Rules (DESIGN.md, "Operations"): an upgrade targets a plan strictly above the current one; a
+downgrade one strictly below, and is refused while current usage exceeds any target limit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lifecycle.domain.errors import InvalidInput, StateConflict
+from lifecycle.domain.plans import RESOURCES, Plan, PlanCatalog, UsageViolation
+from lifecycle.domain.states import TenantState
+
+Effective = Literal["period_end", "immediately"]
+ProrationBehavior = Literal["create_prorations", "always_invoice", "none"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UpgradeRequest(_Model):
+    """Body of ``POST /tenants/{id}/upgrade``."""
+
+    to_plan: str
+
+
+class DowngradeRequest(_Model):
+    """Body of ``POST /tenants/{id}/downgrade``: at the billing period's end (default, no
+    proration) or immediately (with a proration credit)."""
+
+    to_plan: str
+    effective: Effective = "period_end"
+
+
+class PlanChangeInput(_Model):
+    """Input of the upgrade and downgrade workflows, resolved from the plan catalogue.
+
+    ``proration_behavior`` is the Stripe setting for a change made now (PRORATION_BEHAVIOR);
+    a downgrade at period end always bills without proration.
+    """
+
+    tenant_id: str
+    from_plan: str
+    to_plan: str
+    limits: dict[str, int]
+    price_id: str
+    previous_price_id: str
+    effective: Effective = "immediately"
+    proration_behavior: ProrationBehavior = "create_prorations"
+    actor: str = "api"
+
+
+class CancelDowngrade(_Model):
+    """Payload of the downgrade workflow's ``cancel_downgrade`` signal."""
+
+    actor: str = "api"
+    reason: str = "cancelled on request"
+
+
+class UsageExceedsLimits(InvalidInput):
+    """Current usage exceeds the target plan's limits; ``violations`` names each resource."""
+
+    def __init__(self, tenant_id: str, to_plan: str, violations: list[UsageViolation]) -> None:
+        listed = ", ".join(str(v) for v in violations)
+        super().__init__(
+            f"tenant '{tenant_id}' uses more than plan '{to_plan}' allows: {listed}; reduce "
+            "usage before downgrading"
+        )
+        self.violations = violations
+
+
+class DowngradePreview(BaseModel):
+    """Answer of ``GET /tenants/{id}/downgrade-preview``: would the downgrade be accepted?"""
+
+    tenant_id: str
+    from_plan: str
+    to_plan: str
+    allowed: bool
+    usage: dict[str, int]
+    limits: dict[str, int]
+    violations: list[UsageViolation]
+
+
+class UsageView(BaseModel):
+    """Recorded usage of a tenant and the resources over its current entitlements."""
+
+    tenant_id: str
+    usage: dict[str, int]
+    entitlements: dict[str, int]
+    over_limit: list[UsageViolation]
+
+
+class PendingChangeInput(_Model):
+    """Set (``change``) or clear (``change=None``) a tenant's pending plan change, audited.
+
+    Setting needs the tenant ACTIVE on ``change["from_plan"]``; clearing only clears a pending
+    change of ``workflow_id`` (anything else is "nothing to undo"). ``key`` makes a retried
+    call write its audit row once.
+    """
+
+    tenant_id: str
+    change: dict[str, Any] | None
+    workflow_id: str
+    operation: str
+    actor: str = "system"
+    reason: str | None = None
+    key: str
+
+
+class StepEventInput(_Model):
+    """An audit row for a saga step that is not a state change; written once per ``key``."""
+
+    tenant_id: str
+    operation: str
+    workflow_id: str
+    actor: str = "system"
+    key: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+def check_usage_update(usage: dict[str, int]) -> dict[str, int]:
+    """Return ``usage`` if every resource is known and every amount >= 0, else InvalidInput."""
+    if not usage:
+        raise InvalidInput(f"name at least one resource: {', '.join(RESOURCES)}")
+    unknown = sorted(set(usage) - set(RESOURCES))
+    if unknown:
+        raise InvalidInput(
+            f"unknown resource(s) {', '.join(unknown)}; known resources: {', '.join(RESOURCES)}"
+        )
+    negative = sorted(r for r, v in usage.items() if v < 0)
+    if negative:
+        raise InvalidInput(f"usage must be >= 0: {', '.join(f'{r}={usage[r]}' for r in negative)}")
+    return usage
+
+
+def require_active(tenant_id: str, state: TenantState, operation: str) -> None:
+    """Raise StateConflict naming the current state unless the tenant is ACTIVE."""
+    if state is not TenantState.ACTIVE:
+        raise StateConflict(f"tenant '{tenant_id}' is {state.value}; {operation} needs ACTIVE")
+
+
+def plan_change_input(
+    catalog: PlanCatalog,
+    tenant_id: str,
+    current: str,
+    target: Plan,
+    **fields: Any,
+) -> PlanChangeInput:
+    """The workflow input for moving ``tenant_id`` from plan ``current`` to ``target``."""
+    return PlanChangeInput(
+        tenant_id=tenant_id,
+        from_plan=current,
+        to_plan=target.name,
+        limits=target.limits.as_dict(),
+        price_id=target.price_id,
+        previous_price_id=catalog.get(current).price_id,
+        **fields,
+    )
+
+
+def pending_change(data: PlanChangeInput, workflow_id: str, effective_at: datetime) -> dict:
+    """The ``pending_plan_change`` shown on the tenant while a downgrade waits."""
+    return {
+        "operation": "downgrade",
+        "from_plan": data.from_plan,
+        "to_plan": data.to_plan,
+        "effective_at": effective_at.isoformat(),
+        "workflow_id": workflow_id,
+        "requested_by": data.actor,
+    }

@@ -1,0 +1,138 @@
+"""Plan catalogue: the hierarchy free < starter < professional < enterprise, per-plan limits
+and billing price ids, loaded from an operator-editable TOML file (``PLANS_PATH``).
+
+A limit of ``-1`` means unlimited. ``storage_gb`` is in gigabytes; the other limits are counts
+(``api_calls_per_day`` per UTC day).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lifecycle.domain.errors import ConfigError, InvalidInput
+
+DEFAULT_PLANS_PATH = Path(__file__).with_name("plans.toml")
+RESOURCES = ("users", "storage_gb", "projects", "api_calls_per_day")
+UNLIMITED = -1
+
+
+class PlanLimits(BaseModel):
+    """Entitlement limits of a plan; -1 is unlimited."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    users: int = Field(ge=-1)
+    storage_gb: int = Field(ge=-1)
+    projects: int = Field(ge=-1)
+    api_calls_per_day: int = Field(ge=-1)
+
+    def as_dict(self) -> dict[str, int]:
+        return self.model_dump()
+
+
+class Plan(BaseModel):
+    """One plan: its name, Stripe price id, list price (cents per month) and limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    price_id: str = Field(min_length=1)
+    monthly_price_cents: int = Field(ge=0, default=0)
+    limits: PlanLimits
+
+
+class UsageViolation(BaseModel):
+    """One resource whose current usage exceeds a plan's limit."""
+
+    resource: str
+    usage: int
+    limit: int
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.usage} > {self.limit}"
+
+
+class PlanCatalog(BaseModel):
+    """The ordered plan hierarchy, lowest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    plans: list[Plan] = Field(min_length=1)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.plans]
+
+    def get(self, name: str) -> Plan:
+        """Return the plan called ``name``; raise :class:`InvalidInput` naming the known plans."""
+        for plan in self.plans:
+            if plan.name == name:
+                return plan
+        raise InvalidInput(f"unknown plan '{name}'; known plans: {', '.join(self.names())}")
+
+    def rank(self, name: str) -> int:
+        """Position of plan ``name`` in the hierarchy (0 = lowest)."""
+        return self.names().index(self.get(name).name)
+
+    def require_upgrade(self, current: str, target: str) -> Plan:
+        """Return the target plan if it is strictly above ``current``, else raise InvalidInput."""
+        plan = self.get(target)
+        if self.rank(target) <= self.rank(current):
+            raise InvalidInput(
+                f"cannot upgrade from '{current}' to '{target}': the target must be above the "
+                f"current plan in {' < '.join(self.names())}"
+            )
+        return plan
+
+    def require_downgrade(self, current: str, target: str) -> Plan:
+        """Return the target plan if it is strictly below ``current``, else raise InvalidInput."""
+        plan = self.get(target)
+        if self.rank(target) >= self.rank(current):
+            raise InvalidInput(
+                f"cannot downgrade from '{current}' to '{target}': the target must be below the "
+                f"current plan in {' < '.join(self.names())}"
+            )
+        return plan
+
+
+def usage_violations(
+    usage: dict[str, int], limits: PlanLimits | dict[str, int]
+) -> list[UsageViolation]:
+    """List each resource whose ``usage`` exceeds ``limits`` (a plan's, or a tenant's
+    entitlements as ``{resource: limit}``); unlimited never does."""
+    out = []
+    items = limits.as_dict() if isinstance(limits, PlanLimits) else limits
+    for resource, limit in items.items():
+        used = int(usage.get(resource, 0))
+        if limit != UNLIMITED and used > limit:
+            out.append(UsageViolation(resource=resource, usage=used, limit=limit))
+    return out
+
+
+def load_plans(path: str | Path | None = None) -> PlanCatalog:
+    """Load and validate the plans file (TOML, ``[[plans]]`` entries lowest first).
+
+    Raises :class:`ConfigError` naming the file and the offending field when the file is
+    missing, not TOML, or does not validate (unknown field, missing limit, duplicate name).
+    """
+    file = Path(path) if path else DEFAULT_PLANS_PATH
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"plans file {file}: not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"plans file {file}: not valid TOML: {exc}") from exc
+    try:
+        catalog = PlanCatalog.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"plans file {file}: {problems}") from exc
+    names = catalog.names()
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"plans file {file}: duplicate plan name(s): {', '.join(duplicates)}")
+    return catalog

@@ -1,0 +1,167 @@
+"""Typed inputs and results shared by the API, the client, workflows and activities.
+
+Pure pydantic models: importable from workflow code (no I/O here). Times are UTC-aware
+``datetime``; sizes are bytes unless the field name says otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from lifecycle.domain.states import TenantState
+
+TENANT_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$"
+_TENANT_ID_RE = re.compile(TENANT_ID_PATTERN)
+
+
+def validate_tenant_id(value: str) -> str:
+    """Return ``value`` if it is a tenant slug (3-63 chars, a-z 0-9 and inner hyphens).
+
+    Raises ``ValueError`` naming the rule otherwise.
+    """
+    if not isinstance(value, str) or not _TENANT_ID_RE.fullmatch(value) or "--" in value:
+        raise ValueError(
+            f"tenant id {value!r} is not a valid slug: 3-63 characters of a-z, 0-9 and single "
+            "hyphens, starting and ending with a letter or digit"
+        )
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OnboardRequest(_Model):
+    """Body of ``POST /tenants``: a new tenant on a plan."""
+
+    tenant_id: str
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    plan: str = "free"
+    data_key: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Key of the tenant's data in the data map (default: the tenant id); "
+        "used in SQL comparisons and storage prefixes, so no slashes",
+    )
+
+    _check_id = field_validator("tenant_id")(classmethod(lambda cls, v: validate_tenant_id(v)))
+
+
+class OnboardInput(_Model):
+    """Input of the onboarding workflow; ``limits`` and ``price_id`` resolved from the plan."""
+
+    request: OnboardRequest
+    limits: dict[str, int]
+    price_id: str
+    actor: str = "api"
+
+
+class BillingResult(_Model):
+    """Outcome of one billing step; ``skipped`` in limited mode (no STRIPE_API_KEY)."""
+
+    skipped: bool = False
+    customer_id: str | None = None
+    subscription_id: str | None = None
+    period_end: datetime | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransitionInput(_Model):
+    """A compare-and-set state change of one tenant plus its audit row.
+
+    ``from_states``: the states the change is allowed from; ``changes``: other tenant columns
+    to set in the same transaction; ``entitlements``: limits to write in the same transaction.
+    """
+
+    tenant_id: str
+    from_states: list[TenantState]
+    to_state: TenantState
+    operation: str
+    workflow_id: str
+    actor: str = "system"
+    reason: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    changes: dict[str, Any] = Field(default_factory=dict)
+    entitlements: dict[str, int] | None = None
+    reactivation: bool = False
+
+
+class CreateTenantInput(_Model):
+    """The tenant row written at the end of onboarding, with its entitlements."""
+
+    request: OnboardRequest
+    limits: dict[str, int]
+    billing: BillingResult
+    workflow_id: str
+    actor: str
+
+
+class OperationUpdate(_Model):
+    """Progress or outcome of an operation, mirrored into the ``operations`` table."""
+
+    workflow_id: str
+    tenant_id: str
+    kind: str
+    status: Literal["running", "completed", "failed", "cancelled"]
+    step: str | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class TenantView(BaseModel):
+    """A tenant as the API and the client return it."""
+
+    tenant_id: str
+    name: str | None
+    email: str | None
+    data_key: str
+    plan: str
+    state: TenantState
+    version: int
+    billing_customer_id: str | None
+    billing_subscription_id: str | None
+    billing_period_end: datetime | None
+    usage: dict[str, int]
+    entitlements: dict[str, int]
+    pending_plan_change: dict[str, Any] | None
+    legal_hold: bool
+    created_at: datetime
+    updated_at: datetime
+    deletion_requested_at: datetime | None
+    purge_scheduled_at: datetime | None
+    purged_at: datetime | None
+
+
+class EventView(BaseModel):
+    """One audit-log row."""
+
+    id: int
+    at: datetime
+    tenant_id: str
+    operation: str
+    from_state: str | None
+    to_state: str | None
+    workflow_id: str | None
+    actor: str
+    detail: dict[str, Any]
+
+
+class OperationView(BaseModel):
+    """Status of one operation: Temporal's view plus the control plane's step and result."""
+
+    workflow_id: str
+    tenant_id: str | None = None
+    kind: str | None = None
+    status: str
+    step: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None

@@ -1,0 +1,203 @@
+"""Control-plane writes of soft deletion and purge: legal hold, the purge's compare-and-set,
+the tombstone with its deletion certificate, and lookups of billing webhooks.
+
+Each write is one transaction with its audit row, like :class:`TenantRepository`'s.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+
+from lifecycle.domain.certificate import build_document, seal
+from lifecycle.domain.deletion import (
+    CertificateView,
+    CompletePurgeInput,
+    LegalHoldChange,
+    purged_detail,
+)
+from lifecycle.domain.errors import StateConflict, TenantNotFound
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import TenantView
+from lifecycle.persistence.tables import (
+    DeletionCertificate,
+    Entitlement,
+    LifecycleEvent,
+    Tenant,
+    utcnow,
+)
+from lifecycle.persistence.tenants import TenantRepository
+
+
+class LegalHoldActive(StateConflict):
+    """A legal hold stands on the tenant: its data must not be purged."""
+
+
+class DeletionRepository(TenantRepository):
+    """:class:`TenantRepository` plus the deletion-specific writes."""
+
+    async def set_legal_hold(self, change: LegalHoldChange) -> TenantView:
+        """Set or release ``tenants.legal_hold`` with an audit row (``legal-hold`` or
+        ``legal-hold-released``); a no-op when it already has that value.
+
+        Raises TenantNotFound, or StateConflict when the tenant was already purged.
+        """
+        async with self.sessions.begin() as session:
+            tenant = await session.get(Tenant, change.tenant_id)
+            if tenant is None:
+                raise TenantNotFound(change.tenant_id)
+            if tenant.purged_at is not None:
+                raise StateConflict(purged_detail(tenant.id, tenant.purged_at.isoformat()))
+            if bool(tenant.legal_hold) != change.hold:
+                now = utcnow()
+                tenant.legal_hold = change.hold
+                tenant.version += 1
+                tenant.updated_at = now
+                detail = {"reason": change.reason} if change.reason else {}
+                session.add(
+                    LifecycleEvent(
+                        at=now,
+                        tenant_id=tenant.id,
+                        operation="legal-hold" if change.hold else "legal-hold-released",
+                        from_state=None,
+                        to_state=None,
+                        workflow_id=change.workflow_id,
+                        actor=change.actor,
+                        detail=detail,
+                    )
+                )
+                await session.flush()
+            return await self._view(session, tenant)
+
+    async def begin_purge(self, tenant_id: str, workflow_id: str) -> TenantView:
+        """Compare-and-set that opens the purge: the tenant must be DELETED, not purged and
+        not under legal hold; bumps ``version`` and writes a ``purge-started`` audit row.
+
+        Idempotent for the same workflow. Raises TenantNotFound, LegalHoldActive, or
+        StateConflict naming the state when the tenant is not DELETED (e.g. reactivated).
+        """
+        async with self.sessions.begin() as session:
+            tenant = await session.get(Tenant, tenant_id)
+            if tenant is None:
+                raise TenantNotFound(tenant_id)
+            if await self._has_event(session, tenant_id, workflow_id, "purge-started"):
+                return await self._view(session, tenant)
+            result = await session.execute(
+                update(Tenant)
+                .where(
+                    Tenant.id == tenant_id,
+                    Tenant.state == TenantState.DELETED.value,
+                    Tenant.purged_at.is_(None),
+                    Tenant.legal_hold.is_(False),
+                    Tenant.version == tenant.version,
+                )
+                .values(version=tenant.version + 1, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                if tenant.legal_hold:
+                    raise LegalHoldActive(f"tenant '{tenant_id}' is under legal hold")
+                raise StateConflict(
+                    f"tenant '{tenant_id}' is {tenant.state}"
+                    + (f", purged at {tenant.purged_at.isoformat()}" if tenant.purged_at else "")
+                    + "; the purge needs state DELETED"
+                )
+            session.add(
+                LifecycleEvent(
+                    at=utcnow(),
+                    tenant_id=tenant_id,
+                    operation="purge-started",
+                    from_state=None,
+                    to_state=None,
+                    workflow_id=workflow_id,
+                    actor="system",
+                    detail={},
+                )
+            )
+            await session.flush()
+            await session.refresh(tenant)
+            return await self._view(session, tenant)
+
+    async def complete_purge(self, data: CompletePurgeInput, secret: str) -> CertificateView:
+        """Seal the deletion certificate and turn the tenant row into a tombstone, in one
+        transaction: name, e-mail, billing ids and entitlements removed, ``purged_at`` set,
+        state stays DELETED; audit row ``purged`` with the certificate's SHA-256.
+
+        Idempotent: a second call returns the certificate already kept. Raises
+        TenantNotFound, or StateConflict when the tenant is not DELETED.
+        """
+        async with self.sessions.begin() as session:
+            kept = await session.get(DeletionCertificate, data.tenant_id)
+            if kept is not None:
+                return _view(kept)
+            tenant = await session.get(Tenant, data.tenant_id)
+            if tenant is None:
+                raise TenantNotFound(data.tenant_id)
+            if tenant.state != TenantState.DELETED.value:
+                raise StateConflict(
+                    f"tenant '{tenant.id}' is {tenant.state}; the purge needs state DELETED"
+                )
+            now = utcnow()
+            sealed = seal(data.tenant_id, build_document(data), secret)
+            row = DeletionCertificate(
+                tenant_id=data.tenant_id,
+                workflow_id=data.workflow_id,
+                document=sealed.document,
+                sha256=sealed.sha256,
+                signature=sealed.signature,
+                created_at=now,
+            )
+            session.add(row)
+            await session.execute(
+                update(Tenant)
+                .where(Tenant.id == tenant.id, Tenant.version == tenant.version)
+                .values(
+                    name=None,
+                    email=None,
+                    billing_customer_id=None,
+                    billing_subscription_id=None,
+                    pending_plan_change=None,
+                    purged_at=data.purged_at,
+                    version=tenant.version + 1,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant.id))
+            session.add(
+                LifecycleEvent(
+                    at=now,
+                    tenant_id=tenant.id,
+                    operation="purged",
+                    from_state=None,
+                    to_state=None,
+                    workflow_id=data.workflow_id,
+                    actor="system",
+                    detail={"certificate_sha256": sealed.sha256},
+                )
+            )
+            await session.flush()
+            return _view(row)
+
+    async def certificate(self, tenant_id: str) -> CertificateView | None:
+        """The tenant's deletion certificate, or None before the purge."""
+        async with self.sessions() as session:
+            row = await session.get(DeletionCertificate, tenant_id)
+            return None if row is None else _view(row)
+
+    async def tenant_by_subscription(self, subscription_id: str) -> TenantView | None:
+        """The tenant billed by ``subscription_id``, or None."""
+        async with self.sessions() as session:
+            tenant = await session.scalar(
+                select(Tenant).where(Tenant.billing_subscription_id == subscription_id).limit(1)
+            )
+            return None if tenant is None else await self._view(session, tenant)
+
+
+def _view(row: DeletionCertificate) -> CertificateView:
+    return CertificateView(
+        tenant_id=row.tenant_id,
+        document=row.document,
+        sha256=row.sha256,
+        signature=row.signature,
+        created_at=row.created_at,
+    )

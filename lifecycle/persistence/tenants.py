@@ -1,0 +1,524 @@
+"""Reads and writes of the control-plane tables.
+
+Every state change is one transaction: a compare-and-set on the tenant row's (state, version)
+plus exactly one audit row. The compare-and-set is the lock between concurrent operations: a
+lost race raises :class:`VersionConflict` or :class:`StateConflict`, never overwrites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lifecycle.domain.errors import StateConflict, TenantNotFound, VersionConflict
+from lifecycle.domain.plan_changes import PendingChangeInput, StepEventInput
+from lifecycle.domain.states import TenantState, check_transition
+from lifecycle.domain.tenants import (
+    CreateTenantInput,
+    EventView,
+    OperationUpdate,
+    OperationView,
+    TenantView,
+    TransitionInput,
+)
+from lifecycle.persistence.engine import Sessions
+from lifecycle.persistence.tables import Entitlement, LifecycleEvent, Operation, Tenant, utcnow
+
+#: Tenant columns a transition may set besides state and version.
+MUTABLE_COLUMNS = frozenset(
+    {
+        "plan",
+        "billing_customer_id",
+        "billing_subscription_id",
+        "billing_period_end",
+        "pending_plan_change",
+        "suspended_reason",
+        "deletion_requested_at",
+        "deletion_requested_by",
+        "plan_at_deletion",
+        "purge_scheduled_at",
+        "purged_at",
+        "legal_hold",
+        "name",
+        "email",
+    }
+)
+
+
+class TenantRepository:
+    """Control-plane storage through :class:`~lifecycle.persistence.engine.Sessions` (SQLite
+    or PostgreSQL)."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+
+    # -- tenants ---------------------------------------------------------------------------
+
+    async def create_tenant(self, data: CreateTenantInput) -> TenantView:
+        """Insert an ACTIVE tenant, its entitlements and the onboarding audit row.
+
+        Idempotent for the same onboarding workflow (a retry after commit returns the row);
+        raises :class:`StateConflict` when the tenant id is taken by anyone else.
+        """
+        req, now = data.request, utcnow()
+        async with self.sessions.begin() as session:
+            existing = await session.get(Tenant, req.tenant_id)
+            if existing is not None:
+                if await self._has_event(session, req.tenant_id, data.workflow_id, "onboard"):
+                    return await self._view(session, existing)
+                raise StateConflict(
+                    f"tenant '{req.tenant_id}' already exists (state {existing.state})"
+                )
+            tenant = Tenant(
+                id=req.tenant_id,
+                name=req.name,
+                email=str(req.email),
+                data_key=req.data_key or req.tenant_id,
+                plan=req.plan,
+                state=TenantState.ACTIVE.value,
+                version=1,
+                billing_customer_id=data.billing.customer_id,
+                billing_subscription_id=data.billing.subscription_id,
+                billing_period_end=data.billing.period_end,
+                usage={},
+                created_at=now,
+                updated_at=now,
+                legal_hold=False,
+            )
+            session.add(tenant)
+            await session.flush()
+            self._write_entitlements(session, req.tenant_id, data.limits, now)
+            session.add(
+                LifecycleEvent(
+                    at=now,
+                    tenant_id=req.tenant_id,
+                    operation="onboard",
+                    from_state=None,
+                    to_state=TenantState.ACTIVE.value,
+                    workflow_id=data.workflow_id,
+                    actor=data.actor,
+                    detail={"plan": req.plan, "billing": data.billing.model_dump(mode="json")},
+                )
+            )
+            try:
+                await session.flush()
+            except IntegrityError as exc:  # a concurrent onboarding inserted the same id
+                raise StateConflict(f"tenant '{req.tenant_id}' already exists") from exc
+            return await self._view(session, tenant)
+
+    async def get(self, tenant_id: str) -> TenantView:
+        """Return the tenant; raise :class:`TenantNotFound`."""
+        async with self.sessions() as session:
+            tenant = await session.get(Tenant, tenant_id)
+            if tenant is None:
+                raise TenantNotFound(tenant_id)
+            return await self._view(session, tenant)
+
+    async def exists(self, tenant_id: str) -> bool:
+        async with self.sessions() as session:
+            return await session.get(Tenant, tenant_id) is not None
+
+    async def list(
+        self,
+        *,
+        state: str | None = None,
+        plan: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[TenantView], int]:
+        """Return one page of tenants ordered by id, and the total matching the filters."""
+        query = select(Tenant)
+        if state:
+            query = query.where(Tenant.state == state)
+        if plan:
+            query = query.where(Tenant.plan == plan)
+        async with self.sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(query.subquery()))
+            rows = (
+                await session.scalars(query.order_by(Tenant.id).limit(limit).offset(offset))
+            ).all()
+            limits = await self._entitlements(session, [t.id for t in rows])
+            return [self._to_view(t, limits.get(t.id, {})) for t in rows], int(total or 0)
+
+    async def count_by_state(self) -> dict[str, int]:
+        async with self.sessions() as session:
+            rows = await session.execute(select(Tenant.state, func.count()).group_by(Tenant.state))
+            return {state: int(n) for state, n in rows.all()}
+
+    async def transition(self, change: TransitionInput) -> TenantView:
+        """Apply a state change as compare-and-set on (state, version) plus one audit row.
+
+        Idempotent per workflow: when the tenant is already in ``to_state`` by an audit row of
+        this workflow and operation (an activity retried after its commit), returns the tenant
+        unchanged. Raises :class:`TenantNotFound`, :class:`StateConflict` (current state not in
+        ``from_states``, naming it), :class:`InvalidTransition`, or :class:`VersionConflict`
+        when another writer changed the row between read and write.
+        """
+        unknown = set(change.changes) - MUTABLE_COLUMNS
+        if unknown:
+            raise ValueError(f"columns not settable by a transition: {sorted(unknown)}")
+        now = utcnow()
+        async with self.sessions.begin() as session:
+            tenant = await session.get(Tenant, change.tenant_id)
+            if tenant is None:
+                raise TenantNotFound(change.tenant_id)
+            if tenant.state == change.to_state.value and await self._has_event(
+                session, tenant.id, change.workflow_id, change.operation, change.to_state.value
+            ):
+                return await self._view(session, tenant)
+            if tenant.state not in {s.value for s in change.from_states}:
+                allowed = ", ".join(s.value for s in change.from_states)
+                raise StateConflict(
+                    f"tenant '{tenant.id}' is {tenant.state}; {change.operation} needs "
+                    f"state {allowed}"
+                )
+            check_transition(tenant.state, change.to_state, reactivation=change.reactivation)
+            from_state, version = tenant.state, tenant.version
+            result = await session.execute(
+                update(Tenant)
+                .where(
+                    Tenant.id == tenant.id,
+                    Tenant.state == from_state,
+                    Tenant.version == version,
+                )
+                .values(
+                    state=change.to_state.value,
+                    version=version + 1,
+                    updated_at=now,
+                    **change.changes,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                raise VersionConflict(
+                    f"tenant '{tenant.id}' was changed concurrently (expected {from_state} "
+                    f"v{version}); retry the operation"
+                )
+            if change.entitlements is not None:
+                await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant.id))
+                self._write_entitlements(session, tenant.id, change.entitlements, now)
+            detail = dict(change.detail)
+            if change.reason:
+                detail["reason"] = change.reason
+            session.add(
+                LifecycleEvent(
+                    at=now,
+                    tenant_id=tenant.id,
+                    operation=change.operation,
+                    from_state=from_state,
+                    to_state=change.to_state.value,
+                    workflow_id=change.workflow_id,
+                    actor=change.actor,
+                    detail=detail,
+                )
+            )
+            await session.flush()
+            await session.refresh(tenant)
+            return await self._view(session, tenant)
+
+    # -- audit log -------------------------------------------------------------------------
+
+    async def record_event(
+        self,
+        tenant_id: str,
+        operation: str,
+        *,
+        workflow_id: str | None,
+        actor: str = "system",
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an audit row that is not a state change (e.g. a compensation step)."""
+        async with self.sessions.begin() as session:
+            await self._add_event_once(
+                session, tenant_id, operation, workflow_id, actor, detail or {}, None
+            )
+
+    async def _add_event_once(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        operation: str,
+        workflow_id: str | None,
+        actor: str,
+        detail: dict[str, Any],
+        key: str | None,
+    ) -> None:
+        """Add an audit row; with ``key`` (kept in ``detail["key"]``) only if no row of this
+        tenant, workflow and operation carries that key yet (a retried activity adds nothing)."""
+        if key is not None:
+            rows = await session.scalars(
+                select(LifecycleEvent.detail).where(
+                    LifecycleEvent.tenant_id == tenant_id,
+                    LifecycleEvent.workflow_id == workflow_id,
+                    LifecycleEvent.operation == operation,
+                )
+            )
+            if any((d or {}).get("key") == key for d in rows):
+                return
+            detail = {**detail, "key": key}
+        session.add(
+            LifecycleEvent(
+                at=utcnow(),
+                tenant_id=tenant_id,
+                operation=operation,
+                from_state=None,
+                to_state=None,
+                workflow_id=workflow_id,
+                actor=actor,
+                detail=detail,
+            )
+        )
+
+    async def events(self, tenant_id: str, *, limit: int = 100, offset: int = 0) -> list[EventView]:
+        """Audit rows of a tenant, oldest first."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(LifecycleEvent)
+                .where(LifecycleEvent.tenant_id == tenant_id)
+                .order_by(LifecycleEvent.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return [EventView.model_validate(r, from_attributes=True) for r in rows]
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def record_operation(self, update_: OperationUpdate) -> None:
+        """Insert or update the operation row of a workflow (upsert by workflow id)."""
+        now = utcnow()
+        async with self.sessions.begin() as session:
+            op = await session.get(Operation, update_.workflow_id)
+            if op is None:
+                op = Operation(
+                    workflow_id=update_.workflow_id,
+                    tenant_id=update_.tenant_id,
+                    kind=update_.kind,
+                    started_at=now,
+                )
+                session.add(op)
+            elif op.status != "running" and update_.status == "running":
+                # a new run under a reused workflow id (e.g. a second upgrade): start afresh
+                op.started_at, op.finished_at, op.result, op.error = now, None, None, None
+            op.status = update_.status
+            if update_.step is not None:
+                op.step = update_.step
+            if update_.result is not None:
+                op.result = update_.result
+            if update_.error is not None:
+                op.error = update_.error
+            if update_.status != "running" and op.finished_at is None:
+                op.finished_at = now
+                op.duration_seconds = (now - op.started_at).total_seconds()
+
+    async def operation_stats(
+        self, buckets: Sequence[float]
+    ) -> tuple[dict[tuple[str, str], int], dict[str, tuple[list[int], float, int]]]:
+        """Operation counts by (kind, status), and per kind of finished operations the
+        cumulative counts at each duration bucket bound (seconds), the sum and the count."""
+        async with self.sessions() as session:
+            counts = await session.execute(
+                select(Operation.kind, Operation.status, func.count()).group_by(
+                    Operation.kind, Operation.status
+                )
+            )
+            by_status = {(k, s): int(n) for k, s, n in counts.all()}
+            columns = [
+                func.sum(case((Operation.duration_seconds <= b, 1), else_=0)) for b in buckets
+            ]
+            rows = await session.execute(
+                select(
+                    Operation.kind,
+                    func.coalesce(func.sum(Operation.duration_seconds), 0.0),
+                    func.count(),
+                    *columns,
+                )
+                .where(Operation.duration_seconds.is_not(None))
+                .group_by(Operation.kind)
+            )
+            durations = {
+                kind: ([int(c or 0) for c in cums], float(total), int(n))
+                for kind, total, n, *cums in rows.all()
+            }
+            return by_status, durations
+
+    async def purges_due(self, before: datetime) -> list[TenantView]:
+        """Soft-deleted tenants whose purge is scheduled before ``before`` (UTC)."""
+        async with self.sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(Tenant)
+                    .where(
+                        Tenant.state == TenantState.DELETED.value,
+                        Tenant.purged_at.is_(None),
+                        Tenant.purge_scheduled_at <= before,
+                    )
+                    .order_by(Tenant.purge_scheduled_at)
+                )
+            ).all()
+            return [self._to_view(t, {}) for t in rows]
+
+    async def operation(self, workflow_id: str) -> OperationView | None:
+        async with self.sessions() as session:
+            op = await session.get(Operation, workflow_id)
+            return None if op is None else OperationView.model_validate(op, from_attributes=True)
+
+    # -- plan changes and usage --------------------------------------------------------------
+
+    async def replace_entitlements(
+        self, tenant_id: str, limits: dict[str, int], event: StepEventInput
+    ) -> TenantView:
+        """Replace the tenant's entitlements with ``limits`` (no state change) and append the
+        audit row ``event`` (once per ``event.key``), in one transaction."""
+        async with self.sessions.begin() as session:
+            tenant = await self._locked(session, tenant_id)
+            await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant_id))
+            self._write_entitlements(session, tenant_id, limits, utcnow())
+            await self._add_event_once(
+                session,
+                tenant_id,
+                event.operation,
+                event.workflow_id,
+                event.actor,
+                {**event.detail, "entitlements": limits},
+                event.key,
+            )
+            await session.flush()
+            return await self._view(session, tenant)
+
+    async def set_pending_plan_change(self, data: PendingChangeInput) -> TenantView:
+        """Set or clear ``pending_plan_change`` without a state change, audited.
+
+        Setting bumps ``version`` and needs the tenant ACTIVE on ``change["from_plan"]``
+        (else :class:`StateConflict` naming state and plan); clearing only clears the pending
+        change of ``data.workflow_id`` and always audits (``cleared`` says if it did).
+        """
+        async with self.sessions.begin() as session:
+            tenant = await self._locked(session, data.tenant_id)
+            detail: dict[str, Any] = {"reason": data.reason} if data.reason else {}
+            if data.change is not None:
+                if tenant.state != TenantState.ACTIVE.value:
+                    raise StateConflict(
+                        f"tenant '{tenant.id}' is {tenant.state}; a pending plan change needs "
+                        "ACTIVE"
+                    )
+                if tenant.plan != data.change.get("from_plan"):
+                    raise StateConflict(
+                        f"tenant '{tenant.id}' is on plan '{tenant.plan}', not "
+                        f"'{data.change.get('from_plan')}'"
+                    )
+                if tenant.pending_plan_change != data.change:
+                    tenant.pending_plan_change = data.change
+                    tenant.version += 1
+                    tenant.updated_at = utcnow()
+                detail |= {"step": "pending-plan-change", "pending_plan_change": data.change}
+            else:
+                pending = tenant.pending_plan_change or {}
+                cleared = pending.get("workflow_id") == data.workflow_id
+                if cleared:
+                    tenant.pending_plan_change = None
+                    tenant.version += 1
+                    tenant.updated_at = utcnow()
+                detail |= {"step": "pending-plan-change-cleared", "cleared": cleared}
+            await self._add_event_once(
+                session,
+                tenant.id,
+                data.operation,
+                data.workflow_id,
+                data.actor,
+                detail,
+                data.key,
+            )
+            await session.flush()
+            return await self._view(session, tenant)
+
+    async def record_usage(self, tenant_id: str, usage: dict[str, int]) -> TenantView:
+        """Merge ``usage`` (resource -> amount) into the tenant's recorded usage; resources not
+        named keep their value. Metering, not a lifecycle change: no version bump, no audit."""
+        async with self.sessions.begin() as session:
+            tenant = await self._locked(session, tenant_id)
+            tenant.usage = {**(tenant.usage or {}), **usage}
+            await session.flush()
+            return await self._view(session, tenant)
+
+    @staticmethod
+    async def _locked(session: AsyncSession, tenant_id: str) -> Tenant:
+        """The tenant row, locked for this transaction (FOR UPDATE; SQLite locks on BEGIN)."""
+        tenant = await session.get(Tenant, tenant_id, with_for_update=True)
+        if tenant is None:
+            raise TenantNotFound(tenant_id)
+        return tenant
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _write_entitlements(
+        session: AsyncSession, tenant_id: str, limits: dict[str, int], now: datetime
+    ) -> None:
+        for resource, limit in limits.items():
+            session.add(
+                Entitlement(tenant_id=tenant_id, resource=resource, limit=limit, updated_at=now)
+            )
+
+    @staticmethod
+    async def _has_event(
+        session: AsyncSession,
+        tenant_id: str,
+        workflow_id: str,
+        operation: str,
+        to_state: str | None = None,
+    ) -> bool:
+        query = select(LifecycleEvent.id).where(
+            LifecycleEvent.tenant_id == tenant_id,
+            LifecycleEvent.workflow_id == workflow_id,
+            LifecycleEvent.operation == operation,
+        )
+        if to_state is not None:
+            query = query.where(LifecycleEvent.to_state == to_state)
+        return (await session.scalar(query.limit(1))) is not None
+
+    @staticmethod
+    async def _entitlements(
+        session: AsyncSession, tenant_ids: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        if not tenant_ids:
+            return out
+        rows = await session.scalars(
+            select(Entitlement).where(Entitlement.tenant_id.in_(list(tenant_ids)))
+        )
+        for row in rows:
+            out.setdefault(row.tenant_id, {})[row.resource] = int(row.limit)
+        return out
+
+    async def _view(self, session: AsyncSession, tenant: Tenant) -> TenantView:
+        limits = await self._entitlements(session, [tenant.id])
+        return self._to_view(tenant, limits.get(tenant.id, {}))
+
+    @staticmethod
+    def _to_view(tenant: Tenant, entitlements: dict[str, int]) -> TenantView:
+        return TenantView(
+            tenant_id=tenant.id,
+            name=tenant.name,
+            email=tenant.email,
+            data_key=tenant.data_key,
+            plan=tenant.plan,
+            state=TenantState(tenant.state),
+            version=tenant.version,
+            billing_customer_id=tenant.billing_customer_id,
+            billing_subscription_id=tenant.billing_subscription_id,
+            billing_period_end=tenant.billing_period_end,
+            usage=dict(tenant.usage or {}),
+            entitlements=entitlements,
+            pending_plan_change=tenant.pending_plan_change,
+            legal_hold=bool(tenant.legal_hold),
+            created_at=tenant.created_at,
+            updated_at=tenant.updated_at,
+            deletion_requested_at=tenant.deletion_requested_at,
+            purge_scheduled_at=tenant.purge_scheduled_at,
+            purged_at=tenant.purged_at,
+        )

@@ -1,0 +1,190 @@
+"""The data map: where each tenant's data lives in the SaaS application's own stores.
+
+An operator declares it once in TOML (``DATA_MAP_PATH``)::
+
+    [databases.app]
+    url = "${APP_DATABASE_URL}"            # SQLAlchemy async URL; ${VAR} from the environment
+
+    [[tables]]
+    database = "app"
+    name = "campaigns"
+    tenant_column = "company_id"           # rows where this column equals the tenant's data key
+
+    [[tables]]
+    database = "app"
+    name = "ad_variants"                   # no tenant column: reached through its parent
+    parent = { table = "ads", column = "ad_id", references = "id" }
+
+    [[storage]]
+    url = "file:///srv/app/uploads/{tenant_key}/"   # or s3://bucket/prefix/{tenant_key}/
+
+The same map drives the export (GDPR Art. 15/20) and the purge (Art. 17), so both always
+cover the same stores. :func:`load_datamap` checks the file's own consistency; checks against
+the live databases (unknown table or column) are in ``lifecycle.storage.stores``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lifecycle.domain.errors import ConfigError
+
+TENANT_KEY = "{tenant_key}"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseEntry(_Entry):
+    """One database of the application, by SQLAlchemy async URL."""
+
+    url: str = Field(min_length=1)
+
+
+class ParentRef(_Entry):
+    """How a table without a tenant column reaches its tenant: ``column`` of this table
+    equals ``references`` of the parent ``table``'s rows of the tenant."""
+
+    table: str
+    column: str
+    references: str
+
+
+class TableEntry(_Entry):
+    """A table holding tenant data: by ``tenant_column`` or through ``parent``."""
+
+    database: str
+    name: str = Field(min_length=1)
+    tenant_column: str | None = None
+    parent: ParentRef | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_the_tenant(self) -> TableEntry:
+        if (self.tenant_column is None) == (self.parent is None):
+            raise ValueError("give exactly one of tenant_column or parent")
+        return self
+
+
+class StorageEntry(_Entry):
+    """An object-storage prefix per tenant: ``file://...{tenant_key}/`` or ``s3://...``."""
+
+    url: str
+    endpoint_url: str | None = None  # S3-compatible server; default S3_ENDPOINT_URL
+
+
+class DataMap(_Entry):
+    """The validated data map; ``source`` is the file it came from (for messages)."""
+
+    databases: dict[str, DatabaseEntry] = Field(default_factory=dict)
+    tables: list[TableEntry] = Field(default_factory=list)
+    storage: list[StorageEntry] = Field(default_factory=list)
+    source: str = "<memory>"
+
+    def table(self, name: str, database: str | None = None) -> TableEntry:
+        for entry in self.tables:
+            if entry.name == name and (database is None or entry.database == database):
+                return entry
+        raise KeyError(name)
+
+    def parent_chain(self, entry: TableEntry) -> list[TableEntry]:
+        """``entry`` and its ancestors up to the table with the tenant column."""
+        chain = [entry]
+        while chain[-1].parent is not None:
+            chain.append(self.table(chain[-1].parent.table, chain[-1].database))  # type: ignore[union-attr]
+        return chain
+
+
+def expand_env(text: str, where: str, environ: dict[str, str] | None = None) -> str:
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) from the environment; raise ConfigError
+    naming the variable and ``where`` when it is unset and has no default."""
+    env = os.environ if environ is None else environ
+
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+
+    return _VAR.sub(repl, text)
+
+
+def _check_consistency(dm: DataMap) -> None:
+    src = dm.source
+    seen: set[tuple[str, str]] = set()
+    for i, t in enumerate(dm.tables):
+        where = f"data map {src}: tables[{i}] ({t.name})"
+        if t.database not in dm.databases:
+            known = ", ".join(sorted(dm.databases)) or "none"
+            raise ConfigError(f"{where}: unknown database '{t.database}' (declared: {known})")
+        if (t.database, t.name) in seen:
+            raise ConfigError(f"{where}: table listed twice")
+        seen.add((t.database, t.name))
+    for i, t in enumerate(dm.tables):
+        if t.parent is None:
+            continue
+        where = f"data map {src}: tables[{i}] ({t.name})"
+        try:
+            dm.table(t.parent.table, t.database)
+        except KeyError:
+            raise ConfigError(
+                f"{where}: parent table '{t.parent.table}' is not in the data map"
+            ) from None
+        path, node = [t.name], t
+        while node.parent is not None:
+            node = dm.table(node.parent.table, t.database)
+            if node.name in path:
+                cycle = " -> ".join([*path, node.name])
+                raise ConfigError(f"{where}: parent cycle {cycle}")
+            path.append(node.name)
+    for i, s in enumerate(dm.storage):
+        where = f"data map {src}: storage[{i}] ({s.url})"
+        if TENANT_KEY not in s.url:
+            raise ConfigError(f"{where}: the URL has no {TENANT_KEY} placeholder")
+        if not s.url.startswith(("file://", "s3://")):
+            raise ConfigError(f"{where}: the URL must start with file:// or s3://")
+
+
+def parse_datamap(
+    text: str, source: str = "<memory>", environ: dict[str, str] | None = None
+) -> DataMap:
+    """Parse and validate data-map TOML; raise ConfigError naming the file and the entry."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"data map {source}: not valid TOML: {exc}") from exc
+    for name, db in (raw.get("databases") or {}).items():
+        if isinstance(db, dict) and isinstance(db.get("url"), str):
+            db["url"] = expand_env(db["url"], f"data map {source}: databases.{name}.url", environ)
+    for i, st in enumerate(raw.get("storage") or []):
+        if isinstance(st, dict):
+            for key in ("url", "endpoint_url"):
+                if isinstance(st.get(key), str):
+                    st[key] = expand_env(st[key], f"data map {source}: storage[{i}].{key}", environ)
+    try:
+        dm = DataMap.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"data map {source}: {problems}") from exc
+    _check_consistency(dm)
+    return dm
+
+
+def load_datamap(path: str | Path, environ: dict[str, str] | None = None) -> DataMap:
+    """Load the data map file at ``path`` (see :func:`parse_datamap`)."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"data map {file}: not found") from exc
+    return parse_datamap(text, str(file), environ)

@@ -1,0 +1,283 @@
+"""The data map bound to live connections: the tenant's rows and files in the SaaS
+application's stores, counted, read page by page, and deleted in batches.
+
+Export (GDPR Art. 15/20) and purge (Art. 17) both go through :class:`TenantStores`, so they
+select exactly the same rows: ``tenant_column = data_key`` (compared in the column's own
+type), or, for a table reached through its parent, ``column IN (parent's tenant rows)``.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import MetaData, Table, delete, false, func, literal_column, select, tuple_
+from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import ColumnElement, Select
+
+from lifecycle.domain.errors import ConfigError
+from lifecycle.persistence.engine import create_engine
+from lifecycle.storage.datamap import TENANT_KEY, DataMap, StorageEntry, TableEntry
+from lifecycle.storage.objectstore import ObjectStore, S3Options, open_store, usage
+
+
+def table_store_name(entry: TableEntry) -> str:
+    """Name of a table store in counts, manifests and certificates: ``database.table``."""
+    return f"{entry.database}.{entry.name}"
+
+
+def storage_store_name(index: int) -> str:
+    """Name of a storage store: ``storage[i]`` in data-map order."""
+    return f"storage[{index}]"
+
+
+class TenantStores:
+    """Live access to every store of a data map. Open with :meth:`open`, then :meth:`close`."""
+
+    def __init__(self, datamap: DataMap, s3: S3Options | None = None) -> None:
+        self.datamap, self.s3 = datamap, s3 or S3Options()
+        self.engines: dict[str, AsyncEngine] = {}
+        self.tables: dict[tuple[str, str], Table] = {}
+
+    @classmethod
+    async def open(cls, datamap: DataMap, s3: S3Options | None = None) -> TenantStores:
+        """Connect to every database and check every table and column the map names.
+
+        Raises ConfigError naming the data-map entry: unreachable database, unknown table,
+        unknown column, or a table without a primary key (paging and batched deletes need it).
+        """
+        stores = cls(datamap, s3)
+        try:
+            await stores._reflect()
+        except BaseException:
+            await stores.close()
+            raise
+        return stores
+
+    async def _reflect(self) -> None:
+        src = self.datamap.source
+        metadata: dict[str, MetaData] = {}
+        for name, db in self.datamap.databases.items():
+            self.engines[name] = create_engine(db.url)
+            metadata[name] = MetaData()
+        for i, entry in enumerate(self.datamap.tables):
+            where = f"data map {src}: tables[{i}] ({entry.name})"
+            md = metadata[entry.database]
+            try:
+                async with self.engines[entry.database].connect() as conn:
+                    table = await conn.run_sync(
+                        lambda sync, n=entry.name, m=md: Table(n, m, autoload_with=sync)
+                    )
+            except NoSuchTableError:
+                raise ConfigError(
+                    f"{where}: unknown table '{entry.name}' in database '{entry.database}'"
+                ) from None
+            except (SQLAlchemyError, OSError) as exc:
+                raise ConfigError(
+                    f"{where}: cannot reach database '{entry.database}': {exc}"
+                ) from exc
+            self.tables[(entry.database, entry.name)] = table
+            if not table.primary_key.columns:
+                raise ConfigError(f"{where}: table has no primary key")
+        for i, entry in enumerate(self.datamap.tables):
+            where = f"data map {src}: tables[{i}] ({entry.name})"
+            table = self.table(entry)
+            needed = [entry.tenant_column] if entry.tenant_column else [entry.parent.column]  # type: ignore[union-attr]
+            for column in needed:
+                if column not in table.c:
+                    raise ConfigError(f"{where}: unknown column '{column}' in '{entry.name}'")
+            if entry.parent is not None:
+                parent = self.table(self.datamap.table(entry.parent.table, entry.database))
+                if entry.parent.references not in parent.c:
+                    raise ConfigError(
+                        f"{where}: unknown column '{entry.parent.references}' in parent "
+                        f"'{entry.parent.table}'"
+                    )
+
+    async def close(self) -> None:
+        for engine in self.engines.values():
+            await engine.dispose()
+
+    # -- tables ----------------------------------------------------------------------------
+
+    def table(self, entry: TableEntry) -> Table:
+        return self.tables[(entry.database, entry.name)]
+
+    def primary_key(self, entry: TableEntry) -> list[Any]:
+        """Primary-key columns of the table, in declared order (the keyset for paging)."""
+        return list(self.table(entry).primary_key.columns)
+
+    def tenant_filter(self, entry: TableEntry, data_key: str) -> ColumnElement[bool]:
+        """WHERE clause selecting the tenant's rows of ``entry``."""
+        table = self.table(entry)
+        if entry.tenant_column is not None:
+            column = table.c[entry.tenant_column]
+            try:
+                python_type = column.type.python_type
+            except NotImplementedError:
+                python_type = str
+            try:
+                key: Any = python_type(data_key)
+            except (TypeError, ValueError):
+                return false()  # e.g. "acme" against an integer column: the tenant has no rows
+            return column == key
+        ref = entry.parent
+        assert ref is not None
+        parent_entry = self.datamap.table(ref.table, entry.database)
+        parent = self.table(parent_entry)
+        parent_keys = select(parent.c[ref.references]).where(
+            self.tenant_filter(parent_entry, data_key)
+        )
+        return table.c[ref.column].in_(parent_keys)
+
+    def rows_query(self, entry: TableEntry, data_key: str) -> Select[Any]:
+        return select(self.table(entry)).where(self.tenant_filter(entry, data_key))
+
+    async def count_rows(self, entry: TableEntry, data_key: str) -> int:
+        """Number of the tenant's rows in ``entry``."""
+        query = (
+            select(func.count())
+            .select_from(self.table(entry))
+            .where(self.tenant_filter(entry, data_key))
+        )
+        async with self.engines[entry.database].connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def fetch_page(
+        self, entry: TableEntry, data_key: str, after: Sequence[Any] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` of the tenant's rows with primary key > ``after``, in key order
+        (keyset pagination: stable and index-backed whatever the table's size)."""
+        pk = self.primary_key(entry)
+        query = self.rows_query(entry, data_key).order_by(*pk).limit(limit)
+        if after is not None:
+            query = query.where(tuple_(*pk) > tuple_(*after) if len(pk) > 1 else pk[0] > after[0])
+        async with self.engines[entry.database].connect() as conn:
+            result = await conn.execute(query)
+            return [dict(row) for row in result.mappings()]
+
+    def deletion_order(self) -> list[TableEntry]:
+        """Mapped tables, children before parents (data-map parents and foreign keys)."""
+        sorter: graphlib.TopologicalSorter[tuple[str, str]] = graphlib.TopologicalSorter()
+        mapped = {(e.database, e.name) for e in self.datamap.tables}
+        for entry in self.datamap.tables:
+            node = (entry.database, entry.name)
+            sorter.add(node)
+            if entry.parent is not None:
+                sorter.add((entry.database, entry.parent.table), node)
+            for fk in self.table(entry).foreign_keys:
+                target = (entry.database, fk.column.table.name)
+                if target in mapped and target != node:
+                    sorter.add(target, node)  # the referencing table goes first
+        try:
+            order = list(sorter.static_order())
+        except graphlib.CycleError as exc:
+            raise ConfigError(
+                f"data map {self.datamap.source}: tables reference each other in a cycle "
+                f"{exc.args[1]}; the purge cannot order them"
+            ) from exc
+        return [self.datamap.table(name, db) for db, name in order]
+
+    async def delete_batch(self, entry: TableEntry, data_key: str, batch_size: int) -> int:
+        """Delete at most ``batch_size`` of the tenant's rows of ``entry`` in one short
+        transaction; return how many were deleted (0 when none are left).
+
+        PostgreSQL deletes by row address (``ctid = ANY(ARRAY(SELECT ctid ... LIMIT n))``: an
+        index scan for the victims, then a TID scan), which stays index-driven whatever the
+        batch size; other databases by primary key (``pk IN (SELECT pk ... LIMIT n)``).
+        A row moved by a concurrent update between the two scans is simply left for the next
+        batch: the purge loops until a batch deletes nothing.
+        """
+        table, pk = self.table(entry), self.primary_key(entry)
+        engine = self.engines[entry.database]
+        tenant_rows = self.tenant_filter(entry, data_key)
+        if engine.dialect.name == "postgresql":
+            ctid = literal_column("ctid")
+            victims = select(ctid).select_from(table).where(tenant_rows).limit(batch_size)
+            statement = delete(table).where(ctid == func.any(func.array(victims.scalar_subquery())))
+        else:
+            victims = select(*pk).where(tenant_rows).limit(batch_size)
+            target = tuple_(*pk) if len(pk) > 1 else pk[0]
+            statement = delete(table).where(target.in_(victims))
+        async with engine.begin() as conn:
+            return int((await conn.execute(statement)).rowcount or 0)
+
+    async def purge_rows(
+        self,
+        entry: TableEntry,
+        data_key: str,
+        batch_rows: int,
+        on_batch: Callable[[int], object] | None = None,
+    ) -> tuple[int, float]:
+        """Delete all the tenant's rows of ``entry`` in transactions of at most
+        ``batch_rows`` rows (PURGE_BATCH_ROWS), calling ``on_batch(deleted_so_far)`` after each
+        (heartbeat, fault point). Returns ``(rows deleted, longest batch in seconds)``: the
+        longest time any batch held its row locks.
+
+        Fixed-size on purpose: growing batches was measured slower on PostgreSQL (a large
+        LIMIT turns the index-driven delete into a scan of the table; docs/benchmarks.md).
+        """
+        deleted, longest = 0, 0.0
+        while True:
+            started = time.monotonic()
+            n = await self.delete_batch(entry, data_key, batch_rows)
+            longest = max(longest, time.monotonic() - started)
+            if not n:
+                return deleted, longest
+            deleted += n
+            if on_batch is not None:
+                on_batch(deleted)
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def storage(self, index: int, data_key: str) -> ObjectStore:
+        """The tenant's prefix of storage entry ``index`` (``{tenant_key}`` replaced)."""
+        return self._open_storage(
+            index, self.datamap.storage[index].url.replace(TENANT_KEY, data_key)
+        )
+
+    def _open_storage(self, index: int, url: str) -> ObjectStore:
+        entry: StorageEntry = self.datamap.storage[index]
+        options = self.s3
+        if entry.endpoint_url:
+            options = S3Options(
+                entry.endpoint_url,
+                self.s3.region,
+                self.s3.access_key_id,
+                self.s3.secret_access_key,
+            )
+        return open_store(url, options)
+
+    async def count_files(self, index: int, data_key: str) -> tuple[int, int]:
+        """``(files, bytes)`` of the tenant under storage entry ``index``."""
+        return await usage(self.storage(index, data_key))
+
+    async def counts(self, data_key: str) -> dict[str, dict[str, int]]:
+        """Per store: ``{"rows": n}`` for tables, ``{"files": n, "bytes": b}`` for storage."""
+        out: dict[str, dict[str, int]] = {}
+        for entry in self.datamap.tables:
+            out[table_store_name(entry)] = {"rows": await self.count_rows(entry, data_key)}
+        for i in range(len(self.datamap.storage)):
+            files, size = await self.count_files(i, data_key)
+            out[storage_store_name(i)] = {"files": files, "bytes": size}
+        return out
+
+    async def total_counts(self) -> dict[str, dict[str, int]]:
+        """Like :meth:`counts` over all tenants: every row of each table, and every file
+        under the part of each storage URL before its ``{tenant_key}`` folder."""
+        out: dict[str, dict[str, int]] = {}
+        for entry in self.datamap.tables:
+            query = select(func.count()).select_from(self.table(entry))
+            async with self.engines[entry.database].connect() as conn:
+                rows = int((await conn.execute(query)).scalar_one())
+            out[table_store_name(entry)] = {"rows": rows}
+        for i, entry in enumerate(self.datamap.storage):
+            base = entry.url[: entry.url.rindex("/", 0, entry.url.index(TENANT_KEY)) + 1]
+            files = size = 0
+            async for _key, n in self._open_storage(i, base).list():
+                files, size = files + 1, size + n
+            out[storage_store_name(i)] = {"files": files, "bytes": size}
+        return out
