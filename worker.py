@@ -118,7 +118,7 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
             if settings.provisioning_webhook_secret
             else None,
         ),
-        DeletionActivities(settings, DeletionRepository(repository.sessions)),
+        DeletionActivities(settings, DeletionRepository(repository)),
         PurgeActivities(settings),
         ExportActivities(
             ExportStorage.from_settings(settings),

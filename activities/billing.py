@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from lifecycle.domain.tenants import BillingResult
+from lifecycle.domain.billing import BillingResult
 from lifecycle.faults import fault_point
 
 

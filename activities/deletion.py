@@ -11,10 +11,9 @@ from lifecycle.domain.deletion import (
     CertificateView,
     CompletePurgeInput,
     LegalHoldChange,
-    ResolvedPlan,
-    TenantEvent,
 )
-from lifecycle.domain.tenants import TenantView
+from lifecycle.domain.plans import ResolvedPlan
+from lifecycle.domain.tenants import TenantEvent, TenantView
 from lifecycle.persistence.deletion import DeletionRepository
 
 
@@ -54,7 +53,7 @@ class DeletionActivities:
     @activity.defn
     async def record_tenant_event(self, event: TenantEvent) -> None:
         """Append an audit row that is not a state change."""
-        await self.repository.record_event(
+        await self.repository.tenants.record_event(
             event.tenant_id,
             event.operation,
             workflow_id=event.workflow_id,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities import domain_errors
-from lifecycle.domain.tenants import CreateTenantInput, OperationUpdate, TenantView, TransitionInput
+from lifecycle.domain.onboarding import CreateTenantInput
+from lifecycle.domain.tenants import OperationUpdate, TenantView, TransitionInput
 from lifecycle.persistence.tenants import TenantRepository
 
 

@@ -42,7 +42,7 @@ from benchmarks.harness import (
     worker_process,
 )
 from lifecycle.client.lifecycle import LifecycleClient
-from lifecycle.domain.tenants import OnboardRequest
+from lifecycle.domain.onboarding import OnboardRequest
 from tests.crash import settings_env
 
 
@@ -138,7 +138,7 @@ async def main(args: argparse.Namespace) -> None:
             await wait_http(f"{base}/docs")
 
             async def bare_start() -> None:
-                await lc.start_onboarding(new_request(), plan)
+                await lc.onboarding.start_onboarding(new_request(), plan)
 
             bare_lat, bare_fail = await load(args.clients, args.seconds, bare_start)
             backlog = await discard_backlog(lc)

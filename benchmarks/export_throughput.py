@@ -44,8 +44,9 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from lifecycle.client.lifecycle import LifecycleClient  # noqa: E402
 from lifecycle.config import Settings  # noqa: E402
 from lifecycle.dev.devserver import free_port, temporal_cli  # noqa: E402
+from lifecycle.domain.billing import BillingResult  # noqa: E402
+from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest  # noqa: E402
 from lifecycle.domain.operations import LIFECYCLE_OPERATION, TENANT_ID  # noqa: E402
-from lifecycle.domain.tenants import BillingResult, CreateTenantInput, OnboardRequest  # noqa: E402
 from lifecycle.persistence.engine import Sessions, create_engine, migrate  # noqa: E402
 from lifecycle.persistence.tenants import TenantRepository  # noqa: E402
 
@@ -233,11 +234,11 @@ async def main(args: argparse.Namespace) -> None:
             await wait_for_poller(env.client, "bench")
             lc = LifecycleClient(settings, env.client, repo)
             t0 = time.perf_counter()
-            started = await lc.export_tenant("bench")
-            result = await lc.handle(started["workflow_id"]).result()
+            started = await lc.exports.export_tenant("bench")
+            result = await lc.core.handle(started["workflow_id"]).result()
             seconds = time.perf_counter() - t0
             rss = peak_rss_mb(worker.pid)
-            phases = await phase_seconds(lc.handle(started["workflow_id"]))
+            phases = await phase_seconds(lc.core.handle(started["workflow_id"]))
         finally:
             worker.terminate()
             worker.wait()

@@ -36,7 +36,7 @@ from benchmarks.harness import (
     scratch_dir,
     scratch_pg_database,
 )
-from lifecycle.domain.tenants import OnboardRequest
+from lifecycle.domain.onboarding import OnboardRequest
 from worker import workflow_runner
 
 #: Each round upgrades every tenant one plan up.
@@ -51,11 +51,13 @@ async def run(address: str, n: int, rounds: int, database_url: str | None) -> No
         t0 = time.perf_counter()
         onboarded = await asyncio.gather(
             *(
-                lc.onboard_tenant(OnboardRequest(tenant_id=t, name=t, email=f"{t}@example.com"))
+                lc.onboarding.onboard_tenant(
+                    OnboardRequest(tenant_id=t, name=t, email=f"{t}@example.com")
+                )
                 for t in tenants
             )
         )
-        await asyncio.gather(*(lc.handle(s.workflow_id).result() for s in onboarded))
+        await asyncio.gather(*(lc.core.handle(s.workflow_id).result() for s in onboarded))
         print(f"onboarded {n} tenants in {time.perf_counter() - t0:.1f} s (not timed below)")
 
         queue = f"bare-{uuid.uuid4().hex[:6]}"
@@ -73,8 +75,10 @@ async def run(address: str, n: int, rounds: int, database_url: str | None) -> No
             async def upgrades(plan: str) -> tuple[float, str]:
                 """Seconds for n concurrent upgrades to ``plan``; one of their workflow ids."""
                 t0 = time.perf_counter()
-                started = await asyncio.gather(*(lc.upgrade_tenant(t, plan) for t in tenants))
-                await asyncio.gather(*(lc.handle(s.workflow_id).result() for s in started))
+                started = await asyncio.gather(
+                    *(lc.plan_changes.upgrade_tenant(t, plan) for t in tenants)
+                )
+                await asyncio.gather(*(lc.core.handle(s.workflow_id).result() for s in started))
                 return time.perf_counter() - t0, started[0].workflow_id
 
             async def bare(activities: int, as_local: int, tag: str) -> float:
@@ -97,7 +101,7 @@ async def run(address: str, n: int, rounds: int, database_url: str | None) -> No
             totals = [0.0, 0.0, 0.0]
             for r, plan in enumerate(UPGRADE_PATH[:rounds]):
                 up, wid = await upgrades(plan)
-                regular, local = await history_activities(lc.handle(wid))
+                regular, local = await history_activities(lc.core.handle(wid))
                 base = await bare(regular + local, 0, f"{r}-all")
                 shaped = await bare(regular + local, local, f"{r}-shape")
                 for i, seconds in enumerate((up, base, shaped)):

@@ -32,8 +32,9 @@ from benchmarks.harness import (
 )
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
+from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.deletion import DeleteRequest
-from lifecycle.domain.tenants import BillingResult, CreateTenantInput, OnboardRequest
+from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
 from lifecycle.persistence.tables import Tenant
 from tests.crash import settings_env
 
@@ -81,7 +82,7 @@ async def main(args: argparse.Namespace) -> None:
             async def delete(i: int, t: str) -> None:
                 async with sem:
                     days = 30 + i % 61
-                    await lc.delete_tenant(
+                    await lc.deletion.delete_tenant(
                         t, DeleteRequest(requested_by="bench", retention_days=days)
                     )
 
@@ -126,14 +127,14 @@ async def main(args: argparse.Namespace) -> None:
         try:
             t = f"new-{uuid.uuid4().hex[:8]}"
             t0 = time.perf_counter()
-            started = await lc.onboard_tenant(
+            started = await lc.onboarding.onboard_tenant(
                 OnboardRequest(tenant_id=t, name=t, email=f"{t}@example.com")
             )
-            await lc.handle(started.workflow_id).result()
+            await lc.core.handle(started.workflow_id).result()
             onboard_s = time.perf_counter() - t0
             t1 = time.perf_counter()
-            up = await lc.upgrade_tenant(t, "starter")
-            await lc.handle(up.workflow_id).result()
+            up = await lc.plan_changes.upgrade_tenant(t, "starter")
+            await lc.core.handle(up.workflow_id).result()
             print(
                 f"restarted worker (cache 10): onboarding {onboard_s:.1f} s (incl. worker start), "
                 f"upgrade {time.perf_counter() - t1:.2f} s; plan now "

@@ -32,11 +32,12 @@ from sqlalchemy.engine import make_url
 
 from benchmarks.harness import machine
 from lifecycle.config import Settings
+from lifecycle.dev.adtech import DATAMAP_PATH
 from lifecycle.dev.adtech.generate import ROW_BYTES, generate, zipf_weights
 from lifecycle.storage.datamap import load_datamap
 from lifecycle.storage.stores import TenantStores
 
-DATAMAP = Path(__file__).resolve().parent.parent / "examples" / "adtech" / "datamap.toml"
+DATAMAP = DATAMAP_PATH
 ROWS_SHARE = 0.75  # of the generator's bytes (the rest are image files)
 
 

@@ -13,8 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
+from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.plans import load_plans
-from lifecycle.domain.tenants import OnboardRequest, TenantView
+from lifecycle.domain.tenants import TenantView
 from tests.conftest import make_settings, uid
 from tests.stripe_server import StripeServer
 from tests.tenant_data import skip_to_result
@@ -51,19 +52,19 @@ async def onboarded(
 ) -> TenantView:
     """A new ACTIVE tenant on ``plan`` (onboarded through its workflow), with ``usage``."""
     tenant_id = uid(prefix)
-    started = await lc.onboard_tenant(
+    started = await lc.onboarding.onboard_tenant(
         OnboardRequest(tenant_id=tenant_id, name=tenant_id, email=f"ops@{tenant_id}.io", plan=plan)
     )
-    await lc.handle(started.workflow_id).result()
+    await lc.core.handle(started.workflow_id).result()
     if usage:
-        await lc.record_usage(tenant_id, usage)
+        await lc.plan_changes.record_usage(tenant_id, usage)
     return await lc.get_tenant(tenant_id)
 
 
 async def finish(env: WorkflowEnvironment, lc: LifecycleClient, workflow_id: str) -> Any:
     """The workflow's result, with the test server skipping time (timers and retry backoffs
     pass at once)."""
-    return await skip_to_result(env, lc.handle(workflow_id))
+    return await skip_to_result(env, lc.core.handle(workflow_id))
 
 
 async def replay(lc: LifecycleClient, workflow_id: str) -> None:
@@ -74,7 +75,7 @@ async def replay(lc: LifecycleClient, workflow_id: str) -> None:
 
     from worker import WORKFLOWS, workflow_runner
 
-    history = await lc.handle(workflow_id).fetch_history()
+    history = await lc.core.handle(workflow_id).fetch_history()
     replayer = Replayer(
         workflows=WORKFLOWS,
         data_converter=pydantic_data_converter,

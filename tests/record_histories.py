@@ -23,10 +23,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.dev.devserver import installed_binary
-from lifecycle.domain.deletion import DeleteRequest, ReactivateRequest, SuspendRequest
+from lifecycle.domain.deletion import DeleteRequest
+from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.domain.plans import load_plans
-from lifecycle.domain.tenants import OnboardRequest
+from lifecycle.domain.reactivation import ReactivateRequest
+from lifecycle.domain.suspension import SuspendRequest
 from tests.conftest import register_search_attributes, running_stack
 from tests.plan_fixtures import billing_settings
 from tests.stripe_server import StripeServer
@@ -40,24 +42,26 @@ Scenario = Callable[[LifecycleClient], Awaitable[WorkflowHandle]]
 
 
 async def onboarding(lc: LifecycleClient) -> WorkflowHandle:
-    started = await lc.onboard_tenant(
+    started = await lc.onboarding.onboard_tenant(
         OnboardRequest(tenant_id="acme", name="Acme", email="ops@acme.example", plan="starter")
     )
-    handle = lc.handle(started.workflow_id)
+    handle = lc.core.handle(started.workflow_id)
     await handle.result()
     return handle
 
 
 async def _onboarded(lc: LifecycleClient, tenant_id: str, plan: str) -> None:
-    started = await lc.onboard_tenant(
+    started = await lc.onboarding.onboard_tenant(
         OnboardRequest(tenant_id=tenant_id, name=tenant_id, email=f"ops@{tenant_id}.io", plan=plan)
     )
-    await lc.handle(started.workflow_id).result()
+    await lc.core.handle(started.workflow_id).result()
 
 
 async def upgrade(lc: LifecycleClient) -> WorkflowHandle:
     await _onboarded(lc, "up-co", "starter")
-    handle = lc.handle((await lc.upgrade_tenant("up-co", "professional")).workflow_id)
+    handle = lc.core.handle(
+        (await lc.plan_changes.upgrade_tenant("up-co", "professional")).workflow_id
+    )
     await handle.result()
     return handle
 
@@ -65,20 +69,22 @@ async def upgrade(lc: LifecycleClient) -> WorkflowHandle:
 async def downgrade(lc: LifecycleClient) -> WorkflowHandle:
     """A period-end downgrade: its history holds the durable timer."""
     await _onboarded(lc, "down-co", "professional")
-    return lc.handle((await lc.downgrade_tenant("down-co", "starter")).workflow_id)
+    return lc.core.handle(
+        (await lc.plan_changes.downgrade_tenant("down-co", "starter")).workflow_id
+    )
 
 
 async def deletion(lc: LifecycleClient) -> WorkflowHandle:
     """Soft delete, the 30-day retention timer, then the verified purge."""
     await _onboarded(lc, "del-co", "starter")
-    started = await lc.delete_tenant("del-co", DeleteRequest(requested_by="dpo@del-co.io"))
-    return lc.handle(started["workflow_id"])
+    started = await lc.deletion.delete_tenant("del-co", DeleteRequest(requested_by="dpo@del-co.io"))
+    return lc.core.handle(started.workflow_id)
 
 
 async def _suspended(lc: LifecycleClient, tenant_id: str) -> WorkflowHandle:
     await _onboarded(lc, tenant_id, "starter")
-    started = await lc.suspend_tenant(tenant_id, SuspendRequest(reason="abuse report"))
-    handle = lc.handle(started["workflow_id"])
+    started = await lc.suspension.suspend_tenant(tenant_id, SuspendRequest(reason="abuse report"))
+    handle = lc.core.handle(started.workflow_id)
     await handle.result()
     return handle
 
@@ -89,8 +95,10 @@ async def suspension(lc: LifecycleClient) -> WorkflowHandle:
 
 async def reactivation(lc: LifecycleClient) -> WorkflowHandle:
     await _suspended(lc, "react-co")
-    started = await lc.reactivate_tenant("react-co", ReactivateRequest(plan="professional"))
-    handle = lc.handle(started["workflow_id"])
+    started = await lc.reactivation.reactivate_tenant(
+        "react-co", ReactivateRequest(plan="professional")
+    )
+    handle = lc.core.handle(started.workflow_id)
     await handle.result()
     return handle
 
@@ -98,15 +106,15 @@ async def reactivation(lc: LifecycleClient) -> WorkflowHandle:
 async def payment_failure(lc: LifecycleClient) -> WorkflowHandle:
     """A failed payment not recovered within the grace period: the tenant is suspended."""
     await _onboarded(lc, "pay-co", "starter")
-    await lc.payment_failed("pay-co", "in_1", "evt_1")
-    return lc.handle(workflow_id("pay-co", OperationKind.PAYMENT_FAILURE))
+    await lc.billing_events.payment_failed("pay-co", "in_1", "evt_1")
+    return lc.core.handle(workflow_id("pay-co", OperationKind.PAYMENT_FAILURE))
 
 
 async def export(lc: LifecycleClient) -> WorkflowHandle:
     """A full export of a tenant whose data is in the data map (rows and files)."""
     await _onboarded(lc, "exp-co", "starter")
-    started = await lc.export_tenant("exp-co")
-    handle = lc.handle(started["workflow_id"])
+    started = await lc.exports.export_tenant("exp-co")
+    handle = lc.core.handle(started.workflow_id)
     await handle.result()
     return handle
 
@@ -114,9 +122,9 @@ async def export(lc: LifecycleClient) -> WorkflowHandle:
 async def export_retention(lc: LifecycleClient) -> WorkflowHandle:
     """The export's retention child: its timer, then the archive deleted."""
     await _onboarded(lc, "ret-co", "starter")
-    started = await lc.export_tenant("ret-co")
-    await lc.handle(started["workflow_id"]).result()
-    return lc.handle(f"{started['workflow_id']}-retention")
+    started = await lc.exports.export_tenant("ret-co")
+    await lc.core.handle(started.workflow_id).result()
+    return lc.core.handle(f"{started.workflow_id}-retention")
 
 
 SCENARIOS: dict[str, Scenario] = {

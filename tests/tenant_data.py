@@ -14,8 +14,10 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.billing import BillingResult
+from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
 from lifecycle.domain.states import TenantState
-from lifecycle.domain.tenants import BillingResult, CreateTenantInput, OnboardRequest, TenantView
+from lifecycle.domain.tenants import TenantView
 from lifecycle.persistence.engine import create_engine
 from lifecycle.storage.datamap import load_datamap
 from lifecycle.storage.stores import TenantStores

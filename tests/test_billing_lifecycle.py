@@ -6,8 +6,10 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.domain.deletion import DeleteRequest, ReactivateRequest, SuspendRequest
+from lifecycle.domain.deletion import DeleteRequest
+from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.states import TenantState
+from lifecycle.domain.suspension import SuspendRequest
 from tests.conftest import running_stack
 from tests.plan_fixtures import billing_settings, onboarded
 from tests.stripe_server import StripeServer
@@ -22,16 +24,16 @@ async def test_second_deletion_cancels_the_new_subscription(
         tid, first_sub = tenant.tenant_id, tenant.billing_subscription_id
         assert stripe_server.subscriptions[first_sub]["status"] == "active"
 
-        await lc.delete_tenant(tid, DeleteRequest(requested_by="dpo@x.io"))
+        await lc.deletion.delete_tenant(tid, DeleteRequest(requested_by="dpo@x.io"))
         await wait_state(lc, tid, TenantState.DELETED)
         assert stripe_server.subscriptions[first_sub]["status"] == "canceled"
-        await lc.reactivate_tenant(tid, ReactivateRequest())
-        await skip_to_result(time_env, lc.handle(f"tenant-{tid}-deletion"))
+        await lc.reactivation.reactivate_tenant(tid, ReactivateRequest())
+        await skip_to_result(time_env, lc.core.handle(f"tenant-{tid}-deletion"))
         second_sub = (await lc.get_tenant(tid)).billing_subscription_id
         assert second_sub != first_sub
         assert stripe_server.subscriptions[second_sub]["status"] == "active"
 
-        await lc.delete_tenant(tid, DeleteRequest(requested_by="dpo@x.io"))
+        await lc.deletion.delete_tenant(tid, DeleteRequest(requested_by="dpo@x.io"))
         await wait_state(lc, tid, TenantState.DELETED)
         assert stripe_server.subscriptions[second_sub]["status"] == "canceled"
         keys = [e.idempotency_key for e in stripe_server.mutations()]
@@ -44,10 +46,12 @@ async def test_reactivation_after_suspension_keeps_and_moves_the_subscription(
     async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
         tenant = await onboarded(lc, "starter", prefix="susp")
         tid, sub = tenant.tenant_id, tenant.billing_subscription_id
-        started = await lc.suspend_tenant(tid, SuspendRequest(reason="abuse"))
-        await skip_to_result(time_env, lc.handle(started["workflow_id"]))
-        started = await lc.reactivate_tenant(tid, ReactivateRequest(plan="professional"))
-        await skip_to_result(time_env, lc.handle(started["workflow_id"]))
+        started = await lc.suspension.suspend_tenant(tid, SuspendRequest(reason="abuse"))
+        await skip_to_result(time_env, lc.core.handle(started.workflow_id))
+        started = await lc.reactivation.reactivate_tenant(
+            tid, ReactivateRequest(plan="professional")
+        )
+        await skip_to_result(time_env, lc.core.handle(started.workflow_id))
         after = await lc.get_tenant(tid)
         assert after.state is TenantState.ACTIVE and after.plan == "professional"
         assert after.billing_subscription_id == sub

@@ -15,8 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
 from lifecycle.domain.deletion import DeleteRequest
+from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.states import TenantState
-from lifecycle.domain.tenants import OnboardRequest
 from lifecycle.persistence.engine import Sessions, create_engine, migrate
 from lifecycle.persistence.tenants import TenantRepository
 from tests.conftest import make_settings, uid
@@ -51,13 +51,13 @@ async def test_onboarding_killed_after_billing_completes_once(
     async with client_for(settings, dev_env.client) as lc:
         fault = "billing.after_start_subscription"
         async with worker_process(settings, tmp_path / "w1.log", fault) as w1:
-            started = await lc.onboard_tenant(
+            started = await lc.onboarding.onboard_tenant(
                 OnboardRequest(tenant_id=tenant, name="C", email="c@c.io", plan="starter")
             )
             await w1.wait_killed()
         assert not await lc.repository.exists(tenant)
         async with worker_process(settings, tmp_path / "w2.log"):
-            result = await lc.handle(started.workflow_id).result()
+            result = await lc.core.handle(started.workflow_id).result()
         assert result["state"] == "ACTIVE"
         events = await lc.repository.events(tenant)
         assert [(e.operation, e.to_state) for e in events] == [("onboard", "ACTIVE")]
@@ -73,13 +73,13 @@ async def test_upgrade_killed_after_provisioning_bills_exactly_once(
         tid, sub = tenant.tenant_id, tenant.billing_subscription_id
         fault = "provisioning.after_provision"
         async with worker_process(settings, tmp_path / "w1.log", fault) as w1:
-            started = await lc.upgrade_tenant(tid, "professional")
+            started = await lc.plan_changes.upgrade_tenant(tid, "professional")
             await w1.wait_killed()
         # killed after the new entitlements were written, before any billing call
         assert (await lc.get_tenant(tid)).entitlements["users"] == 50
         assert stripe_server.price_changes == []
         async with worker_process(settings, tmp_path / "w2.log"):
-            result = await lc.handle(started.workflow_id).result()
+            result = await lc.core.handle(started.workflow_id).result()
         after = await lc.get_tenant(tid)
         assert (after.state, after.plan) == (TenantState.ACTIVE, "professional"), result
         assert stripe_server.item_price(sub) == "price_professional"
@@ -104,17 +104,17 @@ async def test_export_killed_mid_way_gives_the_same_manifest(
     async with client_for(settings, dev_env.client) as lc:
         await new_tenant(lc, tenant, data_key="1")
         async with worker_process(settings, tmp_path / "w1.log", "export.after_chunk@3") as w1:
-            started = await lc.export_tenant(tenant)
+            started = await lc.exports.export_tenant(tenant)
             await w1.wait_killed()
         assert (await lc.get_tenant(tenant)).state is TenantState.EXPORTING
         async with worker_process(settings, tmp_path / "w2.log"):
-            await lc.handle(started["workflow_id"]).result()
-            again = await lc.export_tenant(tenant)
-            await lc.handle(again["workflow_id"]).result()
+            await lc.core.handle(started.workflow_id).result()
+            again = await lc.exports.export_tenant(tenant)
+            await lc.core.handle(again.workflow_id).result()
         assert (await lc.get_tenant(tenant)).state is TenantState.ACTIVE
         archives = settings.exports_dir / "archives" / tenant
-        resumed, _ = read_archive((archives / f"{started['export_id']}.zip").read_bytes())
-        fresh, _ = read_archive((archives / f"{again['export_id']}.zip").read_bytes())
+        resumed, _ = read_archive((archives / f"{started.export_id}.zip").read_bytes())
+        fresh, _ = read_archive((archives / f"{again.export_id}.zip").read_bytes())
         assert resumed["files"] == fresh["files"] and len(resumed["files"]) > 3
 
 
@@ -140,7 +140,9 @@ async def test_purge_killed_mid_batch_empties_every_store(
         before = await counts(app, settings.exports_dir, tenant)
         fault = "purge.batch:app.notes@2"
         async with worker_process(settings, tmp_path / "w1.log", fault) as w1:
-            started = await lc.delete_tenant(tenant, DeleteRequest(requested_by="dpo@x.io"))
+            started = await lc.deletion.delete_tenant(
+                tenant, DeleteRequest(requested_by="dpo@x.io")
+            )
             await wait_state(lc, tenant, TenantState.DELETED)
             await time_env.sleep(timedelta(days=30, seconds=1))
             await w1.wait_killed()
@@ -148,12 +150,12 @@ async def test_purge_killed_mid_batch_empties_every_store(
         assert 0 < partial["app.notes"]["rows"] < before["app.notes"]["rows"]
         # the killed attempt is retried once its heartbeat (20 s) times out
         async with worker_process(settings, tmp_path / "w2.log"):
-            result = await skip_to_result(time_env, lc.handle(started["workflow_id"]))
+            result = await skip_to_result(time_env, lc.core.handle(started.workflow_id))
         assert result["outcome"] == "purged"
         after = await counts(app, settings.exports_dir, tenant)
         assert all(not any(v.values()) for v in after.values()), after
         assert await counts(app, settings.exports_dir, other) == app.expected()
-        cert = await lc.deletion_certificate(tenant)
+        cert = await lc.deletion.deletion_certificate(tenant)
         for store, numbers in before.items():
             if store in cert.document["stores"]:
                 assert cert.document["stores"][store]["before"] == numbers, store
@@ -174,7 +176,7 @@ async def test_dev_server_restart_during_downgrade_wait(
         ):
             tenant = await onboarded(lc, "professional", prefix="restart")
             tid, sub = tenant.tenant_id, tenant.billing_subscription_id
-            started = await lc.downgrade_tenant(tid, "starter")
+            started = await lc.plan_changes.downgrade_tenant(tid, "starter")
             for _ in range(100):
                 if (await lc.get_tenant(tid)).pending_plan_change:
                     break
@@ -184,7 +186,7 @@ async def test_dev_server_restart_during_downgrade_wait(
             await asyncio.sleep(3)
             server.start()
             lc.temporal = await server.client()
-            result = await asyncio.wait_for(lc.handle(started.workflow_id).result(), 90)
+            result = await asyncio.wait_for(lc.core.handle(started.workflow_id).result(), 90)
             after = await lc.get_tenant(tid)
             assert (after.plan, after.state, after.pending_plan_change) == (
                 "starter",

@@ -18,8 +18,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.domain.certificate import verify
-from lifecycle.domain.deletion import DeleteRequest, LegalHoldRequest, ReactivateRequest
+from lifecycle.domain.deletion import DeleteRequest, LegalHoldRequest
 from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.states import TenantState
 from lifecycle.faults import FAULT_ENV
 from lifecycle.persistence.engine import create_engine
@@ -55,12 +56,12 @@ class Stack:
 
     async def delete(self, **fields: object) -> dict:
         request = DeleteRequest(requested_by="dpo@example.com", reason="contract ended", **fields)
-        started = await self.lc.delete_tenant(self.tenant, request)
+        started = await self.lc.deletion.delete_tenant(self.tenant, request)
         await wait_state(self.lc, self.tenant, TenantState.DELETED)
         return started
 
     def handle(self):  # noqa: ANN201 - the typed workflow handle
-        return self.lc.handle(f"tenant-{self.tenant}-deletion")
+        return self.lc.core.handle(f"tenant-{self.tenant}-deletion")
 
     async def result(self) -> dict:
         return await skip_to_result(self.env, self.handle())
@@ -83,10 +84,10 @@ async def stack(time_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[
 
 async def test_purge_after_retention_with_certificate(stack: Stack) -> None:
     started = await stack.delete()
-    assert started["workflow_id"] == f"tenant-{stack.tenant}-deletion"
-    assert started["can_reactivate"] is True and started["retention_days"] == 30
+    assert started.workflow_id == f"tenant-{stack.tenant}-deletion"
+    assert started.can_reactivate is True and started.retention_days == 30
     tenant = await stack.lc.get_tenant(stack.tenant)
-    assert tenant.purge_scheduled_at == datetime.fromisoformat(started["hard_delete_scheduled_at"])
+    assert tenant.purge_scheduled_at == datetime.fromisoformat(started.hard_delete_scheduled_at)
     assert set(tenant.entitlements.values()) == {0}  # access revoked at once
     assert tenant.deletion_requested_at is not None
     assert await stack.counts(stack.tenant) == stack.app.expected()  # data untouched
@@ -106,7 +107,7 @@ async def test_purge_after_retention_with_certificate(stack: Stack) -> None:
     assert tomb.name is None and tomb.email is None and tomb.entitlements == {}
     assert tomb.purged_at >= tenant.purge_scheduled_at
 
-    cert = (await stack.lc.deletion_certificate(stack.tenant)).model_dump(mode="json")
+    cert = (await stack.lc.deletion.deletion_certificate(stack.tenant)).model_dump(mode="json")
     doc = cert["document"]
     assert doc["tenant_id"] == stack.tenant and doc["requested_by"] == "dpo@example.com"
     assert doc["requested_at"] == tenant.deletion_requested_at.isoformat()
@@ -123,16 +124,16 @@ async def test_purge_after_retention_with_certificate(stack: Stack) -> None:
     events = await stack.events()
     assert events[-4:] == ["deletion", "deletion", "purge-started", "purged"]
     with pytest.raises(StateConflict, match=f"tenant '{stack.tenant}' was purged at "):
-        await stack.lc.reactivate_tenant(stack.tenant, ReactivateRequest())
+        await stack.lc.reactivation.reactivate_tenant(stack.tenant, ReactivateRequest())
 
 
 async def test_reactivate_on_day_29_keeps_data(stack: Stack) -> None:
     await stack.delete()
     await stack.env.sleep(timedelta(days=29))
-    accepted = await stack.lc.reactivate_tenant(
+    accepted = await stack.lc.reactivation.reactivate_tenant(
         stack.tenant, ReactivateRequest(plan="professional")
     )
-    assert accepted["workflow_id"] == f"tenant-{stack.tenant}-deletion"
+    assert accepted.workflow_id == f"tenant-{stack.tenant}-deletion"
     result = await stack.result()
     assert result["outcome"] == "reactivated"
     tenant = await stack.lc.get_tenant(stack.tenant)
@@ -140,7 +141,7 @@ async def test_reactivate_on_day_29_keeps_data(stack: Stack) -> None:
     assert tenant.entitlements == stack.lc.settings.plans.get("professional").limits.as_dict()
     assert tenant.purge_scheduled_at is None and tenant.deletion_requested_at is None
     assert await stack.counts(stack.tenant) == stack.app.expected()
-    assert await stack.lc.deletions().certificate(stack.tenant) is None
+    assert await stack.lc.deletion.deletions.certificate(stack.tenant) is None
     # the pending purge is gone for good: a further 60 days change nothing
     await stack.env.sleep(timedelta(days=60))
     assert await stack.counts(stack.tenant) == stack.app.expected()
@@ -149,7 +150,9 @@ async def test_reactivate_on_day_29_keeps_data(stack: Stack) -> None:
 
 async def test_legal_hold_outlasts_the_timer(stack: Stack) -> None:
     await stack.delete()
-    await stack.lc.set_legal_hold(stack.tenant, True, LegalHoldRequest(reason="litigation"))
+    await stack.lc.deletion.set_legal_hold(
+        stack.tenant, True, LegalHoldRequest(reason="litigation")
+    )
     await stack.env.sleep(timedelta(days=45))
     assert await stack.counts(stack.tenant) == stack.app.expected()
     assert (await stack.lc.get_tenant(stack.tenant)).legal_hold is True
@@ -157,9 +160,9 @@ async def test_legal_hold_outlasts_the_timer(stack: Stack) -> None:
     assert progress["phase"] == "retained" and progress["legal_hold"] is True
     # after retention the tenant cannot come back, even under hold
     with pytest.raises(StateConflict, match="retention period .* ended at"):
-        await stack.lc.reactivate_tenant(stack.tenant, ReactivateRequest())
+        await stack.lc.reactivation.reactivate_tenant(stack.tenant, ReactivateRequest())
 
-    await stack.lc.set_legal_hold(stack.tenant, False)
+    await stack.lc.deletion.set_legal_hold(stack.tenant, False)
     assert (await stack.result())["outcome"] == "purged"
     assert await stack.counts(stack.tenant) == ZERO
     events = await stack.events()
@@ -195,7 +198,7 @@ async def test_reactivation_in_the_last_second_wins_over_the_timer(stack: Stack)
     tenant = await stack.lc.get_tenant(stack.tenant)
     assert tenant.state is TenantState.ACTIVE and tenant.purged_at is None
     assert await stack.counts(stack.tenant) == stack.app.expected()
-    assert await stack.lc.deletions().certificate(stack.tenant) is None
+    assert await stack.lc.deletion.deletions.certificate(stack.tenant) is None
     assert "purge" not in await stack.events()
 
 
@@ -227,7 +230,7 @@ async def test_purge_resumes_after_a_crash_with_right_counts(
     assert (await stack.result())["outcome"] == "purged"
     assert await stack.counts(stack.tenant) == ZERO
     assert await stack.counts(stack.other) == stack.app.expected()
-    cert = await stack.lc.deletion_certificate(stack.tenant)
+    cert = await stack.lc.deletion.deletion_certificate(stack.tenant)
     assert cert.document["stores"]["app.notes"] == {"before": {"rows": 15}, "after": {"rows": 0}}
     history = await stack.handle().fetch_history()
     failed = [
@@ -265,7 +268,7 @@ async def test_remainder_fails_the_purge_loudly(stack: Stack) -> None:
     assert "purge incomplete" in str(err.value.cause) and "app.audit" in str(err.value.cause)
     tenant = await stack.lc.get_tenant(stack.tenant)
     assert tenant.purged_at is None and tenant.name is not None  # no tombstone, no certificate
-    assert await stack.lc.deletions().certificate(stack.tenant) is None
+    assert await stack.lc.deletion.deletions.certificate(stack.tenant) is None
     events = await stack.lc.repository.events(stack.tenant)
     assert events[-1].operation == "purge-failed" and "app.audit" in events[-1].detail["error"]
     op = await stack.lc.repository.operation(f"tenant-{stack.tenant}-deletion")
@@ -279,21 +282,21 @@ async def test_delete_rejects_wrong_state_and_disabled_reactivation(
     async with running_stack(time_env, settings) as lc:
         tenant = uid("solo")
         await new_tenant(lc, tenant)  # no data map: control-plane data and billing only
-        started = await lc.delete_tenant(
+        started = await lc.deletion.delete_tenant(
             tenant, DeleteRequest(requested_by="me", retention_days=90)
         )
-        assert started["can_reactivate"] is False and started["retention_days"] == 90
+        assert started.can_reactivate is False and started.retention_days == 90
         await wait_state(lc, tenant, TenantState.DELETED)
         with pytest.raises(StateConflict, match="is DELETED; delete needs state ACTIVE or SUSP"):
-            await lc.delete_tenant(tenant, DeleteRequest(requested_by="me"))
+            await lc.deletion.delete_tenant(tenant, DeleteRequest(requested_by="me"))
         with pytest.raises(StateConflict, match="ENABLE_REACTIVATION_WORKFLOW=false"):
-            await lc.reactivate_tenant(tenant, ReactivateRequest())
+            await lc.reactivation.reactivate_tenant(tenant, ReactivateRequest())
         # the CLI's signal is refused by the workflow too, and audited
-        handle = lc.handle(f"tenant-{tenant}-deletion")
+        handle = lc.core.handle(f"tenant-{tenant}-deletion")
         await handle.signal(DeletionWorkflow.reactivate, ReactivateRequest())
         result = await skip_to_result(time_env, handle)
         assert result["outcome"] == "purged"
-        cert = await lc.deletion_certificate(tenant)
+        cert = await lc.deletion.deletion_certificate(tenant)
         assert cert.document["stores"] == {
             "exports": {"before": {"files": 0, "bytes": 0}, "after": {"files": 0, "bytes": 0}}
         }

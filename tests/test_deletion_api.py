@@ -30,7 +30,7 @@ class Served:
     env: WorkflowEnvironment
 
     async def result(self, workflow_id: str) -> dict:
-        return await skip_to_result(self.env, self.lc.handle(workflow_id))
+        return await skip_to_result(self.env, self.lc.core.handle(workflow_id))
 
     async def operations(self, tenant: str) -> list[tuple[str, str | None]]:
         events = (await self.api.get(f"/tenants/{tenant}/events")).json()

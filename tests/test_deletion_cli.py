@@ -38,8 +38,8 @@ async def test_cli_signal_reactivates_deleted_tenant(
     async with running_stack(dev_env, make_settings(tmp_path)) as lc:
         acme = uid("acme")
         await new_tenant(lc, acme, "professional")
-        started = await lc.delete_tenant(acme, DeleteRequest(requested_by="dpo@acme.io"))
-        wid = started["workflow_id"]
+        started = await lc.deletion.delete_tenant(acme, DeleteRequest(requested_by="dpo@acme.io"))
+        wid = started.workflow_id
         assert wid == f"tenant-{acme}-deletion"
         await wait_state(lc, acme, TenantState.DELETED)
 
@@ -54,7 +54,7 @@ async def test_cli_signal_reactivates_deleted_tenant(
             "--input",
             json.dumps({"plan": "starter", "requested_by": "ops@cli"}),
         )
-        result = await lc.handle(wid).result()
+        result = await lc.core.handle(wid).result()
         assert result["outcome"] == "reactivated" and result["plan"] == "starter"
         tenant = await lc.get_tenant(acme)
         assert tenant.state is TenantState.ACTIVE and tenant.plan == "starter"

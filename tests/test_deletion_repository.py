@@ -7,16 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.certificate import verify
 from lifecycle.domain.deletion import CompletePurgeInput, LegalHoldChange
 from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
 from lifecycle.domain.states import TenantState as S
-from lifecycle.domain.tenants import (
-    BillingResult,
-    CreateTenantInput,
-    OnboardRequest,
-    TransitionInput,
-)
+from lifecycle.domain.tenants import TransitionInput
 from lifecycle.persistence.deletion import DeletionRepository, LegalHoldActive
 from lifecycle.persistence.tenants import TenantRepository
 from tests.conftest import uid
@@ -27,7 +24,7 @@ WF = "tenant-x-deletion"
 
 async def _deleted(repo: DeletionRepository) -> str:
     tenant = uid("acme")
-    await repo.create_tenant(
+    await repo.tenants.create_tenant(
         CreateTenantInput(
             request=OnboardRequest(tenant_id=tenant, name="Acme", email="a@acme.io"),
             limits=LIMITS,
@@ -38,7 +35,7 @@ async def _deleted(repo: DeletionRepository) -> str:
     )
     soon = datetime.now(UTC) + timedelta(days=30)
     for src, dst in ((S.ACTIVE, S.DELETING), (S.DELETING, S.DELETED)):
-        await repo.transition(
+        await repo.tenants.transition(
             TransitionInput(
                 tenant_id=tenant,
                 from_states=[src],
@@ -55,10 +52,10 @@ async def _deleted(repo: DeletionRepository) -> str:
 async def test_hold_blocks_the_purge_and_tombstone_is_sealed(
     repository: TenantRepository,
 ) -> None:
-    repo = DeletionRepository(repository.sessions)
+    repo = DeletionRepository(repository)
     tenant = await _deleted(repo)
-    assert (await repo.get(tenant)).purge_scheduled_at is not None
-    found = await repo.tenant_by_subscription(f"sub-{tenant}")
+    assert (await repo.tenants.get(tenant)).purge_scheduled_at is not None
+    found = await repo.tenants.tenant_by_subscription(f"sub-{tenant}")
     assert found is not None and found.tenant_id == tenant
 
     hold = LegalHoldChange(tenant_id=tenant, hold=True, actor="legal", reason="case 7")
@@ -87,19 +84,19 @@ async def test_hold_blocks_the_purge_and_tombstone_is_sealed(
     assert verify(cert.model_dump(mode="json"), "secret") == []
     kept = await repo.certificate(tenant)
     assert kept is not None and verify(kept.model_dump(mode="json"), "secret") == []
-    tomb = await repo.get(tenant)
+    tomb = await repo.tenants.get(tenant)
     assert tomb.state is S.DELETED and tomb.name is None and tomb.email is None
     assert tomb.purged_at == now and tomb.billing_customer_id is None and tomb.entitlements == {}
-    ops = [e.operation for e in await repo.events(tenant)]
+    ops = [e.operation for e in await repo.tenants.events(tenant)]
     assert ops[-4:] == ["legal-hold", "legal-hold-released", "purge-started", "purged"]
     with pytest.raises(StateConflict, match="was purged at"):
         await repo.set_legal_hold(hold)
 
 
 async def test_purge_refused_unless_deleted(repository: TenantRepository) -> None:
-    repo = DeletionRepository(repository.sessions)
+    repo = DeletionRepository(repository)
     tenant = await _deleted(repo)
-    await repo.transition(
+    await repo.tenants.transition(
         TransitionInput(
             tenant_id=tenant,
             from_states=[S.DELETED],

@@ -47,7 +47,7 @@ async def test_downgrade_at_period_end_waits_30_days_then_bills_without_proratio
         sub = stripe_server.subscriptions[tenant.billing_subscription_id]
         period_end = datetime.fromtimestamp(sub["items"]["data"][0]["current_period_end"], UTC)
 
-        started = await lc.downgrade_tenant(tenant.tenant_id, "starter")
+        started = await lc.plan_changes.downgrade_tenant(tenant.tenant_id, "starter")
         assert started.workflow_id == f"tenant-{tenant.tenant_id}-downgrade"
         await wait_for_step(lc, started.workflow_id, "waiting-for-period-end")
         waiting = await lc.get_tenant(tenant.tenant_id)
@@ -55,7 +55,7 @@ async def test_downgrade_at_period_end_waits_30_days_then_bills_without_proratio
         assert waiting.pending_plan_change is not None
         assert waiting.pending_plan_change["to_plan"] == "starter"
         assert waiting.pending_plan_change["effective_at"] == period_end.isoformat()
-        progress = await lc.handle(started.workflow_id).query("progress")
+        progress = await lc.core.handle(started.workflow_id).query("progress")
         assert progress["step"] == "waiting-for-period-end"
         assert stripe_server.price_changes == []  # nothing billed before the period ends
 
@@ -91,8 +91,10 @@ async def test_immediate_downgrade_credits_proration(
 ) -> None:
     async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
         tenant = await onboarded(lc, "enterprise", {"users": 40})
-        started = await lc.downgrade_tenant(tenant.tenant_id, "professional", "immediately")
-        result = await lc.handle(started.workflow_id).result()
+        started = await lc.plan_changes.downgrade_tenant(
+            tenant.tenant_id, "professional", "immediately"
+        )
+        result = await lc.core.handle(started.workflow_id).result()
         assert result["plan"] == "professional" and result["effective"] == "immediately"
         assert [(c["to"], c["proration_behavior"]) for c in stripe_server.price_changes] == [
             ("price_professional", "create_prorations")
@@ -107,7 +109,7 @@ async def test_cancel_during_the_wait_changes_nothing(
     """Limited mode: the period ends on the monthly anniversary of the tenant's creation."""
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
         tenant = await onboarded(lc, "starter")
-        started = await lc.downgrade_tenant(tenant.tenant_id, "free")
+        started = await lc.plan_changes.downgrade_tenant(tenant.tenant_id, "free")
         await wait_for_step(lc, started.workflow_id, "waiting-for-period-end")
         pending = (await lc.get_tenant(tenant.tenant_id)).pending_plan_change
         # the created_at anniversary after the workflow's now (ahead after earlier timers)
@@ -115,8 +117,10 @@ async def test_cancel_during_the_wait_changes_nothing(
         assert pending and pending["effective_at"] == expected.isoformat()
         assert expected.day == tenant.created_at.day or expected.day >= 28
 
-        assert await lc.cancel_downgrade(tenant.tenant_id, "ops") == started.workflow_id
-        result = await lc.handle(started.workflow_id).result()
+        assert (
+            await lc.plan_changes.cancel_downgrade(tenant.tenant_id, "ops") == started.workflow_id
+        )
+        result = await lc.core.handle(started.workflow_id).result()
 
         assert result["outcome"] == "cancelled" and result["cancelled_by"] == "ops"
         after = await lc.get_tenant(tenant.tenant_id)
@@ -129,7 +133,7 @@ async def test_cancel_during_the_wait_changes_nothing(
         ]
         assert events[-1].actor == "ops"
         with pytest.raises(StateConflict, match="no pending downgrade"):
-            await lc.cancel_downgrade(tenant.tenant_id)
+            await lc.plan_changes.cancel_downgrade(tenant.tenant_id)
 
 
 async def test_usage_grown_during_the_wait_refuses_at_period_end(
@@ -138,9 +142,9 @@ async def test_usage_grown_during_the_wait_refuses_at_period_end(
     await sync_clock(stripe_server, time_env)
     async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
         tenant = await onboarded(lc, "professional", {"users": 10})
-        started = await lc.downgrade_tenant(tenant.tenant_id, "starter")
+        started = await lc.plan_changes.downgrade_tenant(tenant.tenant_id, "starter")
         await wait_for_step(lc, started.workflow_id, "waiting-for-period-end")
-        await lc.record_usage(tenant.tenant_id, {"users": 30, "storage_gb": 40})
+        await lc.plan_changes.record_usage(tenant.tenant_id, {"users": 30, "storage_gb": 40})
 
         with pytest.raises(WorkflowFailureError) as err:
             await finish(time_env, lc, started.workflow_id)
@@ -165,7 +169,7 @@ async def test_not_active_at_period_end_is_audited_without_change(
 ) -> None:
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
         tenant = await onboarded(lc, "professional")
-        started = await lc.downgrade_tenant(tenant.tenant_id, "free")
+        started = await lc.plan_changes.downgrade_tenant(tenant.tenant_id, "free")
         await wait_for_step(lc, started.workflow_id, "waiting-for-period-end")
         await lc.repository.transition(
             TransitionInput(
@@ -195,12 +199,12 @@ async def test_upgrade_cancels_a_pending_downgrade(
     await sync_clock(stripe_server, time_env)
     async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
         tenant = await onboarded(lc, "professional")
-        downgrade = await lc.downgrade_tenant(tenant.tenant_id, "starter")
+        downgrade = await lc.plan_changes.downgrade_tenant(tenant.tenant_id, "starter")
         await wait_for_step(lc, downgrade.workflow_id, "waiting-for-period-end")
 
-        upgrade = await lc.upgrade_tenant(tenant.tenant_id, "enterprise")
-        assert (await lc.handle(upgrade.workflow_id).result())["plan"] == "enterprise"
-        cancelled = await lc.handle(downgrade.workflow_id).result()
+        upgrade = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "enterprise")
+        assert (await lc.core.handle(upgrade.workflow_id).result())["plan"] == "enterprise"
+        cancelled = await lc.core.handle(downgrade.workflow_id).result()
 
         assert (
             cancelled["outcome"] == "cancelled" and "superseded by upgrade" in cancelled["reason"]
@@ -222,11 +226,11 @@ async def test_downgrade_validation_before_start(
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
         tenant = await onboarded(lc, "professional", {"users": 50, "storage_gb": 40})
         with pytest.raises(InvalidInput, match="from 'professional' to 'enterprise'"):
-            await lc.downgrade_tenant(tenant.tenant_id, "enterprise")
+            await lc.plan_changes.downgrade_tenant(tenant.tenant_id, "enterprise")
         with pytest.raises(UsageExceedsLimits) as err:
-            await lc.downgrade_tenant(tenant.tenant_id, "starter")
+            await lc.plan_changes.downgrade_tenant(tenant.tenant_id, "starter")
         assert [str(v) for v in err.value.violations] == ["users 50 > 10", "storage_gb 40 > 10"]
-        preview = await lc.downgrade_preview(tenant.tenant_id, "starter")
+        preview = await lc.plan_changes.downgrade_preview(tenant.tenant_id, "starter")
         assert not preview.allowed and preview.violations == err.value.violations
         assert await lc.repository.operation(f"tenant-{tenant.tenant_id}-downgrade") is None
 

@@ -59,7 +59,7 @@ async def test_export_over_http_round_trip(dev_env: WorkflowEnvironment, tmp_pat
         assert view["status"] == "completed", view
         assert view["progress"]["chunks_done"] == view["progress"]["chunks_total"] > 3
         # one activity per chunk, the tables split in several
-        history = await lc.handle(started["workflow_id"]).fetch_history()
+        history = await lc.core.handle(started["workflow_id"]).fetch_history()
         chunk_activities = [
             e.activity_task_scheduled_event_attributes
             for e in history.events
@@ -102,7 +102,7 @@ async def test_signed_links(dev_env: WorkflowEnvironment, tmp_path: Path) -> Non
     tenant = uid("link")
     async with running_stack(dev_env, settings) as lc, serve_api(lc) as http:
         await new_tenant(lc, tenant, data_key="2")
-        export_id = (await lc.export_tenant(tenant, "tables"))["export_id"]
+        export_id = (await lc.exports.export_tenant(tenant, "tables")).export_id
         view = await wait_export(http, export_id)
         url = httpx.URL(view["download_url"])
         expires = int(url.params["expires"])
@@ -126,7 +126,7 @@ async def test_signed_links(dev_env: WorkflowEnvironment, tmp_path: Path) -> Non
             assert (await anonymous.get(forged)).status_code == 403
 
             past = int(time.time()) - 10
-            expired_sig = lc.export_storage.signature(export_id, past)
+            expired_sig = lc.exports.storage.signature(export_id, past)
             expired = url.copy_merge_params({"expires": str(past), "signature": expired_sig})
             response = await anonymous.get(expired)
             assert response.status_code == 410
@@ -139,23 +139,23 @@ async def test_retention_deletes_the_archive(time_env: WorkflowEnvironment, tmp_
     tenant = uid("keep")
     async with running_stack(time_env, settings) as lc, serve_api(lc) as http:
         await new_tenant(lc, tenant, data_key="1")
-        started = await lc.export_tenant(tenant)
-        view = await wait_export(http, started["export_id"])
+        started = await lc.exports.export_tenant(tenant)
+        view = await wait_export(http, started.export_id)
         assert view["status"] == "completed"
         created = datetime.fromisoformat(view["created_at"])
         retained = datetime.fromisoformat(view["archive_expires_at"])
         assert timedelta(days=29) < retained - created < timedelta(days=31)
-        archive = settings.exports_dir / "archives" / tenant / f"{started['export_id']}.zip"
+        archive = settings.exports_dir / "archives" / tenant / f"{started.export_id}.zip"
         assert archive.is_file()
         # the export workflow reports "completed" before it starts the retention timer as an
         # abandoned child: wait for the export's result, then skip time to the child's
-        await skip_to_result(time_env, lc.handle(started["workflow_id"]))
-        child = lc.handle(f"{started['workflow_id']}-retention")
+        await skip_to_result(time_env, lc.core.handle(started.workflow_id))
+        child = lc.core.handle(f"{started.workflow_id}-retention")
         assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
         removed = await skip_to_result(time_env, child)
         assert removed == 2  # the archive and its sidecar
         assert not archive.exists()
-        assert (await lc.get_export(started["export_id"])).status == "expired"
+        assert (await lc.exports.get_export(started.export_id)).status == "expired"
         assert (await http.get(view["download_url"])).status_code == 410
 
 

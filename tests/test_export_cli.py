@@ -89,5 +89,5 @@ async def test_tenantctl_export_downloads_and_verifies(
         )
         assert result.exit_code == 0, result.output
         assert "verified" in result.output
-        exports = await lc.list_exports(tenant)
+        exports = await lc.exports.list_exports(tenant)
         assert hashlib.sha256(out.read_bytes()).hexdigest() == exports[0].sha256

@@ -85,27 +85,27 @@ async def test_worker_crash_mid_export_resumes_identically(
     )
     dying = DyingExportActivities(*parts)
     async with worker_with(dying):
-        started = await lc.export_tenant(tenant)
+        started = await lc.exports.export_tenant(tenant)
         await asyncio.wait_for(dying.dying.wait(), 60)
         assert (await lc.get_tenant(tenant)).state == "EXPORTING"
     # the first worker is gone with chunks in flight; a new one finishes the export
     counting = CountingExportActivities(*parts)
     async with worker_with(counting):
-        result = await lc.handle(started["workflow_id"]).result()
-        view = await lc.get_export(started["export_id"])
-        again = await lc.export_tenant(tenant)  # a reference export of the same data
-        await lc.handle(again["workflow_id"]).result()
-        reference = await lc.get_export(again["export_id"])
+        result = await lc.core.handle(started.workflow_id).result()
+        view = await lc.exports.get_export(started.export_id)
+        again = await lc.exports.export_tenant(tenant)  # a reference export of the same data
+        await lc.core.handle(again.workflow_id).result()
+        reference = await lc.exports.get_export(again.export_id)
 
     assert len(dying.completed) >= CRASH_AFTER  # chains run in parallel
     assert not set(dying.completed) & set(counting.ran)  # completed chunks never redone
-    assert any(export_id == started["export_id"] for export_id, _, _ in counting.ran)
+    assert any(export_id == started.export_id for export_id, _, _ in counting.ran)
     assert view.status == "completed" and result["sha256"] == view.sha256
     assert (await lc.get_tenant(tenant)).state == "ACTIVE"
 
     archives = settings.exports_dir / "archives" / tenant
-    resumed, _ = read_archive((archives / f"{started['export_id']}.zip").read_bytes())
-    fresh, _ = read_archive((archives / f"{again['export_id']}.zip").read_bytes())
+    resumed, _ = read_archive((archives / f"{started.export_id}.zip").read_bytes())
+    fresh, _ = read_archive((archives / f"{again.export_id}.zip").read_bytes())
     assert resumed["files"] == fresh["files"]
     assert view.size_bytes and reference.size_bytes
     await engine.dispose()

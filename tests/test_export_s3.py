@@ -61,9 +61,9 @@ async def test_export_to_s3_multipart_and_presigned(
     tenant = uid("s3")
     async with running_stack(dev_env, settings) as lc:
         await new_tenant(lc, tenant, data_key="7")
-        started = await lc.export_tenant(tenant)
-        await lc.handle(started["workflow_id"]).result()
-        view = await lc.get_export(started["export_id"])
+        started = await lc.exports.export_tenant(tenant)
+        await lc.core.handle(started.workflow_id).result()
+        view = await lc.exports.get_export(started.export_id)
         assert view.status == "completed" and view.download_url
 
         url = httpx.URL(view.download_url)
@@ -94,7 +94,7 @@ async def test_export_to_s3_multipart_and_presigned(
         assert archive.read("files/0/a/readme.txt") == b"hello"
 
         # the purge's hook removes every archive and staging object of the tenant
-        assert await lc.export_storage.delete_tenant_exports(tenant) == 2
+        assert await lc.exports.storage.delete_tenant_exports(tenant) == 2
         async with s3_options(settings).client() as s3:  # type: ignore[attr-defined]
             left = await s3.list_objects_v2(Bucket="exports", Prefix=f"archives/{tenant}/")
             assert left.get("KeyCount", 0) == 0

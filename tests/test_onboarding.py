@@ -7,9 +7,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.domain.errors import InvalidInput, StateConflict
+from lifecycle.domain.onboarding import OnboardInput, OnboardRequest
 from lifecycle.domain.operations import LIFECYCLE_OPERATION, TENANT_ID
 from lifecycle.domain.states import TenantState
-from lifecycle.domain.tenants import OnboardInput, OnboardRequest
 from tests.conftest import make_settings, running_stack
 from workflows.onboarding import OnboardingWorkflow
 
@@ -18,13 +18,13 @@ async def test_onboard_ends_active_with_entitlements_and_audit(
     time_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
-        started = await lc.onboard_tenant(
+        started = await lc.onboarding.onboard_tenant(
             OnboardRequest(
                 tenant_id="acme", name="Acme", email="ops@acme.example", plan="professional"
             )
         )
         assert started.workflow_id == "tenant-acme-onboard"
-        result = await lc.handle(started.workflow_id).result()
+        result = await lc.core.handle(started.workflow_id).result()
         assert result["state"] == "ACTIVE"
         assert result["billing"]["skipped"] is True  # limited mode: no STRIPE_API_KEY
 
@@ -39,12 +39,12 @@ async def test_onboard_ends_active_with_entitlements_and_audit(
         op = await lc.operation(started.workflow_id)
         assert op is not None and op.status == "completed" and op.step == "completed"
 
-        desc = await lc.handle(started.workflow_id).describe()
+        desc = await lc.core.handle(started.workflow_id).describe()
         assert desc.typed_search_attributes.get(TENANT_ID) == "acme"
         assert desc.typed_search_attributes.get(LIFECYCLE_OPERATION) == "onboard"
 
         with pytest.raises(StateConflict, match="already exists"):
-            await lc.onboard_tenant(
+            await lc.onboarding.onboard_tenant(
                 OnboardRequest(tenant_id="acme", name="Again", email="x@acme.example")
             )
 
@@ -54,7 +54,7 @@ async def test_unknown_plan_rejected_before_start(
 ) -> None:
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
         with pytest.raises(InvalidInput, match="unknown plan 'gold'"):
-            await lc.onboard_tenant(
+            await lc.onboarding.onboard_tenant(
                 OnboardRequest(tenant_id="gold-co", name="G", email="g@g.example", plan="gold")
             )
         assert not await lc.repository.exists("gold-co")
@@ -66,7 +66,7 @@ async def test_id_taken_during_onboarding_fails_without_second_tenant(
     """Two onboardings racing for one id: the row insert decides, the loser fails cleanly."""
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
         req = OnboardRequest(tenant_id="dup", name="D", email="d@d.example")
-        await lc.handle((await lc.onboard_tenant(req)).workflow_id).result()
+        await lc.core.handle((await lc.onboarding.onboard_tenant(req)).workflow_id).result()
         plan = lc.settings.plans.get("free")
         racing = OnboardInput(request=req, limits=plan.limits.as_dict(), price_id=plan.price_id)
         with pytest.raises(WorkflowFailureError) as err:

@@ -75,7 +75,7 @@ async def test_signed_limits_reach_the_application_before_billing_changes(
     async with running_stack(time_env, settings) as lc:
         tenant = await onboarded(lc, "starter")
         receiver.statuses = [503]  # the application is briefly unavailable: retried
-        started = await lc.upgrade_tenant(tenant.tenant_id, "professional")
+        started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "professional")
         await finish(time_env, lc, started.workflow_id)
 
     professional = settings.plans.get("professional").limits.as_dict()
@@ -103,9 +103,9 @@ async def test_application_rejecting_the_limits_aborts_before_billing(
     async with running_stack(time_env, settings) as lc:
         tenant = await onboarded(lc, "starter")
         receiver.statuses = [400]
-        started = await lc.upgrade_tenant(tenant.tenant_id, "enterprise")
+        started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "enterprise")
         with pytest.raises(WorkflowFailureError) as err:
-            await lc.handle(started.workflow_id).result()
+            await lc.core.handle(started.workflow_id).result()
         assert "provisioning webhook answered 400" in str(err.value.cause)
         after = await lc.get_tenant(tenant.tenant_id)
         assert (after.state, after.plan) == (TenantState.ACTIVE, "starter")

@@ -4,14 +4,11 @@ import asyncio
 
 import pytest
 
+from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.errors import StateConflict, TenantNotFound, VersionConflict
+from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
 from lifecycle.domain.states import TenantState as S
-from lifecycle.domain.tenants import (
-    BillingResult,
-    CreateTenantInput,
-    OnboardRequest,
-    TransitionInput,
-)
+from lifecycle.domain.tenants import TransitionInput
 from lifecycle.persistence.engine import Sessions
 from lifecycle.persistence.tenants import TenantRepository
 

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import make_url
 
+from lifecycle.dev.adtech import DATAMAP_PATH
 from lifecycle.dev.adtech.counts import company_rows, rows_by_company, storage_usage
 from lifecycle.dev.adtech.env import app_urls
 from lifecycle.dev.adtech.generate import generate
@@ -28,7 +29,7 @@ from lifecycle.domain.plans import load_plans, usage_violations
 from lifecycle.domain.tenants import validate_tenant_id
 from lifecycle.persistence.engine import create_engine
 
-DATAMAP = Path(__file__).resolve().parent.parent / "examples" / "adtech" / "datamap.toml"
+DATAMAP = DATAMAP_PATH
 SIZE_MB = 2.0
 
 

@@ -29,9 +29,9 @@ async def test_upgrade_provisions_then_bills_with_proration(
         sub = tenant.billing_subscription_id
         assert sub and stripe_server.item_price(sub) == "price_starter"
 
-        started = await lc.upgrade_tenant(tenant.tenant_id, "professional")
+        started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "professional")
         assert started.workflow_id == f"tenant-{tenant.tenant_id}-upgrade"
-        result = await lc.handle(started.workflow_id).result()
+        result = await lc.core.handle(started.workflow_id).result()
 
         assert result["outcome"] == "changed" and result["plan"] == "professional"
         after = await lc.get_tenant(tenant.tenant_id)
@@ -58,7 +58,7 @@ async def test_upgrade_provisions_then_bills_with_proration(
         assert op is not None and op.status == "completed" and op.step == "completed"
         # control-plane steps ran as local activities (markers); only the external calls
         # went through the task queue
-        history = await lc.handle(started.workflow_id).fetch_history()
+        history = await lc.core.handle(started.workflow_id).fetch_history()
         scheduled = [
             e.activity_task_scheduled_event_attributes.activity_type.name
             for e in history.events
@@ -80,9 +80,9 @@ async def test_card_declined_after_provisioning_compensates(
     async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
         tenant = await onboarded(lc, "starter")
         stripe_server.fail("POST", ITEMS, "card_declined")
-        started = await lc.upgrade_tenant(tenant.tenant_id, "enterprise")
+        started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "enterprise")
         with pytest.raises(WorkflowFailureError) as err:
-            await lc.handle(started.workflow_id).result()
+            await lc.core.handle(started.workflow_id).result()
         assert "card declined" in str(err.value.cause)
 
         after = await lc.get_tenant(tenant.tenant_id)
@@ -125,7 +125,7 @@ async def test_timeout_after_commit_retries_with_same_key_and_bills_once(
         tenant = await onboarded(lc, "free")
         stripe_server.fail("POST", ITEMS, "timeout_after_commit")
         stripe_server.fail("POST", ITEMS, "server_error")  # then one transient 500
-        started = await lc.upgrade_tenant(tenant.tenant_id, "starter")
+        started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "starter")
         result = await finish(time_env, lc, started.workflow_id)  # backoffs skipped
         assert result["plan"] == "starter"
 
@@ -151,9 +151,9 @@ async def test_later_upgrades_under_the_same_workflow_id_get_new_keys(
         tenant = await onboarded(lc, "free")
         stripe_server.fail("POST", ITEMS, "card_declined")
         for plan in ("starter", "starter", "professional"):
-            started = await lc.upgrade_tenant(tenant.tenant_id, plan)
+            started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, plan)
             try:
-                await lc.handle(started.workflow_id).result()
+                await lc.core.handle(started.workflow_id).result()
             except WorkflowFailureError:
                 assert plan == "starter" and not stripe_server.price_changes
         keys = [e.idempotency_key for e in stripe_server.journal if e.path.startswith(ITEMS)]
@@ -184,8 +184,8 @@ async def test_upgrade_tolerates_a_stale_pending_downgrade(
                 key="k",
             )
         )
-        started = await lc.upgrade_tenant(tenant.tenant_id, "professional")
-        assert (await lc.handle(started.workflow_id).result())["plan"] == "professional"
+        started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "professional")
+        assert (await lc.core.handle(started.workflow_id).result())["plan"] == "professional"
         after = await lc.get_tenant(tenant.tenant_id)
         assert (after.plan, after.pending_plan_change) == ("professional", None)
 
@@ -196,9 +196,9 @@ async def test_invalid_price_is_not_retried_and_compensates(
     async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
         tenant = await onboarded(lc, "starter")
         del stripe_server.prices["price_professional"]  # the plans file names a missing price
-        started = await lc.upgrade_tenant(tenant.tenant_id, "professional")
+        started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "professional")
         with pytest.raises(WorkflowFailureError):
-            await lc.handle(started.workflow_id).result()
+            await lc.core.handle(started.workflow_id).result()
         calls = [e for e in stripe_server.journal if e.path.startswith(ITEMS)]
         assert [e.status for e in calls] == [400]
         after = await lc.get_tenant(tenant.tenant_id)
@@ -213,9 +213,9 @@ async def test_upgrade_validation_before_start(
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
         tenant = await onboarded(lc, "professional")
         with pytest.raises(InvalidInput, match="from 'professional' to 'starter'"):
-            await lc.upgrade_tenant(tenant.tenant_id, "starter")
+            await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "starter")
         with pytest.raises(InvalidInput, match="unknown plan 'gold'"):
-            await lc.upgrade_tenant(tenant.tenant_id, "gold")
+            await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "gold")
         await lc.repository.transition(
             TransitionInput(
                 tenant_id=tenant.tenant_id,
@@ -226,7 +226,7 @@ async def test_upgrade_validation_before_start(
             )
         )
         with pytest.raises(StateConflict, match="is SUSPENDED; upgrade needs ACTIVE"):
-            await lc.upgrade_tenant(tenant.tenant_id, "enterprise")
+            await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "enterprise")
 
 
 async def test_upgrade_in_limited_mode_skips_billing(
@@ -234,8 +234,8 @@ async def test_upgrade_in_limited_mode_skips_billing(
 ) -> None:
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
         tenant = await onboarded(lc, "free")
-        started = await lc.upgrade_tenant(tenant.tenant_id, "enterprise")
-        result = await lc.handle(started.workflow_id).result()
+        started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "enterprise")
+        result = await lc.core.handle(started.workflow_id).result()
         assert result["billing"]["skipped"] is True and result["plan"] == "enterprise"
         after = await lc.get_tenant(tenant.tenant_id)
         assert after.entitlements == limits(lc, "enterprise")

@@ -105,7 +105,7 @@ async def test_payment_failed_suspends_after_grace_once(
         await time_env.sleep(timedelta(days=2))  # inside the grace period: nothing yet
         assert (await lc.get_tenant(acme)).state is TenantState.ACTIVE
         wid = f"tenant-{acme}-payment-failure"
-        result = await skip_to_result(time_env, lc.handle(wid))
+        result = await skip_to_result(time_env, lc.core.handle(wid))
         assert result["outcome"] == "suspended"
         tenant = await lc.get_tenant(acme)
         assert tenant.state is TenantState.SUSPENDED and set(tenant.entitlements.values()) == {0}
@@ -131,7 +131,7 @@ async def test_invoice_paid_cancels_the_suspension(
         paid = invoice_event("evt_p", "invoice.paid", "sub_acme")
         r = await post(http, paid, sign(paid))
         assert r.json()["outcome"].startswith("pending suspension cancelled")
-        result = await skip_to_result(time_env, lc.handle(f"tenant-{acme}-payment-failure"))
+        result = await skip_to_result(time_env, lc.core.handle(f"tenant-{acme}-payment-failure"))
         assert result["outcome"] == "recovered"
         await time_env.sleep(timedelta(days=5))
         assert (await lc.get_tenant(acme)).state is TenantState.ACTIVE
@@ -150,7 +150,7 @@ async def test_auto_downgrade_moves_to_free_plan(
         await new_tenant(lc, acme, "professional", subscription_id="sub_acme")
         payload = invoice_event("evt_d", "invoice.payment_failed", "sub_acme")
         assert (await post(http, payload, sign(payload))).status_code == 200
-        result = await skip_to_result(time_env, lc.handle(f"tenant-{acme}-payment-failure"))
+        result = await skip_to_result(time_env, lc.core.handle(f"tenant-{acme}-payment-failure"))
         assert result["outcome"] == "downgraded to free"
         tenant = await lc.get_tenant(acme)
         assert tenant.state is TenantState.ACTIVE and tenant.plan == "free"
@@ -189,7 +189,7 @@ async def test_suspension_waits_for_a_running_plan_change(
         await time_env.sleep(timedelta(days=3, minutes=3))  # grace over, the upgrade still runs
         assert (await lc.get_tenant(acme)).state is TenantState.UPGRADING
         await lc.repository.transition(upgrade(TenantState.UPGRADING, TenantState.ACTIVE))
-        result = await skip_to_result(time_env, lc.handle(f"tenant-{acme}-payment-failure"))
+        result = await skip_to_result(time_env, lc.core.handle(f"tenant-{acme}-payment-failure"))
         assert result["outcome"] == "suspended"
         states = [e.to_state for e in await lc.repository.events(acme)]
         assert states[-3:] == ["UPGRADING", "ACTIVE", "SUSPENDED"]

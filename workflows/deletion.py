@@ -32,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.deletion import DeletionActivities
     from activities.purge import PurgeActivities
     from lifecycle.domain.deletion import (
-        REACTIVATION_DISABLED,
         BeginPurgeInput,
         CompletePurgeInput,
         DeletionInput,
@@ -40,13 +39,12 @@ with workflow.unsafe.imports_passed_through():
         LegalHoldSignal,
         PurgeStoreInput,
         PurgeTarget,
-        ReactivateRequest,
-        TenantEvent,
         purged_detail,
     )
     from lifecycle.domain.operations import OperationKind
+    from lifecycle.domain.reactivation import REACTIVATION_DISABLED, ReactivateRequest
     from lifecycle.domain.states import TenantState
-    from lifecycle.domain.tenants import TenantView
+    from lifecycle.domain.tenants import TenantEvent, TenantView
     from workflows.common import Operation, call, failure, read_tenant
     from workflows.reactivation import restore_service
 

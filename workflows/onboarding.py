@@ -20,8 +20,8 @@ with workflow.unsafe.imports_passed_through():
         StartSubscriptionInput,
     )
     from activities.tenants import TenantActivities
+    from lifecycle.domain.onboarding import CreateTenantInput, OnboardInput
     from lifecycle.domain.operations import OperationKind
-    from lifecycle.domain.tenants import CreateTenantInput, OnboardInput
     from workflows.common import Operation, call, failure
 
 

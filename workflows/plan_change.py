@@ -25,9 +25,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, ChangePriceInput
     from activities.provisioning import ProvisioningActivities, ProvisionInput
+    from lifecycle.domain.billing import BillingResult
     from lifecycle.domain.plan_changes import PlanChangeInput, StepEventInput
     from lifecycle.domain.states import TenantState
-    from lifecycle.domain.tenants import BillingResult, TenantView
+    from lifecycle.domain.tenants import TenantView
     from workflows.common import Operation, call, failure, idempotency_scope
 
 Undo = Callable[[], Awaitable[str]]

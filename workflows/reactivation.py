@@ -15,8 +15,9 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, ResumeSubscriptionInput
     from activities.deletion import DeletionActivities
-    from lifecycle.domain.deletion import ReactivationInput, ResolvedPlan
     from lifecycle.domain.operations import OperationKind
+    from lifecycle.domain.plans import ResolvedPlan
+    from lifecycle.domain.reactivation import ReactivationInput
     from lifecycle.domain.states import TenantState
     from lifecycle.domain.tenants import TenantView
     from workflows.common import Operation, call, failure, read_tenant

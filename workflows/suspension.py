@@ -19,15 +19,11 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, CancelSubscriptionInput
     from activities.deletion import DeletionActivities
-    from lifecycle.domain.deletion import (
-        InvoicePaid,
-        PaymentFailureInput,
-        SuspensionInput,
-        TenantEvent,
-    )
+    from lifecycle.domain.billing_events import InvoicePaid, PaymentFailureInput
     from lifecycle.domain.operations import OperationKind
     from lifecycle.domain.states import TenantState
-    from lifecycle.domain.tenants import TenantView
+    from lifecycle.domain.suspension import SuspensionInput
+    from lifecycle.domain.tenants import TenantEvent, TenantView
     from workflows.common import Operation, call, failure, read_tenant
 
 S = TenantState

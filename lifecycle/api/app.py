@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from lifecycle.api import problems
-from lifecycle.api.routes import billing_events, deletion, exports, meta, plan_changes, tenants
+from lifecycle.api.routes import (
+    billing_events,
+    deletion,
+    exports,
+    meta,
+    plan_changes,
+    reactivation,
+    suspension,
+    tenants,
+)
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
 from lifecycle.storage.datamap import load_datamap
@@ -42,6 +51,7 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (tenants, plan_changes, exports, deletion, billing_events, meta):
+    features = (tenants, plan_changes, suspension, reactivation, exports, deletion, billing_events)
+    for module in (*features, meta):
         app.include_router(module.router)
     return app

@@ -1,0 +1,2 @@
+"""The client layer: :class:`~lifecycle.client.lifecycle.LifecycleClient` and its feature
+services."""

@@ -1,5 +1,5 @@
-"""Stripe webhook events: signature check (official ``stripe`` SDK) and processing, each
-event id once.
+"""Billing events: Stripe webhook events (signature check with the official ``stripe`` SDK,
+each event id processed once), failed payments and their settlement.
 
 ``invoice.payment_failed`` starts the tenant's payment-failure grace period;
 ``invoice.paid`` cancels it. Other event types are acknowledged and recorded, nothing else.
@@ -7,17 +7,18 @@ event id once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import stripe
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from temporalio.service import RPCError
 
-from lifecycle.persistence.deletion import DeletionRepository
+from lifecycle.client.base import Core, not_found
+from lifecycle.domain.billing_events import InvoicePaid, PaymentFailureInput, StripeEventOutcome
+from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.persistence.tables import WebhookEvent, utcnow
-
-if TYPE_CHECKING:
-    from lifecycle.client.lifecycle import LifecycleClient
 
 #: Seconds a signed timestamp stays acceptable (Stripe's default): older ones are replays.
 SIGNATURE_TOLERANCE = 300
@@ -48,58 +49,101 @@ def invoice_subscription(invoice: dict[str, Any]) -> str | None:
     return sub or None
 
 
-async def handle_stripe_event(lc: LifecycleClient, event: stripe.Event) -> dict[str, Any]:
-    """Process a verified event once per event id (table ``webhook_events``).
+class BillingEventService:
+    """Processes Stripe events and starts or settles payment-failure workflows."""
 
-    The event's row is inserted first and committed only after processing: a failure rolls
-    it back so Stripe's retry processes it again; a concurrent or later duplicate finds the
-    row and is acknowledged without effect (``duplicate: true``).
-    """
-    answer: dict[str, Any] = {"received": True, "event_id": event.id, "type": event.type}
-    sessions = lc.repository.sessions
-    async with sessions() as session:
-        if await session.get(WebhookEvent, event.id) is not None:
-            return {**answer, "duplicate": True}
-    tenant_id, outcome = await _tenant_of(lc, event)
-    try:
-        async with sessions.begin() as session:
-            session.add(
-                WebhookEvent(
-                    event_id=event.id,
-                    type=event.type,
-                    tenant_id=tenant_id,
-                    outcome=outcome or "processing",
-                    received_at=utcnow(),
-                )
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def payment_failed(self, tenant_id: str, invoice_id: str | None, event_id: str) -> str:
+        """Start the grace period (PAYMENT_FAILURE_GRACE_DAYS) of a failed payment; returns
+        what was done."""
+        from workflows.suspension import PaymentFailureWorkflow
+
+        data = PaymentFailureInput(
+            tenant_id=tenant_id,
+            invoice_id=invoice_id,
+            event_id=event_id,
+            grace_days=self.core.settings.payment_failure_grace_days,
+            auto_downgrade=self.core.settings.enable_auto_downgrade,
+        )
+        try:
+            started = await self.core.start(
+                PaymentFailureWorkflow.run,
+                data,
+                tenant_id=tenant_id,
+                kind=OperationKind.PAYMENT_FAILURE,
             )
-            await session.flush()  # the claim: a duplicate fails here
-            if tenant_id is not None:
-                outcome = await _act(lc, event, tenant_id)
-                await session.execute(
-                    update(WebhookEvent)
-                    .where(WebhookEvent.event_id == event.id)
-                    .values(outcome=outcome)
+        except StateConflict:
+            return "a payment failure of this tenant is already in its grace period"
+        return f"grace period of {data.grace_days} days started ({started.workflow_id})"
+
+    async def invoice_paid(self, tenant_id: str, invoice_id: str | None, event_id: str) -> str:
+        """Cancel a pending payment-failure suspension; returns what was done."""
+        from workflows.suspension import PaymentFailureWorkflow
+
+        wid = workflow_id(tenant_id, OperationKind.PAYMENT_FAILURE)
+        try:
+            await self.core.handle(wid).signal(
+                PaymentFailureWorkflow.invoice_paid,
+                InvoicePaid(invoice_id=invoice_id, event_id=event_id),
+            )
+        except RPCError as exc:
+            if not not_found(exc):
+                raise
+            return "no payment failure pending"
+        return f"pending suspension cancelled ({wid})"
+
+    async def handle_stripe_event(self, event: stripe.Event) -> StripeEventOutcome:
+        """Process a verified event once per event id (table ``webhook_events``).
+
+        The event's row is inserted first and committed only after processing: a failure rolls
+        it back so Stripe's retry processes it again; a concurrent or later duplicate finds the
+        row and is acknowledged without effect (``duplicate: true``).
+        """
+        answer = StripeEventOutcome(event_id=event.id, type=event.type)
+        sessions = self.core.repository.sessions
+        async with sessions() as session:
+            if await session.get(WebhookEvent, event.id) is not None:
+                return answer.model_copy(update={"duplicate": True})
+        tenant_id, outcome = await self._tenant_of(event)
+        try:
+            async with sessions.begin() as session:
+                session.add(
+                    WebhookEvent(
+                        event_id=event.id,
+                        type=event.type,
+                        tenant_id=tenant_id,
+                        outcome=outcome or "processing",
+                        received_at=utcnow(),
+                    )
                 )
-    except IntegrityError:
-        return {**answer, "duplicate": True}
-    return {**answer, "duplicate": False, "tenant_id": tenant_id, "outcome": outcome}
+                await session.flush()  # the claim: a duplicate fails here
+                if tenant_id is not None:
+                    outcome = await self._act(event, tenant_id)
+                    await session.execute(
+                        update(WebhookEvent)
+                        .where(WebhookEvent.event_id == event.id)
+                        .values(outcome=outcome)
+                    )
+        except IntegrityError:
+            return answer.model_copy(update={"duplicate": True})
+        return answer.model_copy(update={"tenant_id": tenant_id, "outcome": outcome})
 
+    async def _tenant_of(self, event: stripe.Event) -> tuple[str | None, str | None]:
+        """The tenant an invoice event is about, or None and why the event is ignored."""
+        if event.type not in HANDLED:
+            return None, f"ignored: {event.type} is not handled"
+        subscription = invoice_subscription(event.data.object.to_dict())
+        if subscription is None:
+            return None, "ignored: the invoice has no subscription"
+        tenant = await self.core.repository.tenant_by_subscription(subscription)
+        if tenant is None:
+            return None, f"ignored: no tenant has subscription {subscription}"
+        return tenant.tenant_id, None
 
-async def _tenant_of(lc: LifecycleClient, event: stripe.Event) -> tuple[str | None, str | None]:
-    """The tenant an invoice event is about, or None and why the event is ignored."""
-    if event.type not in HANDLED:
-        return None, f"ignored: {event.type} is not handled"
-    subscription = invoice_subscription(event.data.object.to_dict())
-    if subscription is None:
-        return None, "ignored: the invoice has no subscription"
-    tenant = await DeletionRepository(lc.repository.sessions).tenant_by_subscription(subscription)
-    if tenant is None:
-        return None, f"ignored: no tenant has subscription {subscription}"
-    return tenant.tenant_id, None
-
-
-async def _act(lc: LifecycleClient, event: stripe.Event, tenant_id: str) -> str:
-    invoice_id = event.data.object.to_dict().get("id")
-    if event.type == "invoice.payment_failed":
-        return await lc.payment_failed(tenant_id, invoice_id, event.id)
-    return await lc.invoice_paid(tenant_id, invoice_id, event.id)
+    async def _act(self, event: stripe.Event, tenant_id: str) -> str:
+        invoice_id = event.data.object.to_dict().get("id")
+        if event.type == "invoice.payment_failed":
+            return await self.payment_failed(tenant_id, invoice_id, event.id)
+        return await self.invoice_paid(tenant_id, invoice_id, event.id)

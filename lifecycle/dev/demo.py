@@ -26,11 +26,14 @@ from rich.table import Table
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
 from lifecycle.dev.devserver import temporal_cli
-from lifecycle.domain.deletion import DeleteRequest, ReactivateRequest, SuspendRequest
+from lifecycle.domain.deletion import DeleteRequest
 from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.operations import OperationKind, workflow_id
+from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.states import TenantState
-from lifecycle.domain.tenants import OnboardRequest, TenantView
+from lifecycle.domain.suspension import SuspendRequest
+from lifecycle.domain.tenants import TenantView
 
 S = TenantState
 
@@ -102,7 +105,7 @@ async def onboard_all(demo: Demo) -> None:
             continue
 
         async def onboard(step: Step, c: Any = company) -> str:
-            started = await demo.lc.onboard_tenant(
+            started = await demo.lc.onboarding.onboard_tenant(
                 OnboardRequest(
                     tenant_id=c.tenant_id,
                     name=c.name,
@@ -113,8 +116,8 @@ async def onboard_all(demo: Demo) -> None:
                 actor="demo",
             )
             step.workflow_id = started.workflow_id
-            result = await demo.lc.handle(started.workflow_id).result()
-            await demo.lc.record_usage(c.tenant_id, c.usage)
+            result = await demo.lc.core.handle(started.workflow_id).result()
+            await demo.lc.plan_changes.record_usage(c.tenant_id, c.usage)
             return f"{result['state']} on {result['plan']}, usage {c.usage}"
 
         await demo.run(company.tenant_id, "onboard + usage", onboard)
@@ -127,9 +130,11 @@ async def upgrade(demo: Demo) -> None:
         return
 
     async def act(step: Step) -> str:
-        started = await demo.lc.upgrade_tenant(tenant.tenant_id, "professional", "demo")
+        started = await demo.lc.plan_changes.upgrade_tenant(
+            tenant.tenant_id, "professional", "demo"
+        )
         step.workflow_id = started.workflow_id
-        await demo.lc.handle(started.workflow_id).result()
+        await demo.lc.core.handle(started.workflow_id).result()
         after = await demo.lc.get_tenant(tenant.tenant_id)
         return f"{tenant.plan} -> {after.plan}, users limit {after.entitlements['users']}"
 
@@ -145,7 +150,7 @@ async def downgrades(demo: Demo) -> None:
         refused = allowed = None
         if t.state is S.ACTIVE and not t.pending_plan_change:
             for target in reversed(plans[: plans.index(t.plan)]):
-                if (await demo.lc.downgrade_preview(t.tenant_id, target)).allowed:
+                if (await demo.lc.plan_changes.downgrade_preview(t.tenant_id, target)).allowed:
                     allowed = allowed or target
                 else:
                     refused = refused or target
@@ -161,7 +166,7 @@ async def downgrades(demo: Demo) -> None:
             refuse_done = True
 
             async def refuse(step: Step, t: TenantView = tenant, to: str = refused) -> str:
-                await demo.lc.downgrade_tenant(t.tenant_id, to, actor="demo")
+                await demo.lc.plan_changes.downgrade_tenant(t.tenant_id, to, actor="demo")
                 raise AssertionError(f"downgrade {t.plan} -> {to} was accepted")
 
             step = await demo.run(tenant_id, "downgrade refused for usage", refuse)
@@ -170,7 +175,7 @@ async def downgrades(demo: Demo) -> None:
             schedule_done = True
 
             async def schedule(step: Step, t: TenantView = tenant, to: str = allowed) -> str:
-                started = await demo.lc.downgrade_tenant(t.tenant_id, to, actor="demo")
+                started = await demo.lc.plan_changes.downgrade_tenant(t.tenant_id, to, actor="demo")
                 step.workflow_id = started.workflow_id
                 for _ in range(100):
                     pending = (await demo.lc.get_tenant(t.tenant_id)).pending_plan_change
@@ -192,10 +197,10 @@ async def export(demo: Demo, settings: Settings) -> None:
         return
 
     async def act(step: Step) -> str:
-        started = await demo.lc.export_tenant(tenant.tenant_id, actor="demo")
+        started = await demo.lc.exports.export_tenant(tenant.tenant_id, actor="demo")
         step.workflow_id = started["workflow_id"]
-        await demo.lc.handle(started["workflow_id"]).result()
-        view = await demo.lc.get_export(started["export_id"])
+        await demo.lc.core.handle(started["workflow_id"]).result()
+        view = await demo.lc.exports.get_export(started["export_id"])
         url = view.download_url or ""
         if url.startswith("/"):
             url = f"http://{settings.api_host}:{settings.api_port}{url}"
@@ -226,13 +231,15 @@ async def suspend_and_reactivate(demo: Demo) -> None:
         return
 
     async def act(step: Step) -> str:
-        started = await demo.lc.suspend_tenant(
+        started = await demo.lc.suspension.suspend_tenant(
             tenant.tenant_id, SuspendRequest(reason="demo: payment review"), actor="demo"
         )
         step.workflow_id = started["workflow_id"]
-        await demo.lc.handle(started["workflow_id"]).result()
-        started = await demo.lc.reactivate_tenant(tenant.tenant_id, ReactivateRequest(), "demo")
-        await demo.lc.handle(started["workflow_id"]).result()
+        await demo.lc.core.handle(started["workflow_id"]).result()
+        started = await demo.lc.reactivation.reactivate_tenant(
+            tenant.tenant_id, ReactivateRequest(), "demo"
+        )
+        await demo.lc.core.handle(started["workflow_id"]).result()
         after = await demo.lc.get_tenant(tenant.tenant_id)
         return f"SUSPENDED -> {after.state.value} on {after.plan}"
 
@@ -246,7 +253,7 @@ async def delete_and_reactivate_by_cli(demo: Demo, settings: Settings) -> None:
         return
 
     async def act(step: Step) -> str:
-        started = await demo.lc.delete_tenant(
+        started = await demo.lc.deletion.delete_tenant(
             tenant.tenant_id, DeleteRequest(requested_by="dpo@demo.example"), actor="demo"
         )
         step.workflow_id = started["workflow_id"]
@@ -274,7 +281,7 @@ async def delete_for_good(demo: Demo) -> None:
         return
 
     async def act(step: Step) -> str:
-        started = await demo.lc.delete_tenant(
+        started = await demo.lc.deletion.delete_tenant(
             tenant.tenant_id,
             DeleteRequest(requested_by="dpo@demo.example", reason="demo: contract ended"),
             actor="demo",

@@ -9,24 +9,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from lifecycle.domain.base import DomainModel
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.operations import OperationStarted
 
 #: Bounds of the soft-delete retention window in days (product specification).
 RETENTION_MIN_DAYS, RETENTION_MAX_DAYS = 30, 90
 
-#: Why a deleted tenant cannot be reactivated when the feature flag is off.
-REACTIVATION_DISABLED = (
-    "reactivation of deleted tenants is disabled (ENABLE_REACTIVATION_WORKFLOW=false)"
-)
 #: Store names of the certificate that are not in the data map.
 EXPORTS_STORE = "exports"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DeleteRequest(_Model):
+class DeleteRequest(DomainModel):
     """Body of ``POST /tenants/{id}/delete``; ``retention_days`` defaults to
     SOFT_DELETE_RETENTION_DAYS and must lie within 30..90."""
 
@@ -35,7 +31,7 @@ class DeleteRequest(_Model):
     retention_days: int | None = Field(None, ge=RETENTION_MIN_DAYS, le=RETENTION_MAX_DAYS)
 
 
-class DeletionInput(_Model):
+class DeletionInput(DomainModel):
     """Input of the deletion workflow (``tenant-<id>-deletion``)."""
 
     tenant_id: str
@@ -46,19 +42,7 @@ class DeletionInput(_Model):
     actor: str = "api"
 
 
-class ReactivateRequest(BaseModel):
-    """Body of ``POST /tenants/{id}/reactivate`` and argument of the deletion workflow's
-    ``reactivate`` signal, e.g. from ``temporal workflow signal --input '{"plan": "starter"}'``.
-
-    ``plan`` defaults to the plan at deletion (or the current plan of a suspended tenant).
-    Unknown fields are ignored so that hand-written CLI input is not dropped.
-    """
-
-    plan: str | None = Field(None, max_length=64)
-    requested_by: str | None = Field(None, max_length=320)
-
-
-class LegalHoldRequest(_Model):
+class LegalHoldRequest(DomainModel):
     """Body of ``POST /tenants/{id}/legal-hold`` (and, with ``hold`` false, of the release)."""
 
     reason: str | None = Field(None, max_length=2000)
@@ -73,7 +57,7 @@ class LegalHoldSignal(BaseModel):
     requested_by: str | None = None
 
 
-class LegalHoldChange(_Model):
+class LegalHoldChange(DomainModel):
     """Write of ``tenants.legal_hold`` plus its audit row."""
 
     tenant_id: str
@@ -83,40 +67,14 @@ class LegalHoldChange(_Model):
     reason: str | None = None
 
 
-class ResolvedPlan(_Model):
-    """A plan's name, entitlement limits and billing price id, read from the plans file."""
-
-    name: str
-    limits: dict[str, int]
-    price_id: str
-
-
-class ReactivationInput(_Model):
-    """Input of the reactivation workflow of a SUSPENDED tenant (``tenant-<id>-reactivate``)."""
-
-    tenant_id: str
-    plan: str | None = None
-    actor: str = "api"
-
-
-class TenantEvent(_Model):
-    """An audit row that is not a state change (e.g. an ignored signal, a purge failure)."""
-
-    tenant_id: str
-    operation: str
-    workflow_id: str | None
-    actor: str = "system"
-    detail: dict[str, Any] = Field(default_factory=dict)
-
-
-class PurgeTarget(_Model):
+class PurgeTarget(DomainModel):
     """The tenant whose data a purge step works on; ``data_key`` selects it in the data map."""
 
     tenant_id: str
     data_key: str
 
 
-class PurgeStoreInput(_Model):
+class PurgeStoreInput(DomainModel):
     """One store of the purge: a table (``database.table``) or ``storage[i]``."""
 
     tenant_id: str
@@ -124,7 +82,7 @@ class PurgeStoreInput(_Model):
     store: str
 
 
-class BeginPurgeInput(_Model):
+class BeginPurgeInput(DomainModel):
     """Compare-and-set that starts the purge: the tenant must be DELETED, not purged and not
     under legal hold."""
 
@@ -132,7 +90,7 @@ class BeginPurgeInput(_Model):
     workflow_id: str
 
 
-class CompletePurgeInput(_Model):
+class CompletePurgeInput(DomainModel):
     """What the deletion certificate attests (counts per store: ``{"rows": n}`` or
     ``{"files": n, "bytes": b}``); times are the workflow's (start, end of verification)."""
 
@@ -159,39 +117,34 @@ class CertificateView(BaseModel):
     created_at: datetime | None = None
 
 
-class SuspendRequest(_Model):
-    """Body of ``POST /tenants/{id}/suspend``."""
-
-    reason: str = Field(min_length=1, max_length=2000)
-
-
-class SuspensionInput(_Model):
-    """Input of the suspension workflow (``tenant-<id>-suspend``)."""
-
-    tenant_id: str
-    reason: str
-    actor: str = "api"
-
-
-class PaymentFailureInput(_Model):
-    """Input of the payment-failure workflow (``tenant-<id>-payment-failure``): after
-    ``grace_days`` without ``invoice.paid`` the tenant is suspended, or with ``auto_downgrade``
-    moved to the lowest plan."""
-
-    tenant_id: str
-    invoice_id: str | None
-    event_id: str
-    grace_days: int = Field(ge=0)
-    auto_downgrade: bool = False
-
-
-class InvoicePaid(BaseModel):
-    """Argument of the payment-failure workflow's ``invoice_paid`` signal."""
-
-    invoice_id: str | None = None
-    event_id: str | None = None
-
-
 def purged_detail(tenant_id: str, purged_at: object) -> str:
     """The one wording of "this tenant's data is gone" used by every rejection."""
     return f"tenant '{tenant_id}' was purged at {purged_at}; its data no longer exists"
+
+
+class DeletionStarted(OperationStarted):
+    """The 202 answer of a soft delete: ``deletion_id`` is the workflow run,
+    ``hard_delete_scheduled_at`` the purge time (UTC ISO 8601: the workflow's start plus the
+    retention)."""
+
+    deletion_id: str | None
+    can_reactivate: bool
+    retention_days: int
+    hard_delete_scheduled_at: str
+
+
+class LegalHoldAccepted(BaseModel):
+    """The 202 answer of placing or releasing a legal hold; ``workflow_id`` is the deletion
+    workflow that was signalled, or None when the row was written directly."""
+
+    tenant_id: str
+    legal_hold: bool
+    status: str = "accepted"
+    workflow_id: str | None = None
+
+
+class CertificateNotFound(LifecycleError):
+    """The tenant has no deletion certificate (it was not purged)."""
+
+    status = 404
+    title = "Not found"

@@ -12,38 +12,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from lifecycle.domain.base import DomainModel
 
 ExportType = Literal["full", "tables"]
 ExportStatus = Literal["queued", "running", "completed", "failed", "expired"]
 StreamKind = Literal["table", "files"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ExportRequest(_Model):
+class ExportRequest(DomainModel):
     """Body of ``POST /tenants/{id}/exports``: ``full`` = rows and files, ``tables`` = rows."""
 
     export_type: ExportType = "full"
 
 
-class ExportRef(_Model):
+class ExportRef(DomainModel):
     """One export of one tenant."""
 
     tenant_id: str
     export_id: str
 
 
-class RetentionInput(_Model):
+class RetentionInput(DomainModel):
     """Delete export ``ref`` ``delete_after_days`` after the export completed."""
 
     ref: ExportRef
     delete_after_days: int
 
 
-class ExportInput(_Model):
+class ExportInput(DomainModel):
     """Input of the export workflow; ``chunk_bytes`` and the retention fixed at the start."""
 
     tenant_id: str
@@ -54,7 +52,7 @@ class ExportInput(_Model):
     retention_days: int = Field(ge=1)
 
 
-class PlanInput(_Model):
+class PlanInput(DomainModel):
     """What to plan: the tenant's ``data_key`` in the data map and the export type."""
 
     tenant_id: str
@@ -64,7 +62,7 @@ class PlanInput(_Model):
     chunk_bytes: int
 
 
-class StreamPlan(_Model):
+class StreamPlan(DomainModel):
     """One stream of the archive with its size estimate.
 
     ``ref`` indexes ``datamap.tables`` (kind table) or ``datamap.storage`` (kind files);
@@ -84,7 +82,7 @@ class StreamPlan(_Model):
     columns: dict[str, str] = Field(default_factory=dict)
 
 
-class ExportPlan(_Model):
+class ExportPlan(DomainModel):
     streams: list[StreamPlan]
 
     @property
@@ -92,7 +90,7 @@ class ExportPlan(_Model):
         return sum(s.est_bytes for s in self.streams)
 
 
-class ChunkInput(_Model):
+class ChunkInput(DomainModel):
     """One chunk of stream ``stream``: items after cursor ``after`` (None = from the start;
     the primary-key values of a table's last row, or a file's key), at most ``max_bytes``."""
 
@@ -107,7 +105,7 @@ class ChunkInput(_Model):
     max_bytes: int
 
 
-class ChunkResult(_Model):
+class ChunkResult(DomainModel):
     """A written chunk: its part file has ``bytes`` bytes with ``sha256``; ``items`` rows or
     files; ``after`` the cursor where the next chunk starts; ``done`` when the stream ended."""
 
@@ -120,7 +118,7 @@ class ChunkResult(_Model):
     done: bool
 
 
-class FileEntry(_Model):
+class FileEntry(DomainModel):
     """A file copied into a chunk's part, in order: ``key`` under its storage prefix."""
 
     key: str
@@ -134,7 +132,7 @@ class ChunkRecord(ChunkResult):
     files: list[FileEntry] = Field(default_factory=list)
 
 
-class AssembleInput(_Model):
+class AssembleInput(DomainModel):
     """Assemble the archive from ``chunks[i]`` parts of each stream ``i`` of ``streams``."""
 
     tenant_id: str
@@ -145,7 +143,7 @@ class AssembleInput(_Model):
     chunks: list[int]
 
 
-class ArchiveResult(_Model):
+class ArchiveResult(DomainModel):
     """The archive in export storage: ``key``, ``size_bytes``, ``sha256`` of the ZIP."""
 
     key: str
@@ -155,7 +153,7 @@ class ArchiveResult(_Model):
     rows: int
 
 
-class ExportUpdate(_Model):
+class ExportUpdate(DomainModel):
     """Changes to an export record (None = unchanged)."""
 
     export_id: str
@@ -195,3 +193,13 @@ class ExportView(BaseModel):
     expires_at: datetime | None = None
     error: str | None = None
     requested_by: str
+
+
+class ExportStarted(BaseModel):
+    """The 202 answer of an export request; ``estimated_completion`` is UTC ISO 8601."""
+
+    export_id: str
+    workflow_id: str
+    tenant_id: str
+    status: str = "queued"
+    estimated_completion: str

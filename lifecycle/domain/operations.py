@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 
@@ -67,3 +68,14 @@ def search_attributes(tenant_id: str, kind: OperationKind | str) -> TypedSearchA
             SearchAttributePair(LIFECYCLE_OPERATION, OperationKind(kind).value),
         ]
     )
+
+
+class OperationStarted(BaseModel):
+    """A workflow started (or found already started for the same request): the 202 answer
+    of every mutation."""
+
+    workflow_id: str
+    run_id: str | None
+    tenant_id: str
+    operation: str
+    status: str = "queued"

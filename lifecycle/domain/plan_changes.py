@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from lifecycle.domain.base import DomainModel
 from lifecycle.domain.errors import InvalidInput, StateConflict
+from lifecycle.domain.operations import OperationStarted
 from lifecycle.domain.plans import RESOURCES, Plan, PlanCatalog, UsageViolation
 from lifecycle.domain.states import TenantState
 
@@ -20,17 +22,13 @@ Effective = Literal["period_end", "immediately"]
 ProrationBehavior = Literal["create_prorations", "always_invoice", "none"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class UpgradeRequest(_Model):
+class UpgradeRequest(DomainModel):
     """Body of ``POST /tenants/{id}/upgrade``."""
 
     to_plan: str
 
 
-class DowngradeRequest(_Model):
+class DowngradeRequest(DomainModel):
     """Body of ``POST /tenants/{id}/downgrade``: at the billing period's end (default, no
     proration) or immediately (with a proration credit)."""
 
@@ -38,7 +36,7 @@ class DowngradeRequest(_Model):
     effective: Effective = "period_end"
 
 
-class PlanChangeInput(_Model):
+class PlanChangeInput(DomainModel):
     """Input of the upgrade and downgrade workflows, resolved from the plan catalogue.
 
     ``proration_behavior`` is the Stripe setting for a change made now (PRORATION_BEHAVIOR);
@@ -56,7 +54,7 @@ class PlanChangeInput(_Model):
     actor: str = "api"
 
 
-class CancelDowngrade(_Model):
+class CancelDowngrade(DomainModel):
     """Payload of the downgrade workflow's ``cancel_downgrade`` signal."""
 
     actor: str = "api"
@@ -96,7 +94,7 @@ class UsageView(BaseModel):
     over_limit: list[UsageViolation]
 
 
-class PendingChangeInput(_Model):
+class PendingChangeInput(DomainModel):
     """Set (``change``) or clear (``change=None``) a tenant's pending plan change, audited.
 
     Setting needs the tenant ACTIVE on ``change["from_plan"]``; clearing only clears a pending
@@ -113,7 +111,7 @@ class PendingChangeInput(_Model):
     key: str
 
 
-class StepEventInput(_Model):
+class StepEventInput(DomainModel):
     """An audit row for a saga step that is not a state change; written once per ``key``."""
 
     tenant_id: str
@@ -174,3 +172,17 @@ def pending_change(data: PlanChangeInput, workflow_id: str, effective_at: dateti
         "workflow_id": workflow_id,
         "requested_by": data.actor,
     }
+
+
+class DowngradeStarted(OperationStarted):
+    """The 202 answer of a downgrade: when it takes effect."""
+
+    effective: Effective
+
+
+class DowngradeCancelRequested(BaseModel):
+    """The 202 answer of cancelling a pending downgrade (a signal to its workflow)."""
+
+    workflow_id: str
+    tenant_id: str
+    status: str = "cancel requested"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lifecycle.domain.base import DomainModel
 from lifecycle.domain.errors import ConfigError, InvalidInput
 
 DEFAULT_PLANS_PATH = Path(__file__).with_name("plans.toml")
@@ -136,3 +137,11 @@ def load_plans(path: str | Path | None = None) -> PlanCatalog:
     if duplicates:
         raise ConfigError(f"plans file {file}: duplicate plan name(s): {', '.join(duplicates)}")
     return catalog
+
+
+class ResolvedPlan(DomainModel):
+    """A plan's name, entitlement limits and billing price id, read from the plans file."""
+
+    name: str
+    limits: dict[str, int]
+    price_id: str

@@ -10,8 +10,9 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, Field
 
+from lifecycle.domain.base import DomainModel
 from lifecycle.domain.states import TenantState
 
 TENANT_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$"
@@ -31,48 +32,7 @@ def validate_tenant_id(value: str) -> str:
     return value
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OnboardRequest(_Model):
-    """Body of ``POST /tenants``: a new tenant on a plan."""
-
-    tenant_id: str
-    name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
-    plan: str = "free"
-    data_key: str | None = Field(
-        None,
-        max_length=200,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        description="Key of the tenant's data in the data map (default: the tenant id); "
-        "used in SQL comparisons and storage prefixes, so no slashes",
-    )
-
-    _check_id = field_validator("tenant_id")(classmethod(lambda cls, v: validate_tenant_id(v)))
-
-
-class OnboardInput(_Model):
-    """Input of the onboarding workflow; ``limits`` and ``price_id`` resolved from the plan."""
-
-    request: OnboardRequest
-    limits: dict[str, int]
-    price_id: str
-    actor: str = "api"
-
-
-class BillingResult(_Model):
-    """Outcome of one billing step; ``skipped`` in limited mode (no STRIPE_API_KEY)."""
-
-    skipped: bool = False
-    customer_id: str | None = None
-    subscription_id: str | None = None
-    period_end: datetime | None = None
-    detail: dict[str, Any] = Field(default_factory=dict)
-
-
-class TransitionInput(_Model):
+class TransitionInput(DomainModel):
     """A compare-and-set state change of one tenant plus its audit row.
 
     ``from_states``: the states the change is allowed from; ``changes``: other tenant columns
@@ -92,17 +52,7 @@ class TransitionInput(_Model):
     reactivation: bool = False
 
 
-class CreateTenantInput(_Model):
-    """The tenant row written at the end of onboarding, with its entitlements."""
-
-    request: OnboardRequest
-    limits: dict[str, int]
-    billing: BillingResult
-    workflow_id: str
-    actor: str
-
-
-class OperationUpdate(_Model):
+class OperationUpdate(DomainModel):
     """Progress or outcome of an operation, mirrored into the ``operations`` table."""
 
     workflow_id: str
@@ -165,3 +115,13 @@ class OperationView(BaseModel):
     duration_seconds: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
+
+
+class TenantEvent(DomainModel):
+    """An audit row that is not a state change (e.g. an ignored signal, a purge failure)."""
+
+    tenant_id: str
+    operation: str
+    workflow_id: str | None
+    actor: str = "system"
+    detail: dict[str, Any] = Field(default_factory=dict)

@@ -6,7 +6,7 @@ Each write is one transaction with its audit row, like :class:`TenantRepository`
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 
 from lifecycle.domain.certificate import build_document, seal
 from lifecycle.domain.deletion import (
@@ -32,8 +32,12 @@ class LegalHoldActive(StateConflict):
     """A legal hold stands on the tenant: its data must not be purged."""
 
 
-class DeletionRepository(TenantRepository):
-    """:class:`TenantRepository` plus the deletion-specific writes."""
+class DeletionRepository:
+    """The deletion-specific writes; tenant rows are read and viewed through ``tenants``."""
+
+    def __init__(self, tenants: TenantRepository) -> None:
+        self.tenants = tenants
+        self.sessions = tenants.sessions
 
     async def set_legal_hold(self, change: LegalHoldChange) -> TenantView:
         """Set or release ``tenants.legal_hold`` with an audit row (``legal-hold`` or
@@ -66,7 +70,7 @@ class DeletionRepository(TenantRepository):
                     )
                 )
                 await session.flush()
-            return await self._view(session, tenant)
+            return await self.tenants.view(session, tenant)
 
     async def begin_purge(self, tenant_id: str, workflow_id: str) -> TenantView:
         """Compare-and-set that opens the purge: the tenant must be DELETED, not purged and
@@ -79,8 +83,8 @@ class DeletionRepository(TenantRepository):
             tenant = await session.get(Tenant, tenant_id)
             if tenant is None:
                 raise TenantNotFound(tenant_id)
-            if await self._has_event(session, tenant_id, workflow_id, "purge-started"):
-                return await self._view(session, tenant)
+            if await self.tenants.has_event(session, tenant_id, workflow_id, "purge-started"):
+                return await self.tenants.view(session, tenant)
             result = await session.execute(
                 update(Tenant)
                 .where(
@@ -115,7 +119,7 @@ class DeletionRepository(TenantRepository):
             )
             await session.flush()
             await session.refresh(tenant)
-            return await self._view(session, tenant)
+            return await self.tenants.view(session, tenant)
 
     async def complete_purge(self, data: CompletePurgeInput, secret: str) -> CertificateView:
         """Seal the deletion certificate and turn the tenant row into a tombstone, in one
@@ -183,14 +187,6 @@ class DeletionRepository(TenantRepository):
         async with self.sessions() as session:
             row = await session.get(DeletionCertificate, tenant_id)
             return None if row is None else _view(row)
-
-    async def tenant_by_subscription(self, subscription_id: str) -> TenantView | None:
-        """The tenant billed by ``subscription_id``, or None."""
-        async with self.sessions() as session:
-            tenant = await session.scalar(
-                select(Tenant).where(Tenant.billing_subscription_id == subscription_id).limit(1)
-            )
-            return None if tenant is None else await self._view(session, tenant)
 
 
 def _view(row: DeletionCertificate) -> CertificateView:

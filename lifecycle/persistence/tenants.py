@@ -16,10 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lifecycle.domain.errors import StateConflict, TenantNotFound, VersionConflict
+from lifecycle.domain.onboarding import CreateTenantInput
 from lifecycle.domain.plan_changes import PendingChangeInput, StepEventInput
 from lifecycle.domain.states import TenantState, check_transition
 from lifecycle.domain.tenants import (
-    CreateTenantInput,
     EventView,
     OperationUpdate,
     OperationView,
@@ -69,8 +69,8 @@ class TenantRepository:
         async with self.sessions.begin() as session:
             existing = await session.get(Tenant, req.tenant_id)
             if existing is not None:
-                if await self._has_event(session, req.tenant_id, data.workflow_id, "onboard"):
-                    return await self._view(session, existing)
+                if await self.has_event(session, req.tenant_id, data.workflow_id, "onboard"):
+                    return await self.view(session, existing)
                 raise StateConflict(
                     f"tenant '{req.tenant_id}' already exists (state {existing.state})"
                 )
@@ -109,7 +109,7 @@ class TenantRepository:
                 await session.flush()
             except IntegrityError as exc:  # a concurrent onboarding inserted the same id
                 raise StateConflict(f"tenant '{req.tenant_id}' already exists") from exc
-            return await self._view(session, tenant)
+            return await self.view(session, tenant)
 
     async def get(self, tenant_id: str) -> TenantView:
         """Return the tenant; raise :class:`TenantNotFound`."""
@@ -117,7 +117,7 @@ class TenantRepository:
             tenant = await session.get(Tenant, tenant_id)
             if tenant is None:
                 raise TenantNotFound(tenant_id)
-            return await self._view(session, tenant)
+            return await self.view(session, tenant)
 
     async def exists(self, tenant_id: str) -> bool:
         async with self.sessions() as session:
@@ -167,10 +167,10 @@ class TenantRepository:
             tenant = await session.get(Tenant, change.tenant_id)
             if tenant is None:
                 raise TenantNotFound(change.tenant_id)
-            if tenant.state == change.to_state.value and await self._has_event(
+            if tenant.state == change.to_state.value and await self.has_event(
                 session, tenant.id, change.workflow_id, change.operation, change.to_state.value
             ):
-                return await self._view(session, tenant)
+                return await self.view(session, tenant)
             if tenant.state not in {s.value for s in change.from_states}:
                 allowed = ", ".join(s.value for s in change.from_states)
                 raise StateConflict(
@@ -219,7 +219,7 @@ class TenantRepository:
             )
             await session.flush()
             await session.refresh(tenant)
-            return await self._view(session, tenant)
+            return await self.view(session, tenant)
 
     # -- audit log -------------------------------------------------------------------------
 
@@ -388,7 +388,7 @@ class TenantRepository:
                 event.key,
             )
             await session.flush()
-            return await self._view(session, tenant)
+            return await self.view(session, tenant)
 
     async def set_pending_plan_change(self, data: PendingChangeInput) -> TenantView:
         """Set or clear ``pending_plan_change`` without a state change, audited.
@@ -434,7 +434,15 @@ class TenantRepository:
                 data.key,
             )
             await session.flush()
-            return await self._view(session, tenant)
+            return await self.view(session, tenant)
+
+    async def tenant_by_subscription(self, subscription_id: str) -> TenantView | None:
+        """The tenant billed by ``subscription_id``, or None."""
+        async with self.sessions() as session:
+            tenant = await session.scalar(
+                select(Tenant).where(Tenant.billing_subscription_id == subscription_id).limit(1)
+            )
+            return None if tenant is None else await self.view(session, tenant)
 
     async def record_usage(self, tenant_id: str, usage: dict[str, int]) -> TenantView:
         """Merge ``usage`` (resource -> amount) into the tenant's recorded usage; resources not
@@ -443,7 +451,7 @@ class TenantRepository:
             tenant = await self._locked(session, tenant_id)
             tenant.usage = {**(tenant.usage or {}), **usage}
             await session.flush()
-            return await self._view(session, tenant)
+            return await self.view(session, tenant)
 
     @staticmethod
     async def _locked(session: AsyncSession, tenant_id: str) -> Tenant:
@@ -465,7 +473,7 @@ class TenantRepository:
             )
 
     @staticmethod
-    async def _has_event(
+    async def has_event(
         session: AsyncSession,
         tenant_id: str,
         workflow_id: str,
@@ -495,7 +503,8 @@ class TenantRepository:
             out.setdefault(row.tenant_id, {})[row.resource] = int(row.limit)
         return out
 
-    async def _view(self, session: AsyncSession, tenant: Tenant) -> TenantView:
+    async def view(self, session: AsyncSession, tenant: Tenant) -> TenantView:
+        """The API view of ``tenant`` (a row of ``session``) with its entitlements."""
         limits = await self._entitlements(session, [tenant.id])
         return self._to_view(tenant, limits.get(tenant.id, {}))
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import stripe
 from fastapi import APIRouter, Header, Request
 
 from lifecycle.api.deps import Lifecycle
 from lifecycle.api.problems import ProblemError
-from lifecycle.client.billing_events import handle_stripe_event, verify_event
+from lifecycle.client.billing_events import verify_event
+from lifecycle.domain.billing_events import StripeEventOutcome
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -19,7 +20,7 @@ async def stripe_webhook(
     request: Request,
     lifecycle: Lifecycle,
     stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
-) -> dict[str, Any]:
+) -> StripeEventOutcome:
     """Verify the ``Stripe-Signature`` with STRIPE_WEBHOOK_SECRET (400 when bad or older than
     300 s, nothing done), then process the event once per event id."""
     secret = lifecycle.settings.stripe_webhook_secret
@@ -32,4 +33,4 @@ async def stripe_webhook(
         raise ProblemError(400, f"invalid Stripe-Signature: {exc.user_message or exc}") from exc
     except ValueError as exc:
         raise ProblemError(400, f"the payload is not a JSON event: {exc}") from exc
-    return await handle_stripe_event(lifecycle, event)
+    return await lifecycle.billing_events.handle_stripe_event(event)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
-from lifecycle.api.deps import Actor, IdempotencyHeader, Lifecycle, idempotent
+from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.api.problems import ProblemError
 from lifecycle.api.routes.tenants import TenantId
-from lifecycle.domain.exports import ExportRequest, ExportView
+from lifecycle.domain.exports import ExportRequest, ExportStarted, ExportView
 from lifecycle.storage.exports import LinkExpired
 
 router = APIRouter(tags=["exports"])
@@ -24,7 +25,7 @@ def _absolute(request: Request, view: ExportView) -> ExportView:
     return view
 
 
-@router.post("/tenants/{tenant_id}/exports", status_code=202)
+@router.post("/tenants/{tenant_id}/exports", status_code=202, response_model=ExportStarted)
 async def start_export(
     tenant_id: TenantId,
     request: Request,
@@ -32,15 +33,15 @@ async def start_export(
     actor: Actor,
     body: ExportRequest | None = None,
     idempotency_key: IdempotencyHeader = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Start an export (``full``: rows and files, ``tables``: rows only); 202 with the
     export id, 404 unknown tenant, 409 unless ACTIVE."""
     export_type = (body or ExportRequest()).export_type
 
-    async def produce() -> dict[str, Any]:
-        return await lifecycle.export_tenant(tenant_id, export_type, actor)
+    async def produce() -> ExportStarted:
+        return await lifecycle.exports.export_tenant(tenant_id, export_type, actor)
 
-    return await idempotent(request, lifecycle, idempotency_key, produce)  # type: ignore[return-value]
+    return await idempotent(request, lifecycle, idempotency_key, produce)
 
 
 @router.get("/tenants/{tenant_id}/exports")
@@ -48,7 +49,7 @@ async def list_exports(
     tenant_id: TenantId, request: Request, lifecycle: Lifecycle, _: Actor
 ) -> list[ExportView]:
     """The tenant's exports, newest first."""
-    return [_absolute(request, v) for v in await lifecycle.list_exports(tenant_id)]
+    return [_absolute(request, v) for v in await lifecycle.exports.list_exports(tenant_id)]
 
 
 @router.get("/exports/{export_id}")
@@ -57,7 +58,7 @@ async def get_export(
 ) -> ExportView:
     """Status, progress (chunks and bytes), size, SHA-256 and, once completed, a download
     link valid at most 7 days."""
-    return _absolute(request, await lifecycle.get_export(export_id))
+    return _absolute(request, await lifecycle.exports.get_export(export_id))
 
 
 @router.get("/exports/{export_id}/download", response_class=FileResponse)
@@ -69,9 +70,9 @@ async def download(
 ) -> FileResponse:
     """The archive of a local export; authorised by the link's HMAC-SHA256 signature, not
     the bearer token: 403 when tampered, 410 when expired or the archive was deleted."""
-    storage = lifecycle.export_storage
+    storage = lifecycle.exports.storage
     storage.check_signature(export_id, expires, signature, time.time())
-    row = await lifecycle.exports.get(export_id)
+    row = await lifecycle.exports.records.get(export_id)
     if row.status == "expired":
         raise LinkExpired(f"export '{export_id}' was deleted after its retention period")
     if row.status != "completed" or storage.kind != "local":

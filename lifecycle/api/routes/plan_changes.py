@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import StrictInt
 
-from lifecycle.api.deps import Actor, IdempotencyHeader, Lifecycle, idempotent
+from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.api.problems import ProblemError
 from lifecycle.api.routes.tenants import TenantId
+from lifecycle.domain.operations import OperationStarted
 from lifecycle.domain.plan_changes import (
+    DowngradeCancelRequested,
     DowngradePreview,
     DowngradeRequest,
+    DowngradeStarted,
     UpgradeRequest,
     UsageExceedsLimits,
     UsageView,
@@ -28,10 +33,12 @@ UsageBody = Annotated[
 ]
 
 
-def _usage_problem(produce: Callable[[], Awaitable[dict[str, Any]]]) -> Any:
+def _usage_problem(
+    produce: Callable[[], Awaitable[DowngradeStarted]],
+) -> Callable[[], Awaitable[DowngradeStarted]]:
     """``produce`` with UsageExceedsLimits answered as 422 listing ``violations``."""
 
-    async def wrapped() -> dict[str, Any]:
+    async def wrapped() -> DowngradeStarted:
         try:
             return await produce()
         except UsageExceedsLimits as exc:
@@ -42,7 +49,7 @@ def _usage_problem(produce: Callable[[], Awaitable[dict[str, Any]]]) -> Any:
     return wrapped
 
 
-@router.post("/{tenant_id}/upgrade", status_code=202)
+@router.post("/{tenant_id}/upgrade", status_code=202, response_model=OperationStarted)
 async def upgrade(
     tenant_id: TenantId,
     body: UpgradeRequest,
@@ -50,17 +57,17 @@ async def upgrade(
     lifecycle: Lifecycle,
     actor: Actor,
     idempotency_key: IdempotencyHeader = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Start an upgrade now (entitlements, then billing with proration); 202 with the workflow
     id, 422 when the target is not above the current plan, 409 when not ACTIVE."""
 
-    async def produce() -> dict[str, Any]:
-        return (await lifecycle.upgrade_tenant(tenant_id, body.to_plan, actor)).as_dict()
+    async def produce() -> OperationStarted:
+        return await lifecycle.plan_changes.upgrade_tenant(tenant_id, body.to_plan, actor)
 
-    return await idempotent(request, lifecycle, idempotency_key, produce)  # type: ignore[return-value]
+    return await idempotent(request, lifecycle, idempotency_key, produce)
 
 
-@router.post("/{tenant_id}/downgrade", status_code=202)
+@router.post("/{tenant_id}/downgrade", status_code=202, response_model=DowngradeStarted)
 async def downgrade(
     tenant_id: TenantId,
     body: DowngradeRequest,
@@ -68,32 +75,36 @@ async def downgrade(
     lifecycle: Lifecycle,
     actor: Actor,
     idempotency_key: IdempotencyHeader = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Start a downgrade at period end (default) or immediately; 202 with the workflow id,
     422 listing each resource over the target's limits, 409 when not ACTIVE."""
 
-    async def produce() -> dict[str, Any]:
-        started = await lifecycle.downgrade_tenant(tenant_id, body.to_plan, body.effective, actor)
-        return {**started.as_dict(), "effective": body.effective}
+    async def produce() -> DowngradeStarted:
+        started = await lifecycle.plan_changes.downgrade_tenant(
+            tenant_id, body.to_plan, body.effective, actor
+        )
+        return DowngradeStarted(**started.model_dump(), effective=body.effective)
 
-    return await idempotent(request, lifecycle, idempotency_key, _usage_problem(produce))  # type: ignore[return-value]
+    return await idempotent(request, lifecycle, idempotency_key, _usage_problem(produce))
 
 
-@router.post("/{tenant_id}/downgrade/cancel", status_code=202)
+@router.post(
+    "/{tenant_id}/downgrade/cancel", status_code=202, response_model=DowngradeCancelRequested
+)
 async def cancel_downgrade(
     tenant_id: TenantId,
     request: Request,
     lifecycle: Lifecycle,
     actor: Actor,
     idempotency_key: IdempotencyHeader = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Cancel the downgrade waiting for the period end; 409 when none is pending."""
 
-    async def produce() -> dict[str, Any]:
-        wid = await lifecycle.cancel_downgrade(tenant_id, actor)
-        return {"workflow_id": wid, "tenant_id": tenant_id, "status": "cancel requested"}
+    async def produce() -> DowngradeCancelRequested:
+        wid = await lifecycle.plan_changes.cancel_downgrade(tenant_id, actor)
+        return DowngradeCancelRequested(workflow_id=wid, tenant_id=tenant_id)
 
-    return await idempotent(request, lifecycle, idempotency_key, produce)  # type: ignore[return-value]
+    return await idempotent(request, lifecycle, idempotency_key, produce)
 
 
 @router.get("/{tenant_id}/downgrade-preview")
@@ -104,7 +115,7 @@ async def downgrade_preview(
     to_plan: Annotated[str, Query(description="target plan, below the current one")],
 ) -> DowngradePreview:
     """Would a downgrade to ``to_plan`` pass the usage check? Starts nothing."""
-    return await lifecycle.downgrade_preview(tenant_id, to_plan)
+    return await lifecycle.plan_changes.downgrade_preview(tenant_id, to_plan)
 
 
 @router.put("/{tenant_id}/usage")
@@ -113,4 +124,4 @@ async def record_usage(
 ) -> UsageView:
     """Record current usage per resource; unnamed resources keep their value. Usage above
     the current entitlements is recorded and listed in ``over_limit``."""
-    return await lifecycle.record_usage(tenant_id, usage)
+    return await lifecycle.plan_changes.record_usage(tenant_id, usage)

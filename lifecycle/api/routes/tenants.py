@@ -5,30 +5,33 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
 
-from lifecycle.api.deps import Actor, IdempotencyHeader, Lifecycle, idempotent
+from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.idempotency import IdempotencyHeader, idempotent
+from lifecycle.domain.onboarding import OnboardRequest
+from lifecycle.domain.operations import OperationStarted
 from lifecycle.domain.states import TenantState
-from lifecycle.domain.tenants import TENANT_ID_PATTERN, EventView, OnboardRequest, TenantView
+from lifecycle.domain.tenants import TENANT_ID_PATTERN, EventView, TenantView
 
 router = APIRouter(prefix="/tenants", tags=["tenants"])
 TenantId = Annotated[str, Path(pattern=TENANT_ID_PATTERN, description="tenant slug")]
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, response_model=OperationStarted)
 async def onboard(
     body: OnboardRequest,
     request: Request,
     lifecycle: Lifecycle,
     actor: Actor,
     idempotency_key: IdempotencyHeader = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Start onboarding; 202 with the workflow id, 409 when the tenant exists."""
 
-    async def produce() -> dict[str, Any]:
-        started = await lifecycle.onboard_tenant(body, actor)
-        return started.as_dict()
+    async def produce() -> OperationStarted:
+        return await lifecycle.onboarding.onboard_tenant(body, actor)
 
-    return await idempotent(request, lifecycle, idempotency_key, produce)  # type: ignore[return-value]
+    return await idempotent(request, lifecycle, idempotency_key, produce)
 
 
 @router.get("")

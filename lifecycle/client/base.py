@@ -1,0 +1,94 @@
+"""What every feature service of the client shares: the settings, the Temporal client, the
+control-plane repository, and starting a workflow under its deterministic id."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode
+
+from lifecycle.config import Settings
+from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.operations import (
+    OperationKind,
+    OperationStarted,
+    search_attributes,
+    workflow_id,
+)
+from lifecycle.persistence.tenants import TenantRepository
+
+#: How long a status read waits for a running workflow to answer its ``progress`` query.
+#: Queries are answered by a worker; with none polling, Temporal would hold the request for
+#: its own default (30 s on the dev server) before the recorded progress is returned.
+PROGRESS_QUERY_TIMEOUT = timedelta(seconds=2)
+
+
+async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """Connect to Temporal with the pydantic data converter (shared by worker and client);
+    ``runtime`` carries the SDK's telemetry (the worker's Prometheus endpoint)."""
+    return await Client.connect(
+        settings.temporal_target,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+
+
+def not_found(exc: RPCError) -> bool:
+    """Whether Temporal answered that the workflow (or its run) does not exist."""
+    return exc.status == RPCStatusCode.NOT_FOUND
+
+
+class Core:
+    """The parts every feature service uses; one instance per :class:`LifecycleClient`."""
+
+    def __init__(self, settings: Settings, temporal: Client, repository: TenantRepository):
+        self.settings, self.temporal, self.repository = settings, temporal, repository
+
+    def handle(self, wid: str) -> WorkflowHandle[Any, Any]:
+        """The handle of workflow ``wid`` (its latest run)."""
+        return self.temporal.get_workflow_handle(wid)
+
+    async def start(
+        self,
+        workflow: Any,
+        arg: Any,
+        *,
+        tenant_id: str,
+        kind: OperationKind,
+        suffix: str | None = None,
+        reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        start_delay: timedelta | None = None,
+    ) -> OperationStarted:
+        """Start ``workflow`` under its deterministic id; one running run per id.
+
+        Raises :class:`StateConflict` when an operation with this id is already running
+        (or, with a reject-duplicate ``reuse`` policy, ever ran).
+        """
+        wid = workflow_id(tenant_id, kind, suffix)
+        try:
+            handle = await self.temporal.start_workflow(
+                workflow,
+                arg,
+                id=wid,
+                task_queue=self.settings.temporal_task_queue,
+                id_reuse_policy=reuse,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=search_attributes(tenant_id, kind),
+                static_summary=f"{kind.value} {tenant_id}",
+                start_delay=start_delay,
+            )
+        except WorkflowAlreadyStartedError as exc:
+            raise StateConflict(
+                f"a {kind.value} operation for tenant '{tenant_id}' is already running or "
+                f"done (workflow {wid})"
+            ) from exc
+        return OperationStarted(
+            workflow_id=wid, run_id=handle.result_run_id, tenant_id=tenant_id, operation=kind.value
+        )

@@ -1,0 +1,128 @@
+"""Exports (GDPR Art. 15/20): start one, read its status and progress, list a tenant's, and
+sign download links."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from functools import cached_property
+
+from temporalio.service import RPCError
+
+from lifecycle.client.base import PROGRESS_QUERY_TIMEOUT, Core
+from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.exports import (
+    ExportInput,
+    ExportStarted,
+    ExportType,
+    ExportUpdate,
+    ExportView,
+)
+from lifecycle.domain.operations import OperationKind, workflow_id
+from lifecycle.domain.states import TenantState
+from lifecycle.persistence.exports import ExportRepository
+from lifecycle.persistence.tables import Export, utcnow
+from lifecycle.storage.exports import ExportStorage
+
+
+class ExportService:
+    """Starts export workflows and reads their records."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    @cached_property
+    def records(self) -> ExportRepository:
+        """The ``exports`` table."""
+        return ExportRepository(self.core.repository.sessions)
+
+    @cached_property
+    def storage(self) -> ExportStorage:
+        """Where archives live, with signed links."""
+        return ExportStorage.from_settings(self.core.settings, signing=True)
+
+    async def export_tenant(
+        self, tenant_id: str, export_type: ExportType = "full", actor: str = "api"
+    ) -> ExportStarted:
+        """Start an export of everything ``tenant_id`` owns in the data map; returns
+        ``{export_id, workflow_id, tenant_id, status: "queued", estimated_completion}``.
+
+        Raises TenantNotFound, and StateConflict unless the tenant is ACTIVE (the workflow's
+        compare-and-set to EXPORTING settles a race between two requests).
+        """
+        tenant = await self.core.repository.get(tenant_id)
+        if tenant.state is not TenantState.ACTIVE:
+            raise StateConflict(f"tenant '{tenant_id}' is {tenant.state}; export needs ACTIVE")
+        export_id = uuid.uuid4().hex
+        wid = workflow_id(tenant_id, OperationKind.EXPORT, export_id)
+        eta = utcnow() + await self.records.typical_duration(tenant_id)
+        await self.records.create(
+            export_id=export_id,
+            tenant_id=tenant_id,
+            workflow_id=wid,
+            export_type=export_type,
+            requested_by=actor,
+            estimated_completion=eta,
+        )
+        from workflows.export import ExportWorkflow
+
+        data = ExportInput(
+            tenant_id=tenant_id,
+            export_id=export_id,
+            export_type=export_type,
+            actor=actor,
+            chunk_bytes=int(self.core.settings.data_export_chunk_size_mb * 1024 * 1024),
+            retention_days=self.core.settings.export_retention_days,
+        )
+        try:
+            await self.core.start(
+                ExportWorkflow.run,
+                data,
+                tenant_id=tenant_id,
+                kind=OperationKind.EXPORT,
+                suffix=export_id,
+            )
+        except BaseException as exc:
+            await self.records.update(
+                ExportUpdate(export_id=export_id, status="failed", error=f"not started: {exc}")
+            )
+            raise
+        return ExportStarted(
+            export_id=export_id,
+            workflow_id=wid,
+            tenant_id=tenant_id,
+            estimated_completion=eta.isoformat(),
+        )
+
+    async def get_export(self, export_id: str) -> ExportView:
+        """The export's status and progress (live from the workflow while it runs); for a
+        completed export a download link valid EXPORT_LINK_TTL_DAYS (at most 7 days, and no
+        longer than the archive is kept). Raises ExportNotFound."""
+        return await self._export_view(await self.records.get(export_id))
+
+    async def list_exports(self, tenant_id: str) -> list[ExportView]:
+        """A tenant's exports, newest first (raises TenantNotFound)."""
+        await self.core.repository.get(tenant_id)
+        return [await self._export_view(row) for row in await self.records.list(tenant_id)]
+
+    async def _export_view(self, row: Export) -> ExportView:
+        view = ExportView.model_validate(row, from_attributes=True)
+        view.archive_expires_at = row.expires_at
+        if row.status in ("queued", "running"):
+            try:
+                live = await self.core.handle(row.workflow_id).query(
+                    "progress", rpc_timeout=PROGRESS_QUERY_TIMEOUT
+                )
+                view.progress = {k: v for k, v in live.items() if isinstance(v, int)}
+            except RPCError:
+                pass  # no worker polling right now: the recorded progress stands
+        elif row.status == "completed" and row.expires_at is not None:
+            now = utcnow()
+            until = min(
+                now + timedelta(days=self.core.settings.export_link_ttl_days), row.expires_at
+            )
+            view.expires_at = until
+            view.download_url = await self.storage.download_url(
+                row.tenant_id, row.export_id, int(until.timestamp()), int(now.timestamp())
+            )
+        return view

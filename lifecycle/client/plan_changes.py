@@ -1,0 +1,145 @@
+"""Plan changes: upgrade now (saga), downgrade at period end or now, the pending downgrade's
+cancellation, the usage check, and recorded usage."""
+
+from __future__ import annotations
+
+from temporalio.service import RPCError, RPCStatusCode
+
+from lifecycle.client.base import Core
+from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.operations import OperationKind, OperationStarted
+from lifecycle.domain.plan_changes import (
+    CancelDowngrade,
+    DowngradePreview,
+    Effective,
+    UsageExceedsLimits,
+    UsageView,
+    check_usage_update,
+    plan_change_input,
+    require_active,
+)
+from lifecycle.domain.plans import usage_violations
+
+
+class PlanChangeService:
+    """Starts upgrades and downgrades, previews and records usage."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def upgrade_tenant(
+        self, tenant_id: str, to_plan: str, actor: str = "api"
+    ) -> OperationStarted:
+        """Start upgrading to ``to_plan`` now, billed with PRORATION_BEHAVIOR.
+
+        Raises TenantNotFound, InvalidInput (target not above the current plan, naming both)
+        and StateConflict (tenant not ACTIVE, naming its state; upgrade already running)
+        before anything starts. A downgrade waiting for the period end is cancelled by it.
+        """
+        from workflows.upgrade import UpgradeWorkflow
+
+        tenant = await self.core.repository.get(tenant_id)
+        catalog = self.core.settings.plans
+        target = catalog.require_upgrade(tenant.plan, to_plan)
+        require_active(tenant_id, tenant.state, "upgrade")
+        data = plan_change_input(
+            catalog,
+            tenant_id,
+            tenant.plan,
+            target,
+            proration_behavior=self.core.settings.proration_behavior,
+            actor=actor,
+        )
+        return await self.core.start(
+            UpgradeWorkflow.run, data, tenant_id=tenant_id, kind=OperationKind.UPGRADE
+        )
+
+    async def downgrade_tenant(
+        self,
+        tenant_id: str,
+        to_plan: str,
+        effective: Effective = "period_end",
+        actor: str = "api",
+    ) -> OperationStarted:
+        """Start downgrading to ``to_plan`` at the billing period's end or immediately.
+
+        Raises TenantNotFound, InvalidInput (target not below the current plan),
+        UsageExceedsLimits (an InvalidInput listing each resource over the target's limit)
+        and StateConflict (not ACTIVE; a downgrade already pending or running).
+        """
+        from workflows.downgrade import DowngradeWorkflow
+
+        preview = await self.downgrade_preview(tenant_id, to_plan)
+        tenant = await self.core.repository.get(tenant_id)
+        require_active(tenant_id, tenant.state, "downgrade")
+        if preview.violations:
+            raise UsageExceedsLimits(tenant_id, to_plan, preview.violations)
+        catalog = self.core.settings.plans
+        data = plan_change_input(
+            catalog,
+            tenant_id,
+            tenant.plan,
+            catalog.get(to_plan),
+            effective=effective,
+            proration_behavior=self.core.settings.proration_behavior,
+            actor=actor,
+        )
+        return await self.core.start(
+            DowngradeWorkflow.run, data, tenant_id=tenant_id, kind=OperationKind.DOWNGRADE
+        )
+
+    async def downgrade_preview(self, tenant_id: str, to_plan: str) -> DowngradePreview:
+        """Would a downgrade to ``to_plan`` be accepted by usage? Starts nothing.
+
+        Raises TenantNotFound and InvalidInput (target not below the current plan).
+        """
+        tenant = await self.core.repository.get(tenant_id)
+        target = self.core.settings.plans.require_downgrade(tenant.plan, to_plan)
+        violations = usage_violations(tenant.usage, target.limits)
+        return DowngradePreview(
+            tenant_id=tenant_id,
+            from_plan=tenant.plan,
+            to_plan=target.name,
+            allowed=not violations,
+            usage=tenant.usage,
+            limits=target.limits.as_dict(),
+            violations=violations,
+        )
+
+    async def cancel_downgrade(self, tenant_id: str, actor: str = "api") -> str:
+        """Signal ``cancel_downgrade`` to the tenant's pending downgrade; returns its workflow
+        id. Raises TenantNotFound and StateConflict when no downgrade is pending."""
+        from workflows.downgrade import DowngradeWorkflow
+
+        tenant = await self.core.repository.get(tenant_id)
+        pending = tenant.pending_plan_change or {}
+        wid = pending.get("workflow_id")
+        conflict = StateConflict(
+            f"tenant '{tenant_id}' has no pending downgrade (state {tenant.state.value}, "
+            f"plan '{tenant.plan}')"
+        )
+        if not wid:
+            raise conflict
+        try:
+            await self.core.handle(wid).signal(
+                DowngradeWorkflow.cancel_downgrade, CancelDowngrade(actor=actor)
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise conflict from exc
+            raise
+        return wid
+
+    async def record_usage(self, tenant_id: str, usage: dict[str, int]) -> UsageView:
+        """Record current usage (resource -> amount; unnamed resources keep their value).
+
+        Usage above the current entitlements is recorded and listed in ``over_limit``.
+        Raises TenantNotFound and InvalidInput (unknown resource, negative amount).
+        """
+        tenant = await self.core.repository.record_usage(tenant_id, check_usage_update(usage))
+        return UsageView(
+            tenant_id=tenant_id,
+            usage=tenant.usage,
+            entitlements=tenant.entitlements,
+            over_limit=usage_violations(tenant.usage, tenant.entitlements),
+        )

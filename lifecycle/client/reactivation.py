@@ -1,0 +1,93 @@
+"""Reactivation: a SUSPENDED tenant back to ACTIVE, or a DELETED one within its retention."""
+
+from __future__ import annotations
+
+from temporalio.client import (
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from lifecycle.client.base import Core, not_found
+from lifecycle.domain.deletion import (
+    purged_detail,
+)
+from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.operations import (
+    OperationKind,
+    OperationStarted,
+    workflow_id,
+)
+from lifecycle.domain.reactivation import (
+    REACTIVATION_DISABLED,
+    ReactivateRequest,
+    ReactivationInput,
+)
+from lifecycle.domain.states import TenantState
+
+
+class ReactivationService:
+    """Starts reactivations."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def reactivate_tenant(
+        self, tenant_id: str, request: ReactivateRequest, actor: str = "api"
+    ) -> OperationStarted:
+        """Reactivate a SUSPENDED tenant (reactivation workflow) or a DELETED one within its
+        retention (the deletion workflow's ``request_reactivation`` update: the same as the
+        ``reactivate`` signal, but rejected synchronously with the reason).
+
+        Raises InvalidInput (unknown plan), TenantNotFound, StateConflict: wrong state,
+        purged (``purged at ...``), purge running, retention over, or
+        ENABLE_REACTIVATION_WORKFLOW=false.
+        """
+        from workflows.deletion import DeletionWorkflow
+        from workflows.reactivation import ReactivationWorkflow
+
+        if request.plan is not None:
+            self.core.settings.plans.get(request.plan)
+        tenant = await self.core.repository.get(tenant_id)
+        if tenant.state is TenantState.SUSPENDED:
+            started = await self.core.start(
+                ReactivationWorkflow.run,
+                ReactivationInput(tenant_id=tenant_id, plan=request.plan, actor=actor),
+                tenant_id=tenant_id,
+                kind=OperationKind.REACTIVATE,
+            )
+            return started
+        if tenant.state is not TenantState.DELETED:
+            raise StateConflict(
+                f"tenant '{tenant_id}' is {tenant.state}; reactivate needs state SUSPENDED or "
+                "DELETED"
+            )
+        if tenant.purged_at is not None:
+            raise StateConflict(purged_detail(tenant_id, tenant.purged_at.isoformat()))
+        if not self.core.settings.enable_reactivation_workflow:
+            raise StateConflict(REACTIVATION_DISABLED)
+        wid = workflow_id(tenant_id, OperationKind.DELETION)
+        update = request.model_copy(update={"requested_by": request.requested_by or actor})
+        try:
+            await self.core.handle(wid).execute_update(
+                DeletionWorkflow.request_reactivation, update
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise StateConflict(
+                cause.message if isinstance(cause, ApplicationError) else str(cause)
+            ) from exc
+        except RPCError as exc:
+            if not not_found(exc):
+                raise
+            raise StateConflict(
+                f"tenant '{tenant_id}' is DELETED but its deletion workflow {wid} is not running "
+                f"(see GET /operations/{wid})"
+            ) from exc
+        return OperationStarted(
+            workflow_id=wid,
+            run_id=None,
+            tenant_id=tenant_id,
+            operation=OperationKind.REACTIVATE.value,
+            status="accepted",
+        )

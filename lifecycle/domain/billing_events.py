@@ -1,0 +1,42 @@
+"""Typed inputs of billing events: a failed payment (Stripe ``invoice.payment_failed``) and
+its settlement (``invoice.paid``).
+
+Pure pydantic models, importable from workflow code.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from lifecycle.domain.base import DomainModel
+
+
+class PaymentFailureInput(DomainModel):
+    """Input of the payment-failure workflow (``tenant-<id>-payment-failure``): after
+    ``grace_days`` without ``invoice.paid`` the tenant is suspended, or with ``auto_downgrade``
+    moved to the lowest plan."""
+
+    tenant_id: str
+    invoice_id: str | None
+    event_id: str
+    grace_days: int = Field(ge=0)
+    auto_downgrade: bool = False
+
+
+class InvoicePaid(BaseModel):
+    """Argument of the payment-failure workflow's ``invoice_paid`` signal."""
+
+    invoice_id: str | None = None
+    event_id: str | None = None
+
+
+class StripeEventOutcome(BaseModel):
+    """The answer to a Stripe webhook: what was done with the event (``duplicate`` when its
+    id was processed before; ``outcome`` says what happened, or why it was ignored)."""
+
+    received: bool = True
+    event_id: str
+    type: str
+    duplicate: bool = False
+    tenant_id: str | None = None
+    outcome: str | None = None

@@ -1,0 +1,49 @@
+"""Typed inputs of onboarding: the API's request and the onboarding workflow's input.
+
+Pure pydantic models, importable from workflow code.
+"""
+
+from __future__ import annotations
+
+from pydantic import EmailStr, Field, field_validator
+
+from lifecycle.domain.base import DomainModel
+from lifecycle.domain.billing import BillingResult
+from lifecycle.domain.tenants import validate_tenant_id
+
+
+class OnboardRequest(DomainModel):
+    """Body of ``POST /tenants``: a new tenant on a plan."""
+
+    tenant_id: str
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    plan: str = "free"
+    data_key: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Key of the tenant's data in the data map (default: the tenant id); "
+        "used in SQL comparisons and storage prefixes, so no slashes",
+    )
+
+    _check_id = field_validator("tenant_id")(classmethod(lambda cls, v: validate_tenant_id(v)))
+
+
+class OnboardInput(DomainModel):
+    """Input of the onboarding workflow; ``limits`` and ``price_id`` resolved from the plan."""
+
+    request: OnboardRequest
+    limits: dict[str, int]
+    price_id: str
+    actor: str = "api"
+
+
+class CreateTenantInput(DomainModel):
+    """The tenant row written at the end of onboarding, with its entitlements."""
+
+    request: OnboardRequest
+    limits: dict[str, int]
+    billing: BillingResult
+    workflow_id: str
+    actor: str

@@ -1,0 +1,24 @@
+"""Typed inputs of suspension: an ACTIVE tenant's access revoked, its subscription kept.
+
+Pure pydantic models, importable from workflow code.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from lifecycle.domain.base import DomainModel
+
+
+class SuspendRequest(DomainModel):
+    """Body of ``POST /tenants/{id}/suspend``."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SuspensionInput(DomainModel):
+    """Input of the suspension workflow (``tenant-<id>-suspend``)."""
+
+    tenant_id: str
+    reason: str
+    actor: str = "api"
