@@ -198,9 +198,9 @@ async def export(demo: Demo, settings: Settings) -> None:
 
     async def act(step: Step) -> str:
         started = await demo.lc.exports.export_tenant(tenant.tenant_id, actor="demo")
-        step.workflow_id = started["workflow_id"]
-        await demo.lc.core.handle(started["workflow_id"]).result()
-        view = await demo.lc.exports.get_export(started["export_id"])
+        step.workflow_id = started.workflow_id
+        await demo.lc.core.handle(started.workflow_id).result()
+        view = await demo.lc.exports.get_export(started.export_id)
         url = view.download_url or ""
         if url.startswith("/"):
             url = f"http://{settings.api_host}:{settings.api_port}{url}"
@@ -234,12 +234,12 @@ async def suspend_and_reactivate(demo: Demo) -> None:
         started = await demo.lc.suspension.suspend_tenant(
             tenant.tenant_id, SuspendRequest(reason="demo: payment review"), actor="demo"
         )
-        step.workflow_id = started["workflow_id"]
-        await demo.lc.core.handle(started["workflow_id"]).result()
+        step.workflow_id = started.workflow_id
+        await demo.lc.core.handle(started.workflow_id).result()
         started = await demo.lc.reactivation.reactivate_tenant(
             tenant.tenant_id, ReactivateRequest(), "demo"
         )
-        await demo.lc.core.handle(started["workflow_id"]).result()
+        await demo.lc.core.handle(started.workflow_id).result()
         after = await demo.lc.get_tenant(tenant.tenant_id)
         return f"SUSPENDED -> {after.state.value} on {after.plan}"
 
@@ -256,7 +256,7 @@ async def delete_and_reactivate_by_cli(demo: Demo, settings: Settings) -> None:
         started = await demo.lc.deletion.delete_tenant(
             tenant.tenant_id, DeleteRequest(requested_by="dpo@demo.example"), actor="demo"
         )
-        step.workflow_id = started["workflow_id"]
+        step.workflow_id = started.workflow_id
         await demo.wait_state(tenant.tenant_id, S.DELETED)
         command = [
             temporal_cli(), "workflow", "signal",
@@ -286,9 +286,9 @@ async def delete_for_good(demo: Demo) -> None:
             DeleteRequest(requested_by="dpo@demo.example", reason="demo: contract ended"),
             actor="demo",
         )
-        step.workflow_id = started["workflow_id"]
+        step.workflow_id = started.workflow_id
         await demo.wait_state(tenant.tenant_id, S.DELETED)
-        return f"DELETED, purge scheduled at {started['hard_delete_scheduled_at']}"
+        return f"DELETED, purge scheduled at {started.hard_delete_scheduled_at}"
 
     await demo.run(tenant.tenant_id, "soft delete (retention)", act)
 
