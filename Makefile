@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint
+.PHONY: run test test-fast lint
 
 $(BIN)/tenantctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ run: $(BIN)/tenantctl
 
 test: $(BIN)/tenantctl
 	$(BIN)/python -m pytest
+
+# The fast tier (tests/unit: no Temporal dev server, no PostgreSQL), under 30 s.
+test-fast: $(BIN)/tenantctl
+	$(BIN)/python -m pytest tests/unit
 
 lint: $(BIN)/tenantctl
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from temporalio.activity import _Definition
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
@@ -87,18 +86,6 @@ def warm_bytecode(*workflow_classes: type) -> None:
         )
 
 
-def activity_methods(*owners: object) -> list[Callable[..., Any]]:
-    """Every ``@activity.defn`` method of the given activity objects, bound."""
-    methods = []
-    for owner in owners:
-        for name in dir(type(owner)):
-            attr = getattr(owner, name)
-            # the SDK's own lookup of the definition @activity.defn attached
-            if callable(attr) and _Definition.from_callable(attr) is not None:
-                methods.append(attr)
-    return methods
-
-
 def build_activities(settings: Settings, repository: TenantRepository) -> list[Callable[..., Any]]:
     """Every activity, wired to the real clients named in ``settings``.
 
@@ -106,27 +93,55 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     """
     stripe_key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
     datamap = load_datamap(settings.data_map_path) if settings.data_map_path else None
-    return activity_methods(
-        TenantActivities(repository),
-        BillingActivities(make_stripe_client(stripe_key, settings.stripe_api_base)),
-        PlanChangeActivities(repository),
-        UsageActivities(repository),
-        ProvisioningActivities(
-            repository,
-            settings.provisioning_webhook_url,
-            settings.provisioning_webhook_secret.get_secret_value()
-            if settings.provisioning_webhook_secret
-            else None,
-        ),
-        DeletionActivities(settings, DeletionRepository(repository)),
-        PurgeActivities(settings),
-        ExportActivities(
-            ExportStorage.from_settings(settings),
-            ExportRepository(repository.sessions),
-            datamap,
-            s3_options(settings),
-        ),
+    webhook_secret = settings.provisioning_webhook_secret
+    tenants = TenantActivities(repository)
+    billing = BillingActivities(make_stripe_client(stripe_key, settings.stripe_api_base))
+    plan_changes = PlanChangeActivities(repository)
+    usage = UsageActivities(repository)
+    provisioning = ProvisioningActivities(
+        repository,
+        settings.provisioning_webhook_url,
+        webhook_secret.get_secret_value() if webhook_secret else None,
     )
+    deletion = DeletionActivities(settings, DeletionRepository(repository))
+    purge = PurgeActivities(settings)
+    exports = ExportActivities(
+        ExportStorage.from_settings(settings),
+        ExportRepository(repository.sessions),
+        datamap,
+        s3_options(settings),
+    )
+    return [
+        tenants.get_tenant,
+        tenants.create_tenant,
+        tenants.transition_tenant,
+        tenants.record_operation,
+        billing.start_subscription,
+        billing.cancel_subscription,
+        billing.change_price,
+        billing.current_period,
+        billing.resume_subscription,
+        billing.delete_customer,
+        plan_changes.set_pending_plan_change,
+        usage.current_usage,
+        provisioning.provision_entitlements,
+        deletion.resolve_plan,
+        deletion.set_legal_hold,
+        deletion.begin_purge,
+        deletion.complete_purge,
+        deletion.record_tenant_event,
+        purge.count_tenant_data,
+        purge.list_purge_stores,
+        purge.purge_store,
+        purge.purge_exports,
+        purge.verify_purge,
+        exports.plan_export,
+        exports.export_chunk,
+        exports.assemble_export,
+        exports.discard_staging,
+        exports.delete_export,
+        exports.record_export,
+    ]
 
 
 def build_worker(

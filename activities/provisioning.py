@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import domain_errors
 from lifecycle.domain.errors import ConfigError
-from lifecycle.domain.plan_changes import StepEventInput
+from lifecycle.domain.plan_changes import ProvisionResult, StepEventInput
 from lifecycle.faults import fault_point
 from lifecycle.persistence.tenants import TenantRepository
 
@@ -73,9 +73,9 @@ class ProvisioningActivities:
 
     @activity.defn
     @domain_errors
-    async def provision_entitlements(self, data: ProvisionInput) -> dict[str, object]:
+    async def provision_entitlements(self, data: ProvisionInput) -> ProvisionResult:
         """Replace the tenant's entitlements with ``data.limits`` (idempotent), then POST them
-        to the webhook when configured. Returns ``{"entitlements", "webhook_status"}``.
+        to the webhook when configured; returns them with the webhook's status (if any).
 
         A webhook answering 5xx, 408, 429 or not at all is retried (``ProvisioningUnavailable``);
         other 4xx are final (``ProvisioningRejected``).
@@ -83,7 +83,7 @@ class ProvisioningActivities:
         await self.repository.replace_entitlements(data.tenant_id, data.limits, data.event)
         status = await self._notify(data) if self.webhook_url else None
         fault_point("provisioning.after_provision")
-        return {"entitlements": data.limits, "webhook_status": status}
+        return ProvisionResult(entitlements=data.limits, webhook_status=status)
 
     async def _notify(self, data: ProvisionInput) -> int:
         assert self.webhook_url and self.webhook_secret

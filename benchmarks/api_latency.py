@@ -43,7 +43,7 @@ from benchmarks.harness import (
 )
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.domain.onboarding import OnboardRequest
-from tests.crash import settings_env
+from tests.support.crash import settings_env
 
 
 async def load(
@@ -60,7 +60,7 @@ async def load(
             t0 = time.perf_counter()
             try:
                 await call()
-            except Exception:  # noqa: BLE001 - counted and reported
+            except Exception:
                 failures += 1
                 continue
             latencies.append(time.perf_counter() - t0)

@@ -36,7 +36,7 @@ from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.deletion import DeleteRequest
 from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
 from lifecycle.persistence.tables import Tenant
-from tests.crash import settings_env
+from tests.support.crash import settings_env
 
 
 async def deleted_count(lc: LifecycleClient) -> int:

@@ -121,11 +121,6 @@ class Settings(BaseSettings):
     def exports_dir(self) -> Path:
         return self.export_storage_path or self.data_dir / "exports"
 
-    @property
-    def billing_enabled(self) -> bool:
-        """False in limited mode (no STRIPE_API_KEY): billing steps are skipped with a warning."""
-        return self.stripe_api_key is not None
-
     @cached_property
     def plans(self) -> PlanCatalog:
         """The plan catalogue; raises ConfigError naming the file and field when malformed."""

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, TypeVar, Unpack
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.types import MethodAsyncSingleParam
+from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 with workflow.unsafe.imports_passed_through():
     from activities.tenants import TenantActivities
     from lifecycle.domain.states import TenantState
-    from lifecycle.domain.tenants import OperationUpdate, TenantView, TransitionInput
+    from lifecycle.domain.tenants import (
+        OperationProgress,
+        OperationUpdate,
+        TenantView,
+        TransitionInput,
+    )
 
 #: Transient failures (database busy, billing 5xx, network) retry with exponential backoff;
 #: business errors are raised non-retryable by the activities themselves.
@@ -26,18 +34,34 @@ RETRY = RetryPolicy(
 #: Short control-plane and billing calls; a worker that dies mid-activity is detected when
 #: this elapses, so it also bounds crash recovery time (long activities heartbeat instead).
 TIMEOUT = timedelta(seconds=20)
+#: Options of every activity; a call overrides some of them (``**ActivityConfig``).
+DEFAULTS = ActivityConfig(start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+#: Options of the control-plane steps run as local activities (:func:`control_plane`).
+LOCAL_DEFAULTS = LocalActivityConfig(start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
 #: ``workflow.patched`` id of running control-plane steps as local activities (2026-12-01).
 LOCAL_BOOKKEEPING = "local-bookkeeping"
 
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
+Model = TypeVar("Model", bound=BaseModel)
+#: An activity method taking one argument (e.g. ``BillingActivities.change_price``): its
+#: return type is what :func:`call` and :meth:`Operation.step` return.
+Activity = MethodAsyncSingleParam[Any, Arg, Result]
+Status = Literal["running", "completed", "failed", "cancelled"]
 
-async def call(fn: Callable[..., Any], arg: Any, *, summary: str | None = None, **opts: Any) -> Any:
-    """Execute activity method ``fn`` with the lifecycle's default timeout and retry policy."""
-    opts.setdefault("start_to_close_timeout", TIMEOUT)
-    opts.setdefault("retry_policy", RETRY)
-    return await workflow.execute_activity_method(fn, arg, summary=summary, **opts)
+
+async def call(
+    activity: Activity[Arg, Result], arg: Arg, **config: Unpack[ActivityConfig]
+) -> Result:
+    """Execute ``activity`` with the lifecycle's default timeout and retry policy
+    (:data:`DEFAULTS`), overridden by ``config`` (e.g. ``summary``, ``heartbeat_timeout``)."""
+    options: ActivityConfig = {**DEFAULTS, **config}
+    return await workflow.execute_activity_method(activity, arg, **options)
 
 
-async def control_plane(fn: Callable[..., Any], arg: Any, *, summary: str | None = None) -> Any:
+async def control_plane(
+    activity: Activity[Arg, Result], arg: Arg, *, summary: str | None = None
+) -> Result:
     """Execute a control-plane activity (a short, idempotent read or write of the lifecycle
     database) as a local activity: the worker runs it inside the current workflow task, so
     it costs one marker event instead of three activity events, a trip through the task
@@ -47,9 +71,9 @@ async def control_plane(fn: Callable[..., Any], arg: Any, *, summary: str | None
     always go through :func:`call`.
     """
     if not workflow.patched(LOCAL_BOOKKEEPING):
-        return await call(fn, arg, summary=summary)
+        return await call(activity, arg, summary=summary)
     return await workflow.execute_local_activity_method(
-        fn, arg, start_to_close_timeout=TIMEOUT, retry_policy=RETRY, summary=summary
+        activity, arg, **(LOCAL_DEFAULTS | {"summary": summary})
     )
 
 
@@ -67,13 +91,24 @@ def idempotency_scope() -> str:
     return f"{info.workflow_id}:{info.run_id}"
 
 
+def failure(err: ActivityError, operation: str) -> ApplicationError:
+    """A non-retryable workflow failure carrying the failed activity's cause and its type
+    (e.g. ``StateConflict``, ``CardDeclined``), so the operation's error says what happened."""
+    cause = err.cause
+    kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+    return ApplicationError(
+        f"{operation} failed: {cause or err}", type=kind or "ActivityFailed", non_retryable=True
+    )
+
+
 class Operation:
     """Bookkeeping of one running operation: its step (for the progress query and the
-    ``operations`` table) and the audited state transitions it makes."""
+    ``operations`` table) and the audited state transitions it makes. Built in the workflow's
+    ``@workflow.init``, so queries always find it."""
 
     def __init__(self, tenant_id: str, kind: str, actor: str = "system") -> None:
         self.tenant_id, self.kind, self.actor = tenant_id, kind, actor
-        self.step = "started"
+        self.current_step = "started"
 
     @property
     def workflow_id(self) -> str:
@@ -83,10 +118,21 @@ class Operation:
     def idempotency_scope(self) -> str:
         return idempotency_scope()
 
-    async def record(self, step: str, status: str = "running", **fields: Any) -> None:
+    def progress(self) -> OperationProgress:
+        """The answer of a ``progress`` query: this operation and its current step."""
+        return OperationProgress(operation=str(self.kind), step=self.current_step)
+
+    async def record(
+        self,
+        step: str,
+        status: Status = "running",
+        *,
+        result: BaseModel | None = None,
+        error: str | None = None,
+    ) -> None:
         """Set the current step and mirror it (with ``result``/``error``) to the database
         (an idempotent upsert, run by :func:`control_plane`)."""
-        self.step = step
+        self.current_step = step
         workflow.set_current_details(f"{self.kind}: {step}")
         update = OperationUpdate(
             workflow_id=self.workflow_id,
@@ -94,15 +140,52 @@ class Operation:
             kind=self.kind,
             status=status,
             step=step,
-            **fields,
+            result=result.model_dump(mode="json") if result is not None else None,
+            error=error,
         )
         await control_plane(TenantActivities.record_operation, update, summary=f"record {step}")
+
+    async def step(
+        self,
+        name: str,
+        activity: Activity[Arg, Result],
+        arg: Arg,
+        **config: Unpack[ActivityConfig],
+    ) -> Result:
+        """Record step ``name``, then execute ``activity`` (see :func:`call`)."""
+        await self.record(name)
+        return await call(activity, arg, **config)
+
+    async def complete(self, result: Model) -> Model:
+        """Record the operation completed with ``result``; returns ``result``."""
+        await self.record("completed", "completed", result=result)
+        return result
+
+    async def fail(
+        self,
+        err: ActivityError,
+        operation: str,
+        before: Callable[[ApplicationError], Awaitable[object]] | None = None,
+    ) -> ApplicationError:
+        """Record the operation failed because of ``err`` and return the non-retryable error
+        to raise (:func:`failure`); ``before`` runs first with that error (e.g. to write an
+        audit row). Use: ``raise await op.fail(err, "suspension") from err``."""
+        failed = failure(err, operation)
+        if before is not None:
+            await before(failed)
+        await self.record("failed", "failed", error=str(failed))
+        return failed
 
     async def transition(
         self,
         from_states: list[TenantState],
         to_state: TenantState,
-        **fields: Any,
+        *,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+        changes: dict[str, Any] | None = None,
+        entitlements: dict[str, int] | None = None,
+        reactivation: bool = False,
     ) -> TenantView:
         """Compare-and-set the tenant's state with an audit row naming this workflow
         (idempotent per workflow, run by :func:`control_plane`)."""
@@ -115,17 +198,11 @@ class Operation:
                 operation=self.kind,
                 workflow_id=self.workflow_id,
                 actor=self.actor,
-                **fields,
+                reason=reason,
+                detail=detail or {},
+                changes=changes or {},
+                entitlements=entitlements,
+                reactivation=reactivation,
             ),
             summary=f"{'/'.join(from_states)} -> {to_state}",
         )
-
-
-def failure(err: ActivityError, operation: str) -> ApplicationError:
-    """A non-retryable workflow failure carrying the failed activity's cause and its type
-    (e.g. ``StateConflict``, ``CardDeclined``), so the operation's error says what happened."""
-    cause = err.cause
-    kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
-    return ApplicationError(
-        f"{operation} failed: {cause or err}", type=kind or "ActivityFailed", non_retryable=True
-    )

@@ -26,6 +26,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityConfig
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, CancelSubscriptionInput, DeleteCustomerInput
@@ -35,6 +36,10 @@ with workflow.unsafe.imports_passed_through():
         BeginPurgeInput,
         CompletePurgeInput,
         DeletionInput,
+        DeletionProgress,
+        DeletionPurged,
+        DeletionReactivated,
+        DeletionResult,
         LegalHoldChange,
         LegalHoldSignal,
         PurgeStoreInput,
@@ -42,19 +47,22 @@ with workflow.unsafe.imports_passed_through():
         purged_detail,
     )
     from lifecycle.domain.operations import OperationKind
-    from lifecycle.domain.reactivation import REACTIVATION_DISABLED, ReactivateRequest
+    from lifecycle.domain.reactivation import (
+        REACTIVATION_DISABLED,
+        ReactivateRequest,
+        ReactivationAccepted,
+    )
     from lifecycle.domain.states import TenantState
     from lifecycle.domain.tenants import TenantEvent, TenantView
-    from workflows.common import Operation, call, failure, read_tenant
+    from workflows.common import Operation, call, read_tenant
     from workflows.reactivation import restore_service
 
 S = TenantState
 #: One table or prefix may hold millions of rows: long, but heartbeating every batch (a
 #: batch holds its locks well under a second), so a crashed worker is noticed within 20 s.
-PURGE_STORE_OPTIONS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(hours=12),
-    "heartbeat_timeout": timedelta(seconds=20),
-}
+PURGE_STORE_OPTIONS = ActivityConfig(
+    start_to_close_timeout=timedelta(hours=12), heartbeat_timeout=timedelta(seconds=20)
+)
 #: Verification retries a few times (e.g. an S3 listing lagging), then the purge fails for
 #: an operator to see instead of ever reporting a silent success.
 VERIFY_RETRY = RetryPolicy(
@@ -78,14 +86,14 @@ class DeletionWorkflow:
 
     @workflow.init
     def __init__(self, data: DeletionInput) -> None:
-        self.op: Operation | None = None
+        self.op = Operation(data.tenant_id, OperationKind.DELETION, data.actor)
         self.tenant_id, self.reactivation_enabled = data.tenant_id, data.reactivation_enabled
         #: starting -> retained -> reactivating -> reactivated | purging -> purged
         self.phase = "starting"
         self.requested_at = workflow.info().workflow_start_time
         self.purge_at = self.requested_at + timedelta(days=data.retention_days)
         self.purge_started_at: datetime | None = None
-        self.purged_at: str | None = None
+        self.purged_at: str | None = None  # as in the certificate
         self.legal_hold: bool | None = None
         self.reactivation: ReactivateRequest | None = None
         self.hold_changes: list[LegalHoldSignal] = []
@@ -137,11 +145,11 @@ class DeletionWorkflow:
         self.wakeups += 1
 
     @workflow.update
-    async def request_reactivation(self, request: ReactivateRequest) -> dict[str, Any]:
+    async def request_reactivation(self, request: ReactivateRequest) -> ReactivationAccepted:
         """The API's reactivation: accepted only when the validator finds no problem."""
         self.reactivation = request
         self.wakeups += 1
-        return {"accepted": True, "plan": request.plan}
+        return ReactivationAccepted(accepted=True, plan=request.plan)
 
     @request_reactivation.validator
     def _validate_reactivation(self, request: ReactivateRequest) -> None:
@@ -167,45 +175,41 @@ class DeletionWorkflow:
         self.wakeups += 1
 
     @workflow.query
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> DeletionProgress:
         """Step, phase, scheduled purge time, legal hold and the counts taken before purge."""
-        return {
-            "operation": "deletion",
-            "step": self.op.step if self.op else "queued",
-            "phase": self.phase,
-            "purge_at": self.purge_at.isoformat(),
-            "legal_hold": bool(self.legal_hold),
-            "before": self.before,
-        }
+        return DeletionProgress(
+            operation=self.op.kind,
+            step=self.op.current_step,
+            phase=self.phase,
+            purge_at=self.purge_at.isoformat(),
+            legal_hold=bool(self.legal_hold),
+            before=self.before,
+        )
 
     # -- the process ------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, data: DeletionInput) -> dict[str, Any]:
-        self.op = op = Operation(data.tenant_id, OperationKind.DELETION, data.actor)
-        requested_at = self.requested_at
+    async def run(self, data: DeletionInput) -> DeletionResult:
+        op, requested_at = self.op, self.requested_at
         try:
             tenant = await self._soft_delete(op, data, requested_at)
             while True:
                 if await self._retain(op) == "reactivate":
-                    tenant = await self._reactivate(op, tenant)
-                    if tenant is not None:
-                        done = {
-                            "outcome": "reactivated",
-                            "state": tenant.state,
-                            "plan": tenant.plan,
-                        }
-                        return await self._finish(op, done)
-                elif await self._purge(op, data, tenant, requested_at):
-                    done = {"outcome": "purged", "purged_at": self.purged_at}
-                    return await self._finish(op, done)
+                    reactivated = await self._reactivate(op, tenant)
+                    if reactivated is not None:
+                        return await self._finish(
+                            op, DeletionReactivated(state=reactivated.state, plan=reactivated.plan)
+                        )
+                elif (purged_at := await self._purge(op, data, tenant, requested_at)) is not None:
+                    return await self._finish(op, DeletionPurged(purged_at=purged_at))
         except ActivityError as err:
-            failed = failure(err, f"deletion ({op.step})")
-            await self._flush_ignored()
-            kind = "purge-failed" if self.phase == "purging" else "deletion-failed"
-            await self._event(kind, {"step": op.step, "error": str(failed)})
-            await op.record("failed", "failed", error=str(failed))
-            raise failed from err
+            raise await op.fail(err, f"deletion ({op.current_step})", self._failed) from err
+
+    async def _failed(self, failed: ApplicationError) -> None:
+        """Audit a failed deletion (or purge) with the step it failed at."""
+        await self._flush_ignored()
+        kind = "purge-failed" if self.phase == "purging" else "deletion-failed"
+        await self._event(kind, {"step": self.op.current_step, "error": str(failed)})
 
     async def _soft_delete(
         self, op: Operation, data: DeletionInput, requested_at: datetime
@@ -231,8 +235,8 @@ class DeletionWorkflow:
                 "purge_scheduled_at": self.purge_at.isoformat(),
             },
         )
-        await op.record("stop-billing")
-        billing = await call(
+        billing = await op.step(
+            "stop-billing",
             BillingActivities.cancel_subscription,
             CancelSubscriptionInput(
                 tenant_id=data.tenant_id,
@@ -258,10 +262,13 @@ class DeletionWorkflow:
             now = workflow.now()
             if now >= self.purge_at and not self.legal_hold:
                 return "purge"
-            seen = self.wakeups
+
+            def woken(seen: int = self.wakeups) -> bool:
+                return self.wakeups != seen or bool(self.hold_changes)
+
             try:
                 await workflow.wait_condition(
-                    lambda seen=seen: self.wakeups != seen or bool(self.hold_changes),
+                    woken,
                     timeout=self.purge_at - now if now < self.purge_at else None,
                     timeout_summary="retention period" if now < self.purge_at else None,
                 )
@@ -303,8 +310,9 @@ class DeletionWorkflow:
 
     async def _purge(
         self, op: Operation, data: DeletionInput, tenant: TenantView, requested_at: datetime
-    ) -> bool:
-        """Purge every store; False when a legal hold found on the row stops it first."""
+    ) -> str | None:
+        """Purge every store; returns when (as the certificate says), or None when a legal
+        hold found on the row stops it first."""
         self.phase, self.purge_started_at = "purging", workflow.now()
         await op.record("purge")
         try:
@@ -316,26 +324,25 @@ class DeletionWorkflow:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "LegalHoldActive":
                 self.legal_hold, self.phase = True, "retained"
-                return False
+                return None
             raise
         target = PurgeTarget(tenant_id=data.tenant_id, data_key=tenant.data_key)
-        await op.record("count-before")
-        self.before = await call(
-            PurgeActivities.count_tenant_data, target, summary="count before purge"
+        self.before = await op.step(
+            "count-before", PurgeActivities.count_tenant_data, target, summary="count before purge"
         )
         stores = await call(PurgeActivities.list_purge_stores, target)
         for store in stores:
-            await op.record(f"purge {store}"[:64])
-            await call(
+            await op.step(
+                f"purge {store}"[:64],
                 PurgeActivities.purge_store,
                 PurgeStoreInput(tenant_id=data.tenant_id, data_key=tenant.data_key, store=store),
-                summary=f"purge {store}",
-                **PURGE_STORE_OPTIONS,
+                **(PURGE_STORE_OPTIONS | {"summary": f"purge {store}"}),
             )
-        await op.record("purge exports")
-        await call(PurgeActivities.purge_exports, target, summary="purge exports")
-        await op.record("delete billing customer")
-        billing = await call(
+        await op.step(
+            "purge exports", PurgeActivities.purge_exports, target, summary="purge exports"
+        )
+        billing = await op.step(
+            "delete billing customer",
             BillingActivities.delete_customer,
             DeleteCustomerInput(
                 tenant_id=data.tenant_id,
@@ -344,12 +351,15 @@ class DeletionWorkflow:
             ),
             summary="delete billing customer",
         )
-        await op.record("verify")
-        after = await call(
-            PurgeActivities.verify_purge, target, summary="verify", retry_policy=VERIFY_RETRY
+        after = await op.step(
+            "verify",
+            PurgeActivities.verify_purge,
+            target,
+            summary="verify",
+            retry_policy=VERIFY_RETRY,
         )
-        await op.record("certificate")
-        certificate = await call(
+        certificate = await op.step(
+            "certificate",
             DeletionActivities.complete_purge,
             CompletePurgeInput(
                 tenant_id=data.tenant_id,
@@ -364,15 +374,17 @@ class DeletionWorkflow:
             ),
             summary="certificate and tombstone",
         )
-        self.phase, self.purged_at = "purged", certificate.document["purged_at"]
-        return True
+        purged_at = str(certificate.document["purged_at"])
+        self.phase, self.purged_at = "purged", purged_at
+        return purged_at
 
-    async def _finish(self, op: Operation, result: dict[str, Any]) -> dict[str, Any]:
+    async def _finish(
+        self, op: Operation, result: DeletionPurged | DeletionReactivated
+    ) -> DeletionPurged | DeletionReactivated:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._apply_holds()
         await self._flush_ignored()
-        await op.record("completed", "completed", result=result)
-        return result
+        return await op.complete(result)
 
     async def _flush_ignored(self) -> None:
         while self.ignored:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import calendar
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -25,6 +24,9 @@ with workflow.unsafe.imports_passed_through():
     from lifecycle.domain.operations import OperationKind
     from lifecycle.domain.plan_changes import (
         CancelDowngrade,
+        DowngradeCancelled,
+        DowngradeProgress,
+        DowngradeResult,
         PendingChangeInput,
         PlanChangeInput,
         UsageExceedsLimits,
@@ -32,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from lifecycle.domain.plans import usage_violations
     from lifecycle.domain.states import TenantState
-    from workflows.common import Operation, call, failure, read_tenant
+    from workflows.common import Operation, call, read_tenant
     from workflows.plan_change import PlanChangeSaga, step_key
 
 
@@ -57,16 +59,16 @@ def next_anniversary(anchor: datetime, after: datetime) -> datetime:
 class DowngradeWorkflow:
     """Downgrade ``data.tenant_id`` from ``data.from_plan`` to ``data.to_plan``."""
 
-    def __init__(self) -> None:
-        self.op: Operation | None = None
-        self.data: PlanChangeInput | None = None
+    @workflow.init
+    def __init__(self, data: PlanChangeInput) -> None:
+        self.op = Operation(data.tenant_id, OperationKind.DOWNGRADE, data.actor)
+        self.data = data
         self.effective_at: datetime | None = None
         self.cancel: CancelDowngrade | None = None
 
     @workflow.run
-    async def run(self, data: PlanChangeInput) -> dict[str, Any]:
-        self.data = data
-        self.op = op = Operation(data.tenant_id, OperationKind.DOWNGRADE, data.actor)
+    async def run(self, data: PlanChangeInput) -> DowngradeResult | DowngradeCancelled:
+        op = self.op
         at_period_end = data.effective == "period_end"
         if at_period_end:
             await self._wait_for_period_end(data)
@@ -81,7 +83,11 @@ class DowngradeWorkflow:
             if at_period_end:  # e.g. SUSPENDED meanwhile: no change, say why
                 await self._clear_pending(f"not applied at period end: {err.message}")
             raise
-        return await saga.apply(effective=data.effective, effective_at=self._effective_at_iso)
+        changed = await saga.apply()
+        result = DowngradeResult(
+            **changed.model_dump(), effective=data.effective, effective_at=self._effective_at_iso
+        )
+        return await op.complete(result)
 
     @workflow.signal
     def cancel_downgrade(self, request: CancelDowngrade) -> None:
@@ -90,15 +96,15 @@ class DowngradeWorkflow:
             self.cancel = request
 
     @workflow.query
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> DowngradeProgress:
         """Current step, target plan and when the downgrade takes effect (UTC)."""
-        return {
-            "operation": "downgrade",
-            "step": self.op.step if self.op else "queued",
-            "to_plan": self.data.to_plan if self.data else None,
-            "effective": self.data.effective if self.data else None,
-            "effective_at": self._effective_at_iso,
-        }
+        return DowngradeProgress(
+            operation=self.op.kind,
+            step=self.op.current_step,
+            to_plan=self.data.to_plan,
+            effective=self.data.effective,
+            effective_at=self._effective_at_iso,
+        )
 
     @property
     def _effective_at_iso(self) -> str | None:
@@ -108,7 +114,6 @@ class DowngradeWorkflow:
 
     async def _wait_for_period_end(self, data: PlanChangeInput) -> None:
         """Show the pending change, then sleep durably until the period ends or a cancel."""
-        assert self.op is not None
         op = self.op
         await op.record("scheduling")
         tenant = await read_tenant(data.tenant_id)
@@ -134,9 +139,7 @@ class DowngradeWorkflow:
                 summary=f"pending: {data.to_plan} at {self.effective_at:%Y-%m-%d}",
             )
         except ActivityError as err:
-            failed = failure(err, op.kind)
-            await op.record("failed", "failed", error=str(failed))
-            raise failed from err
+            raise await op.fail(err, op.kind) from err
         await op.record("waiting-for-period-end")
         delay = self.effective_at - workflow.now()
         if delay > timedelta(0):
@@ -151,9 +154,9 @@ class DowngradeWorkflow:
 
     async def _check_usage(self, data: PlanChangeInput) -> None:
         """Refuse (non-retryable ``UsageExceedsLimits``) when usage exceeds the target."""
-        assert self.op is not None
-        await self.op.record("usage-check")
-        usage = await call(UsageActivities.current_usage, data.tenant_id, summary="usage")
+        usage = await self.op.step(
+            "usage-check", UsageActivities.current_usage, data.tenant_id, summary="usage"
+        )
         violations = usage_violations(usage, data.limits)
         if not violations:
             return
@@ -169,7 +172,6 @@ class DowngradeWorkflow:
         )
 
     async def _clear_pending(self, reason: str, actor: str | None = None) -> None:
-        assert self.op is not None and self.data is not None
         await call(
             PlanChangeActivities.set_pending_plan_change,
             PendingChangeInput(
@@ -184,17 +186,15 @@ class DowngradeWorkflow:
             summary="clear pending plan change",
         )
 
-    async def _cancelled(self, request: CancelDowngrade) -> dict[str, Any]:
-        assert self.op is not None and self.data is not None
+    async def _cancelled(self, request: CancelDowngrade) -> DowngradeCancelled:
         await self._clear_pending(f"downgrade cancelled: {request.reason}", request.actor)
-        result = {
-            "outcome": "cancelled",
-            "tenant_id": self.data.tenant_id,
-            "plan": self.data.from_plan,
-            "to_plan": self.data.to_plan,
-            "effective_at": self._effective_at_iso,
-            "cancelled_by": request.actor,
-            "reason": request.reason,
-        }
+        result = DowngradeCancelled(
+            tenant_id=self.data.tenant_id,
+            plan=self.data.from_plan,
+            to_plan=self.data.to_plan,
+            effective_at=self._effective_at_iso,
+            cancelled_by=request.actor,
+            reason=request.reason,
+        )
         await self.op.record("cancelled", "completed", result=result)
         return result

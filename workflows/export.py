@@ -18,8 +18,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
-from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType, ActivityConfig, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.exports import ExportActivities
@@ -27,10 +27,10 @@ with workflow.unsafe.imports_passed_through():
         ArchiveResult,
         AssembleInput,
         ChunkInput,
-        ChunkResult,
         ExportInput,
-        ExportPlan,
+        ExportProgress,
         ExportRef,
+        ExportResult,
         ExportUpdate,
         PlanInput,
         RetentionInput,
@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from lifecycle.domain.operations import OperationKind, workflow_id
     from lifecycle.domain.states import TenantState
-    from workflows.common import Operation, call, failure
+    from workflows.common import Operation, call
 
 PARALLEL_STREAMS = 4
 #: ``workflow.patched`` id (2026-12-02): a failed or cancelled export returns the tenant to
@@ -46,34 +46,35 @@ PARALLEL_STREAMS = 4
 ACTIVE_BEFORE_FAILED = "export-active-before-failed"
 #: Rough export rate for the first estimate of the completion time (docs/benchmarks.md).
 ESTIMATE_BYTES_PER_SECOND = 10 * 1024 * 1024
-CHUNK_OPTIONS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(hours=1),
-    "heartbeat_timeout": timedelta(seconds=30),
-    "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-}
-ASSEMBLE_OPTIONS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(hours=12),
-    "heartbeat_timeout": timedelta(seconds=60),
-    "retry_policy": RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
-}
+CHUNK_OPTIONS = ActivityConfig(
+    start_to_close_timeout=timedelta(hours=1),
+    heartbeat_timeout=timedelta(seconds=30),
+    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+)
+ASSEMBLE_OPTIONS = ActivityConfig(
+    start_to_close_timeout=timedelta(hours=12),
+    heartbeat_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
+    summary="assemble ZIP",
+)
 
 
 @workflow.defn
 class ExportWorkflow:
     """Export everything a tenant owns in the data map into one ZIP with a manifest."""
 
-    def __init__(self) -> None:
-        self.op: Operation | None = None
-        self.export_id = ""
+    @workflow.init
+    def __init__(self, data: ExportInput) -> None:
+        self.op = Operation(data.tenant_id, OperationKind.EXPORT, data.actor)
+        self.export_id = data.export_id
         self.chunks_done = 0
         self.bytes_done = 0
         self.estimates: dict[int, int] = {}  # stream -> chunks (estimated until it ends)
         self.bytes_total = 0
 
     @workflow.run
-    async def run(self, data: ExportInput) -> dict[str, Any]:
-        self.export_id = data.export_id
-        self.op = op = Operation(data.tenant_id, OperationKind.EXPORT, data.actor)
+    async def run(self, data: ExportInput) -> ExportResult:
+        op = self.op
         ref = ExportRef(tenant_id=data.tenant_id, export_id=data.export_id)
         await op.record("starting")
         try:
@@ -81,14 +82,14 @@ class ExportWorkflow:
                 [TenantState.ACTIVE], TenantState.EXPORTING, detail={"export_id": data.export_id}
             )
         except ActivityError as err:
-            raise await self._failed(err) from err
+            raise await op.fail(err, "export", self._record_failure) from err
         stopped: ActivityError | asyncio.CancelledError | None = None
         try:
             archive = await self._export(data, tenant.data_key)
         except ActivityError as err:
             await asyncio.shield(call(ExportActivities.discard_staging, ref, summary="discard"))
             if not workflow.patched(ACTIVE_BEFORE_FAILED):
-                raise await self._failed(err) from err
+                raise await op.fail(err, "export", self._record_failure) from err
             stopped = err
         except asyncio.CancelledError as err:
             if not workflow.patched(ACTIVE_BEFORE_FAILED):
@@ -107,7 +108,7 @@ class ExportWorkflow:
             await asyncio.shield(self._cancelled())
             raise stopped
         if stopped is not None:
-            raise await self._failed(stopped) from stopped
+            raise await op.fail(stopped, "export", self._record_failure) from stopped
         expires = workflow.now() + timedelta(days=data.retention_days)
         await self._update(
             status="completed",
@@ -125,24 +126,23 @@ class ExportWorkflow:
             parent_close_policy=ParentClosePolicy.ABANDON,
             static_summary=f"delete export {data.export_id} after {data.retention_days} days",
         )
-        result = {
-            "export_id": data.export_id,
-            "tenant_id": data.tenant_id,
-            "size_bytes": archive.size_bytes,
-            "sha256": archive.sha256,
-            "rows": archive.rows,
-            "files": archive.files,
-            "expires_at": expires.isoformat(),
-        }
-        await op.record("completed", "completed", result=result)
-        return result
+        return await op.complete(
+            ExportResult(
+                export_id=data.export_id,
+                tenant_id=data.tenant_id,
+                size_bytes=archive.size_bytes,
+                sha256=archive.sha256,
+                rows=archive.rows,
+                files=archive.files,
+                expires_at=expires.isoformat(),
+            )
+        )
 
     async def _export(self, data: ExportInput, data_key: str) -> ArchiveResult:
-        assert self.op is not None
         ref = ExportRef(tenant_id=data.tenant_id, export_id=data.export_id)
         await self._update(status="running")
-        await self.op.record("planning")
-        plan: ExportPlan = await call(
+        plan = await self.op.step(
+            "planning",
             ExportActivities.plan_export,
             PlanInput(
                 tenant_id=data.tenant_id,
@@ -171,8 +171,8 @@ class ExportWorkflow:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        await self.op.record("assemble")
-        archive: ArchiveResult = await call(
+        archive = await self.op.step(
+            "assemble",
             ExportActivities.assemble_export,
             AssembleInput(
                 tenant_id=data.tenant_id,
@@ -182,7 +182,6 @@ class ExportWorkflow:
                 streams=plan.streams,
                 chunks=list(chunks),
             ),
-            summary="assemble ZIP",
             **ASSEMBLE_OPTIONS,
         )
         await call(ExportActivities.discard_staging, ref, summary="discard staging")
@@ -196,7 +195,7 @@ class ExportWorkflow:
         seq = 0
         async with limit:
             while True:
-                done: ChunkResult = await call(
+                done = await call(
                     ExportActivities.export_chunk,
                     ChunkInput(
                         tenant_id=data.tenant_id,
@@ -209,8 +208,7 @@ class ExportWorkflow:
                         after=after,
                         max_bytes=data.chunk_bytes,
                     ),
-                    summary=f"{stream.name} chunk {seq}",
-                    **CHUNK_OPTIONS,
+                    **(CHUNK_OPTIONS | {"summary": f"{stream.name} chunk {seq}"}),
                 )
                 seq, after = seq + 1, done.after
                 self.chunks_done += 1
@@ -222,12 +220,8 @@ class ExportWorkflow:
                     return seq
                 workflow.set_current_details(self._details())
 
-    async def _failed(self, err: ActivityError) -> Exception:
-        assert self.op is not None
-        failed = failure(err, "export")
+    async def _record_failure(self, failed: ApplicationError) -> None:
         await self._update(status="failed", error=str(failed), progress=self.progress_counts())
-        await self.op.record("failed", "failed", error=str(failed))
-        return failed
 
     async def _cancelled(self) -> None:
         await self._update(status="failed", error="export cancelled")
@@ -253,14 +247,16 @@ class ExportWorkflow:
         return f"export: chunk {p['chunks_done']}/{p['chunks_total']}, {mib:.1f} MiB"
 
     @workflow.query
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> ExportProgress:
         """Step, chunks done/total (total estimated until each stream ended) and bytes."""
-        return {
-            "operation": "export",
-            "export_id": self.export_id,
-            "step": self.op.step if self.op else "queued",
-            **self.progress_counts(),
-        }
+        return ExportProgress.model_validate(
+            {
+                "operation": self.op.kind,
+                "export_id": self.export_id,
+                "step": self.op.current_step,
+                **self.progress_counts(),
+            }
+        )
 
 
 @workflow.defn

@@ -8,7 +8,6 @@ meanwhile) the subscription is cancelled again (compensation).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -20,24 +19,25 @@ with workflow.unsafe.imports_passed_through():
         StartSubscriptionInput,
     )
     from activities.tenants import TenantActivities
-    from lifecycle.domain.onboarding import CreateTenantInput, OnboardInput
+    from lifecycle.domain.onboarding import CreateTenantInput, OnboardingResult, OnboardInput
     from lifecycle.domain.operations import OperationKind
-    from workflows.common import Operation, call, failure
+    from lifecycle.domain.tenants import OperationProgress
+    from workflows.common import Operation, call
 
 
 @workflow.defn
 class OnboardingWorkflow:
     """Create a tenant on a plan and end ACTIVE; workflow id ``tenant-<id>-onboard``."""
 
-    def __init__(self) -> None:
-        self.op: Operation | None = None
+    @workflow.init
+    def __init__(self, data: OnboardInput) -> None:
+        self.op = Operation(data.request.tenant_id, OperationKind.ONBOARD, data.actor)
 
     @workflow.run
-    async def run(self, data: OnboardInput) -> dict[str, Any]:
-        req = data.request
-        self.op = op = Operation(req.tenant_id, OperationKind.ONBOARD, data.actor)
-        await op.record("billing")
-        billing = await call(
+    async def run(self, data: OnboardInput) -> OnboardingResult:
+        req, op = data.request, self.op
+        billing = await op.step(
+            "billing",
             BillingActivities.start_subscription,
             StartSubscriptionInput(
                 tenant_id=req.tenant_id,
@@ -74,19 +74,14 @@ class OnboardingWorkflow:
                     summary="compensate: cancel subscription",
                 )
             )
-            failed = failure(err, "onboarding")
-            await op.record("failed", "failed", error=str(failed))
-            raise failed from err
-        result = {
-            "tenant_id": tenant.tenant_id,
-            "state": tenant.state.value,
-            "plan": tenant.plan,
-            "billing": billing.model_dump(mode="json"),
-        }
-        await op.record("completed", "completed", result=result)
-        return result
+            raise await op.fail(err, "onboarding") from err
+        return await op.complete(
+            OnboardingResult(
+                tenant_id=tenant.tenant_id, state=tenant.state, plan=tenant.plan, billing=billing
+            )
+        )
 
     @workflow.query
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> OperationProgress:
         """Current step of the onboarding."""
-        return {"operation": "onboard", "step": self.op.step if self.op else "queued"}
+        return self.op.progress()

@@ -5,7 +5,7 @@
     change the subscription item's price   undo: put the previous price back (if changed)
     commit plan, -> ACTIVE                 compare-and-set + audit
 
-Entitlements come before billing (DESIGN.md: "provision the new entitlements *before*
+Entitlements come before billing (docs/architecture.md: "provision the new entitlements *before*
 billing"), so a tenant is never billed for limits it does not have. Each undo is registered
 before its step runs (the step may succeed and still report a failure, e.g. a timeout after
 Stripe committed), tolerates "nothing to undo", and runs under ``asyncio.shield`` in reverse
@@ -26,10 +26,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, ChangePriceInput
     from activities.provisioning import ProvisioningActivities, ProvisionInput
     from lifecycle.domain.billing import BillingResult
-    from lifecycle.domain.plan_changes import PlanChangeInput, StepEventInput
+    from lifecycle.domain.plan_changes import (
+        Compensation,
+        PlanChangeCompensated,
+        PlanChangeInput,
+        PlanChangeResult,
+        StepCause,
+        StepEventInput,
+    )
     from lifecycle.domain.states import TenantState
     from lifecycle.domain.tenants import TenantView
-    from workflows.common import Operation, call, failure, idempotency_scope
+    from workflows.common import Operation, Status, call, idempotency_scope
 
 Undo = Callable[[], Awaitable[str]]
 
@@ -40,13 +47,13 @@ def step_key(step: str) -> str:
     return f"{idempotency_scope()}:{step}"
 
 
-def _cause(err: BaseException) -> dict[str, str]:
+def _cause(err: BaseException) -> StepCause:
     """Type and message of what made a step fail (the activity's error when there is one)."""
     if isinstance(err, asyncio.CancelledError):
-        return {"type": "Cancelled", "message": "the operation was cancelled"}
+        return StepCause(type="Cancelled", message="the operation was cancelled")
     cause = err.cause if isinstance(err, ActivityError) and err.cause else err
     kind = cause.type if isinstance(cause, ApplicationError) and cause.type else None
-    return {"type": kind or type(cause).__name__, "message": str(cause)}
+    return StepCause(type=kind or type(cause).__name__, message=str(cause))
 
 
 class PlanChangeSaga:
@@ -81,14 +88,12 @@ class PlanChangeSaga:
                 },
             )
         except ActivityError as err:
-            failed = failure(err, op.kind)
-            await op.record("failed", "failed", error=str(failed))
-            raise failed from err
+            raise await op.fail(err, op.kind) from err
 
-    async def apply(self, **extra: Any) -> dict[str, Any]:
-        """Provision, bill, commit; returns the operation's result (with ``extra``). Raises a
-        non-retryable ApplicationError typed by the cause (e.g. ``CardDeclined``) after
-        compensating."""
+    async def apply(self) -> PlanChangeResult:
+        """Provision, bill, commit; returns the change for the caller to complete the
+        operation with (:meth:`Operation.complete`). Raises a non-retryable ApplicationError
+        typed by the cause (e.g. ``CardDeclined``) after compensating."""
         op, data = self.op, self.data
         undo: list[tuple[str, Undo]] = []
         try:
@@ -111,19 +116,15 @@ class PlanChangeSaga:
             )
         except (Exception, asyncio.CancelledError) as err:
             await self._compensate(err, undo)
-        result = {
-            "outcome": "changed",
-            "tenant_id": data.tenant_id,
-            "state": TenantState.ACTIVE.value,
-            "from_plan": data.from_plan,
-            "plan": data.to_plan,
-            "entitlements": data.limits,
-            "billing": billing.model_dump(mode="json"),
-            "applied_at": workflow.now().isoformat(),
-            **extra,
-        }
-        await op.record("completed", "completed", result=result)
-        return result
+        return PlanChangeResult(
+            tenant_id=data.tenant_id,
+            state=TenantState.ACTIVE,
+            from_plan=data.from_plan,
+            plan=data.to_plan,
+            entitlements=data.limits,
+            billing=billing,
+            applied_at=workflow.now().isoformat(),
+        )
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -177,39 +178,35 @@ class PlanChangeSaga:
         """Undo the completed steps in reverse, return to ACTIVE on the previous plan, record
         the failure and re-raise it (a cancellation stays a cancellation)."""
         op, data = self.op, self.data
-        failed_step, cause = op.step, _cause(err)
+        failed_step, cause = op.current_step, _cause(err)
         message = (
             f"{op.kind} from '{data.from_plan}' to '{data.to_plan}' failed at step "
-            f"{failed_step}: {cause['message']}"
+            f"{failed_step}: {cause.message}"
         )
         outcomes = []
         for name, action in reversed(undo):
             try:
                 outcome = await asyncio.shield(action())
             except ActivityError as undo_err:
-                outcome = f"failed: {_cause(undo_err)['message']}"
-            outcomes.append({"step": name, "outcome": outcome})
-        await asyncio.shield(
-            op.transition(
-                [self.busy],
-                TenantState.ACTIVE,
-                reason=message,
-                detail={"failed_step": failed_step, "cause": cause, "compensations": outcomes},
-            )
+                outcome = f"failed: {_cause(undo_err).message}"
+            outcomes.append(Compensation(step=name, outcome=outcome))
+        result = PlanChangeCompensated(
+            tenant_id=data.tenant_id,
+            state=TenantState.ACTIVE,
+            plan=data.from_plan,
+            failed_step=failed_step,
+            failure=message,
+            cause=cause,
+            compensations=outcomes,
         )
-        result = {
-            "outcome": "compensated",
-            "tenant_id": data.tenant_id,
-            "state": TenantState.ACTIVE.value,
-            "plan": data.from_plan,
-            "failed_step": failed_step,
-            "failure": message,
-            "cause": cause,
-            "compensations": outcomes,
-        }
+        audit = result.model_dump(mode="json", include={"failed_step", "cause", "compensations"})
+        await asyncio.shield(
+            op.transition([self.busy], TenantState.ACTIVE, reason=message, detail=audit)
+        )
         cancelled = isinstance(err, asyncio.CancelledError)
-        status = "cancelled" if cancelled else "failed"
+        status: Status = "cancelled" if cancelled else "failed"
         await asyncio.shield(op.record("compensated", status, result=result, error=message))
         if cancelled:
             raise err
-        raise ApplicationError(message, result, type=cause["type"], non_retryable=True) from err
+        details = result.model_dump(mode="json")
+        raise ApplicationError(message, details, type=cause.type, non_retryable=True) from err

@@ -17,10 +17,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.deletion import DeletionActivities
     from lifecycle.domain.operations import OperationKind
     from lifecycle.domain.plans import ResolvedPlan
-    from lifecycle.domain.reactivation import ReactivationInput
+    from lifecycle.domain.reactivation import ReactivationInput, ReactivationResult
     from lifecycle.domain.states import TenantState
-    from lifecycle.domain.tenants import TenantView
-    from workflows.common import Operation, call, failure, read_tenant
+    from lifecycle.domain.tenants import OperationProgress, TenantView
+    from workflows.common import Operation, call, read_tenant
 
 S = TenantState
 
@@ -87,25 +87,24 @@ async def restore_service(
 class ReactivationWorkflow:
     """Reactivate a SUSPENDED tenant on its plan (or the one asked for)."""
 
-    def __init__(self) -> None:
-        self.op: Operation | None = None
+    @workflow.init
+    def __init__(self, data: ReactivationInput) -> None:
+        self.op = Operation(data.tenant_id, OperationKind.REACTIVATE, data.actor)
 
     @workflow.run
-    async def run(self, data: ReactivationInput) -> dict[str, Any]:
-        self.op = op = Operation(data.tenant_id, OperationKind.REACTIVATE, data.actor)
+    async def run(self, data: ReactivationInput) -> ReactivationResult:
+        op = self.op
         try:
             tenant = await read_tenant(data.tenant_id)
             plan = await call(DeletionActivities.resolve_plan, data.plan or tenant.plan)
             tenant = await restore_service(op, tenant, plan)
         except ActivityError as err:
-            failed = failure(err, "reactivation")
-            await op.record("failed", "failed", error=str(failed))
-            raise failed from err
-        result = {"tenant_id": tenant.tenant_id, "state": tenant.state.value, "plan": tenant.plan}
-        await op.record("completed", "completed", result=result)
-        return result
+            raise await op.fail(err, "reactivation") from err
+        return await op.complete(
+            ReactivationResult(tenant_id=tenant.tenant_id, state=tenant.state, plan=tenant.plan)
+        )
 
     @workflow.query
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> OperationProgress:
         """Current step of the reactivation."""
-        return {"operation": "reactivate", "step": self.op.step if self.op else "queued"}
+        return self.op.progress()

@@ -19,12 +19,17 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, CancelSubscriptionInput
     from activities.deletion import DeletionActivities
-    from lifecycle.domain.billing_events import InvoicePaid, PaymentFailureInput
+    from lifecycle.domain.billing_events import (
+        InvoicePaid,
+        PaymentFailureInput,
+        PaymentFailureProgress,
+        PaymentFailureResult,
+    )
     from lifecycle.domain.operations import OperationKind
     from lifecycle.domain.states import TenantState
-    from lifecycle.domain.suspension import SuspensionInput
-    from lifecycle.domain.tenants import TenantEvent, TenantView
-    from workflows.common import Operation, call, failure, read_tenant
+    from lifecycle.domain.suspension import SuspensionInput, SuspensionResult
+    from lifecycle.domain.tenants import OperationProgress, TenantEvent, TenantView
+    from workflows.common import Operation, call, read_tenant
 
 S = TenantState
 #: States of an operation in flight; the payment-failure path waits for it to end.
@@ -44,48 +49,44 @@ async def suspend(op: Operation, tenant: TenantView, reason: str) -> TenantView:
     )
 
 
-def _result(tenant: TenantView, outcome: str) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant.tenant_id,
-        "state": tenant.state.value,
-        "plan": tenant.plan,
-        "outcome": outcome,
-    }
-
-
 @workflow.defn
 class SuspensionWorkflow:
     """Suspend an ACTIVE tenant (admin action)."""
 
-    def __init__(self) -> None:
-        self.op: Operation | None = None
+    @workflow.init
+    def __init__(self, data: SuspensionInput) -> None:
+        self.op = Operation(data.tenant_id, OperationKind.SUSPEND, data.actor)
 
     @workflow.run
-    async def run(self, data: SuspensionInput) -> dict[str, Any]:
-        self.op = op = Operation(data.tenant_id, OperationKind.SUSPEND, data.actor)
+    async def run(self, data: SuspensionInput) -> SuspensionResult:
+        op = self.op
         try:
             tenant = await read_tenant(data.tenant_id)
             tenant = await suspend(op, tenant, data.reason)
         except ActivityError as err:
-            failed = failure(err, "suspension")
-            await op.record("failed", "failed", error=str(failed))
-            raise failed from err
-        result = _result(tenant, "suspended")
-        await op.record("completed", "completed", result=result)
-        return result
+            raise await op.fail(err, "suspension") from err
+        return await op.complete(
+            SuspensionResult(
+                tenant_id=tenant.tenant_id,
+                state=tenant.state,
+                plan=tenant.plan,
+                outcome="suspended",
+            )
+        )
 
     @workflow.query
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> OperationProgress:
         """Current step of the suspension."""
-        return {"operation": "suspend", "step": self.op.step if self.op else "queued"}
+        return self.op.progress()
 
 
 @workflow.defn
 class PaymentFailureWorkflow:
     """Grace period after a failed payment, then suspension or automatic downgrade."""
 
-    def __init__(self) -> None:
-        self.op: Operation | None = None
+    @workflow.init
+    def __init__(self, data: PaymentFailureInput) -> None:
+        self.op = Operation(data.tenant_id, OperationKind.PAYMENT_FAILURE, "billing")
         self.paid: InvoicePaid | None = None
 
     @workflow.signal
@@ -94,8 +95,8 @@ class PaymentFailureWorkflow:
         self.paid = paid or InvoicePaid()
 
     @workflow.run
-    async def run(self, data: PaymentFailureInput) -> dict[str, Any]:
-        self.op = op = Operation(data.tenant_id, OperationKind.PAYMENT_FAILURE, "billing")
+    async def run(self, data: PaymentFailureInput) -> PaymentFailureResult:
+        op = self.op
         await op.record("grace-period")
         try:
             await workflow.wait_condition(
@@ -123,12 +124,12 @@ class PaymentFailureWorkflow:
                 reason = f"payment failed: invoice {data.invoice_id}"
                 tenant, outcome = await suspend(op, tenant, reason), "suspended"
         except ActivityError as err:
-            failed = failure(err, "payment failure handling")
-            await op.record("failed", "failed", error=str(failed))
-            raise failed from err
-        result = _result(tenant, outcome)
-        await op.record("completed", "completed", result=result)
-        return result
+            raise await op.fail(err, "payment failure handling") from err
+        return await op.complete(
+            PaymentFailureResult(
+                tenant_id=tenant.tenant_id, state=tenant.state, plan=tenant.plan, outcome=outcome
+            )
+        )
 
     async def _downgrade(
         self, op: Operation, tenant: TenantView, data: PaymentFailureInput
@@ -176,10 +177,8 @@ class PaymentFailureWorkflow:
         )
 
     @workflow.query
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> PaymentFailureProgress:
         """Current step and whether the invoice was paid meanwhile."""
-        return {
-            "operation": "payment-failure",
-            "step": self.op.step if self.op else "queued",
-            "paid": self.paid is not None,
-        }
+        return PaymentFailureProgress(
+            operation=self.op.kind, step=self.op.current_step, paid=self.paid is not None
+        )

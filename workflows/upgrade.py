@@ -7,15 +7,14 @@ the downgrade workflow gets its ``cancel_downgrade`` signal.
 
 from __future__ import annotations
 
-from typing import Any
-
 from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from lifecycle.domain.operations import OperationKind
-    from lifecycle.domain.plan_changes import CancelDowngrade, PlanChangeInput
+    from lifecycle.domain.plan_changes import CancelDowngrade, PlanChangeInput, PlanChangeResult
     from lifecycle.domain.states import TenantState
+    from lifecycle.domain.tenants import OperationProgress
     from workflows.common import Operation, read_tenant
     from workflows.downgrade import DowngradeWorkflow
     from workflows.plan_change import PlanChangeSaga
@@ -25,12 +24,13 @@ with workflow.unsafe.imports_passed_through():
 class UpgradeWorkflow:
     """Upgrade ``data.tenant_id`` from ``data.from_plan`` to ``data.to_plan``."""
 
-    def __init__(self) -> None:
-        self.op: Operation | None = None
+    @workflow.init
+    def __init__(self, data: PlanChangeInput) -> None:
+        self.op = Operation(data.tenant_id, OperationKind.UPGRADE, data.actor)
 
     @workflow.run
-    async def run(self, data: PlanChangeInput) -> dict[str, Any]:
-        self.op = op = Operation(data.tenant_id, OperationKind.UPGRADE, data.actor)
+    async def run(self, data: PlanChangeInput) -> PlanChangeResult:
+        op = self.op
         tenant = await read_tenant(data.tenant_id)
         pending = tenant.pending_plan_change
         saga = PlanChangeSaga(op, data, TenantState.UPGRADING, data.proration_behavior)
@@ -38,7 +38,7 @@ class UpgradeWorkflow:
         if pending:
             # after the lock: a period-end timer firing meanwhile finds the tenant UPGRADING
             await self._cancel_downgrade(pending["workflow_id"])
-        return await saga.apply()
+        return await op.complete(await saga.apply())
 
     async def _cancel_downgrade(self, downgrade_id: str) -> None:
         handle = workflow.get_external_workflow_handle(downgrade_id)
@@ -51,6 +51,6 @@ class UpgradeWorkflow:
             workflow.logger.info("downgrade %s not signalled: %s", downgrade_id, err)
 
     @workflow.query
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> OperationProgress:
         """Current step of the upgrade."""
-        return {"operation": "upgrade", "step": self.op.step if self.op else "queued"}
+        return self.op.progress()

@@ -103,7 +103,7 @@ class DeletionService:
             handle = self.core.handle(wid)
             try:
                 progress = await handle.query(DeletionWorkflow.progress)
-                if progress["phase"] in ("purging", "purged"):
+                if progress.phase in ("purging", "purged"):
                     raise StateConflict(
                         f"tenant '{tenant_id}' is being purged; a legal hold comes too late"
                     )

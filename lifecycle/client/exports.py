@@ -109,11 +109,13 @@ class ExportService:
         view = ExportView.model_validate(row, from_attributes=True)
         view.archive_expires_at = row.expires_at
         if row.status in ("queued", "running"):
+            from workflows.export import ExportWorkflow
+
             try:
                 live = await self.core.handle(row.workflow_id).query(
-                    "progress", rpc_timeout=PROGRESS_QUERY_TIMEOUT
+                    ExportWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT
                 )
-                view.progress = {k: v for k, v in live.items() if isinstance(v, int)}
+                view.progress = live.counts()
             except RPCError:
                 pass  # no worker polling right now: the recorded progress stands
         elif row.status == "completed" and row.expires_at is not None:

@@ -10,6 +10,9 @@ It is composed of one service per feature, found by the feature's name::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,9 +25,33 @@ from lifecycle.client.plan_changes import PlanChangeService
 from lifecycle.client.reactivation import ReactivationService
 from lifecycle.client.suspension import SuspensionService
 from lifecycle.config import Settings
-from lifecycle.domain.tenants import OperationView, TenantView
+from lifecycle.domain.tenants import OperationProgress, OperationView, TenantView
 from lifecycle.persistence.engine import Sessions, create_engine, migrate
 from lifecycle.persistence.tenants import TenantRepository
+
+
+def progress_query(workflow_type: str) -> Callable[[Any], OperationProgress] | None:
+    """The ``progress`` query of lifecycle workflow type ``workflow_type``; None for a type
+    without one (the export's retention timer) or not of this product."""
+    from workflows.deletion import DeletionWorkflow
+    from workflows.downgrade import DowngradeWorkflow
+    from workflows.export import ExportWorkflow
+    from workflows.onboarding import OnboardingWorkflow
+    from workflows.reactivation import ReactivationWorkflow
+    from workflows.suspension import PaymentFailureWorkflow, SuspensionWorkflow
+    from workflows.upgrade import UpgradeWorkflow
+
+    queries: dict[str, Callable[[Any], OperationProgress]] = {
+        "OnboardingWorkflow": OnboardingWorkflow.progress,
+        "UpgradeWorkflow": UpgradeWorkflow.progress,
+        "DowngradeWorkflow": DowngradeWorkflow.progress,
+        "DeletionWorkflow": DeletionWorkflow.progress,
+        "ReactivationWorkflow": ReactivationWorkflow.progress,
+        "SuspensionWorkflow": SuspensionWorkflow.progress,
+        "PaymentFailureWorkflow": PaymentFailureWorkflow.progress,
+        "ExportWorkflow": ExportWorkflow.progress,
+    }
+    return queries.get(workflow_type)
 
 
 class LifecycleClient:
@@ -94,11 +121,12 @@ class LifecycleClient:
         view.status = status
         view.started_at = view.started_at or desc.start_time
         view.finished_at = desc.close_time
-        if desc.status == WorkflowExecutionStatus.RUNNING:
+        query = progress_query(desc.workflow_type)
+        if desc.status == WorkflowExecutionStatus.RUNNING and query is not None:
             try:
-                progress = await handle.query("progress", rpc_timeout=PROGRESS_QUERY_TIMEOUT)
-                view.step = progress.get("step", view.step)
-                view.result = {**(view.result or {}), "progress": progress}
+                progress = await handle.query(query, rpc_timeout=PROGRESS_QUERY_TIMEOUT)
+                view.step = progress.step
+                view.result = {**(view.result or {}), "progress": progress.model_dump(mode="json")}
             except RPCError:
                 pass  # no worker polling right now: the recorded step stands
         elif desc.status == WorkflowExecutionStatus.COMPLETED and view.result is None:

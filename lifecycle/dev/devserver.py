@@ -95,7 +95,7 @@ def start_dev_server(
         cmd += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
     for name, kind in SEARCH_ATTRIBUTES.items():
         cmd += ["--search-attribute", f"{name}={kind}"]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for_port("127.0.0.1", port)

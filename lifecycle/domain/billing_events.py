@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from lifecycle.domain.base import DomainModel
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import OperationProgress
 
 
 class PaymentFailureInput(DomainModel):
@@ -40,3 +42,19 @@ class StripeEventOutcome(BaseModel):
     duplicate: bool = False
     tenant_id: str | None = None
     outcome: str | None = None
+
+
+class PaymentFailureResult(BaseModel):
+    """Result of the payment-failure workflow; ``outcome`` says what happened (``recovered``,
+    ``suspended``, ``downgraded to <plan>``, ``no action: tenant is <state>``)."""
+
+    tenant_id: str
+    state: TenantState
+    plan: str
+    outcome: str
+
+
+class PaymentFailureProgress(OperationProgress):
+    """The payment-failure workflow's ``progress``: whether the invoice was paid meanwhile."""
+
+    paid: bool

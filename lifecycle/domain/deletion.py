@@ -7,13 +7,15 @@ Pure pydantic models, importable from workflow code. Times are UTC-aware ``datet
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from lifecycle.domain.base import DomainModel
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.operations import OperationStarted
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import OperationProgress
 
 #: Bounds of the soft-delete retention window in days (product specification).
 RETENTION_MIN_DAYS, RETENTION_MAX_DAYS = 30, 90
@@ -148,3 +150,36 @@ class CertificateNotFound(LifecycleError):
 
     status = 404
     title = "Not found"
+
+
+# -- workflow results -------------------------------------------------------------------------
+
+
+class DeletionPurged(BaseModel):
+    """Result of a deletion that ended with the purge; ``purged_at`` as in the certificate."""
+
+    outcome: Literal["purged"] = "purged"
+    purged_at: str
+
+
+class DeletionReactivated(BaseModel):
+    """Result of a deletion that ended with the tenant reactivated within retention."""
+
+    outcome: Literal["reactivated"] = "reactivated"
+    state: TenantState
+    plan: str
+
+
+#: Result of the deletion workflow, told apart by ``outcome``.
+DeletionResult = Annotated[DeletionPurged | DeletionReactivated, Field(discriminator="outcome")]
+
+
+class DeletionProgress(OperationProgress):
+    """The deletion's ``progress``: phase (starting, retained, reactivating, reactivated,
+    purging, purged), the scheduled purge (ISO 8601), the legal hold and the counts taken
+    before the purge (per store)."""
+
+    phase: str
+    purge_at: str
+    legal_hold: bool
+    before: dict[str, dict[str, int]] | None = None

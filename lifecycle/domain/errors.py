@@ -1,4 +1,4 @@
-"""Domain errors. Each maps to one HTTP status in the API (see ``lifecycle.http.problems``)
+"""Domain errors. Each maps to one HTTP status in the API (see ``lifecycle.api.problems``)
 and to one Temporal ``ApplicationError`` type in activities (the class name)."""
 
 from __future__ import annotations

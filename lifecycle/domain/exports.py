@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from lifecycle.domain.base import DomainModel
+from lifecycle.domain.tenants import OperationProgress
 
 ExportType = Literal["full", "tables"]
 ExportStatus = Literal["queued", "running", "completed", "failed", "expired"]
@@ -203,3 +204,39 @@ class ExportStarted(BaseModel):
     tenant_id: str
     status: str = "queued"
     estimated_completion: str
+
+
+# -- workflow results -------------------------------------------------------------------------
+
+
+class ExportResult(BaseModel):
+    """Result of a completed export; ``expires_at`` (ISO 8601) is when the archive is
+    deleted."""
+
+    export_id: str
+    tenant_id: str
+    size_bytes: int
+    sha256: str
+    rows: int
+    files: int
+    expires_at: str
+
+
+class ExportProgress(OperationProgress):
+    """The export's ``progress``: chunks done/total (the total estimated until each stream
+    ended) and bytes done/total."""
+
+    export_id: str
+    chunks_done: int
+    chunks_total: int
+    bytes_done: int
+    bytes_total: int
+
+    def counts(self) -> dict[str, int]:
+        """The four counts, as an export record's ``progress``."""
+        return {
+            "chunks_done": self.chunks_done,
+            "chunks_total": self.chunks_total,
+            "bytes_done": self.bytes_done,
+            "bytes_total": self.bytes_total,
+        }

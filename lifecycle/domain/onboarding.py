@@ -5,10 +5,11 @@ Pure pydantic models, importable from workflow code.
 
 from __future__ import annotations
 
-from pydantic import EmailStr, Field, field_validator
+from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from lifecycle.domain.base import DomainModel
 from lifecycle.domain.billing import BillingResult
+from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import validate_tenant_id
 
 
@@ -47,3 +48,12 @@ class CreateTenantInput(DomainModel):
     billing: BillingResult
     workflow_id: str
     actor: str
+
+
+class OnboardingResult(BaseModel):
+    """Result of the onboarding workflow: the ACTIVE tenant and its billing."""
+
+    tenant_id: str
+    state: TenantState
+    plan: str
+    billing: BillingResult

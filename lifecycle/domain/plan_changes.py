@@ -1,8 +1,9 @@
 """Plan changes (upgrade, downgrade) and usage: typed inputs and the checks made before any
 workflow starts. Pure: importable from workflow code.
 
-Rules (DESIGN.md, "Operations"): an upgrade targets a plan strictly above the current one; a
-downgrade one strictly below, and is refused while current usage exceeds any target limit.
+Rules (docs/architecture.md, "Operations"): an upgrade targets a plan strictly above the
+current one; a downgrade one strictly below, and is refused while current usage exceeds any
+target limit.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from lifecycle.domain.base import DomainModel
+from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.errors import InvalidInput, StateConflict
 from lifecycle.domain.operations import OperationStarted
 from lifecycle.domain.plans import RESOURCES, Plan, PlanCatalog, UsageViolation
 from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import OperationProgress
 
 Effective = Literal["period_end", "immediately"]
 ProrationBehavior = Literal["create_prorations", "always_invoice", "none"]
@@ -162,7 +165,9 @@ def plan_change_input(
     )
 
 
-def pending_change(data: PlanChangeInput, workflow_id: str, effective_at: datetime) -> dict:
+def pending_change(
+    data: PlanChangeInput, workflow_id: str, effective_at: datetime
+) -> dict[str, Any]:
     """The ``pending_plan_change`` shown on the tenant while a downgrade waits."""
     return {
         "operation": "downgrade",
@@ -186,3 +191,86 @@ class DowngradeCancelRequested(BaseModel):
     workflow_id: str
     tenant_id: str
     status: str = "cancel requested"
+
+
+# -- activity and workflow results ----------------------------------------------------------
+
+
+class ProvisionResult(BaseModel):
+    """Result of the ``provision_entitlements`` activity: the limits now in force and the
+    webhook's HTTP status (None when no webhook is configured)."""
+
+    entitlements: dict[str, int]
+    webhook_status: int | None = None
+
+
+class PlanChangeResult(BaseModel):
+    """Result of an applied upgrade (and base of a downgrade's): the tenant ACTIVE on
+    ``plan`` with its entitlements; ``applied_at`` is the workflow's time in ISO 8601."""
+
+    outcome: Literal["changed"] = "changed"
+    tenant_id: str
+    state: TenantState
+    from_plan: str
+    plan: str
+    entitlements: dict[str, int]
+    billing: BillingResult
+    applied_at: str
+
+
+class DowngradeResult(PlanChangeResult):
+    """Result of an applied downgrade: when it was asked to take effect, and (period end)
+    when the period ended, ISO 8601."""
+
+    effective: Effective
+    effective_at: str | None = None
+
+
+class DowngradeCancelled(BaseModel):
+    """Result of a downgrade cancelled while it waited for the period end."""
+
+    outcome: Literal["cancelled"] = "cancelled"
+    tenant_id: str
+    plan: str
+    to_plan: str
+    effective_at: str | None = None
+    cancelled_by: str
+    reason: str
+
+
+class StepCause(BaseModel):
+    """What made a saga step fail: the activity error's type (e.g. ``CardDeclined``) and
+    message."""
+
+    type: str
+    message: str
+
+
+class Compensation(BaseModel):
+    """One undo run after a failed plan change, and its outcome."""
+
+    step: str
+    outcome: str
+
+
+class PlanChangeCompensated(BaseModel):
+    """A failed plan change, compensated: the tenant back ACTIVE on its previous plan. The
+    operation's recorded result and the details of its ``ApplicationError``."""
+
+    outcome: Literal["compensated"] = "compensated"
+    tenant_id: str
+    state: TenantState
+    plan: str
+    failed_step: str
+    failure: str
+    cause: StepCause
+    compensations: list[Compensation]
+
+
+class DowngradeProgress(OperationProgress):
+    """The downgrade's ``progress``: target plan, and when it takes effect (ISO 8601, once
+    known)."""
+
+    to_plan: str
+    effective: Effective
+    effective_at: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from lifecycle.domain.base import DomainModel
+from lifecycle.domain.states import TenantState
 
 #: Why a deleted tenant cannot be reactivated when the feature flag is off.
 REACTIVATION_DISABLED = (
@@ -34,3 +35,18 @@ class ReactivationInput(DomainModel):
     tenant_id: str
     plan: str | None = None
     actor: str = "api"
+
+
+class ReactivationResult(BaseModel):
+    """Result of the reactivation workflow: the tenant ACTIVE again."""
+
+    tenant_id: str
+    state: TenantState
+    plan: str
+
+
+class ReactivationAccepted(BaseModel):
+    """Result of the deletion workflow's ``request_reactivation`` update."""
+
+    accepted: bool = True
+    plan: str | None = None

@@ -1,4 +1,4 @@
-"""The tenant state machine (DESIGN.md, "The state machine").
+"""The tenant state machine (docs/architecture.md, "The state machine").
 
 Every state change of a tenant goes through :func:`check_transition`; the repository applies
 it as a compare-and-set on the tenant row, so the table below is the only source of truth.
@@ -44,18 +44,14 @@ TRANSITIONS: dict[TenantState, frozenset[TenantState]] = {
 REACTIVATION_FROM = frozenset({S.SUSPENDED, S.DELETED})
 
 
-def allowed_next(state: TenantState) -> frozenset[TenantState]:
-    """Return the states a tenant in ``state`` may move to through the transition table."""
-    return TRANSITIONS[TenantState(state)]
-
-
 def check_transition(
     from_state: TenantState | str, to_state: TenantState | str, *, reactivation: bool = False
 ) -> None:
     """Raise :class:`InvalidTransition` unless ``from_state -> to_state`` is allowed.
 
     ``reactivation=True`` additionally admits DELETED -> REACTIVATING, which only the
-    reactivation path may take (DESIGN.md: "reactivation workflow only, within retention").
+    reactivation path may take (docs/architecture.md: "reactivation workflow only, within
+    retention").
     """
     src, dst = TenantState(from_state), TenantState(to_state)
     allowed = TRANSITIONS[src]

@@ -5,9 +5,10 @@ Pure pydantic models, importable from workflow code.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from lifecycle.domain.base import DomainModel
+from lifecycle.domain.states import TenantState
 
 
 class SuspendRequest(DomainModel):
@@ -22,3 +23,12 @@ class SuspensionInput(DomainModel):
     tenant_id: str
     reason: str
     actor: str = "api"
+
+
+class SuspensionResult(BaseModel):
+    """Result of the suspension workflow: the tenant as it ended."""
+
+    tenant_id: str
+    state: TenantState
+    plan: str
+    outcome: str

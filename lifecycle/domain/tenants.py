@@ -125,3 +125,14 @@ class TenantEvent(DomainModel):
     workflow_id: str | None
     actor: str = "system"
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- what every running operation answers ----------------------------------------------------
+
+
+class OperationProgress(BaseModel):
+    """Answer of a lifecycle workflow's ``progress`` query: the operation (its kind) and its
+    current step. Workflows with more to show extend it."""
+
+    operation: str
+    step: str

@@ -93,13 +93,6 @@ class DataMap(_Entry):
                 return entry
         raise KeyError(name)
 
-    def parent_chain(self, entry: TableEntry) -> list[TableEntry]:
-        """``entry`` and its ancestors up to the table with the tenant column."""
-        chain = [entry]
-        while chain[-1].parent is not None:
-            chain.append(self.table(chain[-1].parent.table, chain[-1].database))  # type: ignore[union-attr]
-        return chain
-
 
 def expand_env(text: str, where: str, environ: dict[str, str] | None = None) -> str:
     """Replace ``${VAR}`` (or ``${VAR:-default}``) from the environment; raise ConfigError

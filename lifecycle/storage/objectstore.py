@@ -145,7 +145,7 @@ class _LocalWriter(ObjectWriter):
 
     async def __aenter__(self) -> ObjectWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.tmp, "wb")  # noqa: SIM115, ASYNC230 - closed in _commit/_abort
+        self.fh = open(self.tmp, "wb")
         return self
 
     def _put(self, data: bytes | memoryview) -> None:
@@ -193,7 +193,7 @@ class LocalStore:
                 yield entry
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
-        with open(self._path(key), "rb") as fh:  # noqa: ASYNC230 - chunked, bounded reads
+        with open(self._path(key), "rb") as fh:
             while chunk := await asyncio.to_thread(fh.read, READ_CHUNK):
                 yield chunk
 

@@ -7,25 +7,14 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import make_settings, running_stack, serve_api, uid
-
-PROBLEM = "application/problem+json"
+from tests.support.api import assert_problem
+from tests.support.fixtures import make_settings, running_stack, serve_api, uid
 
 
 @pytest.fixture
 async def api(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with running_stack(dev_env, make_settings(tmp_path)) as lc, serve_api(lc) as http:
         yield http
-
-
-def assert_problem(response: httpx.Response, status: int, *needles: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["type"] == "about:blank"
-    for needle in needles:
-        assert needle in body["detail"], body
-    return body
 
 
 async def _onboard(api: httpx.AsyncClient, tenant_id: str, plan: str = "starter") -> dict:

@@ -21,9 +21,9 @@ from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TransitionInput
 from lifecycle.persistence.tables import WebhookEvent
-from tests.conftest import make_settings, running_stack, serve_api, uid
-from tests.tenant_data import new_tenant, skip_to_result
-from tests.test_api import assert_problem
+from tests.support.api import assert_problem
+from tests.support.fixtures import make_settings, running_stack, serve_api, uid
+from tests.support.tenant_data import new_tenant, skip_to_result
 
 SECRET = "whsec_test_secret"
 

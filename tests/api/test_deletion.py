@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from lifecycle.cli.app import app as cli
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.domain.states import TenantState
-from tests.conftest import make_settings, running_stack, serve_api, uid
-from tests.tenant_data import new_tenant, skip_to_result, wait_state
-from tests.test_api import assert_problem
+from tests.support.api import assert_problem
+from tests.support.fixtures import make_settings, running_stack, serve_api, uid
+from tests.support.tenant_data import new_tenant, skip_to_result, wait_state
 
 
 @dataclass

@@ -1,7 +1,5 @@
-"""/metrics series exist and move with operations; /status; JSON logs carry correlation ids."""
+"""/metrics series exist and move with operations; /status."""
 
-import json
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,9 +8,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 
-from lifecycle.logs import JsonFormatter, correlation
 from lifecycle.persistence.tables import DeletionCertificate, Export, utcnow
-from tests.conftest import make_settings, running_stack, serve_api, uid
+from tests.support.fixtures import make_settings, running_stack, serve_api, uid
 
 
 @pytest.fixture
@@ -66,31 +63,6 @@ async def test_metrics_disabled(dev_env: WorkflowEnvironment, tmp_path: Path) ->
     settings = make_settings(tmp_path, enable_metrics=False)
     async with running_stack(dev_env, settings) as lc, serve_api(lc) as http:
         assert (await http.get("/metrics")).status_code == 404
-
-
-def test_json_log_lines_carry_tenant_operation_workflow() -> None:
-    record = logging.makeLogRecord(
-        {
-            "msg": "billing skipped for %s",
-            "args": ("acme",),
-            "levelname": "WARNING",
-            "name": "temporalio.activity",
-            "temporal_activity": {
-                "workflow_id": "tenant-acme-upgrade",
-                "workflow_run_id": "r1",
-                "activity_type": "change_subscription",
-            },
-        }
-    )
-    line = json.loads(JsonFormatter().format(record))
-    assert line["message"] == "billing skipped for acme" and line["level"] == "WARNING"
-    assert (line["tenant_id"], line["operation"], line["workflow_id"]) == (
-        "acme",
-        "upgrade",
-        "tenant-acme-upgrade",
-    )
-    assert line["activity"] == "change_subscription" and line["time"].endswith("Z")
-    assert correlation(logging.makeLogRecord({"msg": "plain"})) == {}
 
 
 async def test_export_bytes_and_purged_rows_series(

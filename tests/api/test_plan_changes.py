@@ -11,8 +11,8 @@ from temporalio.testing import WorkflowEnvironment
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TransitionInput
-from tests.conftest import make_settings, running_stack, serve_api, uid
-from tests.test_api import assert_problem
+from tests.support.api import assert_problem
+from tests.support.fixtures import make_settings, running_stack, serve_api, uid
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 from lifecycle.dev.devserver import temporal_cli
 from lifecycle.domain.deletion import DeleteRequest
 from lifecycle.domain.states import TenantState
-from tests.conftest import make_settings, running_stack, uid
-from tests.tenant_data import new_tenant, wait_state
+from tests.support.fixtures import make_settings, running_stack, uid
+from tests.support.tenant_data import new_tenant, wait_state
 
 
 async def temporal(env: WorkflowEnvironment, *args: str) -> str:

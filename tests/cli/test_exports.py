@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from lifecycle.api.app import create_app
 from lifecycle.cli.app import app as cli
 from lifecycle.domain.errors import ConfigError
-from tests.conftest import make_settings, running_stack, serve_api, uid
-from tests.export_helpers import make_app
-from tests.tenant_data import new_tenant
+from tests.support.export_helpers import make_app
+from tests.support.fixtures import make_settings, running_stack, serve_api, uid
+from tests.support.tenant_data import new_tenant
 from worker import build_activities
 
 runner = CliRunner()

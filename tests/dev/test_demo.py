@@ -11,7 +11,7 @@ from lifecycle.dev.demo import run_demo
 from lifecycle.dev.devserver import free_port
 from lifecycle.dev.stack import use_sample_application
 from lifecycle.domain.states import TenantState
-from tests.conftest import make_settings, running_stack, serve_api
+from tests.support.fixtures import make_settings, running_stack, serve_api
 
 OPERATIONS = [
     "upgrade",

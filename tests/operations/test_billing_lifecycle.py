@@ -10,10 +10,10 @@ from lifecycle.domain.deletion import DeleteRequest
 from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.suspension import SuspendRequest
-from tests.conftest import running_stack
-from tests.plan_fixtures import billing_settings, onboarded
-from tests.stripe_server import StripeServer
-from tests.tenant_data import skip_to_result, wait_state
+from tests.support.fixtures import running_stack
+from tests.support.plan_fixtures import billing_settings, onboarded
+from tests.support.stripe_server import StripeServer
+from tests.support.tenant_data import skip_to_result, wait_state
 
 
 async def test_second_deletion_cancels_the_new_subscription(

@@ -19,12 +19,12 @@ from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.states import TenantState
 from lifecycle.persistence.engine import Sessions, create_engine, migrate
 from lifecycle.persistence.tenants import TenantRepository
-from tests.conftest import make_settings, uid
-from tests.crash import file_dev_server, worker_process
-from tests.export_helpers import make_app, read_archive
-from tests.plan_fixtures import billing_settings, onboarded
-from tests.stripe_server import PERIOD_SECONDS, StripeServer
-from tests.tenant_data import counts, make_app_data, new_tenant, skip_to_result, wait_state
+from tests.support.crash import file_dev_server, worker_process
+from tests.support.export_helpers import make_app, read_archive
+from tests.support.fixtures import make_settings, uid
+from tests.support.plan_fixtures import billing_settings, onboarded
+from tests.support.stripe_server import PERIOD_SECONDS, StripeServer
+from tests.support.tenant_data import counts, make_app_data, new_tenant, skip_to_result, wait_state
 
 
 def target(env: WorkflowEnvironment | Client) -> str:
@@ -185,7 +185,7 @@ async def test_dev_server_restart_during_downgrade_wait(
             server.stop()
             await asyncio.sleep(3)
             server.start()
-            lc.temporal = await server.client()
+            lc.core.temporal = await server.client()
             result = await asyncio.wait_for(lc.core.handle(started.workflow_id).result(), 90)
             after = await lc.get_tenant(tid)
             assert (after.plan, after.state, after.pending_plan_change) == (

@@ -24,8 +24,8 @@ from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.states import TenantState
 from lifecycle.faults import FAULT_ENV
 from lifecycle.persistence.engine import create_engine
-from tests.conftest import make_settings, running_stack, uid
-from tests.tenant_data import (
+from tests.support.fixtures import make_settings, running_stack, uid
+from tests.support.tenant_data import (
     AppData,
     counts,
     make_app_data,
@@ -60,7 +60,7 @@ class Stack:
         await wait_state(self.lc, self.tenant, TenantState.DELETED)
         return started
 
-    def handle(self):  # noqa: ANN201 - the typed workflow handle
+    def handle(self):
         return self.lc.core.handle(f"tenant-{self.tenant}-deletion")
 
     async def result(self) -> dict:
@@ -95,7 +95,7 @@ async def test_purge_after_retention_with_certificate(stack: Stack) -> None:
     # never a day early: at day 29.99 nothing is deleted
     await stack.env.sleep(timedelta(days=29, hours=23, minutes=45))
     assert await stack.counts(stack.tenant) == stack.app.expected()
-    assert (await stack.handle().query(DeletionWorkflow.progress))["phase"] == "retained"
+    assert (await stack.handle().query(DeletionWorkflow.progress)).phase == "retained"
 
     result = await stack.result()
     assert result["outcome"] == "purged"
@@ -157,7 +157,7 @@ async def test_legal_hold_outlasts_the_timer(stack: Stack) -> None:
     assert await stack.counts(stack.tenant) == stack.app.expected()
     assert (await stack.lc.get_tenant(stack.tenant)).legal_hold is True
     progress = await stack.handle().query(DeletionWorkflow.progress)
-    assert progress["phase"] == "retained" and progress["legal_hold"] is True
+    assert progress.phase == "retained" and progress.legal_hold is True
     # after retention the tenant cannot come back, even under hold
     with pytest.raises(StateConflict, match="retention period .* ended at"):
         await stack.lc.reactivation.reactivate_tenant(stack.tenant, ReactivateRequest())
@@ -188,10 +188,10 @@ async def test_reactivation_in_the_last_second_wins_over_the_timer(stack: Stack)
     await stack.handle().signal(DeletionWorkflow.reactivate, ReactivateRequest())
     for _ in range(400):
         progress = await stack.handle().query(DeletionWorkflow.progress)
-        if progress["phase"] != "retained":
+        if progress.phase != "retained":
             break
         await asyncio.sleep(0.05)
-    assert progress["phase"] in ("reactivating", "reactivated")
+    assert progress.phase in ("reactivating", "reactivated")
     await stack.env.sleep(timedelta(seconds=2))
     result = await stack.result()
     assert result["outcome"] == "reactivated"
@@ -210,7 +210,7 @@ async def test_signal_after_purge_started_is_ignored_and_audited(
     await stack.delete()
     await stack.env.sleep(timedelta(days=30, seconds=1))
     for _ in range(200):
-        if (await stack.handle().query(DeletionWorkflow.progress))["phase"] == "purging":
+        if (await stack.handle().query(DeletionWorkflow.progress)).phase == "purging":
             break
         await asyncio.sleep(0.01)
     await stack.handle().signal(DeletionWorkflow.reactivate, ReactivateRequest(plan="free"))

@@ -13,9 +13,9 @@ from lifecycle.domain.errors import InvalidInput, StateConflict
 from lifecycle.domain.plan_changes import UsageExceedsLimits
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TransitionInput
-from tests.conftest import make_settings, running_stack
-from tests.plan_fixtures import billing_settings, finish, onboarded, replay, sync_clock
-from tests.stripe_server import StripeServer
+from tests.support.fixtures import make_settings, running_stack
+from tests.support.plan_fixtures import billing_settings, finish, onboarded, replay, sync_clock
+from tests.support.stripe_server import StripeServer
 from workflows.downgrade import next_anniversary
 
 
@@ -233,15 +233,3 @@ async def test_downgrade_validation_before_start(
         preview = await lc.plan_changes.downgrade_preview(tenant.tenant_id, "starter")
         assert not preview.allowed and preview.violations == err.value.violations
         assert await lc.repository.operation(f"tenant-{tenant.tenant_id}-downgrade") is None
-
-
-def test_next_anniversary_clamps_to_month_end() -> None:
-    jan31 = datetime(2025, 1, 31, 12, tzinfo=UTC)
-    assert next_anniversary(jan31, datetime(2025, 2, 1, tzinfo=UTC)) == datetime(
-        2025, 2, 28, 12, tzinfo=UTC
-    )
-    assert next_anniversary(jan31, datetime(2025, 12, 31, 12, tzinfo=UTC)) == datetime(
-        2026, 1, 31, 12, tzinfo=UTC
-    )
-    future = datetime(2030, 5, 1, tzinfo=UTC)
-    assert next_anniversary(future, jan31) == future

@@ -22,8 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TransitionInput
-from tests.conftest import make_settings, running_stack, serve_api, uid
-from tests.export_helpers import (
+from tests.support.export_helpers import (
     make_app,
     notes,
     projects,
@@ -31,7 +30,8 @@ from tests.export_helpers import (
     source_rows,
     table_rows,
 )
-from tests.tenant_data import new_tenant, skip_to_result
+from tests.support.fixtures import make_settings, running_stack, serve_api, uid
+from tests.support.tenant_data import new_tenant, skip_to_result
 
 
 async def wait_export(http: httpx.AsyncClient, export_id: str) -> dict[str, Any]:

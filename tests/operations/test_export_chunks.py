@@ -41,7 +41,14 @@ from lifecycle.persistence.exports import ExportRepository
 from lifecycle.storage.datamap import load_datamap, parse_datamap
 from lifecycle.storage.exports import ExportStorage
 from lifecycle.storage.objectstore import S3Options
-from tests.export_helpers import make_app, notes, projects, read_archive, source_rows, table_rows
+from tests.support.export_helpers import (
+    make_app,
+    notes,
+    projects,
+    read_archive,
+    source_rows,
+    table_rows,
+)
 
 
 def local_storage(root: Path) -> ExportStorage:

@@ -20,10 +20,10 @@ from lifecycle.persistence.exports import ExportRepository
 from lifecycle.persistence.tenants import TenantRepository
 from lifecycle.storage.datamap import load_datamap
 from lifecycle.storage.exports import ExportStorage
-from tests.conftest import make_settings, uid
-from tests.export_helpers import make_app, read_archive
-from tests.tenant_data import new_tenant
-from worker import WORKFLOWS, activity_methods, workflow_runner
+from tests.support.export_helpers import make_app, read_archive
+from tests.support.fixtures import make_settings, uid
+from tests.support.tenant_data import new_tenant
+from worker import WORKFLOWS, workflow_runner
 
 CRASH_AFTER = 5
 
@@ -70,12 +70,24 @@ async def test_worker_crash_mid_export_resumes_identically(
     await new_tenant(lc, tenant, data_key="1")
 
     def worker_with(exports: ExportActivities) -> Worker:
+        tenants = TenantActivities(repo)
         return Worker(
             dev_env.client,
             task_queue=settings.temporal_task_queue,
             workflows=WORKFLOWS,
             workflow_runner=workflow_runner(),
-            activities=activity_methods(TenantActivities(repo), exports),
+            activities=[
+                tenants.get_tenant,
+                tenants.create_tenant,
+                tenants.transition_tenant,
+                tenants.record_operation,
+                exports.plan_export,
+                exports.export_chunk,
+                exports.assemble_export,
+                exports.discard_staging,
+                exports.delete_export,
+                exports.record_export,
+            ],
         )
 
     parts = (

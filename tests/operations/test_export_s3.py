@@ -17,9 +17,9 @@ from temporalio.testing import WorkflowEnvironment
 from lifecycle.dev.devserver import free_port
 from lifecycle.storage.exports import s3_options
 from lifecycle.storage.objectstore import PART_SIZE
-from tests.conftest import make_settings, running_stack, uid
-from tests.export_helpers import make_app, read_archive
-from tests.tenant_data import new_tenant
+from tests.support.export_helpers import make_app, read_archive
+from tests.support.fixtures import make_settings, running_stack, uid
+from tests.support.tenant_data import new_tenant
 
 
 @pytest.fixture(scope="module")

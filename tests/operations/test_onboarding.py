@@ -10,7 +10,7 @@ from lifecycle.domain.errors import InvalidInput, StateConflict
 from lifecycle.domain.onboarding import OnboardInput, OnboardRequest
 from lifecycle.domain.operations import LIFECYCLE_OPERATION, TENANT_ID
 from lifecycle.domain.states import TenantState
-from tests.conftest import make_settings, running_stack
+from tests.support.fixtures import make_settings, running_stack
 from workflows.onboarding import OnboardingWorkflow
 
 

@@ -15,13 +15,15 @@ from temporalio.worker import Replayer
 
 from worker import WORKFLOWS, workflow_runner
 
-HISTORIES = Path(__file__).with_name("histories")
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"  # tests/histories
 
 
 def test_every_workflow_has_a_saved_history() -> None:
     saved = {p.stem for p in HISTORIES.glob("*.json")}
     missing = sorted({w.__name__ for w in WORKFLOWS} - saved)
-    assert not missing, f"record histories with `python -m tests.record_histories {missing[0]}`"
+    assert not missing, (
+        f"record histories with `python -m tests.support.record_histories {missing[0]}`"
+    )
 
 
 @pytest.mark.parametrize(

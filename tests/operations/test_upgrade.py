@@ -10,9 +10,9 @@ from lifecycle.domain.errors import InvalidInput, StateConflict
 from lifecycle.domain.plan_changes import PendingChangeInput
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TransitionInput
-from tests.conftest import make_settings, running_stack
-from tests.plan_fixtures import billing_settings, finish, onboarded, replay
-from tests.stripe_server import StripeServer
+from tests.support.fixtures import make_settings, running_stack
+from tests.support.plan_fixtures import billing_settings, finish, onboarded, replay
+from tests.support.stripe_server import StripeServer
 
 ITEMS = "/v1/subscription_items/"
 

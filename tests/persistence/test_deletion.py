@@ -16,7 +16,7 @@ from lifecycle.domain.states import TenantState as S
 from lifecycle.domain.tenants import TransitionInput
 from lifecycle.persistence.deletion import DeletionRepository, LegalHoldActive
 from lifecycle.persistence.tenants import TenantRepository
-from tests.conftest import uid
+from tests.support.fixtures import uid
 
 LIMITS = {"users": 3, "storage_gb": 1, "projects": 1, "api_calls_per_day": 1000}
 WF = "tenant-x-deletion"

@@ -8,7 +8,7 @@ from lifecycle.domain.plan_changes import PendingChangeInput, StepEventInput
 from lifecycle.domain.states import TenantState as S
 from lifecycle.domain.tenants import OperationUpdate, TransitionInput
 from lifecycle.persistence.tenants import TenantRepository
-from tests.test_repository import LIMITS, _create
+from tests.persistence.test_tenants import LIMITS, _create
 
 PENDING = {"from_plan": "starter", "to_plan": "free", "workflow_id": "wf-down"}
 

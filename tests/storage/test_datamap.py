@@ -1,5 +1,5 @@
-"""The data map: file validation with clear errors, and live stores on SQLite and PostgreSQL
-(tenant filters in the column's own type, parents, keyset pages, batched deletes)."""
+"""The data map's live stores on SQLite and PostgreSQL (tenant filters in the column's own
+type, parents, keyset pages, batched deletes); file validation: tests/unit/test_datamap.py."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,26 +9,9 @@ from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, MetaData, Strin
 
 from lifecycle.domain.errors import ConfigError
 from lifecycle.persistence.engine import create_engine
-from lifecycle.storage.datamap import load_datamap, parse_datamap
+from lifecycle.storage.datamap import parse_datamap
 from lifecycle.storage.stores import TenantStores
-
-GOOD = """
-[databases.app]
-url = "${APP_DATABASE_URL}"
-
-[[tables]]
-database = "app"
-name = "projects"
-tenant_column = "org_id"
-
-[[tables]]
-database = "app"
-name = "notes"
-parent = { table = "projects", column = "project_id", references = "id" }
-
-[[storage]]
-url = "file://${APP_FILES}/{tenant_key}/"
-"""
+from tests.support.datamaps import GOOD
 
 metadata = MetaData()
 projects = Table(
@@ -128,49 +111,3 @@ async def test_unknown_table_and_column_named(app_url: str) -> None:
     bad_ref = GOOD.replace('references = "id"', 'references = "uuid"')
     with pytest.raises(ConfigError, match="unknown column 'uuid' in parent 'projects'"):
         await TenantStores.open(parse_datamap(bad_ref, "t.toml", env))
-
-
-@pytest.mark.parametrize(
-    ("edit", "needle"),
-    [
-        (
-            ('database = "app"\nname = "projects"', 'database = "crm"\nname = "projects"'),
-            "tables[0] (projects): unknown database 'crm' (declared: app)",
-        ),
-        (("{tenant_key}/", "all/"), "storage[0]"),
-        (
-            ('parent = { table = "projects"', 'parent = { table = "notes"'),
-            "parent cycle notes -> notes",
-        ),
-        (
-            (
-                'tenant_column = "org_id"',
-                'tenant_column = "org_id"\nparent = { table = "notes", '
-                'column = "id", references = "project_id" }',
-            ),
-            "exactly one of tenant_column or parent",
-        ),
-        (('[[storage]]\nurl = "file://', '[[storage]]\nurl = "ftp://'), "file:// or s3://"),
-    ],
-)
-def test_invalid_map_names_the_entry(edit: tuple[str, str], needle: str) -> None:
-    env = {"APP_DATABASE_URL": "sqlite+aiosqlite:///x.db", "APP_FILES": "/tmp"}
-    with pytest.raises(ConfigError) as err:
-        parse_datamap(GOOD.replace(*edit), "map.toml", env)
-    assert "data map map.toml" in str(err.value) and needle in str(err.value)
-
-
-def test_missing_variable_and_file(tmp_path: Path) -> None:
-    with pytest.raises(
-        ConfigError, match="databases.app.url: environment variable APP_DATABASE_URL"
-    ):
-        parse_datamap(GOOD, "map.toml", {})
-    with pytest.raises(ConfigError, match="not found"):
-        load_datamap(tmp_path / "missing.toml")
-    dm = parse_datamap(
-        GOOD.replace("${APP_DATABASE_URL}", "${APP_DB:-sqlite+aiosqlite:///d.db}"),
-        "m.toml",
-        {"APP_FILES": "/srv"},
-    )
-    assert dm.databases["app"].url == "sqlite+aiosqlite:///d.db"
-    assert dm.storage[0].url == "file:///srv/{tenant_key}/"

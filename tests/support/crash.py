@@ -19,7 +19,7 @@ from lifecycle.config import Settings
 from lifecycle.dev.devserver import free_port, start_dev_server
 from lifecycle.faults import FAULT_ENV
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -49,7 +49,7 @@ class WorkerProcess:
             [sys.executable, str(ROOT / "worker.py")],
             env=env,
             cwd=ROOT,
-            stdout=open(log, "ab"),  # noqa: SIM115 - closed with the process
+            stdout=open(log, "ab"),
             stderr=subprocess.STDOUT,
         )
 

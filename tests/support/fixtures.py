@@ -1,5 +1,6 @@
-"""Shared fixtures: real Temporal servers (time-skipping test server and dev server), a real
-PostgreSQL database per run, SQLite files, a worker and the API served over HTTP."""
+"""Shared fixtures, loaded by ``tests/conftest.py`` as a plugin: real Temporal servers
+(time-skipping test server and dev server), a real PostgreSQL database per run, SQLite
+files, a worker and the API served over HTTP."""
 
 from __future__ import annotations
 
@@ -210,6 +211,3 @@ async def serve_api(
         yield http
     server.should_exit = True
     await task
-
-
-from tests.plan_fixtures import stripe_server  # noqa: E402,F401

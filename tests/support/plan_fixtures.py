@@ -16,9 +16,9 @@ from lifecycle.config import Settings
 from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.plans import load_plans
 from lifecycle.domain.tenants import TenantView
-from tests.conftest import make_settings, uid
-from tests.stripe_server import StripeServer
-from tests.tenant_data import skip_to_result
+from tests.support.fixtures import make_settings, uid
+from tests.support.stripe_server import StripeServer
+from tests.support.tenant_data import skip_to_result
 
 
 @pytest.fixture

@@ -1,13 +1,14 @@
 """Record one real history of every lifecycle workflow into ``tests/histories/``.
 
-    .venv/bin/python -m tests.record_histories
+    .venv/bin/python -m tests.support.record_histories
 
 Each scenario runs the real workflow with the real worker on the time-skipping test server,
 billing against the Stripe-compatible test server,
 and saves ``(await handle.fetch_history()).to_json()`` as ``<WorkflowClass>.json``.
-``tests/test_replay.py`` replays them all on every test run, so a change that would break
-running executions fails CI. Refresh the files only for a *compatible* change (one guarded by
-``workflow.patched``) or when a workflow is added; see the README's "Changing a workflow".
+``tests/operations/test_replay.py`` replays them all on every test run, so a change that
+would break running executions fails CI. Refresh the files only for a *compatible* change
+(one guarded by ``workflow.patched``) or when a workflow is added; see the README's
+"Changing a workflow".
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.domain.plans import load_plans
 from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.suspension import SuspendRequest
-from tests.conftest import register_search_attributes, running_stack
-from tests.plan_fixtures import billing_settings
-from tests.stripe_server import StripeServer
-from tests.tenant_data import make_app_data, skip_to_result
+from tests.support.fixtures import register_search_attributes, running_stack
+from tests.support.plan_fixtures import billing_settings
+from tests.support.stripe_server import StripeServer
+from tests.support.tenant_data import make_app_data, skip_to_result
 
-HISTORIES = Path(__file__).with_name("histories")
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"  # tests/histories
 #: Tenants of the scenarios that have data in the application (their data key = their id).
 DATA_KEYS = ["del-co", "exp-co", "ret-co"]
 #: Starts the workflow to record (and what it needs); the recorder awaits its result.

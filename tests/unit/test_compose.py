@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lifecycle.dev.devserver import installed_binary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_compose_file_is_valid_and_complete() -> None:

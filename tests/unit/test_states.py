@@ -1,4 +1,5 @@
-"""The state machine, pinned exactly to DESIGN.md's table: every allowed and forbidden pair."""
+"""The state machine, pinned exactly to the state table of docs/architecture.md: every
+allowed and forbidden pair."""
 
 import itertools
 

@@ -1,11 +1,13 @@
 """The Stripe-compatible test server itself, driven by the official SDK: the semantics the
 product's tests rely on (idempotency, errors, failure switches)."""
 
+import json
+
 import pytest
 import stripe
 
 from activities.billing import make_stripe_client
-from tests.stripe_server import StripeServer
+from tests.support.stripe_server import StripeServer, sign_webhook
 
 
 async def test_idempotency_customers_and_failure_switches(stripe_server: StripeServer) -> None:
@@ -53,3 +55,11 @@ async def test_idempotency_customers_and_failure_switches(stripe_server: StripeS
     with pytest.raises(stripe.InvalidRequestError) as missing:
         await client.v1.subscriptions.retrieve_async("sub_nope")
     assert missing.value.code == "resource_missing"
+
+
+def test_sign_webhook_is_accepted_by_the_stripe_sdk() -> None:
+    payload = json.dumps({"id": "evt_1", "object": "event", "type": "invoice.payment_failed"})
+    event = stripe.Webhook.construct_event(payload, sign_webhook(payload, "whsec_x"), "whsec_x")
+    assert event.type == "invoice.payment_failed"
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(payload, sign_webhook(payload, "other"), "whsec_x")
