@@ -21,5 +21,6 @@ test: $(BIN)/tenantctl
 test-fast: $(BIN)/tenantctl
 	$(BIN)/python -m pytest tests/unit
 
+# Lint, format and type checks (mypy with the pydantic plugin over the product code).
 lint: $(BIN)/tenantctl
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         return (
             self.database_url
-            or f"sqlite+aiosqlite:///{self.data_dir / 'lifecycle.persistence.engine'}"
+            or f"sqlite+aiosqlite:///{self.data_dir / 'lifecycle.db'}"
         )
 
     @property

@@ -11,7 +11,8 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from lifecycle.api.app import create_app
 from lifecycle.config import Settings
@@ -39,7 +40,7 @@ async def wait_for_temporal(settings: Settings, timeout: float = 60.0) -> None:
 
 
 async def serve(
-    settings: Settings, after_start: Callable[[], Awaitable[None]] | None = None
+    settings: Settings, after_start: Callable[[], Coroutine[Any, Any, None]] | None = None
 ) -> None:
     """Run the API in this process and a worker as a child process until Ctrl-C (SIGINT or
     SIGTERM), or until either of them stops; ``after_start`` runs beside them (the main job).
@@ -57,7 +58,6 @@ async def serve(
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     worker = await asyncio.create_subprocess_exec(sys.executable, "-m", "worker")
     tasks = [
         asyncio.create_task(worker.wait(), name="worker"),

@@ -6,7 +6,10 @@ Each write is one transaction with its audit row, like :class:`TenantRepository`
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from sqlalchemy import delete, update
+from sqlalchemy.engine import CursorResult
 
 from lifecycle.domain.certificate import build_document, seal
 from lifecycle.domain.deletion import (
@@ -97,7 +100,7 @@ class DeletionRepository:
                 .values(version=tenant.version + 1, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount != 1:
+            if cast(CursorResult[Any], result).rowcount != 1:
                 if tenant.legal_hold:
                     raise LegalHoldActive(f"tenant '{tenant_id}' is under legal hold")
                 raise StateConflict(

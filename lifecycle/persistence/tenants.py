@@ -7,11 +7,13 @@ lost race raises :class:`VersionConflict` or :class:`StateConflict`, never overw
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -130,7 +132,7 @@ class TenantRepository:
         plan: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> tuple[list[TenantView], int]:
+    ) -> tuple[builtins.list[TenantView], int]:
         """Return one page of tenants ordered by id, and the total matching the filters."""
         query = select(Tenant)
         if state:
@@ -194,7 +196,7 @@ class TenantRepository:
                 )
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount != 1:
+            if cast(CursorResult[Any], result).rowcount != 1:
                 raise VersionConflict(
                     f"tenant '{tenant.id}' was changed concurrently (expected {from_state} "
                     f"v{version}); retry the operation"
@@ -274,7 +276,9 @@ class TenantRepository:
             )
         )
 
-    async def events(self, tenant_id: str, *, limit: int = 100, offset: int = 0) -> list[EventView]:
+    async def events(
+        self, tenant_id: str, *, limit: int = 100, offset: int = 0
+    ) -> builtins.list[EventView]:
         """Audit rows of a tenant, oldest first."""
         async with self.sessions() as session:
             rows = await session.scalars(
@@ -317,7 +321,7 @@ class TenantRepository:
 
     async def operation_stats(
         self, buckets: Sequence[float]
-    ) -> tuple[dict[tuple[str, str], int], dict[str, tuple[list[int], float, int]]]:
+    ) -> tuple[dict[tuple[str, str], int], dict[str, tuple[builtins.list[int], float, int]]]:
         """Operation counts by (kind, status), and per kind of finished operations the
         cumulative counts at each duration bucket bound (seconds), the sum and the count."""
         async with self.sessions() as session:
@@ -346,7 +350,7 @@ class TenantRepository:
             }
             return by_status, durations
 
-    async def purges_due(self, before: datetime) -> list[TenantView]:
+    async def purges_due(self, before: datetime) -> builtins.list[TenantView]:
         """Soft-deleted tenants whose purge is scheduled before ``before`` (UTC)."""
         async with self.sessions() as session:
             rows = (

@@ -8,6 +8,7 @@ Keys are ``/``-separated paths relative to the store's root; sizes are bytes.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import os
 import uuid
@@ -74,7 +75,7 @@ class ObjectStore(Protocol):
         """A small object's whole content, or None when it does not exist."""
         ...
 
-    async def delete(self, keys: list[str]) -> int:
+    async def delete(self, keys: builtins.list[str]) -> int:
         """Delete ``keys`` (missing ones are fine); return how many were deleted or requested
         (S3 does not tell a missing key from a deleted one)."""
         ...
@@ -206,7 +207,7 @@ class LocalStore:
         except FileNotFoundError:
             return None
 
-    async def delete(self, keys: list[str]) -> int:
+    async def delete(self, keys: builtins.list[str]) -> int:
         existed = 0
         for key in keys:
             path = self._path(key)
@@ -344,7 +345,7 @@ class S3Store:
                 async for chunk in body.iter_chunks(READ_CHUNK):
                     yield chunk
 
-    async def delete(self, keys: list[str]) -> int:
+    async def delete(self, keys: builtins.list[str]) -> int:
         async with self.options.client() as s3:  # type: ignore[attr-defined]
             for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
                 batch = keys[start : start + 1000]

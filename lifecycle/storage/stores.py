@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import MetaData, Table, delete, false, func, literal_column, select, tuple_
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement, Select
@@ -22,6 +23,11 @@ from lifecycle.domain.errors import ConfigError
 from lifecycle.persistence.engine import create_engine
 from lifecycle.storage.datamap import TENANT_KEY, DataMap, StorageEntry, TableEntry
 from lifecycle.storage.objectstore import ObjectStore, S3Options, open_store, usage
+
+
+def _reflect(connection: Connection, name: str, metadata: MetaData) -> Table:
+    """Reflect table ``name`` of ``connection``'s database into ``metadata``."""
+    return Table(name, metadata, autoload_with=connection)
 
 
 def table_store_name(entry: TableEntry) -> str:
@@ -68,9 +74,7 @@ class TenantStores:
             md = metadata[entry.database]
             try:
                 async with self.engines[entry.database].connect() as conn:
-                    table = await conn.run_sync(
-                        lambda sync, n=entry.name, m=md: Table(n, m, autoload_with=sync)
-                    )
+                    table = await conn.run_sync(_reflect, entry.name, md)
             except NoSuchTableError:
                 raise ConfigError(
                     f"{where}: unknown table '{entry.name}' in database '{entry.database}'"
@@ -195,7 +199,7 @@ class TenantStores:
         engine = self.engines[entry.database]
         tenant_rows = self.tenant_filter(entry, data_key)
         if engine.dialect.name == "postgresql":
-            ctid = literal_column("ctid")
+            ctid: ColumnElement[Any] = literal_column("ctid")
             victims = select(ctid).select_from(table).where(tenant_rows).limit(batch_size)
             statement = delete(table).where(ctid == func.any(func.array(victims.scalar_subquery())))
         else:
@@ -274,8 +278,8 @@ class TenantStores:
             async with self.engines[entry.database].connect() as conn:
                 rows = int((await conn.execute(query)).scalar_one())
             out[table_store_name(entry)] = {"rows": rows}
-        for i, entry in enumerate(self.datamap.storage):
-            base = entry.url[: entry.url.rindex("/", 0, entry.url.index(TENANT_KEY)) + 1]
+        for i, storage in enumerate(self.datamap.storage):
+            base = storage.url[: storage.url.rindex("/", 0, storage.url.index(TENANT_KEY)) + 1]
             files = size = 0
             async for _key, n in self._open_storage(i, base).list():
                 files, size = files + 1, size + n

@@ -89,3 +89,11 @@ def test_malformed_plans_file(tmp_path: Path, content: str, needle: str) -> None
     with pytest.raises(ConfigError) as err:
         load_plans(path)
     assert str(path) in str(err.value) and needle in str(err.value)
+
+
+def test_default_control_plane_file_keeps_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Existing embedded stacks keep their data: the default SQLite file is
+    ``DATA_DIR/lifecycle.db`` (a module rename once changed it by accident)."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    settings = Settings(data_dir=Path("/srv/tl"))
+    assert settings.db_url == "sqlite+aiosqlite:////srv/tl/lifecycle.db"

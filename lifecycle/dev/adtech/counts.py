@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.sql import FromClause
 
 from lifecycle.dev.adtech.schema import TABLES, ad_variants, ads, companies
 from lifecycle.dev.adtech.storage import open_store
@@ -17,6 +18,7 @@ def _count_queries() -> dict[str, Select[Any]]:
     """Per table: ``SELECT company_id, count(*) ... GROUP BY company_id``."""
     queries: dict[str, Select[Any]] = {}
     for table in TABLES:
+        source: FromClause
         if table is companies:
             key, source = companies.c.id, companies
         elif table is ad_variants:

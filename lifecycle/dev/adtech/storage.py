@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aioboto3
@@ -48,7 +48,8 @@ class LocalStore:
 
 
 class S3Store:
-    def __init__(self, client: object, bucket: str, prefix: str) -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        # an aioboto3 S3 client (its types are generated at runtime)
         self.client, self.bucket, self.prefix = client, bucket, prefix
 
     async def put_many(self, objects: Sequence[tuple[str, bytes]]) -> None:
