@@ -215,7 +215,7 @@ class BillingActivities:
                 item["id"],
                 params={
                     "price": data.price_id,
-                    "proration_behavior": data.proration_behavior,  # type: ignore[typeddict-item]
+                    "proration_behavior": data.proration_behavior,
                 },
                 options={"idempotency_key": data.idempotency_key},
             )
@@ -260,7 +260,9 @@ class BillingActivities:
                             options={"idempotency_key": f"{key}:resume-price"},
                         )
                     return BillingResult(
-                        customer_id=sub.customer,
+                        customer_id=sub.customer
+                        if isinstance(sub.customer, str)
+                        else sub.customer.id,
                         subscription_id=sub.id,
                         period_end=_period_end(sub),
                         detail={"kept": True},

@@ -16,7 +16,7 @@ import json
 import math
 import zipfile
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import IO, Any, cast
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -260,7 +260,8 @@ class ExportActivities:
         stamp = data.generated_at.timetuple()[:6]
         entries: list[dict[str, Any]] = []
         async with archives.writer(self.storage.archive_name(data.export_id)) as out:
-            archive = zipfile.ZipFile(out, "w", allowZip64=True)  # type: ignore[arg-type]
+            # a write-only stream: zipfile writes data descriptors instead of seeking back
+            archive = zipfile.ZipFile(cast(IO[bytes], out), "w", allowZip64=True)
             for stream, count in zip(data.streams, data.chunks, strict=True):
                 records = []
                 for seq in range(count):

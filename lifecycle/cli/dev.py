@@ -12,7 +12,7 @@ from rich.table import Table
 
 from lifecycle.cli.common import console, load_settings
 from lifecycle.dev.devserver import port_in_use, start_dev_server, wait_for_port
-from lifecycle.dev.stack import serve, use_sample_application, wait_for_temporal
+from lifecycle.dev.stack import sample_application_env, serve, wait_for_temporal
 from lifecycle.logs import configure_logging
 
 app = typer.Typer()
@@ -25,7 +25,8 @@ def dev(
     """Start the embedded stack: Temporal dev server (Web UI), worker and API; Ctrl-C stops all."""
     settings = load_settings()
     configure_logging(settings)
-    use_sample_application(settings)
+    # the worker is a child process: it reads the data map from the environment
+    os.environ.update(sample_application_env(settings))
     proc = None
     if settings.embedded:
         if port_in_use("127.0.0.1", settings.temporal_dev_port):
@@ -84,7 +85,7 @@ def demo() -> None:
     from lifecycle.dev.demo import run_demo
 
     settings = load_settings()
-    use_sample_application(settings)
+    os.environ.update(sample_application_env(settings))
     asyncio.run(run_demo(settings, console))
 
 

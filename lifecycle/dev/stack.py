@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -87,15 +86,18 @@ async def serve(
             raise task.exception()  # type: ignore[misc]
 
 
-def use_sample_application(settings: Settings) -> None:
+def sample_application_env(settings: Settings) -> dict[str, str]:
     """Without DATA_MAP_PATH, point the data map at the sample application (lifecycle/dev/adtech)
-    with its stores under DATA_DIR, so that the embedded default is one coherent system."""
+    with its stores under DATA_DIR, so that the embedded default is one coherent system.
+
+    Sets ``settings.data_map_path`` and returns the environment variables (``DATA_MAP_PATH``,
+    ``APP_DATABASE_URL``, ``APP_STORAGE_URL``) the worker process and the data map need; empty
+    when DATA_MAP_PATH is already set.
+    """
     if settings.data_map_path is not None:
-        return
+        return {}
     from lifecycle.dev.adtech import DATAMAP_PATH
     from lifecycle.dev.adtech.env import app_urls
 
-    os.environ.update(app_urls(settings.data_dir))
-    # the worker is a child process: it reads the data map from the environment
-    os.environ["DATA_MAP_PATH"] = str(DATAMAP_PATH)
     settings.data_map_path = DATAMAP_PATH
+    return {**app_urls(settings.data_dir), "DATA_MAP_PATH": str(DATAMAP_PATH)}

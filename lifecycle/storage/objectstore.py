@@ -12,7 +12,7 @@ import builtins
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,7 +57,7 @@ class ObjectStore(Protocol):
 
     url: str
 
-    def list(self, start_after: str | None = None) -> AsyncIterator[tuple[str, int]]:
+    def list(self, start_after: str | None = None) -> AsyncGenerator[tuple[str, int], None]:
         """Yield ``(key, size_bytes)`` of every object under the prefix, sorted by key (code
         point order = S3's UTF-8 byte order), only keys after ``start_after`` when given."""
         ...
@@ -179,7 +179,7 @@ class LocalStore:
             raise ValueError(f"key {key!r} escapes the store root {self.root}")
         return path
 
-    async def list(self, start_after: str | None = None) -> AsyncIterator[tuple[str, int]]:
+    async def list(self, start_after: str | None = None) -> AsyncGenerator[tuple[str, int], None]:
         if not self.root.is_dir():
             return
         entries = await asyncio.to_thread(
@@ -306,7 +306,7 @@ class S3Store:
         self.bucket, self.prefix, self.options = bucket, prefix, options
         self.url = f"s3://{bucket}/{prefix}"
 
-    async def list(self, start_after: str | None = None) -> AsyncIterator[tuple[str, int]]:
+    async def list(self, start_after: str | None = None) -> AsyncGenerator[tuple[str, int], None]:
         extra = {"StartAfter": self.prefix + start_after} if start_after is not None else {}
         async with self.options.client() as s3:  # type: ignore[attr-defined]
             paginator = s3.get_paginator("list_objects_v2")

@@ -9,7 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.dev.demo import run_demo
 from lifecycle.dev.devserver import free_port
-from lifecycle.dev.stack import use_sample_application
+from lifecycle.dev.stack import sample_application_env
 from lifecycle.domain.states import TenantState
 from tests.support.fixtures import make_settings, running_stack, serve_api
 
@@ -27,14 +27,15 @@ OPERATIONS = [
 async def test_main_job_twice(
     dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for var in ("APP_DATABASE_URL", "APP_STORAGE_URL"):
+    for var in ("APP_DATABASE_URL", "APP_STORAGE_URL", "DATA_MAP_PATH"):
         monkeypatch.delenv(var, raising=False)
     settings = make_settings(
         tmp_path,
         temporal_address=dev_env.client.service_client.config.target_host,
         api_port=free_port(),
     )
-    use_sample_application(settings)  # the embedded default's data map (sets APP_* vars)
+    for var, value in sample_application_env(settings).items():  # the embedded default's
+        monkeypatch.setenv(var, value)  # data map, restored after the test
     console = Console(record=True, width=200)
     async with running_stack(dev_env, settings) as lc, serve_api(lc, settings.api_port):
         first = await run_demo(settings, console, tenants=8, size_mb=2)

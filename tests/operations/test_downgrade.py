@@ -16,7 +16,7 @@ from lifecycle.domain.tenants import TransitionInput
 from tests.support.fixtures import make_settings, running_stack
 from tests.support.plan_fixtures import billing_settings, finish, onboarded, replay, sync_clock
 from tests.support.stripe_server import StripeServer
-from workflows.downgrade import next_anniversary
+from workflows.downgrade import DowngradeWorkflow, next_anniversary
 
 
 async def wait_for_step(lc: LifecycleClient, workflow_id: str, step: str) -> None:
@@ -55,8 +55,8 @@ async def test_downgrade_at_period_end_waits_30_days_then_bills_without_proratio
         assert waiting.pending_plan_change is not None
         assert waiting.pending_plan_change["to_plan"] == "starter"
         assert waiting.pending_plan_change["effective_at"] == period_end.isoformat()
-        progress = await lc.core.handle(started.workflow_id).query("progress")
-        assert progress["step"] == "waiting-for-period-end"
+        progress = await lc.core.handle(started.workflow_id).query(DowngradeWorkflow.progress)
+        assert progress.step == "waiting-for-period-end"
         assert stripe_server.price_changes == []  # nothing billed before the period ends
 
         result = await finish(time_env, lc, started.workflow_id)  # skips the 30 days
