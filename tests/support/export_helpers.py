@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from lifecycle.persistence.engine import create_engine
 from lifecycle.storage.jsonl import decode_row
+from tests.support.datamaps import two_table_datamap
 
 metadata = MetaData()
 projects = Table(
@@ -48,24 +49,6 @@ notes = Table(
     Column("body", Text),
     Column("tag", String(20)),
 )
-
-DATAMAP = """
-[databases.app]
-url = "{url}"
-
-[[tables]]
-database = "app"
-name = "projects"
-tenant_column = "org_id"
-
-[[tables]]
-database = "app"
-name = "notes"
-parent = {{ table = "projects", column = "project_id", references = "id" }}
-
-[[storage]]
-url = "file://{files}/{{tenant_key}}/"
-"""
 
 
 @dataclass
@@ -114,7 +97,7 @@ async def make_app(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(bytes([org]) * (1000 * (i + 1)))
     datamap = tmp_path / "datamap.toml"
-    datamap.write_text(DATAMAP.format(url=url, files=files), encoding="utf-8")
+    datamap.write_text(two_table_datamap(url, str(files)), encoding="utf-8")
     return App(url, files, datamap)
 
 

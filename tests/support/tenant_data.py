@@ -21,24 +21,7 @@ from lifecycle.domain.tenants import TenantView
 from lifecycle.persistence.engine import create_engine
 from lifecycle.storage.datamap import load_datamap
 from lifecycle.storage.stores import TenantStores
-
-DATA_MAP = """
-[databases.app]
-url = "sqlite+aiosqlite:///{db}"
-
-[[tables]]
-database = "app"
-name = "projects"
-tenant_column = "tenant"
-
-[[tables]]
-database = "app"
-name = "notes"
-parent = {{ table = "projects", column = "project_id", references = "id" }}
-
-[[storage]]
-url = "file://{files}/{{tenant_key}}/"
-"""
+from tests.support.datamaps import two_table_datamap
 
 metadata = MetaData()
 projects = Table(
@@ -81,7 +64,10 @@ class AppData:
 async def make_app_data(tmp_path: Path, exports_dir: Path, tenants: list[str]) -> AppData:
     """Create the application's database and files with the same data for each tenant."""
     app = AppData(tmp_path / "app.db", tmp_path / "files", tmp_path / "datamap.toml")
-    app.datamap.write_text(DATA_MAP.format(db=app.db, files=app.files), encoding="utf-8")
+    app.datamap.write_text(
+        two_table_datamap(f"sqlite+aiosqlite:///{app.db}", str(app.files), "tenant"),
+        encoding="utf-8",
+    )
     engine = create_engine(f"sqlite+aiosqlite:///{app.db}")
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
