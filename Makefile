@@ -12,6 +12,7 @@ $(BIN)/tenantctl: pyproject.toml
 	@touch $@
 
 run: $(BIN)/tenantctl
+	@echo 'tenantctl and temporal are in $(BIN): run  source $(BIN)/activate  in other shells'
 	$(BIN)/tenantctl dev --demo
 
 test: $(BIN)/tenantctl

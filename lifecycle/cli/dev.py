@@ -56,7 +56,7 @@ def dev(
         from lifecycle.dev.demo import run_demo
 
         await asyncio.to_thread(wait_for_port, settings.api_host, settings.api_port)
-        await run_demo(settings, console)
+        await run_demo(settings, console, serving=True)
 
     async def main() -> None:
         await wait_for_temporal(settings)
@@ -81,12 +81,14 @@ def dev(
 def demo() -> None:
     """Run the main job against a running stack (`tenantctl dev` in another terminal, or
     TEMPORAL_ADDRESS / DATABASE_URL / API_PORT of yours): every lifecycle operation on the
-    sample application, with a summary table."""
+    sample application, with a summary table. Exits 1 unless every step ran as expected."""
     from lifecycle.dev.demo import run_demo
 
     settings = load_settings()
     os.environ.update(sample_application_env(settings))
-    asyncio.run(run_demo(settings, console))
+    steps = asyncio.run(run_demo(settings, console))
+    if not all(step.ok for step in steps):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -80,6 +80,11 @@ class Demo:
         self.console.print(f"[{colour}]{operation:<28}[/{colour}] {tenant:<28} {step.outcome}")
         return step
 
+    def not_run(self, operation: str, reason: str) -> None:
+        """Report ``operation`` as not run (never counted as expected)."""
+        self.steps.append(Step("-", operation, outcome=f"not run: {reason}"))
+        self.console.print(f"[yellow]{operation:<28}[/yellow] {'-':<28} not run: {reason}")
+
     async def pick(self, predicate: Callable[[TenantView], bool]) -> TenantView | None:
         """The first sample tenant not used by an earlier step that matches ``predicate``."""
         for tenant_id in self.companies:
@@ -127,6 +132,7 @@ async def onboard_all(demo: Demo) -> None:
 async def upgrade(demo: Demo) -> None:
     tenant = await demo.pick(lambda t: t.state is S.ACTIVE and t.plan == "starter")
     if tenant is None:
+        demo.not_run("upgrade", "no ACTIVE tenant on starter left")
         return
 
     async def act(step: Step) -> str:
@@ -185,6 +191,10 @@ async def downgrades(demo: Demo) -> None:
                 return "started, pending change not visible yet"
 
             await demo.run(tenant_id, "downgrade at period end", schedule)
+    if not refuse_done:
+        demo.not_run("downgrade refused for usage", "no tenant's usage exceeds a lower plan")
+    if not schedule_done:
+        demo.not_run("downgrade at period end", "no tenant's usage fits a lower plan")
 
 
 async def export(demo: Demo, settings: Settings) -> None:
@@ -194,6 +204,7 @@ async def export(demo: Demo, settings: Settings) -> None:
 
     tenant = await demo.pick(lambda t: t.state is S.ACTIVE)
     if tenant is None:
+        demo.not_run("GDPR export + verify", "no ACTIVE tenant left")
         return
 
     async def act(step: Step) -> str:
@@ -228,6 +239,7 @@ async def export(demo: Demo, settings: Settings) -> None:
 async def suspend_and_reactivate(demo: Demo) -> None:
     tenant = await demo.pick(lambda t: t.state is S.ACTIVE and not t.pending_plan_change)
     if tenant is None:
+        demo.not_run("suspend + reactivate", "no ACTIVE tenant without a pending change left")
         return
 
     async def act(step: Step) -> str:
@@ -250,6 +262,9 @@ async def delete_and_reactivate_by_cli(demo: Demo, settings: Settings) -> None:
     """Soft delete, then reactivate with the ``temporal`` CLI's signal (as an operator)."""
     tenant = await demo.pick(lambda t: t.state is S.ACTIVE and not t.pending_plan_change)
     if tenant is None:
+        demo.not_run(
+            "soft delete + CLI reactivate", "no ACTIVE tenant without a pending change left"
+        )
         return
 
     async def act(step: Step) -> str:
@@ -278,6 +293,7 @@ async def delete_and_reactivate_by_cli(demo: Demo, settings: Settings) -> None:
 async def delete_for_good(demo: Demo) -> None:
     tenant = await demo.pick(lambda t: t.state is S.ACTIVE and not t.pending_plan_change)
     if tenant is None:
+        demo.not_run("soft delete (retention)", "no ACTIVE tenant without a pending change left")
         return
 
     async def act(step: Step) -> str:
@@ -306,10 +322,16 @@ def summary(demo: Demo, settings: Settings) -> Table:
 
 
 async def run_demo(
-    settings: Settings, console: Console, tenants: int = 12, size_mb: float = 50
+    settings: Settings,
+    console: Console,
+    tenants: int = 12,
+    size_mb: float = 50,
+    serving: bool = False,
 ) -> list[Step]:
     """Load the sample application (``tenants`` companies, ``size_mb`` MB in all, generated
-    once), run every operation once, print the summary and return its steps."""
+    once), run every operation once, print the summary and return its steps (a step that
+    could not run is in the list with ``ok`` False). ``serving``: the stack keeps running
+    after the summary (``tenantctl dev --demo``)."""
     from lifecycle.dev.adtech.sample import load_sample
 
     console.print("loading the sample application (lifecycle/dev/adtech) ...")
@@ -327,8 +349,11 @@ async def run_demo(
         await delete_for_good(demo)
     console.print(summary(demo, settings))
     ok = sum(s.ok for s in demo.steps)
+    skipped = sum(s.outcome.startswith("not run") for s in demo.steps)
     console.print(
-        f'{ok}/{len(demo.steps)} steps as expected. Filter the Web UI with TenantId="<tenant>". '
-        "Serving until Ctrl-C."
+        f"{ok}/{len(demo.steps)} steps as expected"
+        + (f", {skipped} not run" if skipped else "")
+        + '. Filter the Web UI with TenantId="<tenant>".'
+        + (" Serving until Ctrl-C." if serving else "")
     )
     return demo.steps

@@ -48,7 +48,10 @@ async def test_main_job_twice(
     )
     assert all(s.ok for s in first), [(s.operation, s.outcome) for s in first if not s.ok]
     assert not any(s.operation == "onboard + usage" for s in second)
-    assert all(s.ok for s in second), [(s.operation, s.outcome) for s in second if not s.ok]
+    # the second run carries on with the tenants left; what it cannot do is reported as not run
+    assert all(s.ok or s.outcome.startswith("not run: ") for s in second), [
+        (s.operation, s.outcome) for s in second if not s.ok
+    ]
     assert total == 8
     deleted = [t for t in tenants if t.state is TenantState.DELETED]
     assert len(deleted) == 2 and all(t.purge_scheduled_at for t in deleted)

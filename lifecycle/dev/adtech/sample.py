@@ -30,7 +30,8 @@ class SampleCompany:
     ``data_key`` is the company id as a string (the data map's tenant key); ``tenant_id`` a
     slug of the name; ``usage`` (``users``, ``projects``, ``storage_gb``) is derived from the
     company's data (users = 1 + ads / 10, projects = campaigns, storage_gb = ceil(bytes / 10**9))
-    and capped at the limits of ``plan``, which is chosen by size rank.
+    and capped at the limits of ``plan``, which is chosen by size rank; the smallest company of
+    each plan (when the plan has two or more) is capped at the plan below instead.
     """
 
     company_id: int
@@ -75,16 +76,25 @@ async def load_sample(
     }
     catalog = plans or load_plans()
     by_size = sorted(names, key=lambda cid: (-size[cid], cid))
+    tiers = {cid: bisect.bisect_right(PLAN_CUTS, by_size.index(cid) / len(names)) for cid in names}
+    # the smallest company of a tier (of two or more) has shrunk to fit one plan lower, so
+    # that a downgrade at the period end can happen on the first run of the main job
+    shrunk = {
+        max((c for c in names if tiers[c] == tier), key=by_size.index)
+        for tier in set(tiers.values())
+        if sum(t == tier for t in tiers.values()) > 1
+    }
     out = []
     for cid, name in names.items():
-        tier = bisect.bisect_right(PLAN_CUTS, by_size.index(cid) / len(names))
-        plan = catalog.plans[max(0, len(catalog.plans) - 1 - tier)]
+        rank = max(0, len(catalog.plans) - 1 - tiers[cid])
+        plan = catalog.plans[rank]
         wanted = {
             "users": 1 + rows[cid]["ads"] // 10,
             "projects": rows[cid]["campaigns"],
             "storage_gb": max(1, math.ceil(size[cid] / 1e9)),
         }
-        limits = plan.limits.as_dict()
+        cap = catalog.plans[rank - 1] if cid in shrunk and rank > 0 else plan
+        limits = cap.limits.as_dict()
         usage = {r: n if limits[r] == UNLIMITED else min(n, limits[r]) for r, n in wanted.items()}
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         out.append(
