@@ -7,8 +7,10 @@ STRIPE_API_KEY) every step logs a warning and returns ``skipped: true``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 from pydantic import BaseModel
@@ -112,6 +114,40 @@ def billing_error(exc: stripe.StripeError) -> ApplicationError:
     return ApplicationError(f"billing unavailable: {exc}", type="BillingUnavailable")
 
 
+T = TypeVar("T")
+#: Seconds between heartbeats while a Stripe call is in flight (the SDK throttles the
+#: heartbeats it sends to 0.8 x the activity's heartbeat timeout).
+HEARTBEAT_EVERY = 1.0
+
+
+async def uninterrupted(call: Awaitable[T]) -> T:
+    """Await one mutating Stripe call to its end, heartbeating meanwhile; when the activity
+    is cancelled during the call, the call still finishes (Stripe may already have committed
+    it) and ``asyncio.CancelledError`` is raised only after, so a workflow waiting for the
+    cancellation (``WAIT_CANCELLATION_COMPLETED``) reads Stripe's final state afterwards.
+    Raises what the call raises (``stripe.StripeError``)."""
+    task = asyncio.ensure_future(call)
+    cancelled = False
+    while not task.done():
+        activity.heartbeat()
+        try:
+            await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+        except asyncio.CancelledError:
+            cancelled = True
+    result = task.result()
+    if cancelled:
+        raise asyncio.CancelledError("cancelled; the billing call in flight completed first")
+    return result
+
+
+def raise_if_cancelled() -> None:
+    """Heartbeat, and stop before a mutating call when the activity is already cancelled:
+    the call is then known not to have happened."""
+    activity.heartbeat()
+    if activity.is_cancelled():
+        raise asyncio.CancelledError("cancelled before the billing call")
+
+
 class BillingActivities:
     """Stripe calls of the lifecycle; ``client`` is None in limited mode."""
 
@@ -187,6 +223,9 @@ class BillingActivities:
     async def change_price(self, data: ChangePriceInput) -> BillingResult:
         """Change the subscription item's price with ``data.proration_behavior``.
 
+        Heartbeats; cancelled, it makes no call if none started, else lets the call in flight
+        finish before reporting the cancellation (:func:`uninterrupted`).
+
         ``detail`` has ``price``, ``previous_price`` and ``changed`` (False when nothing was
         to change); a tenant without subscription is skipped. Card declines and invalid
         prices are non-retryable (:func:`billing_error`); 5xx and network errors retry.
@@ -211,13 +250,16 @@ class BillingActivities:
                 return BillingResult(
                     subscription_id=sub.id, period_end=_period_end(sub), detail=detail
                 )
-            item = await self.client.v1.subscription_items.update_async(
-                item["id"],
-                params={
-                    "price": data.price_id,
-                    "proration_behavior": data.proration_behavior,
-                },
-                options={"idempotency_key": data.idempotency_key},
+            raise_if_cancelled()
+            item = await uninterrupted(
+                self.client.v1.subscription_items.update_async(
+                    item["id"],
+                    params={
+                        "price": data.price_id,
+                        "proration_behavior": data.proration_behavior,
+                    },
+                    options={"idempotency_key": data.idempotency_key},
+                )
             )
         except stripe.StripeError as exc:
             raise billing_error(exc) from exc

@@ -97,13 +97,14 @@ async def control_plane(
 def _as_activity_error(err: FailureError, activity: Activity[Any, Any]) -> ActivityError:
     """The ``ActivityError`` (cause: ``err``) a regular activity's failure would raise, so one
     ``except ActivityError`` handles control-plane steps and external calls alike."""
-    name = getattr(activity, "__temporal_activity_definition", None)
+    defn = getattr(activity, "__temporal_activity_definition", None)
+    name = str(getattr(defn, "name", None) or getattr(activity, "__name__", "local"))
     return ActivityError(
         f"Local activity error: {err}",
         scheduled_event_id=0,
         started_event_id=0,
         identity="",
-        activity_type=getattr(name, "name", None) or getattr(activity, "__name__", "local"),
+        activity_type=name,
         activity_id="",
         retry_state=RetryState.NON_RETRYABLE_FAILURE,
     )
@@ -218,9 +219,11 @@ class Operation:
         changes: dict[str, Any] | None = None,
         entitlements: dict[str, int] | None = None,
         reactivation: bool = False,
+        actor: str | None = None,
     ) -> TenantView:
-        """Compare-and-set the tenant's state with an audit row naming this workflow
-        (idempotent per workflow, run by :func:`control_plane`)."""
+        """Compare-and-set the tenant's state with an audit row naming this workflow and
+        ``actor`` (default: the operation's) (idempotent per workflow, run by
+        :func:`control_plane`)."""
         return await control_plane(
             TenantActivities.transition_tenant,
             TransitionInput(
@@ -229,7 +232,7 @@ class Operation:
                 to_state=to_state,
                 operation=self.kind,
                 workflow_id=self.workflow_id,
-                actor=self.actor,
+                actor=actor or self.actor,
                 reason=reason,
                 detail=detail or {},
                 changes=changes or {},

@@ -25,13 +25,16 @@ Tests assert on :attr:`StripeServer.journal` (every request, with its idempotenc
 :attr:`StripeServer.prorations` (proration lines, negative = credit), and provoke failures with
 :meth:`StripeServer.fail`: ``card_declined`` (402 ``card_error``, stored like Stripe does),
 ``server_error`` (500, nothing executed), ``timeout_after_commit`` (the change is executed and
-stored, then the connection is dropped without an answer, as if the client timed out).
+stored, then the connection is dropped without an answer, as if the client timed out),
+``slow`` (the request is held ``seconds`` before it executes and answers normally: a call
+still in flight when the test acts; :attr:`StripeServer.in_flight` counts those held).
 
 :func:`sign_webhook` signs an event payload the way Stripe signs webhooks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -44,7 +47,7 @@ from aiohttp import web
 
 PERIOD_SECONDS = 30 * 24 * 3600
 PRORATION_BEHAVIORS = {"create_prorations", "always_invoice", "none"}
-FailureMode = Literal["card_declined", "server_error", "timeout_after_commit"]
+FailureMode = Literal["card_declined", "server_error", "timeout_after_commit", "slow"]
 
 
 def sign_webhook(payload: str, secret: str, timestamp: int | None = None) -> str:
@@ -96,6 +99,7 @@ class _Failure:
     path_prefix: str
     mode: FailureMode
     times: int
+    seconds: float = 0.0
 
 
 class StripeError(Exception):
@@ -131,6 +135,8 @@ class StripeServer:
     #: Seconds added to the wall clock, like a Stripe test clock: set it to a time-skipping
     #: Temporal server's offset so that periods end in the workflows' time.
     clock_offset: float = 0.0
+    #: Requests held by a ``slow`` failure right now.
+    in_flight: int = 0
     _failures: list[_Failure] = field(default_factory=list)
     _idempotency: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
     _counter: int = 0
@@ -150,9 +156,17 @@ class StripeServer:
             "type": "recurring",
         }
 
-    def fail(self, method: str, path_prefix: str, mode: FailureMode, times: int = 1) -> None:
-        """Make the next ``times`` requests ``method path_prefix*`` fail with ``mode``."""
-        self._failures.append(_Failure(method.upper(), path_prefix, mode, times))
+    def fail(
+        self,
+        method: str,
+        path_prefix: str,
+        mode: FailureMode,
+        times: int = 1,
+        seconds: float = 3.0,
+    ) -> None:
+        """Make the next ``times`` requests ``method path_prefix*`` fail with ``mode``
+        (``slow``: held ``seconds`` before executing)."""
+        self._failures.append(_Failure(method.upper(), path_prefix, mode, times, seconds))
 
     def now(self) -> int:
         """The server's current time, unix seconds."""
@@ -194,8 +208,14 @@ class StripeServer:
         self.journal.append(entry)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._answer(entry, 401, {"error": {"type": "invalid_request_error"}})
-        failure = self._take_failure(request.method, request.path)
+        failure, hold = self._take_failure(request.method, request.path)
         entry.failure = failure
+        if failure == "slow":
+            self.in_flight += 1
+            try:
+                await asyncio.sleep(hold)
+            finally:
+                self.in_flight -= 1
         if failure == "server_error":
             return self._answer(entry, 500, {"error": {"type": "api_error", "message": "boom"}})
         fingerprint = json.dumps([request.method, request.path, params], sort_keys=True)
@@ -248,7 +268,7 @@ class StripeServer:
         entry.status = status
         return web.json_response(body, status=status, headers=headers)
 
-    def _take_failure(self, method: str, path: str) -> str | None:
+    def _take_failure(self, method: str, path: str) -> tuple[str | None, float]:
         for failure in self._failures:
             if (
                 failure.times > 0
@@ -256,8 +276,8 @@ class StripeServer:
                 and path.startswith(failure.path_prefix)
             ):
                 failure.times -= 1
-                return failure.mode
-        return None
+                return failure.mode, failure.seconds
+        return None, 0.0
 
     def _route(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         parts = path.strip("/").split("/")
