@@ -50,6 +50,9 @@ class ChangePriceInput(BaseModel):
     ``proration_behavior`` is Stripe's (``create_prorations``, ``always_invoice``, ``none``);
     ``idempotency_key`` comes from the workflow run and the saga step, never the attempt.
     ``unless_current`` (compensations): make no call when the item already has ``price_id``.
+    A tenant without subscription (onboarded in limited mode, or its subscription cancelled
+    by an automatic downgrade) gets one on ``price_id``, for ``customer_id`` or a new customer
+    (``name``, ``email``), keyed ``<idempotency_key>:customer|subscription``.
     """
 
     tenant_id: str
@@ -58,6 +61,9 @@ class ChangePriceInput(BaseModel):
     proration_behavior: str
     idempotency_key: str
     unless_current: bool = False
+    customer_id: str | None = None
+    name: str | None = None
+    email: str | None = None
 
 
 class PeriodInput(BaseModel):
@@ -227,20 +233,18 @@ class BillingActivities:
         finish before reporting the cancellation (:func:`uninterrupted`).
 
         ``detail`` has ``price``, ``previous_price`` and ``changed`` (False when nothing was
-        to change); a tenant without subscription is skipped. Card declines and invalid
-        prices are non-retryable (:func:`billing_error`); 5xx and network errors retry.
+        to change); a tenant without subscription gets one (``created: true``, see
+        :class:`ChangePriceInput`); billing is skipped only in limited mode. Card declines and
+        invalid prices are non-retryable (:func:`billing_error`); 5xx and network errors retry.
         """
         step = f"change-price to {data.price_id}"
         if skipped := self._skip(step, data.tenant_id):
             return skipped
         assert self.client is not None
         if data.subscription_id is None:
-            activity.logger.warning(
-                "tenant %s has no subscription (onboarded in limited mode): %s skipped",
-                data.tenant_id,
-                step,
-            )
-            return BillingResult(skipped=True, detail={"reason": "no subscription"})
+            if data.unless_current:  # an undo: there is no subscription to put back
+                return BillingResult(detail={"price": data.price_id, "changed": False})
+            return await self._subscribe(data)
         try:
             sub = await self.client.v1.subscriptions.retrieve_async(data.subscription_id)
             item = sub["items"]["data"][0]
@@ -265,6 +269,50 @@ class BillingActivities:
             raise billing_error(exc) from exc
         detail |= {"changed": True, "proration_behavior": data.proration_behavior}
         return BillingResult(subscription_id=sub.id, period_end=_period_end(sub), detail=detail)
+
+    async def _subscribe(self, data: ChangePriceInput) -> BillingResult:
+        """Create the missing subscription on ``data.price_id`` (and the customer when the
+        tenant has none); idempotent under ``<idempotency_key>:customer|subscription``."""
+        assert self.client is not None
+        key = data.idempotency_key
+        try:
+            customer_id = data.customer_id
+            raise_if_cancelled()
+            if not customer_id:
+                customer = await uninterrupted(
+                    self.client.v1.customers.create_async(
+                        params={
+                            "name": data.name or data.tenant_id,
+                            "email": data.email or "",
+                            "metadata": {"tenant_id": data.tenant_id},
+                        },
+                        options={"idempotency_key": f"{key}:customer"},
+                    )
+                )
+                customer_id = customer.id
+            sub = await uninterrupted(
+                self.client.v1.subscriptions.create_async(
+                    params={
+                        "customer": customer_id,
+                        "items": [{"price": data.price_id}],
+                        "metadata": {"tenant_id": data.tenant_id},
+                    },
+                    options={"idempotency_key": f"{key}:subscription"},
+                )
+            )
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(
+            customer_id=customer_id,
+            subscription_id=sub.id,
+            period_end=_period_end(sub),
+            detail={
+                "price": data.price_id,
+                "previous_price": None,
+                "changed": True,
+                "created": True,
+            },
+        )
 
     @activity.defn
     async def current_period(self, data: PeriodInput) -> BillingResult:

@@ -33,7 +33,11 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
 with workflow.unsafe.imports_passed_through():
-    from activities.billing import BillingActivities, ChangePriceInput
+    from activities.billing import (
+        BillingActivities,
+        CancelSubscriptionInput,
+        ChangePriceInput,
+    )
     from activities.provisioning import ProvisioningActivities, ProvisionInput
     from lifecycle.domain.billing import BillingResult
     from lifecycle.domain.plan_changes import (
@@ -119,6 +123,7 @@ class PlanChangeSaga:
         self.op, self.data, self.busy = op, data, busy
         self.proration_behavior = proration_behavior
         self.tenant: TenantView  # as locked: previous entitlements, subscription
+        self.created: BillingResult | None = None  # the subscription the billing step created
 
     async def lock(self, lock_detail: dict[str, Any] | None = None) -> None:
         """ACTIVE -> ``busy`` (clearing any pending plan change); raises a non-retryable
@@ -152,11 +157,18 @@ class PlanChangeSaga:
             await op.record("billing")
             undo.append(("revert-billing", self._revert_billing))
             billing = await self._change_price(data.price_id, "billing")
+            changes: dict[str, Any] = {"plan": data.to_plan}
+            if billing.detail.get("created"):  # the tenant had no subscription: now it has
+                self.created = billing
+                changes |= {
+                    "billing_customer_id": billing.customer_id,
+                    "billing_subscription_id": billing.subscription_id,
+                }
             await op.record("commit")
             await op.transition(
                 [self.busy],
                 TenantState.ACTIVE,
-                changes={"plan": data.to_plan},
+                changes=changes,
                 detail={
                     "from_plan": data.from_plan,
                     "to_plan": data.to_plan,
@@ -209,6 +221,9 @@ class PlanChangeSaga:
                 proration_behavior=self.proration_behavior,
                 idempotency_key=step_key(step),
                 unless_current=undo,
+                customer_id=self.tenant.billing_customer_id,
+                name=self.tenant.name,
+                email=self.tenant.email,
             ),
             **options,
         )
@@ -220,6 +235,18 @@ class PlanChangeSaga:
         return f"restored the {self.data.from_plan} entitlements"
 
     async def _revert_billing(self) -> str:
+        if self.created is not None and self.created.subscription_id:
+            cancelled = await call(
+                BillingActivities.cancel_subscription,
+                CancelSubscriptionInput(
+                    tenant_id=self.data.tenant_id,
+                    subscription_id=self.created.subscription_id,
+                    idempotency_scope=idempotency_scope(),
+                    step="revert-billing",
+                ),
+                summary="revert-billing: cancel the new subscription",
+            )
+            return f"subscription {cancelled.subscription_id} created by the change cancelled"
         result = await self._change_price(self.data.previous_price_id, "revert-billing", undo=True)
         if result.skipped:
             return "skipped (no billing)"

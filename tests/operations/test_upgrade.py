@@ -315,3 +315,35 @@ async def test_a_cancelled_upgrade_ends_cancelled_with_the_actor_audited(
             "revert-billing",
             "restore-entitlements",
         ]
+
+
+async def test_upgrade_after_an_automatic_downgrade_is_billed(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    """Defect 3: the automatic downgrade cancels the subscription; a later upgrade creates a
+    new one on the target price for the same customer (idempotency keys of the upgrade's
+    step), instead of reporting billing "skipped: no subscription"."""
+    settings = billing_settings(
+        tmp_path, stripe_server, enable_auto_downgrade=True, payment_failure_grace_days=0
+    )
+    async with running_stack(time_env, settings) as lc:
+        tenant = await onboarded(lc, "professional")
+        await lc.billing_events.payment_failed(tenant.tenant_id, "in_1", "evt_1")
+        handle = lc.core.handle(f"tenant-{tenant.tenant_id}-payment-failure")
+        assert (await finish(time_env, lc, handle.id))["outcome"] == "downgraded to free"
+        old = tenant.billing_subscription_id
+        assert old and stripe_server.subscriptions[old]["status"] == "canceled"
+
+        started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "enterprise")
+        result = await lc.core.handle(started.workflow_id).result()
+        assert result["billing"]["skipped"] is False
+        assert result["billing"]["detail"]["created"] is True
+        after = await lc.get_tenant(tenant.tenant_id)
+        sub = after.billing_subscription_id
+        assert sub and sub != old and after.plan == "enterprise"
+        assert stripe_server.item_price(sub) == "price_enterprise"
+        assert stripe_server.subscriptions[sub]["customer"] == tenant.billing_customer_id
+        assert len(stripe_server.customers) == 1
+        created = [e for e in stripe_server.mutations() if e.path == "/v1/subscriptions"][-1]
+        key = created.idempotency_key or ""
+        assert key.startswith(f"{started.workflow_id}:") and key.endswith(":billing:subscription")
