@@ -392,7 +392,10 @@ class BillingActivities:
             return BillingResult(detail={"nothing_to_delete": True})
         assert self.client is not None
         try:
-            await self.client.v1.customers.delete_async(data.customer_id)
+            await self.client.v1.customers.delete_async(
+                data.customer_id,
+                options={"idempotency_key": f"{data.idempotency_scope}:delete-customer"},
+            )
         except stripe.InvalidRequestError as exc:
             if exc.code == "resource_missing":
                 return BillingResult(detail={"nothing_to_delete": True})
