@@ -103,21 +103,35 @@ def _period_end(subscription: stripe.Subscription) -> datetime | None:
     return datetime.fromtimestamp(int(ts), UTC) if ts else None
 
 
+#: HTTP statuses of Stripe errors worth retrying: 409 (a concurrent request holds the same
+#: object or idempotency key) and 429 (rate limited); 5xx and network errors retry as well.
+RETRYABLE_STATUSES = frozenset({409, 429})
+
+
 def billing_error(exc: stripe.StripeError) -> ApplicationError:
-    """Map a Stripe error to an ApplicationError: declines and invalid requests are final."""
+    """Map a Stripe error to an ApplicationError (issue 12, defect 7).
+
+    Non-retryable at once: a declined card (``CardDeclined``), an idempotency key reused with
+    other parameters (``IdempotencyError``) and every other 4xx but 409 and 429
+    (``InvalidBillingRequest``: invalid request, authentication, permission). Retryable
+    (``BillingUnavailable``): 409, 429, 5xx and network errors (no HTTP status).
+    """
+    status = exc.http_status
     if isinstance(exc, stripe.CardError):
         return ApplicationError(
             f"card declined: {exc.user_message or exc}", type="CardDeclined", non_retryable=True
         )
-    if isinstance(exc, stripe.IdempotencyError):
+    if isinstance(exc, stripe.IdempotencyError) and status not in RETRYABLE_STATUSES:
         return ApplicationError(str(exc), type="IdempotencyError", non_retryable=True)
-    if isinstance(exc, stripe.InvalidRequestError | stripe.AuthenticationError):
+    if status is not None and 400 <= status < 500 and status not in RETRYABLE_STATUSES:
         return ApplicationError(
-            f"billing rejected the request: {exc.user_message or exc}",
+            f"billing rejected the request (HTTP {status}): {exc.user_message or exc}",
             type="InvalidBillingRequest",
             non_retryable=True,
         )
-    return ApplicationError(f"billing unavailable: {exc}", type="BillingUnavailable")
+    return ApplicationError(
+        f"billing unavailable (HTTP {status or 'no answer'}): {exc}", type="BillingUnavailable"
+    )
 
 
 T = TypeVar("T")

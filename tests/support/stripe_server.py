@@ -27,7 +27,8 @@ Tests assert on :attr:`StripeServer.journal` (every request, with its idempotenc
 ``server_error`` (500, nothing executed), ``timeout_after_commit`` (the change is executed and
 stored, then the connection is dropped without an answer, as if the client timed out),
 ``slow`` (the request is held ``seconds`` before it executes and answers normally: a call
-still in flight when the test acts; :attr:`StripeServer.in_flight` counts those held).
+still in flight when the test acts; :attr:`StripeServer.in_flight` counts those held),
+``http_error`` (answers ``status`` with Stripe's error type for it, nothing executed).
 
 :func:`sign_webhook` signs an event payload the way Stripe signs webhooks.
 """
@@ -47,7 +48,7 @@ from aiohttp import web
 
 PERIOD_SECONDS = 30 * 24 * 3600
 PRORATION_BEHAVIORS = {"create_prorations", "always_invoice", "none"}
-FailureMode = Literal["card_declined", "server_error", "timeout_after_commit", "slow"]
+FailureMode = Literal["card_declined", "server_error", "timeout_after_commit", "slow", "http_error"]
 
 
 def sign_webhook(payload: str, secret: str, timestamp: int | None = None) -> str:
@@ -100,6 +101,7 @@ class _Failure:
     mode: FailureMode
     times: int
     seconds: float = 0.0
+    status: int = 500
 
 
 class StripeError(Exception):
@@ -163,10 +165,11 @@ class StripeServer:
         mode: FailureMode,
         times: int = 1,
         seconds: float = 3.0,
+        status: int = 500,
     ) -> None:
         """Make the next ``times`` requests ``method path_prefix*`` fail with ``mode``
-        (``slow``: held ``seconds`` before executing)."""
-        self._failures.append(_Failure(method.upper(), path_prefix, mode, times, seconds))
+        (``slow``: held ``seconds`` before executing; ``http_error``: answered ``status``)."""
+        self._failures.append(_Failure(method.upper(), path_prefix, mode, times, seconds, status))
 
     def now(self) -> int:
         """The server's current time, unix seconds."""
@@ -208,8 +211,13 @@ class StripeServer:
         self.journal.append(entry)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._answer(entry, 401, {"error": {"type": "invalid_request_error"}})
-        failure, hold = self._take_failure(request.method, request.path)
+        failure, hold, status_code = self._take_failure(request.method, request.path)
         entry.failure = failure
+        if failure == "http_error":
+            kind = {401: "invalid_request_error", 402: "card_error", 429: "rate_limit_error"}
+            error_type = "api_error" if status_code >= 500 else "invalid_request_error"
+            body = {"error": {"type": kind.get(status_code, error_type), "message": "forced"}}
+            return self._answer(entry, status_code, body)
         if failure == "slow":
             self.in_flight += 1
             try:
@@ -268,7 +276,7 @@ class StripeServer:
         entry.status = status
         return web.json_response(body, status=status, headers=headers)
 
-    def _take_failure(self, method: str, path: str) -> tuple[str | None, float]:
+    def _take_failure(self, method: str, path: str) -> tuple[str | None, float, int]:
         for failure in self._failures:
             if (
                 failure.times > 0
@@ -276,8 +284,8 @@ class StripeServer:
                 and path.startswith(failure.path_prefix)
             ):
                 failure.times -= 1
-                return failure.mode, failure.seconds
-        return None, 0.0
+                return failure.mode, failure.seconds, failure.status
+        return None, 0.0, 0
 
     def _route(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         parts = path.strip("/").split("/")
