@@ -8,6 +8,8 @@ answers, ``{"error": {...}}`` errors with Stripe's types and codes):
 - ``POST /v1/customers``, ``DELETE /v1/customers/{id}``
 - ``POST /v1/subscriptions``, ``GET /v1/subscriptions/{id}``, ``DELETE /v1/subscriptions/{id}``
 - ``POST /v1/subscription_items/{id}`` (``price``, ``proration_behavior``)
+- ``GET /v1/invoices`` (``subscription``, ``status``): invoices seeded by the tests
+  (:meth:`StripeServer.add_invoice`)
 
 Prices are objects the server is seeded with (:meth:`StripeServer.add_price`); an unknown price
 is Stripe's 400 ``resource_missing``. Each subscription has one period of 30 days from its
@@ -130,6 +132,7 @@ class StripeServer:
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     journal: list[JournalEntry] = field(default_factory=list)
     price_changes: list[dict[str, Any]] = field(default_factory=list)
     prorations: list[dict[str, Any]] = field(default_factory=list)
@@ -174,6 +177,25 @@ class StripeServer:
     def now(self) -> int:
         """The server's current time, unix seconds."""
         return int(time.time() + self.clock_offset)
+
+    def subscribe(self, price_id: str, status: str = "active") -> str:
+        """Seed a customer with a subscription to ``price_id`` in ``status``; returns its id
+        (as if created in the Stripe dashboard: no journal entry)."""
+        customer = self._create_customer({"name": "seeded"})
+        sub = self._create_subscription(
+            {"customer": customer["id"], "items": [{"price": price_id}]}
+        )
+        sub["status"] = status
+        return str(sub["id"])
+
+    def add_invoice(self, invoice_id: str, subscription_id: str, status: str = "open") -> None:
+        """Seed an invoice of ``subscription_id`` (``open``, ``paid``, ...)."""
+        self.invoices[invoice_id] = {
+            "id": invoice_id,
+            "object": "invoice",
+            "status": status,
+            "subscription": subscription_id,
+        }
 
     def mutations(self) -> list[JournalEntry]:
         """Journal entries of mutating requests (POST and DELETE)."""
@@ -304,6 +326,20 @@ class StripeServer:
                 sub = self._subscription(ident)
                 sub.update(status="canceled", canceled_at=self.now())
                 return sub
+            case "GET", ["v1", "invoices"]:
+                found = [
+                    i
+                    for i in self.invoices.values()
+                    if i["subscription"] == params.get("subscription", i["subscription"])
+                    and i["status"] == params.get("status", i["status"])
+                ]
+                limit = int(params.get("limit", 10))
+                return {
+                    "object": "list",
+                    "data": found[:limit],
+                    "has_more": len(found) > limit,
+                    "url": "/v1/invoices",
+                }
             case "POST", ["v1", "subscription_items", ident]:
                 return self._update_item(ident, params)
         raise StripeError(404, "invalid_request_error", f"Unrecognized request URL ({path})")
