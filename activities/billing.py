@@ -7,8 +7,10 @@ STRIPE_API_KEY) every step logs a warning and returns ``skipped: true``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 from pydantic import BaseModel
@@ -48,6 +50,9 @@ class ChangePriceInput(BaseModel):
     ``proration_behavior`` is Stripe's (``create_prorations``, ``always_invoice``, ``none``);
     ``idempotency_key`` comes from the workflow run and the saga step, never the attempt.
     ``unless_current`` (compensations): make no call when the item already has ``price_id``.
+    A tenant without subscription (onboarded in limited mode, or its subscription cancelled
+    by an automatic downgrade) gets one on ``price_id``, for ``customer_id`` or a new customer
+    (``name``, ``email``), keyed ``<idempotency_key>:customer|subscription``.
     """
 
     tenant_id: str
@@ -56,6 +61,9 @@ class ChangePriceInput(BaseModel):
     proration_behavior: str
     idempotency_key: str
     unless_current: bool = False
+    customer_id: str | None = None
+    name: str | None = None
+    email: str | None = None
 
 
 class PeriodInput(BaseModel):
@@ -95,21 +103,69 @@ def _period_end(subscription: stripe.Subscription) -> datetime | None:
     return datetime.fromtimestamp(int(ts), UTC) if ts else None
 
 
+#: HTTP statuses of Stripe errors worth retrying: 409 (a concurrent request holds the same
+#: object or idempotency key) and 429 (rate limited); 5xx and network errors retry as well.
+RETRYABLE_STATUSES = frozenset({409, 429})
+
+
 def billing_error(exc: stripe.StripeError) -> ApplicationError:
-    """Map a Stripe error to an ApplicationError: declines and invalid requests are final."""
+    """Map a Stripe error to an ApplicationError (issue 12, defect 7).
+
+    Non-retryable at once: a declined card (``CardDeclined``), an idempotency key reused with
+    other parameters (``IdempotencyError``) and every other 4xx but 409 and 429
+    (``InvalidBillingRequest``: invalid request, authentication, permission). Retryable
+    (``BillingUnavailable``): 409, 429, 5xx and network errors (no HTTP status).
+    """
+    status = exc.http_status
     if isinstance(exc, stripe.CardError):
         return ApplicationError(
             f"card declined: {exc.user_message or exc}", type="CardDeclined", non_retryable=True
         )
-    if isinstance(exc, stripe.IdempotencyError):
+    if isinstance(exc, stripe.IdempotencyError) and status not in RETRYABLE_STATUSES:
         return ApplicationError(str(exc), type="IdempotencyError", non_retryable=True)
-    if isinstance(exc, stripe.InvalidRequestError | stripe.AuthenticationError):
+    if status is not None and 400 <= status < 500 and status not in RETRYABLE_STATUSES:
         return ApplicationError(
-            f"billing rejected the request: {exc.user_message or exc}",
+            f"billing rejected the request (HTTP {status}): {exc.user_message or exc}",
             type="InvalidBillingRequest",
             non_retryable=True,
         )
-    return ApplicationError(f"billing unavailable: {exc}", type="BillingUnavailable")
+    return ApplicationError(
+        f"billing unavailable (HTTP {status or 'no answer'}): {exc}", type="BillingUnavailable"
+    )
+
+
+T = TypeVar("T")
+#: Seconds between heartbeats while a Stripe call is in flight (the SDK throttles the
+#: heartbeats it sends to 0.8 x the activity's heartbeat timeout).
+HEARTBEAT_EVERY = 1.0
+
+
+async def uninterrupted(call: Awaitable[T]) -> T:
+    """Await one mutating Stripe call to its end, heartbeating meanwhile; when the activity
+    is cancelled during the call, the call still finishes (Stripe may already have committed
+    it) and ``asyncio.CancelledError`` is raised only after, so a workflow waiting for the
+    cancellation (``WAIT_CANCELLATION_COMPLETED``) reads Stripe's final state afterwards.
+    Raises what the call raises (``stripe.StripeError``)."""
+    task = asyncio.ensure_future(call)
+    cancelled = False
+    while not task.done():
+        activity.heartbeat()
+        try:
+            await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+        except asyncio.CancelledError:
+            cancelled = True
+    result = task.result()
+    if cancelled:
+        raise asyncio.CancelledError("cancelled; the billing call in flight completed first")
+    return result
+
+
+def raise_if_cancelled() -> None:
+    """Heartbeat, and stop before a mutating call when the activity is already cancelled:
+    the call is then known not to have happened."""
+    activity.heartbeat()
+    if activity.is_cancelled():
+        raise asyncio.CancelledError("cancelled before the billing call")
 
 
 class BillingActivities:
@@ -187,21 +243,22 @@ class BillingActivities:
     async def change_price(self, data: ChangePriceInput) -> BillingResult:
         """Change the subscription item's price with ``data.proration_behavior``.
 
+        Heartbeats; cancelled, it makes no call if none started, else lets the call in flight
+        finish before reporting the cancellation (:func:`uninterrupted`).
+
         ``detail`` has ``price``, ``previous_price`` and ``changed`` (False when nothing was
-        to change); a tenant without subscription is skipped. Card declines and invalid
-        prices are non-retryable (:func:`billing_error`); 5xx and network errors retry.
+        to change); a tenant without subscription gets one (``created: true``, see
+        :class:`ChangePriceInput`); billing is skipped only in limited mode. Card declines and
+        invalid prices are non-retryable (:func:`billing_error`); 5xx and network errors retry.
         """
         step = f"change-price to {data.price_id}"
         if skipped := self._skip(step, data.tenant_id):
             return skipped
         assert self.client is not None
         if data.subscription_id is None:
-            activity.logger.warning(
-                "tenant %s has no subscription (onboarded in limited mode): %s skipped",
-                data.tenant_id,
-                step,
-            )
-            return BillingResult(skipped=True, detail={"reason": "no subscription"})
+            if data.unless_current:  # an undo: there is no subscription to put back
+                return BillingResult(detail={"price": data.price_id, "changed": False})
+            return await self._subscribe(data)
         try:
             sub = await self.client.v1.subscriptions.retrieve_async(data.subscription_id)
             item = sub["items"]["data"][0]
@@ -211,18 +268,65 @@ class BillingActivities:
                 return BillingResult(
                     subscription_id=sub.id, period_end=_period_end(sub), detail=detail
                 )
-            item = await self.client.v1.subscription_items.update_async(
-                item["id"],
-                params={
-                    "price": data.price_id,
-                    "proration_behavior": data.proration_behavior,
-                },
-                options={"idempotency_key": data.idempotency_key},
+            raise_if_cancelled()
+            item = await uninterrupted(
+                self.client.v1.subscription_items.update_async(
+                    item["id"],
+                    params={
+                        "price": data.price_id,
+                        "proration_behavior": data.proration_behavior,
+                    },
+                    options={"idempotency_key": data.idempotency_key},
+                )
             )
         except stripe.StripeError as exc:
             raise billing_error(exc) from exc
         detail |= {"changed": True, "proration_behavior": data.proration_behavior}
         return BillingResult(subscription_id=sub.id, period_end=_period_end(sub), detail=detail)
+
+    async def _subscribe(self, data: ChangePriceInput) -> BillingResult:
+        """Create the missing subscription on ``data.price_id`` (and the customer when the
+        tenant has none); idempotent under ``<idempotency_key>:customer|subscription``."""
+        assert self.client is not None
+        key = data.idempotency_key
+        try:
+            customer_id = data.customer_id
+            raise_if_cancelled()
+            if not customer_id:
+                customer = await uninterrupted(
+                    self.client.v1.customers.create_async(
+                        params={
+                            "name": data.name or data.tenant_id,
+                            "email": data.email or "",
+                            "metadata": {"tenant_id": data.tenant_id},
+                        },
+                        options={"idempotency_key": f"{key}:customer"},
+                    )
+                )
+                customer_id = customer.id
+            sub = await uninterrupted(
+                self.client.v1.subscriptions.create_async(
+                    params={
+                        "customer": customer_id,
+                        "items": [{"price": data.price_id}],
+                        "metadata": {"tenant_id": data.tenant_id},
+                    },
+                    options={"idempotency_key": f"{key}:subscription"},
+                )
+            )
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(
+            customer_id=customer_id,
+            subscription_id=sub.id,
+            period_end=_period_end(sub),
+            detail={
+                "price": data.price_id,
+                "previous_price": None,
+                "changed": True,
+                "created": True,
+            },
+        )
 
     @activity.defn
     async def current_period(self, data: PeriodInput) -> BillingResult:
@@ -302,7 +406,10 @@ class BillingActivities:
             return BillingResult(detail={"nothing_to_delete": True})
         assert self.client is not None
         try:
-            await self.client.v1.customers.delete_async(data.customer_id)
+            await self.client.v1.customers.delete_async(
+                data.customer_id,
+                options={"idempotency_key": f"{data.idempotency_scope}:delete-customer"},
+            )
         except stripe.InvalidRequestError as exc:
             if exc.code == "resource_missing":
                 return BillingResult(detail={"nothing_to_delete": True})

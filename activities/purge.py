@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import domain_errors
 from lifecycle.config import Settings
 from lifecycle.domain.deletion import EXPORTS_STORE, PurgeStoreInput, PurgeTarget
 from lifecycle.faults import fault_point
@@ -51,12 +52,14 @@ class PurgeActivities:
         return counts
 
     @activity.defn
+    @domain_errors
     async def count_tenant_data(self, target: PurgeTarget) -> dict[str, dict[str, int]]:
         """Per store, the tenant's ``{"rows": n}`` (tables, ``database.table``) or
         ``{"files": n, "bytes": b}`` (``storage[i]`` and ``exports``)."""
         return await self._counts(target)
 
     @activity.defn
+    @domain_errors
     async def list_purge_stores(self, _: PurgeTarget) -> list[str]:
         """Store names in purge order: tables children before parents, then storage."""
         async with self.stores() as stores:
@@ -65,6 +68,7 @@ class PurgeActivities:
         return tables + storage
 
     @activity.defn
+    @domain_errors
     async def purge_store(self, data: PurgeStoreInput) -> int:
         """Delete the tenant's rows of one table in batches of PURGE_BATCH_ROWS (each batch
         one short transaction), or its objects under one storage prefix; heartbeat the total.
@@ -92,11 +96,13 @@ class PurgeActivities:
         return deleted + rows
 
     @activity.defn
+    @domain_errors
     async def purge_exports(self, target: PurgeTarget) -> int:
         """Delete the tenant's export archives and staging; return how many were deleted."""
         return await self.exports.delete_tenant_exports(target.tenant_id, activity.heartbeat)
 
     @activity.defn
+    @domain_errors
     async def verify_purge(self, target: PurgeTarget) -> dict[str, dict[str, int]]:
         """Re-count every store; raise ``PurgeIncomplete`` (retryable) naming each store
         where anything of the tenant remains, else return the counts (all zero)."""

@@ -9,7 +9,13 @@ from typing import Any, Literal, TypeVar, Unpack
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    RetryState,
+    is_cancelled_exception,
+)
 from temporalio.types import MethodAsyncSingleParam
 from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
@@ -40,6 +46,10 @@ DEFAULTS = ActivityConfig(start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
 LOCAL_DEFAULTS = LocalActivityConfig(start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
 #: ``workflow.patched`` id of running control-plane steps as local activities (2026-12-01).
 LOCAL_BOOKKEEPING = "local-bookkeeping"
+#: ``workflow.patched`` id of reporting a failed control-plane step as an ``ActivityError``
+#: (2026-12-03): temporalio 1.35 hands a failed *local* activity to the workflow as the
+#: activity's own error, so the ``except ActivityError`` bookkeeping never ran for them.
+LOCAL_FAILURES = "local-activity-failures"
 
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
@@ -72,8 +82,31 @@ async def control_plane(
     """
     if not workflow.patched(LOCAL_BOOKKEEPING):
         return await call(activity, arg, summary=summary)
-    return await workflow.execute_local_activity_method(
-        activity, arg, **(LOCAL_DEFAULTS | {"summary": summary})
+    try:
+        return await workflow.execute_local_activity_method(
+            activity, arg, **(LOCAL_DEFAULTS | {"summary": summary})
+        )
+    except FailureError as err:
+        if isinstance(err, ActivityError) or is_cancelled_exception(err):
+            raise
+        if not workflow.patched(LOCAL_FAILURES):
+            raise  # an execution that already failed this way replays as it ran
+        raise _as_activity_error(err, activity) from err
+
+
+def _as_activity_error(err: FailureError, activity: Activity[Any, Any]) -> ActivityError:
+    """The ``ActivityError`` (cause: ``err``) a regular activity's failure would raise, so one
+    ``except ActivityError`` handles control-plane steps and external calls alike."""
+    defn = getattr(activity, "__temporal_activity_definition", None)
+    name = str(getattr(defn, "name", None) or getattr(activity, "__name__", "local"))
+    return ActivityError(
+        f"Local activity error: {err}",
+        scheduled_event_id=0,
+        started_event_id=0,
+        identity="",
+        activity_type=name,
+        activity_id="",
+        retry_state=RetryState.NON_RETRYABLE_FAILURE,
     )
 
 
@@ -186,9 +219,11 @@ class Operation:
         changes: dict[str, Any] | None = None,
         entitlements: dict[str, int] | None = None,
         reactivation: bool = False,
+        actor: str | None = None,
     ) -> TenantView:
-        """Compare-and-set the tenant's state with an audit row naming this workflow
-        (idempotent per workflow, run by :func:`control_plane`)."""
+        """Compare-and-set the tenant's state with an audit row naming this workflow and
+        ``actor`` (default: the operation's) (idempotent per workflow, run by
+        :func:`control_plane`)."""
         return await control_plane(
             TenantActivities.transition_tenant,
             TransitionInput(
@@ -197,7 +232,7 @@ class Operation:
                 to_state=to_state,
                 operation=self.kind,
                 workflow_id=self.workflow_id,
-                actor=self.actor,
+                actor=actor or self.actor,
                 reason=reason,
                 detail=detail or {},
                 changes=changes or {},

@@ -11,19 +11,33 @@ before its step runs (the step may succeed and still report a failure, e.g. a ti
 Stripe committed), tolerates "nothing to undo", and runs under ``asyncio.shield`` in reverse
 order; then the tenant returns to ACTIVE on its previous plan with the failure, its cause and
 every undo's outcome in the audit row and in the operation's result.
+
+Cancellation (patch ``saga-cancellation``): a cancel that arrives while a step runs does not
+abandon it. The step's activity is asked to stop and the saga waits until it has ended
+(``WAIT_CANCELLATION_COMPLETED``; billing activities heartbeat, so they learn of the cancel,
+and let an in-flight Stripe call finish first): a price change may have committed, and
+compensation must see it. Compensation then decides from Stripe's state (``revert-billing``
+reads the subscription's price) and the workflow ends Canceled, the operation ``cancelled``,
+the audit row naming who cancelled (:func:`lifecycle.domain.plan_changes.cancel_reason`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from datetime import timedelta
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
 with workflow.unsafe.imports_passed_through():
-    from activities.billing import BillingActivities, ChangePriceInput
+    from activities.billing import (
+        BillingActivities,
+        CancelSubscriptionInput,
+        ChangePriceInput,
+    )
     from activities.provisioning import ProvisioningActivities, ProvisionInput
     from lifecycle.domain.billing import BillingResult
     from lifecycle.domain.plan_changes import (
@@ -33,12 +47,51 @@ with workflow.unsafe.imports_passed_through():
         PlanChangeResult,
         StepCause,
         StepEventInput,
+        cancelling_actor,
     )
     from lifecycle.domain.states import TenantState
     from lifecycle.domain.tenants import TenantView
     from workflows.common import Operation, Status, call, idempotency_scope
 
 Undo = Callable[[], Awaitable[str]]
+T = TypeVar("T")
+#: ``workflow.patched`` id (2026-12-03): saga steps run to their end when cancelled, and a
+#: cancelled plan change ends Canceled (before: compensation raced the in-flight step, and the
+#: operation was reported failed).
+SAGA_CANCELLATION = "saga-cancellation"
+#: Billing activities heartbeat while a Stripe call is in flight; a worker lost mid-call is
+#: noticed after this, and a cancel reaches the activity within about this long.
+BILLING_HEARTBEAT = timedelta(seconds=10)
+
+
+def settled_options(summary: str, *, heartbeat: bool) -> tuple[bool, ActivityConfig]:
+    """``(settle, options)`` of a saga step labelled ``summary``: in patched executions it
+    must not be abandoned by a cancel (``settle``): ``WAIT_CANCELLATION_COMPLETED``, and a
+    heartbeat timeout for activities that heartbeat (billing)."""
+    options: ActivityConfig = {"summary": summary}
+    if not workflow.patched(SAGA_CANCELLATION):
+        return False, options
+    options["cancellation_type"] = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+    if heartbeat:
+        options["heartbeat_timeout"] = BILLING_HEARTBEAT
+    return True, options
+
+
+async def settled(step: Awaitable[T]) -> T:
+    """Await ``step`` (an activity call); when the workflow is cancelled meanwhile, cancel the
+    activity, wait until it has ended (completed or cancelled, whichever it reports), then
+    re-raise the cancellation: whatever the step did is then visible to its compensation."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            task.cancel()
+        try:
+            await task
+        except (Exception, asyncio.CancelledError) as ended:
+            workflow.logger.info("cancelled step ended: %s", ended)
+        raise
 
 
 def step_key(step: str) -> str:
@@ -49,7 +102,7 @@ def step_key(step: str) -> str:
 
 def _cause(err: BaseException) -> StepCause:
     """Type and message of what made a step fail (the activity's error when there is one)."""
-    if isinstance(err, asyncio.CancelledError):
+    if is_cancelled_exception(err):
         return StepCause(type="Cancelled", message="the operation was cancelled")
     cause = err.cause if isinstance(err, ActivityError) and err.cause else err
     kind = cause.type if isinstance(cause, ApplicationError) and cause.type else None
@@ -70,6 +123,7 @@ class PlanChangeSaga:
         self.op, self.data, self.busy = op, data, busy
         self.proration_behavior = proration_behavior
         self.tenant: TenantView  # as locked: previous entitlements, subscription
+        self.created: BillingResult | None = None  # the subscription the billing step created
 
     async def lock(self, lock_detail: dict[str, Any] | None = None) -> None:
         """ACTIVE -> ``busy`` (clearing any pending plan change); raises a non-retryable
@@ -103,11 +157,18 @@ class PlanChangeSaga:
             await op.record("billing")
             undo.append(("revert-billing", self._revert_billing))
             billing = await self._change_price(data.price_id, "billing")
+            changes: dict[str, Any] = {"plan": data.to_plan}
+            if billing.detail.get("created"):  # the tenant had no subscription: now it has
+                self.created = billing
+                changes |= {
+                    "billing_customer_id": billing.customer_id,
+                    "billing_subscription_id": billing.subscription_id,
+                }
             await op.record("commit")
             await op.transition(
                 [self.busy],
                 TenantState.ACTIVE,
-                changes={"plan": data.to_plan},
+                changes=changes,
                 detail={
                     "from_plan": data.from_plan,
                     "to_plan": data.to_plan,
@@ -129,7 +190,8 @@ class PlanChangeSaga:
     # -- steps -----------------------------------------------------------------------------
 
     async def _provision(self, plan: str, limits: dict[str, int], step: str) -> None:
-        await call(
+        settle, options = settled_options(f"{step}: {plan}", heartbeat=False)
+        call_ = call(
             ProvisioningActivities.provision_entitlements,
             ProvisionInput(
                 tenant_id=self.data.tenant_id,
@@ -144,11 +206,13 @@ class PlanChangeSaga:
                     detail={"step": step, "plan": plan},
                 ),
             ),
-            summary=f"{step}: {plan}",
+            **options,
         )
+        await (settled(call_) if settle else call_)
 
     async def _change_price(self, price_id: str, step: str, *, undo: bool = False) -> BillingResult:
-        return await call(
+        settle, options = settled_options(f"{step}: {price_id}", heartbeat=True)
+        call_ = call(
             BillingActivities.change_price,
             ChangePriceInput(
                 tenant_id=self.data.tenant_id,
@@ -157,9 +221,13 @@ class PlanChangeSaga:
                 proration_behavior=self.proration_behavior,
                 idempotency_key=step_key(step),
                 unless_current=undo,
+                customer_id=self.tenant.billing_customer_id,
+                name=self.tenant.name,
+                email=self.tenant.email,
             ),
-            summary=f"{step}: {price_id}",
+            **options,
         )
+        return await (settled(call_) if settle else call_)
 
     async def _restore_entitlements(self) -> str:
         previous = self.tenant.entitlements
@@ -167,6 +235,18 @@ class PlanChangeSaga:
         return f"restored the {self.data.from_plan} entitlements"
 
     async def _revert_billing(self) -> str:
+        if self.created is not None and self.created.subscription_id:
+            cancelled = await call(
+                BillingActivities.cancel_subscription,
+                CancelSubscriptionInput(
+                    tenant_id=self.data.tenant_id,
+                    subscription_id=self.created.subscription_id,
+                    idempotency_scope=idempotency_scope(),
+                    step="revert-billing",
+                ),
+                summary="revert-billing: cancel the new subscription",
+            )
+            return f"subscription {cancelled.subscription_id} created by the change cancelled"
         result = await self._change_price(self.data.previous_price_id, "revert-billing", undo=True)
         if result.skipped:
             return "skipped (no billing)"
@@ -176,13 +256,26 @@ class PlanChangeSaga:
 
     async def _compensate(self, err: BaseException, undo: list[tuple[str, Undo]]) -> NoReturn:
         """Undo the completed steps in reverse, return to ACTIVE on the previous plan, record
-        the failure and re-raise it (a cancellation stays a cancellation)."""
+        the failure and re-raise it. A cancellation (either form: ``asyncio.CancelledError``,
+        or an ``ActivityError`` caused by one) stays a cancellation: the operation is recorded
+        ``cancelled``, the audit row names who cancelled, and the workflow ends Canceled."""
         op, data = self.op, self.data
         failed_step, cause = op.current_step, _cause(err)
-        message = (
-            f"{op.kind} from '{data.from_plan}' to '{data.to_plan}' failed at step "
-            f"{failed_step}: {cause.message}"
-        )
+        if workflow.patched(SAGA_CANCELLATION):
+            cancelled = is_cancelled_exception(err)
+        else:
+            cancelled = isinstance(err, asyncio.CancelledError)
+        cancelled_by = cancelling_actor(workflow.cancellation_reason()) if cancelled else None
+        if cancelled_by is not None:
+            message = (
+                f"{op.kind} from '{data.from_plan}' to '{data.to_plan}' cancelled by "
+                f"{cancelled_by} at step {failed_step}"
+            )
+        else:
+            message = (
+                f"{op.kind} from '{data.from_plan}' to '{data.to_plan}' failed at step "
+                f"{failed_step}: {cause.message}"
+            )
         outcomes = []
         for name, action in reversed(undo):
             try:
@@ -198,15 +291,21 @@ class PlanChangeSaga:
             failure=message,
             cause=cause,
             compensations=outcomes,
+            cancelled_by=cancelled_by,
         )
-        audit = result.model_dump(mode="json", include={"failed_step", "cause", "compensations"})
+        audit = result.model_dump(
+            mode="json", include={"failed_step", "cause", "compensations", "cancelled_by"}
+        )
         await asyncio.shield(
-            op.transition([self.busy], TenantState.ACTIVE, reason=message, detail=audit)
+            op.transition(
+                [self.busy], TenantState.ACTIVE, reason=message, detail=audit, actor=cancelled_by
+            )
         )
-        cancelled = isinstance(err, asyncio.CancelledError)
         status: Status = "cancelled" if cancelled else "failed"
         await asyncio.shield(op.record("compensated", status, result=result, error=message))
         if cancelled:
-            raise err
+            if isinstance(err, asyncio.CancelledError):
+                raise err
+            raise asyncio.CancelledError(message) from err
         details = result.model_dump(mode="json")
         raise ApplicationError(message, details, type=cause.type, non_retryable=True) from err

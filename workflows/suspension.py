@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentFailureInput,
         PaymentFailureProgress,
         PaymentFailureResult,
+        settles,
     )
     from lifecycle.domain.operations import OperationKind
     from lifecycle.domain.states import TenantState
@@ -35,6 +36,9 @@ S = TenantState
 #: States of an operation in flight; the payment-failure path waits for it to end.
 BUSY = frozenset({S.UPGRADING, S.DOWNGRADING, S.EXPORTING, S.REACTIVATING})
 BUSY_POLL = timedelta(minutes=1)
+#: ``workflow.patched`` id (2026-12-03): ``invoice_paid`` cancels the pending suspension only
+#: for the failed invoice or a settled subscription (before: any paid invoice did).
+INVOICE_PAID_MATCH = "invoice-paid-match"
 
 
 async def suspend(op: Operation, tenant: TenantView, reason: str) -> TenantView:
@@ -87,12 +91,23 @@ class PaymentFailureWorkflow:
     @workflow.init
     def __init__(self, data: PaymentFailureInput) -> None:
         self.op = Operation(data.tenant_id, OperationKind.PAYMENT_FAILURE, "billing")
+        self.invoice_id = data.invoice_id
         self.paid: InvoicePaid | None = None
 
     @workflow.signal
     def invoice_paid(self, paid: InvoicePaid | None = None) -> None:
-        """``invoice.paid`` arrived: the pending suspension is cancelled."""
-        self.paid = paid or InvoicePaid()
+        """``invoice.paid`` arrived: the pending suspension is cancelled when it is the failed
+        invoice or the subscription is settled (:func:`settles`); other payments are logged
+        and change nothing."""
+        paid = paid or InvoicePaid()
+        if workflow.patched(INVOICE_PAID_MATCH) and not settles(paid, self.invoice_id):
+            workflow.logger.info(
+                "invoice %s paid; the failed invoice %s is still open",
+                paid.invoice_id,
+                self.invoice_id,
+            )
+            return
+        self.paid = paid
 
     @workflow.run
     async def run(self, data: PaymentFailureInput) -> PaymentFailureResult:
@@ -180,5 +195,8 @@ class PaymentFailureWorkflow:
     def progress(self) -> PaymentFailureProgress:
         """Current step and whether the invoice was paid meanwhile."""
         return PaymentFailureProgress(
-            operation=self.op.kind, step=self.op.current_step, paid=self.paid is not None
+            operation=self.op.kind,
+            step=self.op.current_step,
+            paid=self.paid is not None,
+            invoice_id=self.invoice_id,
         )

@@ -1,8 +1,11 @@
 """Billing events: Stripe webhook events (signature check with the official ``stripe`` SDK,
 each event id processed once), failed payments and their settlement.
 
-``invoice.payment_failed`` starts the tenant's payment-failure grace period;
-``invoice.paid`` cancels it. Other event types are acknowledged and recorded, nothing else.
+``invoice.payment_failed`` starts the tenant's payment-failure grace period. It is cancelled
+only by the payment of the failed invoice (``invoice.paid``), or by the subscription turning
+``active`` with no invoice left open (``invoice.paid`` of another invoice, or
+``customer.subscription.updated``; checked with Stripe). Other event types are acknowledged
+and recorded, nothing else.
 """
 
 from __future__ import annotations
@@ -12,17 +15,24 @@ from typing import Any
 import stripe
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from activities.billing import make_stripe_client
 from lifecycle.client.base import Core, not_found
-from lifecycle.domain.billing_events import InvoicePaid, PaymentFailureInput, StripeEventOutcome
+from lifecycle.domain.billing_events import (
+    InvoicePaid,
+    PaymentFailureInput,
+    StripeEventOutcome,
+    settles,
+)
 from lifecycle.domain.errors import StateConflict
 from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.persistence.tables import WebhookEvent, utcnow
 
 #: Seconds a signed timestamp stays acceptable (Stripe's default): older ones are replays.
 SIGNATURE_TOLERANCE = 300
-HANDLED = ("invoice.payment_failed", "invoice.paid")
+HANDLED = ("invoice.payment_failed", "invoice.paid", "customer.subscription.updated")
 
 
 def verify_event(payload: bytes, signature: str | None, secret: str) -> stripe.Event:
@@ -78,21 +88,61 @@ class BillingEventService:
             return "a payment failure of this tenant is already in its grace period"
         return f"grace period of {data.grace_days} days started ({started.workflow_id})"
 
-    async def invoice_paid(self, tenant_id: str, invoice_id: str | None, event_id: str) -> str:
-        """Cancel a pending payment-failure suspension; returns what was done."""
+    async def invoice_paid(
+        self,
+        tenant_id: str,
+        invoice_id: str | None,
+        event_id: str,
+        subscription_id: str | None = None,
+    ) -> str:
+        """Cancel a pending payment-failure suspension when ``invoice_id`` is the failed
+        invoice, or the subscription is ``active`` with nothing open in Stripe; returns what
+        was done (an unrelated payment is answered ``ignored: ...``)."""
         from workflows.suspension import PaymentFailureWorkflow
 
-        wid = workflow_id(tenant_id, OperationKind.PAYMENT_FAILURE)
+        handle = self.core.handle(workflow_id(tenant_id, OperationKind.PAYMENT_FAILURE))
         try:
-            await self.core.handle(wid).signal(
-                PaymentFailureWorkflow.invoice_paid,
-                InvoicePaid(invoice_id=invoice_id, event_id=event_id),
-            )
+            progress = await handle.query(PaymentFailureWorkflow.progress)
         except RPCError as exc:
             if not not_found(exc):
                 raise
             return "no payment failure pending"
-        return f"pending suspension cancelled ({wid})"
+        except WorkflowQueryFailedError:
+            return "no payment failure pending"
+        paid = InvoicePaid(invoice_id=invoice_id, event_id=event_id)
+        if not settles(paid, progress.invoice_id):
+            paid.subscription_settled = await self.subscription_settled(subscription_id)
+            if not paid.subscription_settled:
+                return (
+                    f"ignored: invoice {invoice_id} is not the failed invoice "
+                    f"{progress.invoice_id}, which is still open"
+                )
+        try:
+            await handle.signal(PaymentFailureWorkflow.invoice_paid, paid)
+        except RPCError as exc:
+            if not not_found(exc):
+                raise
+            return "no payment failure pending"
+        return f"pending suspension cancelled ({handle.id})"
+
+    async def subscription_settled(self, subscription_id: str | None) -> bool:
+        """Whether Stripe reports ``subscription_id`` ``active`` with no open invoice (False
+        in limited mode: nothing to ask). Raises ``stripe.StripeError`` (the webhook then
+        answers 5xx and Stripe redelivers it)."""
+        settings = self.core.settings
+        key = settings.stripe_api_key
+        client = make_stripe_client(
+            key.get_secret_value() if key else None, settings.stripe_api_base
+        )
+        if client is None or subscription_id is None:
+            return False
+        sub = await client.v1.subscriptions.retrieve_async(subscription_id)
+        if sub.status != "active":
+            return False
+        open_invoices = await client.v1.invoices.list_async(
+            params={"subscription": subscription_id, "status": "open", "limit": 1}
+        )
+        return not open_invoices.data
 
     async def handle_stripe_event(self, event: stripe.Event) -> StripeEventOutcome:
         """Process a verified event once per event id (table ``webhook_events``).
@@ -134,7 +184,11 @@ class BillingEventService:
         """The tenant an invoice event is about, or None and why the event is ignored."""
         if event.type not in HANDLED:
             return None, f"ignored: {event.type} is not handled"
-        subscription = invoice_subscription(event.data.object.to_dict())
+        obj = event.data.object.to_dict()
+        if event.type == "customer.subscription.updated":
+            subscription = obj.get("id")
+        else:
+            subscription = invoice_subscription(obj)
         if subscription is None:
             return None, "ignored: the invoice has no subscription"
         tenant = await self.core.repository.tenant_by_subscription(subscription)
@@ -143,7 +197,12 @@ class BillingEventService:
         return tenant.tenant_id, None
 
     async def _act(self, event: stripe.Event, tenant_id: str) -> str:
-        invoice_id = event.data.object.to_dict().get("id")
+        obj = event.data.object.to_dict()
+        if event.type == "customer.subscription.updated":
+            if obj.get("status") != "active":
+                return f"ignored: subscription is {obj.get('status')}"
+            return await self.invoice_paid(tenant_id, None, event.id, obj.get("id"))
+        invoice_id = obj.get("id")
         if event.type == "invoice.payment_failed":
             return await self.payment_failed(tenant_id, invoice_id, event.id)
-        return await self.invoice_paid(tenant_id, invoice_id, event.id)
+        return await self.invoice_paid(tenant_id, invoice_id, event.id, invoice_subscription(obj))

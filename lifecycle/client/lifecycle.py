@@ -117,6 +117,7 @@ class LifecycleClient:
             raise
         recorded = await self.repository.operation(wid)
         status = desc.status.name.lower() if desc.status else "unknown"
+        status = "cancelled" if status == "canceled" else status  # the operations' spelling
         view = recorded or OperationView(workflow_id=wid, status=status)
         view.status = status
         view.started_at = view.started_at or desc.start_time

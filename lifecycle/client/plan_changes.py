@@ -7,13 +7,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from lifecycle.client.base import Core
 from lifecycle.domain.errors import StateConflict
-from lifecycle.domain.operations import OperationKind, OperationStarted
+from lifecycle.domain.operations import OperationKind, OperationStarted, workflow_id
 from lifecycle.domain.plan_changes import (
     CancelDowngrade,
     DowngradePreview,
     Effective,
     UsageExceedsLimits,
     UsageView,
+    cancel_reason,
     check_usage_update,
     plan_change_input,
     require_active,
@@ -127,6 +128,22 @@ class PlanChangeService:
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise conflict from exc
+            raise
+        return wid
+
+    async def cancel_upgrade(
+        self, tenant_id: str, actor: str = "api", reason: str = "on request"
+    ) -> str:
+        """Cancel the tenant's running upgrade (Temporal cancellation naming ``actor``,
+        :func:`~lifecycle.domain.plan_changes.cancel_reason`); the saga lets a step in flight
+        finish, compensates from Stripe's state and ends Canceled. Returns the workflow id;
+        raises StateConflict when no upgrade runs."""
+        wid = workflow_id(tenant_id, OperationKind.UPGRADE)
+        try:
+            await self.core.handle(wid).cancel(reason=cancel_reason(actor, reason))
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise StateConflict(f"tenant '{tenant_id}' has no running upgrade") from exc
             raise
         return wid
 

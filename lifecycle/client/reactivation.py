@@ -18,6 +18,8 @@ from lifecycle.domain.operations import (
     OperationStarted,
     workflow_id,
 )
+from lifecycle.domain.plan_changes import UsageExceedsLimits
+from lifecycle.domain.plans import usage_violations
 from lifecycle.domain.reactivation import (
     REACTIVATION_DISABLED,
     ReactivateRequest,
@@ -39,6 +41,9 @@ class ReactivationService:
         retention (the deletion workflow's ``request_reactivation`` update: the same as the
         ``reactivate`` signal, but rejected synchronously with the reason).
 
+        A ``request.plan`` below the tenant's plan passes the downgrade's usage check first
+        (``UsageExceedsLimits``, a 422 naming every resource over the limit).
+
         Raises InvalidInput (unknown plan), TenantNotFound, StateConflict: wrong state,
         purged (``purged at ...``), purge running, retention over, or
         ENABLE_REACTIVATION_WORKFLOW=false.
@@ -46,9 +51,16 @@ class ReactivationService:
         from workflows.deletion import DeletionWorkflow
         from workflows.reactivation import ReactivationWorkflow
 
+        plans = self.core.settings.plans
         if request.plan is not None:
-            self.core.settings.plans.get(request.plan)
+            plans.get(request.plan)
         tenant = await self.core.repository.get(tenant_id)
+        if request.plan is not None and plans.rank(request.plan) < plans.rank(tenant.plan):
+            # the downgrade's rule (issue 12, defect 4): usage must fit the lower plan
+            target = plans.get(request.plan)
+            violations = usage_violations(tenant.usage, target.limits.as_dict())
+            if violations:
+                raise UsageExceedsLimits(tenant_id, target.name, violations)
         if tenant.state is TenantState.SUSPENDED:
             started = await self.core.start(
                 ReactivationWorkflow.run,

@@ -26,10 +26,22 @@ class PaymentFailureInput(DomainModel):
 
 
 class InvoicePaid(BaseModel):
-    """Argument of the payment-failure workflow's ``invoice_paid`` signal."""
+    """Argument of the payment-failure workflow's ``invoice_paid`` signal.
+
+    It cancels the pending suspension only when ``invoice_id`` is the failed invoice, or when
+    ``subscription_settled``: Stripe reports the subscription ``active`` with no invoice left
+    open (issue 12, defect 6).
+    """
 
     invoice_id: str | None = None
     event_id: str | None = None
+    subscription_settled: bool = False
+
+
+def settles(paid: InvoicePaid, failed_invoice: str | None) -> bool:
+    """Whether ``paid`` cancels the suspension pending for ``failed_invoice`` (None: the
+    failed invoice is unknown, any payment settles it)."""
+    return paid.subscription_settled or failed_invoice is None or paid.invoice_id == failed_invoice
 
 
 class StripeEventOutcome(BaseModel):
@@ -55,6 +67,8 @@ class PaymentFailureResult(BaseModel):
 
 
 class PaymentFailureProgress(OperationProgress):
-    """The payment-failure workflow's ``progress``: whether the invoice was paid meanwhile."""
+    """The payment-failure workflow's ``progress``: whether the invoice was paid meanwhile,
+    and which invoice failed."""
 
     paid: bool
+    invoice_id: str | None = None

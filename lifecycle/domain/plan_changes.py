@@ -253,6 +253,24 @@ class Compensation(BaseModel):
     outcome: str
 
 
+#: Prefix of the reason the client gives a plan change's cancellation: the workflow reads the
+#: actor back from ``workflow.cancellation_reason()`` for the audit row.
+CANCELLED_BY = "cancelled by "
+
+
+def cancel_reason(actor: str, reason: str = "on request") -> str:
+    """The Temporal cancellation reason naming ``actor``: ``"cancelled by <actor>: <reason>"``."""
+    return f"{CANCELLED_BY}{actor}: {reason}"
+
+
+def cancelling_actor(reason: str | None) -> str:
+    """The actor named by a cancellation reason (:func:`cancel_reason`); a cancel without one
+    (the Web UI, ``temporal workflow cancel``) is ``"temporal"``."""
+    if reason and reason.startswith(CANCELLED_BY):
+        return reason[len(CANCELLED_BY) :].split(":", 1)[0].strip() or "temporal"
+    return "temporal"
+
+
 class PlanChangeCompensated(BaseModel):
     """A failed plan change, compensated: the tenant back ACTIVE on its previous plan. The
     operation's recorded result and the details of its ``ApplicationError``."""
@@ -265,6 +283,7 @@ class PlanChangeCompensated(BaseModel):
     failure: str
     cause: StepCause
     compensations: list[Compensation]
+    cancelled_by: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class DowngradeProgress(OperationProgress):

@@ -180,4 +180,7 @@ def load_datamap(path: str | Path, environ: dict[str, str] | None = None) -> Dat
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"data map {file}: not found") from exc
-    return parse_datamap(text, str(file), environ)
+    try:
+        return parse_datamap(text, str(file), environ)
+    except ValueError as exc:  # TOML syntax (tomllib.TOMLDecodeError) or the schema (pydantic)
+        raise ConfigError(f"data map {file}: malformed: {exc}") from exc

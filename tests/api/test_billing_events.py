@@ -18,12 +18,15 @@ from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.billing_events import InvoicePaid
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TransitionInput
 from lifecycle.persistence.tables import WebhookEvent
 from tests.support.api import assert_problem
 from tests.support.fixtures import make_settings, running_stack, serve_api, uid
+from tests.support.stripe_server import StripeServer
 from tests.support.tenant_data import new_tenant, skip_to_result
+from workflows.suspension import PaymentFailureWorkflow
 
 SECRET = "whsec_test_secret"
 
@@ -193,3 +196,70 @@ async def test_suspension_waits_for_a_running_plan_change(
         assert result["outcome"] == "suspended"
         states = [e.to_state for e in await lc.repository.events(acme)]
         assert states[-3:] == ["UPGRADING", "ACTIVE", "SUSPENDED"]
+
+
+def subscription_event(event_id: str, subscription: str, status: str) -> bytes:
+    """A ``customer.subscription.updated`` event."""
+    obj = {"id": subscription, "object": "subscription", "status": status}
+    body = {
+        "id": event_id,
+        "object": "event",
+        "type": "customer.subscription.updated",
+        "data": {"object": obj},
+    }
+    return json.dumps(body).encode()
+
+
+async def test_only_the_failed_invoice_or_a_settled_subscription_cancels_the_suspension(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    """Defect 6: paying another invoice leaves the failed one open and the suspension
+    pending; the subscription turning active with nothing open cancels it."""
+    billing = {"stripe_api_key": stripe_server.api_key, "stripe_api_base": stripe_server.url}
+    async with webhook_stack(time_env, tmp_path, **billing) as (lc, http):
+        acme, sub = uid("acme"), stripe_server.subscribe("price_starter", "past_due")
+        await new_tenant(lc, acme, subscription_id=sub)
+        stripe_server.add_invoice("in_failed", sub, "open")
+        failed = invoice_event("evt_f", "invoice.payment_failed", sub, "in_failed")
+        assert (await post(http, failed, sign(failed))).status_code == 200
+        wid = f"tenant-{acme}-payment-failure"
+
+        other = invoice_event("evt_other", "invoice.paid", sub, "in_other")
+        r = await post(http, other, sign(other))
+        assert r.json()["outcome"] == (
+            "ignored: invoice in_other is not the failed invoice in_failed, which is still open"
+        )
+        # a signal sent anyway (e.g. by hand with the temporal CLI) is ignored by the workflow
+        await lc.core.handle(wid).signal(
+            PaymentFailureWorkflow.invoice_paid, InvoicePaid(invoice_id="in_other")
+        )
+        assert (await lc.core.handle(wid).query(PaymentFailureWorkflow.progress)).paid is False
+        still_due = subscription_event("evt_s1", sub, "active")  # in_failed still open
+        assert (
+            (await post(http, still_due, sign(still_due))).json()["outcome"].startswith("ignored:")
+        )
+
+        stripe_server.invoices["in_failed"]["status"] = "paid"  # settled outside the webhook
+        stripe_server.subscriptions[sub]["status"] = "active"
+        settled = subscription_event("evt_s2", sub, "active")
+        r = await post(http, settled, sign(settled))
+        assert r.json()["outcome"] == f"pending suspension cancelled ({wid})"
+        assert (await skip_to_result(time_env, lc.core.handle(wid)))["outcome"] == "recovered"
+        assert (await lc.get_tenant(acme)).state is TenantState.ACTIVE
+
+
+async def test_unrelated_payment_does_not_stop_the_suspension(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    billing = {"stripe_api_key": stripe_server.api_key, "stripe_api_base": stripe_server.url}
+    async with webhook_stack(time_env, tmp_path, **billing) as (lc, http):
+        acme, sub = uid("acme"), stripe_server.subscribe("price_starter", "past_due")
+        await new_tenant(lc, acme, subscription_id=sub)
+        stripe_server.add_invoice("in_failed", sub, "open")
+        failed = invoice_event("evt_f", "invoice.payment_failed", sub, "in_failed")
+        assert (await post(http, failed, sign(failed))).status_code == 200
+        other = invoice_event("evt_o", "invoice.paid", sub, "in_other")
+        assert (await post(http, other, sign(other))).json()["outcome"].startswith("ignored:")
+        wid = f"tenant-{acme}-payment-failure"
+        assert (await skip_to_result(time_env, lc.core.handle(wid)))["outcome"] == "suspended"
+        assert (await lc.get_tenant(acme)).state is TenantState.SUSPENDED

@@ -1,15 +1,17 @@
 """Upgrade saga in the time-skipping test server, billing through the Stripe test server."""
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.domain.errors import InvalidInput, StateConflict
 from lifecycle.domain.plan_changes import PendingChangeInput
 from lifecycle.domain.states import TenantState
-from lifecycle.domain.tenants import TransitionInput
+from lifecycle.domain.tenants import TenantView, TransitionInput
 from tests.support.fixtures import make_settings, running_stack
 from tests.support.plan_fixtures import billing_settings, finish, onboarded, replay
 from tests.support.stripe_server import StripeServer
@@ -239,3 +241,109 @@ async def test_upgrade_in_limited_mode_skips_billing(
         assert result["billing"]["skipped"] is True and result["plan"] == "enterprise"
         after = await lc.get_tenant(tenant.tenant_id)
         assert after.entitlements == limits(lc, "enterprise")
+
+
+async def _cancel_during_billing(
+    lc, stripe_server: StripeServer, to_plan: str
+) -> tuple[TenantView, str, BaseException]:
+    """Onboard on starter, upgrade to ``to_plan`` with the price-change call held in flight by
+    the Stripe server, cancel the upgrade (naming actor ``ops-alice``) while it is held;
+    returns the tenant as onboarded, the workflow id and the workflow's error."""
+    tenant = await onboarded(lc, "starter")
+    stripe_server.fail("POST", ITEMS, "slow", seconds=3.0)
+    started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, to_plan)
+    for _ in range(400):
+        if stripe_server.in_flight:
+            break
+        await asyncio.sleep(0.025)
+    assert stripe_server.in_flight == 1, "the price change never reached the server"
+    await lc.plan_changes.cancel_upgrade(tenant.tenant_id, "ops-alice", "customer changed mind")
+    with pytest.raises(WorkflowFailureError) as err:
+        await lc.core.handle(started.workflow_id).result()
+    return tenant, started.workflow_id, err.value
+
+
+async def test_cancel_during_the_billing_call_leaves_the_old_price(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    """Defect 1: the in-flight price change commits after the cancel; compensation waits for
+    it and then undoes it from Stripe's state, so the tenant is not billed the new price."""
+    async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
+        tenant, wid, _ = await _cancel_during_billing(lc, stripe_server, "enterprise")
+        await asyncio.sleep(4)  # longer than the held call: nothing may commit afterwards
+        sub = tenant.billing_subscription_id
+        assert sub and stripe_server.item_price(sub) == "price_starter"
+        changes = [(c["from"], c["to"]) for c in stripe_server.price_changes]
+        assert changes == [
+            ("price_starter", "price_enterprise"),
+            ("price_enterprise", "price_starter"),
+        ]
+        after = await lc.get_tenant(tenant.tenant_id)
+        assert (after.state, after.plan) == (TenantState.ACTIVE, "starter")
+        assert after.entitlements == limits(lc, "starter")
+        await replay(lc, wid)
+
+
+async def test_a_cancelled_upgrade_ends_cancelled_with_the_actor_audited(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    """Defect 2: workflow Canceled (not Failed), operation ``cancelled``, the unlocking audit
+    row naming who cancelled, after the compensations."""
+    async with running_stack(time_env, billing_settings(tmp_path, stripe_server)) as lc:
+        tenant, wid, error = await _cancel_during_billing(lc, stripe_server, "professional")
+        assert isinstance(error.__cause__, CancelledError)
+        description = await lc.core.handle(wid).describe()
+        assert description.status == WorkflowExecutionStatus.CANCELED
+        op = await lc.operation(wid)
+        assert op is not None and op.status == "cancelled" and op.step == "compensated"
+        row = await lc.repository.operation(wid)
+        assert row is not None and row.status == "cancelled"
+        assert op.result and op.result["cancelled_by"] == "ops-alice"
+        assert "cancelled by ops-alice at step billing" in (op.error or "")
+        events = [
+            e for e in await lc.repository.events(tenant.tenant_id) if e.operation == "upgrade"
+        ]
+        unlock = events[-1]
+        assert (unlock.from_state, unlock.to_state, unlock.actor) == (
+            "UPGRADING",
+            "ACTIVE",
+            "ops-alice",
+        )
+        assert unlock.detail["cancelled_by"] == "ops-alice"
+        assert unlock.detail["cause"]["type"] == "Cancelled"
+        assert [c["step"] for c in unlock.detail["compensations"]] == [
+            "revert-billing",
+            "restore-entitlements",
+        ]
+
+
+async def test_upgrade_after_an_automatic_downgrade_is_billed(
+    time_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    """Defect 3: the automatic downgrade cancels the subscription; a later upgrade creates a
+    new one on the target price for the same customer (idempotency keys of the upgrade's
+    step), instead of reporting billing "skipped: no subscription"."""
+    settings = billing_settings(
+        tmp_path, stripe_server, enable_auto_downgrade=True, payment_failure_grace_days=0
+    )
+    async with running_stack(time_env, settings) as lc:
+        tenant = await onboarded(lc, "professional")
+        await lc.billing_events.payment_failed(tenant.tenant_id, "in_1", "evt_1")
+        handle = lc.core.handle(f"tenant-{tenant.tenant_id}-payment-failure")
+        assert (await finish(time_env, lc, handle.id))["outcome"] == "downgraded to free"
+        old = tenant.billing_subscription_id
+        assert old and stripe_server.subscriptions[old]["status"] == "canceled"
+
+        started = await lc.plan_changes.upgrade_tenant(tenant.tenant_id, "enterprise")
+        result = await lc.core.handle(started.workflow_id).result()
+        assert result["billing"]["skipped"] is False
+        assert result["billing"]["detail"]["created"] is True
+        after = await lc.get_tenant(tenant.tenant_id)
+        sub = after.billing_subscription_id
+        assert sub and sub != old and after.plan == "enterprise"
+        assert stripe_server.item_price(sub) == "price_enterprise"
+        assert stripe_server.subscriptions[sub]["customer"] == tenant.billing_customer_id
+        assert len(stripe_server.customers) == 1
+        created = [e for e in stripe_server.mutations() if e.path == "/v1/subscriptions"][-1]
+        key = created.idempotency_key or ""
+        assert key.startswith(f"{started.workflow_id}:") and key.endswith(":billing:subscription")

@@ -8,6 +8,8 @@ answers, ``{"error": {...}}`` errors with Stripe's types and codes):
 - ``POST /v1/customers``, ``DELETE /v1/customers/{id}``
 - ``POST /v1/subscriptions``, ``GET /v1/subscriptions/{id}``, ``DELETE /v1/subscriptions/{id}``
 - ``POST /v1/subscription_items/{id}`` (``price``, ``proration_behavior``)
+- ``GET /v1/invoices`` (``subscription``, ``status``): invoices seeded by the tests
+  (:meth:`StripeServer.add_invoice`)
 
 Prices are objects the server is seeded with (:meth:`StripeServer.add_price`); an unknown price
 is Stripe's 400 ``resource_missing``. Each subscription has one period of 30 days from its
@@ -25,13 +27,17 @@ Tests assert on :attr:`StripeServer.journal` (every request, with its idempotenc
 :attr:`StripeServer.prorations` (proration lines, negative = credit), and provoke failures with
 :meth:`StripeServer.fail`: ``card_declined`` (402 ``card_error``, stored like Stripe does),
 ``server_error`` (500, nothing executed), ``timeout_after_commit`` (the change is executed and
-stored, then the connection is dropped without an answer, as if the client timed out).
+stored, then the connection is dropped without an answer, as if the client timed out),
+``slow`` (the request is held ``seconds`` before it executes and answers normally: a call
+still in flight when the test acts; :attr:`StripeServer.in_flight` counts those held),
+``http_error`` (answers ``status`` with Stripe's error type for it, nothing executed).
 
 :func:`sign_webhook` signs an event payload the way Stripe signs webhooks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -44,7 +50,7 @@ from aiohttp import web
 
 PERIOD_SECONDS = 30 * 24 * 3600
 PRORATION_BEHAVIORS = {"create_prorations", "always_invoice", "none"}
-FailureMode = Literal["card_declined", "server_error", "timeout_after_commit"]
+FailureMode = Literal["card_declined", "server_error", "timeout_after_commit", "slow", "http_error"]
 
 
 def sign_webhook(payload: str, secret: str, timestamp: int | None = None) -> str:
@@ -96,6 +102,8 @@ class _Failure:
     path_prefix: str
     mode: FailureMode
     times: int
+    seconds: float = 0.0
+    status: int = 500
 
 
 class StripeError(Exception):
@@ -124,6 +132,7 @@ class StripeServer:
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     journal: list[JournalEntry] = field(default_factory=list)
     price_changes: list[dict[str, Any]] = field(default_factory=list)
     prorations: list[dict[str, Any]] = field(default_factory=list)
@@ -131,6 +140,8 @@ class StripeServer:
     #: Seconds added to the wall clock, like a Stripe test clock: set it to a time-skipping
     #: Temporal server's offset so that periods end in the workflows' time.
     clock_offset: float = 0.0
+    #: Requests held by a ``slow`` failure right now.
+    in_flight: int = 0
     _failures: list[_Failure] = field(default_factory=list)
     _idempotency: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
     _counter: int = 0
@@ -150,13 +161,41 @@ class StripeServer:
             "type": "recurring",
         }
 
-    def fail(self, method: str, path_prefix: str, mode: FailureMode, times: int = 1) -> None:
-        """Make the next ``times`` requests ``method path_prefix*`` fail with ``mode``."""
-        self._failures.append(_Failure(method.upper(), path_prefix, mode, times))
+    def fail(
+        self,
+        method: str,
+        path_prefix: str,
+        mode: FailureMode,
+        times: int = 1,
+        seconds: float = 3.0,
+        status: int = 500,
+    ) -> None:
+        """Make the next ``times`` requests ``method path_prefix*`` fail with ``mode``
+        (``slow``: held ``seconds`` before executing; ``http_error``: answered ``status``)."""
+        self._failures.append(_Failure(method.upper(), path_prefix, mode, times, seconds, status))
 
     def now(self) -> int:
         """The server's current time, unix seconds."""
         return int(time.time() + self.clock_offset)
+
+    def subscribe(self, price_id: str, status: str = "active") -> str:
+        """Seed a customer with a subscription to ``price_id`` in ``status``; returns its id
+        (as if created in the Stripe dashboard: no journal entry)."""
+        customer = self._create_customer({"name": "seeded"})
+        sub = self._create_subscription(
+            {"customer": customer["id"], "items": [{"price": price_id}]}
+        )
+        sub["status"] = status
+        return str(sub["id"])
+
+    def add_invoice(self, invoice_id: str, subscription_id: str, status: str = "open") -> None:
+        """Seed an invoice of ``subscription_id`` (``open``, ``paid``, ...)."""
+        self.invoices[invoice_id] = {
+            "id": invoice_id,
+            "object": "invoice",
+            "status": status,
+            "subscription": subscription_id,
+        }
 
     def mutations(self) -> list[JournalEntry]:
         """Journal entries of mutating requests (POST and DELETE)."""
@@ -194,8 +233,19 @@ class StripeServer:
         self.journal.append(entry)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._answer(entry, 401, {"error": {"type": "invalid_request_error"}})
-        failure = self._take_failure(request.method, request.path)
+        failure, hold, status_code = self._take_failure(request.method, request.path)
         entry.failure = failure
+        if failure == "http_error":
+            kind = {401: "invalid_request_error", 402: "card_error", 429: "rate_limit_error"}
+            error_type = "api_error" if status_code >= 500 else "invalid_request_error"
+            body = {"error": {"type": kind.get(status_code, error_type), "message": "forced"}}
+            return self._answer(entry, status_code, body)
+        if failure == "slow":
+            self.in_flight += 1
+            try:
+                await asyncio.sleep(hold)
+            finally:
+                self.in_flight -= 1
         if failure == "server_error":
             return self._answer(entry, 500, {"error": {"type": "api_error", "message": "boom"}})
         fingerprint = json.dumps([request.method, request.path, params], sort_keys=True)
@@ -248,7 +298,7 @@ class StripeServer:
         entry.status = status
         return web.json_response(body, status=status, headers=headers)
 
-    def _take_failure(self, method: str, path: str) -> str | None:
+    def _take_failure(self, method: str, path: str) -> tuple[str | None, float, int]:
         for failure in self._failures:
             if (
                 failure.times > 0
@@ -256,8 +306,8 @@ class StripeServer:
                 and path.startswith(failure.path_prefix)
             ):
                 failure.times -= 1
-                return failure.mode
-        return None
+                return failure.mode, failure.seconds, failure.status
+        return None, 0.0, 0
 
     def _route(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         parts = path.strip("/").split("/")
@@ -276,6 +326,20 @@ class StripeServer:
                 sub = self._subscription(ident)
                 sub.update(status="canceled", canceled_at=self.now())
                 return sub
+            case "GET", ["v1", "invoices"]:
+                found = [
+                    i
+                    for i in self.invoices.values()
+                    if i["subscription"] == params.get("subscription", i["subscription"])
+                    and i["status"] == params.get("status", i["status"])
+                ]
+                limit = int(params.get("limit", 10))
+                return {
+                    "object": "list",
+                    "data": found[:limit],
+                    "has_more": len(found) > limit,
+                    "url": "/v1/invoices",
+                }
             case "POST", ["v1", "subscription_items", ident]:
                 return self._update_item(ident, params)
         raise StripeError(404, "invalid_request_error", f"Unrecognized request URL ({path})")

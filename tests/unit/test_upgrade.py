@@ -120,13 +120,6 @@ async def test_upgrade_of_a_suspended_tenant_changes_nothing(
     assert fake.tenant.state == TenantState.SUSPENDED and fake.tenant.plan == "starter"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a failed *local* activity reaches the workflow as the activity's ApplicationError, "
-    "not as an ActivityError (temporalio 1.35), so the `except ActivityError` around the lock "
-    "(a control-plane local activity since the local-bookkeeping patch) never runs: the "
-    "operation is left 'running' at step 'lock' instead of being recorded 'failed'",
-)
 async def test_a_refused_lock_records_the_operation_failed(
     time_env: WorkflowEnvironment,
 ) -> None:
