@@ -18,7 +18,7 @@ from lifecycle.domain.deletion import (
     LegalHoldChange,
     purged_detail,
 )
-from lifecycle.domain.errors import StateConflict, TenantNotFound
+from lifecycle.domain.errors import DataKeyConflict, StateConflict, TenantNotFound
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TenantView
 from lifecycle.persistence.tables import (
@@ -79,13 +79,18 @@ class DeletionRepository:
         """Compare-and-set that opens the purge: the tenant must be DELETED, not purged and
         not under legal hold; bumps ``version`` and writes a ``purge-started`` audit row.
 
-        Idempotent for the same workflow. Raises TenantNotFound, LegalHoldActive, or
-        StateConflict naming the state when the tenant is not DELETED (e.g. reactivated).
+        Idempotent for the same workflow. Raises TenantNotFound, LegalHoldActive,
+        StateConflict naming the state when the tenant is not DELETED (e.g. reactivated), or
+        DataKeyConflict when another live tenant holds the same data key (defence in depth
+        behind the unique index: the purge would delete that tenant's data too).
         """
         async with self.sessions.begin() as session:
             tenant = await session.get(Tenant, tenant_id)
             if tenant is None:
                 raise TenantNotFound(tenant_id)
+            holder = await self.tenants._data_key_holder(session, tenant.data_key, tenant_id)
+            if holder is not None:
+                raise DataKeyConflict(tenant.data_key, holder)
             if await self.tenants.has_event(session, tenant_id, workflow_id, "purge-started"):
                 return await self.tenants.view(session, tenant)
             result = await session.execute(
