@@ -24,14 +24,18 @@ def canonical(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def build_document(data: CompletePurgeInput) -> dict[str, Any]:
-    """The certificate document: tenant, who asked and when, when the purge ended, and per
-    store the counts before and after (``rows`` for tables, ``files``/``bytes`` for storage)."""
+def build_document(
+    data: CompletePurgeInput, coverage: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """The certificate document: tenant, who asked and when, when the purge ended, per
+    store the counts before and after (``rows`` for tables, ``files``/``bytes`` for storage),
+    and ``coverage``: every store and table checked with its kind (mapped, storage, exports,
+    unmapped, and ignored with the reason), so a reader sees what the purge covered."""
     stores = {
         name: {"before": data.before[name], "after": data.after.get(name, {})}
         for name in sorted(data.before)
     }
-    return {
+    document: dict[str, Any] = {
         "format": FORMAT,
         "tenant_id": data.tenant_id,
         "requested_by": data.requested_by,
@@ -43,6 +47,9 @@ def build_document(data: CompletePurgeInput) -> dict[str, Any]:
         "billing": data.billing,
         "cache": "none: the control plane has no cache layer",
     }
+    if coverage is not None:
+        document["coverage"] = coverage
+    return document
 
 
 def seal(tenant_id: str, document: dict[str, Any], secret: str) -> CertificateView:

@@ -129,7 +129,12 @@ class DeletionRepository:
             await session.refresh(tenant)
             return await self.tenants.view(session, tenant)
 
-    async def complete_purge(self, data: CompletePurgeInput, secret: str) -> CertificateView:
+    async def complete_purge(
+        self,
+        data: CompletePurgeInput,
+        secret: str,
+        coverage: list[dict[str, str]] | None = None,
+    ) -> CertificateView:
         """Seal the deletion certificate and turn the tenant row into a tombstone, in one
         transaction: name, e-mail, billing ids and entitlements removed, ``purged_at`` set,
         state stays DELETED; audit row ``purged`` with the certificate's SHA-256.
@@ -149,7 +154,7 @@ class DeletionRepository:
                     f"tenant '{tenant.id}' is {tenant.state}; the purge needs state DELETED"
                 )
             now = utcnow()
-            sealed = seal(data.tenant_id, build_document(data), secret)
+            sealed = seal(data.tenant_id, build_document(data, coverage), secret)
             row = DeletionCertificate(
                 tenant_id=data.tenant_id,
                 workflow_id=data.workflow_id,
