@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, update
 from sqlalchemy.engine import CursorResult
 
-from lifecycle.domain.certificate import build_document, seal
+from lifecycle.domain.certificate import HMAC_SHA256, build_document, seal
 from lifecycle.domain.deletion import (
     CertificateView,
     CompletePurgeInput,
@@ -132,7 +133,7 @@ class DeletionRepository:
     async def complete_purge(
         self,
         data: CompletePurgeInput,
-        secret: str,
+        key: Ed25519PrivateKey,
         coverage: list[dict[str, str]] | None = None,
     ) -> CertificateView:
         """Seal the deletion certificate and turn the tenant row into a tombstone, in one
@@ -154,7 +155,7 @@ class DeletionRepository:
                     f"tenant '{tenant.id}' is {tenant.state}; the purge needs state DELETED"
                 )
             now = utcnow()
-            sealed = seal(data.tenant_id, build_document(data, coverage), secret)
+            sealed = seal(data.tenant_id, build_document(data, coverage), key)
             row = DeletionCertificate(
                 tenant_id=data.tenant_id,
                 workflow_id=data.workflow_id,
@@ -204,6 +205,7 @@ class DeletionRepository:
 
 def _view(row: DeletionCertificate) -> CertificateView:
     return CertificateView(
+        algorithm=str(row.document.get("signature_algorithm", HMAC_SHA256)),
         tenant_id=row.tenant_id,
         document=row.document,
         sha256=row.sha256,

@@ -169,7 +169,7 @@ class DeletionCertificate(Base):
     workflow_id: Mapped[str] = mapped_column(String(255))
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     sha256: Mapped[str] = mapped_column(String(64))
-    signature: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

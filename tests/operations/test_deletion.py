@@ -11,13 +11,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
-from lifecycle.domain.certificate import verify
+from lifecycle.domain.certificate import key_id, verify
 from lifecycle.domain.deletion import DeleteRequest, LegalHoldRequest
 from lifecycle.domain.errors import StateConflict
 from lifecycle.domain.reactivation import ReactivateRequest
@@ -116,11 +117,16 @@ async def test_purge_after_retention_with_certificate(stack: Stack) -> None:
         name: {"before": before, "after": ZERO[name]}
         for name, before in stack.app.expected().items()
     }
-    secret = stack.lc.settings.secret("signing_secret")
-    assert verify(cert, secret) == []
+    public = stack.lc.settings.certificate_key().public_key()
+    keys = {key_id(public): public}
+    assert doc["kid"] == key_id(public) and doc["signature_algorithm"] == "Ed25519"
+    assert verify(cert, keys).problems == []
     tampered = {**cert, "document": {**doc, "requested_by": "someone-else"}}
-    assert len(verify(tampered, secret)) == 2
-    assert verify(cert, "another-secret") == ["signature does not verify under this SIGNING_SECRET"]
+    assert len(verify(tampered, keys).problems) == 2
+    other = Ed25519PrivateKey.generate().public_key()
+    assert verify(cert, {key_id(public): other}).problems == [
+        f"the Ed25519 signature does not verify under key {key_id(public)}"
+    ]
     events = await stack.events()
     assert events[-4:] == ["deletion", "deletion", "purge-started", "purged"]
     with pytest.raises(StateConflict, match=f"tenant '{stack.tenant}' was purged at "):
@@ -395,4 +401,5 @@ async def test_certificate_lists_every_store_checked_with_ignored_reasons(stack:
         {"store": "storage[0]", "kind": "storage"},
         {"store": "app.usage_totals", "kind": "ignored table", "reason": "counts only"},
     ]
-    assert verify(cert.model_dump(mode="json"), stack.lc.settings.secret("signing_secret")) == []
+    public = stack.lc.settings.certificate_key().public_key()
+    assert verify(cert.model_dump(mode="json"), {key_id(public): public}).valid
