@@ -28,6 +28,7 @@ from activities.tenants import TenantActivities
 from activities.usage import UsageActivities
 from lifecycle.client.lifecycle import connect_temporal
 from lifecycle.config import Settings
+from lifecycle.domain.errors import ConfigError
 from lifecycle.logs import configure_logging
 from lifecycle.persistence.deletion import DeletionRepository
 from lifecycle.persistence.engine import Sessions, create_engine, migrate
@@ -35,6 +36,7 @@ from lifecycle.persistence.exports import ExportRepository
 from lifecycle.persistence.tenants import TenantRepository
 from lifecycle.storage.datamap import load_datamap
 from lifecycle.storage.exports import ExportStorage, s3_options
+from lifecycle.storage.stores import find_unmapped
 from workflows.deletion import DeletionWorkflow
 from workflows.downgrade import DowngradeWorkflow
 from workflows.export import ExportRetentionWorkflow, ExportWorkflow
@@ -172,10 +174,37 @@ def sdk_runtime(settings: Settings) -> Runtime | None:
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 
+async def warn_unmapped(settings: Settings) -> list[str]:
+    """Log a warning naming every table of the data map's databases that holds tenant data
+    outside the map (``tenantctl datamap check`` lists them too); returns the warnings.
+
+    Never raises: a worker starts even when an application database is down at that moment.
+    """
+    if settings.data_map_path is None:
+        return []
+    log = logging.getLogger(__name__)
+    try:
+        unmapped = await find_unmapped(load_datamap(settings.data_map_path), s3_options(settings))
+    except ConfigError as exc:
+        log.warning("data map discovery skipped: %s", exc)
+        return [str(exc)]
+    warnings = [
+        f"table {u.store} holds tenant data ({u.why}) but is not in the data map "
+        f"{settings.data_map_path}: purges of its tenants will fail verification and issue no "
+        "certificate until it is mapped or listed under [[ignore]] with a reason"
+        for u in unmapped
+    ]
+    for text in warnings:
+        log.warning("%s", text)
+    return warnings
+
+
 async def run_worker(settings: Settings) -> None:
-    """Migrate the control-plane database, connect and poll until cancelled."""
+    """Migrate the control-plane database, warn about unmapped tables, connect and poll
+    until cancelled."""
     engine = create_engine(settings.db_url)
     await migrate(engine)
+    await warn_unmapped(settings)
     client = await connect_temporal(settings, sdk_runtime(settings))
     worker = build_worker(client, settings, TenantRepository(Sessions(engine)))
     logging.getLogger(__name__).info(

@@ -15,6 +15,7 @@ from lifecycle.domain.deletion import (
 from lifecycle.domain.plans import ResolvedPlan
 from lifecycle.domain.tenants import TenantEvent, TenantView
 from lifecycle.persistence.deletion import DeletionRepository
+from lifecycle.storage.datamap import DataMap, coverage, load_datamap
 
 
 class DeletionActivities:
@@ -47,8 +48,12 @@ class DeletionActivities:
     @activity.defn
     @domain_errors
     async def complete_purge(self, data: CompletePurgeInput) -> CertificateView:
-        """Seal the deletion certificate (HMAC with SIGNING_SECRET) and tombstone the tenant."""
-        return await self.repository.complete_purge(data, self.settings.secret("signing_secret"))
+        """Seal the deletion certificate (Ed25519 under CERTIFICATE_SIGNING_KEY) and
+        tombstone the tenant; the certificate's
+        ``coverage`` lists every store checked and the data map's ignored tables."""
+        datamap = load_datamap(self.settings.data_map_path) if self.settings.data_map_path else None
+        checked = coverage(datamap or DataMap(), sorted(data.before))
+        return await self.repository.complete_purge(data, self.settings.certificate_key(), checked)
 
     @activity.defn
     async def record_tenant_event(self, event: TenantEvent) -> None:

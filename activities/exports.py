@@ -21,7 +21,7 @@ from typing import IO, Any, cast
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from lifecycle.domain.errors import ConfigError
+from lifecycle.domain.errors import ConfigError, DataKeyConflict
 from lifecycle.domain.exports import (
     ArchiveResult,
     AssembleInput,
@@ -37,6 +37,7 @@ from lifecycle.domain.exports import (
 )
 from lifecycle.faults import fault_point
 from lifecycle.persistence.exports import ExportRepository
+from lifecycle.persistence.tenants import TenantRepository
 from lifecycle.storage.datamap import DataMap
 from lifecycle.storage.exports import ExportStorage
 from lifecycle.storage.jsonl import decode_value, encode_row, encode_value
@@ -97,7 +98,22 @@ class ExportActivities:
 
     @activity.defn
     async def plan_export(self, data: PlanInput) -> ExportPlan:
-        """Count each stream's rows or files and estimate its output bytes and chunks."""
+        """Count each stream's rows or files and estimate its output bytes and chunks.
+
+        Raises a non-retryable ``DataKeyConflict`` when another live tenant holds the same
+        data key (defence in depth behind the unique index: the archive would hold that
+        tenant's data, GDPR Art. 15/20 give access to one's own data only).
+        """
+        holder = await TenantRepository(self.records.sessions).data_key_holder(
+            data.data_key, data.tenant_id
+        )
+        if holder is not None:
+            conflict = DataKeyConflict(data.data_key, holder)
+            raise ApplicationError(
+                f"export of tenant '{data.tenant_id}' refused: {conflict}",
+                type="DataKeyConflict",
+                non_retryable=True,
+            )
         streams: list[StreamPlan] = []
         async with self._stores() as stores:
             for ref, entry in enumerate(stores.datamap.tables):

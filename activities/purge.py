@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -47,6 +48,7 @@ class PurgeActivities:
 
     async def _counts(self, target: PurgeTarget) -> dict[str, dict[str, int]]:
         async with self.stores() as stores:
+            await stores.discover()
             counts = await stores.counts(target.data_key)
         counts[EXPORTS_STORE] = await self.exports.tenant_usage(target.tenant_id)
         return counts
@@ -54,8 +56,9 @@ class PurgeActivities:
     @activity.defn
     @domain_errors
     async def count_tenant_data(self, target: PurgeTarget) -> dict[str, dict[str, int]]:
-        """Per store, the tenant's ``{"rows": n}`` (tables, ``database.table``) or
-        ``{"files": n, "bytes": b}`` (``storage[i]`` and ``exports``)."""
+        """Per store, the tenant's ``{"rows": n}`` (tables, ``database.table``, including the
+        unmapped tables discovery finds) or ``{"files": n, "bytes": b}`` (``storage[i]`` and
+        ``exports``)."""
         return await self._counts(target)
 
     @activity.defn
@@ -90,9 +93,23 @@ class PurgeActivities:
                 activity.heartbeat(deleted + total)
                 fault_point(f"purge.batch:{data.store}")
 
-            rows, _longest = await stores.purge_rows(
-                entry, data.data_key, self.settings.purge_batch_rows, after_batch
-            )
+            try:
+                rows, _longest = await stores.purge_rows(
+                    entry, data.data_key, self.settings.purge_batch_rows, after_batch
+                )
+            except IntegrityError as exc:
+                # a row outside the data map still references the tenant's rows: retrying
+                # cannot help, the operator must map (or clear) the referencing table
+                await stores.discover()
+                blockers = ", ".join(f"{u.store} ({u.why})" for u in stores.referencing(entry))
+                raise ApplicationError(
+                    f"purge of {data.store} for tenant '{data.tenant_id}' is blocked by a "
+                    f"foreign key from outside the data map"
+                    + (f": {blockers}" if blockers else "")
+                    + f" ({exc.orig})",
+                    type="PurgeBlocked",
+                    non_retryable=True,
+                ) from exc
         return deleted + rows
 
     @activity.defn
@@ -104,15 +121,25 @@ class PurgeActivities:
     @activity.defn
     @domain_errors
     async def verify_purge(self, target: PurgeTarget) -> dict[str, dict[str, int]]:
-        """Re-count every store; raise ``PurgeIncomplete`` (retryable) naming each store
-        where anything of the tenant remains, else return the counts (all zero)."""
-        counts = await self._counts(target)
+        """Re-count every store, the unmapped tables included; raise ``PurgeIncomplete``
+        naming each store where anything of the tenant remains, else return the counts (all
+        zero). Retryable (e.g. an S3 listing lagging) unless rows remain in an unmapped
+        table, which the purge never touches: then it fails at once, and no certificate is
+        issued (GDPR Art. 17: erasure must be complete before it is attested)."""
+        async with self.stores() as stores:
+            unmapped = {u.store for u in await stores.discover()}
+            counts = await stores.counts(target.data_key)
+        counts[EXPORTS_STORE] = await self.exports.tenant_usage(target.tenant_id)
         left = {name: c for name, c in counts.items() if c.get("rows", 0) or c.get("files", 0)}
         if left:
-            text = ", ".join(f"{name} {c}" for name, c in sorted(left.items()))
+            text = ", ".join(
+                f"{name} {c}" + (" (not in the data map)" if name in unmapped else "")
+                for name, c in sorted(left.items())
+            )
             raise ApplicationError(
                 f"purge incomplete for tenant '{target.tenant_id}': {text} remain",
                 left,
                 type="PurgeIncomplete",
+                non_retryable=bool(unmapped & set(left)),
             )
         return counts

@@ -12,9 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lifecycle.domain.errors import ConfigError
 from lifecycle.domain.plans import PlanCatalog, load_plans
 
 SECRET_FIELDS = (
@@ -24,6 +26,7 @@ SECRET_FIELDS = (
     "signing_secret",
     "provisioning_webhook_secret",
     "s3_secret_access_key",
+    "certificate_signing_key",
 )
 
 
@@ -79,7 +82,15 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_token: SecretStr | None = None
-    signing_secret: SecretStr | None = None
+    signing_secret: SecretStr | None = Field(
+        None, description="HMAC key of download links (and of certificates before Ed25519)"
+    )
+    certificate_signing_key: SecretStr | None = Field(
+        None, description="Ed25519 private key of deletion certificates: PEM, or a PEM file"
+    )
+    certificate_retired_keys: list[Path] = Field(
+        default_factory=list, description="Public PEM files of retired certificate keys"
+    )
 
     # Temporal
     temporal_address: str | None = Field(None, description="host:port; unset = embedded dev")
@@ -140,6 +151,45 @@ class Settings(BaseSettings):
         token = path.read_text(encoding="utf-8").strip()
         setattr(self, name, SecretStr(token))
         return token
+
+    def certificate_key(self) -> Ed25519PrivateKey:
+        """The Ed25519 key that signs deletion certificates: CERTIFICATE_SIGNING_KEY (PEM
+        text, or the path of a PEM file), else ``data_dir/certificate_signing_key.pem``,
+        generated on first use (mode 0600) on the embedded default.
+
+        Raises ConfigError when the key given is not an unencrypted Ed25519 PEM key.
+        """
+        from cryptography.hazmat.primitives import serialization
+
+        if self.certificate_signing_key is not None:
+            value = self.certificate_signing_key.get_secret_value().strip()
+            source = "CERTIFICATE_SIGNING_KEY"
+            if not value.startswith("-----BEGIN"):
+                source = value
+                try:
+                    value = Path(value).read_text(encoding="utf-8")
+                except OSError as exc:
+                    raise ConfigError(f"CERTIFICATE_SIGNING_KEY: cannot read {value}") from exc
+        else:
+            path = self.data_dir / "certificate_signing_key.pem"
+            source = str(path)
+            if not path.exists():
+                pem = Ed25519PrivateKey.generate().private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                path.touch(mode=0o600)
+                path.write_bytes(pem)
+            value = path.read_text(encoding="utf-8")
+        try:
+            key = serialization.load_pem_private_key(value.encode(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}: not an unencrypted PEM private key") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError(f"{source}: not an Ed25519 key")
+        return key
 
     def redacted(self) -> dict[str, object]:
         """Settings as JSON-able values with every secret replaced by ``"***"`` (or None)."""

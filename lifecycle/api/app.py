@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from lifecycle.api import problems
 from lifecycle.api.routes import (
     billing_events,
+    certificates,
     deletion,
     exports,
     meta,
@@ -51,7 +52,16 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         lifespan=lifespan,
     )
     problems.install(app)
-    features = (tenants, plan_changes, suspension, reactivation, exports, deletion, billing_events)
+    features = (
+        tenants,
+        plan_changes,
+        suspension,
+        reactivation,
+        exports,
+        deletion,
+        certificates,
+        billing_events,
+    )
     for module in (*features, meta):
         app.include_router(module.router)
     return app

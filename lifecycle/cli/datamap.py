@@ -23,13 +23,15 @@ def datamap_check(
 ) -> None:
     """Validate the data map against the live databases and storage, then list row and file
     counts per store; exit 1 naming the bad entry (unknown database, table or column, a
-    parent cycle, a storage URL without {tenant_key})."""
+    parent cycle, a storage URL without {tenant_key}), or listing the unmapped tables that
+    hold tenant data (a tenant column or a foreign key into a mapped table) and are not
+    under [[ignore]]."""
     from lifecycle.domain.errors import ConfigError, TenantNotFound
     from lifecycle.persistence.engine import Sessions, create_engine
     from lifecycle.persistence.tenants import TenantRepository
     from lifecycle.storage.datamap import load_datamap
     from lifecycle.storage.exports import s3_options
-    from lifecycle.storage.stores import TenantStores
+    from lifecycle.storage.stores import TenantStores, UnmappedTable
 
     settings = load_settings()
     path = file or settings.data_map_path
@@ -37,24 +39,24 @@ def datamap_check(
         console.print("[red]no data map:[/red] set DATA_MAP_PATH or pass --file")
         raise typer.Exit(1)
 
-    async def run() -> tuple[str, dict[str, dict[str, int]]]:
+    async def run() -> tuple[str, dict[str, dict[str, int]], list[UnmappedTable]]:
         stores = await TenantStores.open(load_datamap(path), s3_options(settings))
         try:
+            unmapped = await stores.discover()
             if tenant is None:
-                return "all tenants", await stores.total_counts()
+                return "all tenants", await stores.total_counts(), unmapped
             engine = create_engine(settings.db_url)
             try:
                 found = await TenantRepository(Sessions(engine)).get(tenant)
             finally:
                 await engine.dispose()
-            return f"tenant {tenant} (data_key {found.data_key})", await stores.counts(
-                found.data_key
-            )
+            counts = await stores.counts(found.data_key)
+            return f"tenant {tenant} (data_key {found.data_key})", counts, unmapped
         finally:
             await stores.close()
 
     try:
-        scope, counts = asyncio.run(run())
+        scope, counts, unmapped = asyncio.run(run())
     except (ConfigError, TenantNotFound) as exc:
         console.print(f"[red]data map check failed:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -62,4 +64,11 @@ def datamap_check(
     for store, c in counts.items():
         table.add_row(store, *(str(c[k]) if k in c else "" for k in ("rows", "files", "bytes")))
     console.print(table)
+    if unmapped:
+        console.print(f"[red]{len(unmapped)} unmapped table(s) hold tenant data:[/red]")
+        for item in unmapped:
+            console.print(
+                f"  {item.store}: {item.why}; map it or list it under [[ignore]] with a reason"
+            )
+        raise typer.Exit(1)
     console.print("[green]data map OK[/green]")

@@ -13,6 +13,8 @@ from temporalio.service import RPCError
 
 from lifecycle.client.base import Core, not_found
 from lifecycle.domain.deletion import (
+    CertificateKey,
+    CertificateKeys,
     CertificateNotFound,
     CertificateView,
     DeleteRequest,
@@ -24,7 +26,7 @@ from lifecycle.domain.deletion import (
     LegalHoldSignal,
     purged_detail,
 )
-from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.errors import ConfigError, StateConflict
 from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.domain.states import TenantState
 from lifecycle.persistence.deletion import DeletionRepository
@@ -117,6 +119,27 @@ class DeletionService:
             LegalHoldChange(tenant_id=tenant_id, hold=hold, actor=who, reason=request.reason)
         )
         return answer
+
+    def certificate_keys(self) -> CertificateKeys:
+        """The public keys of deletion certificates: the current CERTIFICATE_SIGNING_KEY's
+        and the retired ones (CERTIFICATE_RETIRED_KEYS). Raises ConfigError on a bad key."""
+        from lifecycle.domain.certificate import key_id, load_public_key, public_pem
+
+        current = self.core.settings.certificate_key().public_key()
+        keys = [
+            CertificateKey(kid=key_id(current), public_key=public_pem(current), status="current")
+        ]
+        for path in self.core.settings.certificate_retired_keys:
+            try:
+                retired = load_public_key(path.read_bytes())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"CERTIFICATE_RETIRED_KEYS: {path}: {exc}") from exc
+            keys.append(
+                CertificateKey(
+                    kid=key_id(retired), public_key=public_pem(retired), status="retired"
+                )
+            )
+        return CertificateKeys(keys=keys)
 
     async def deletion_certificate(self, tenant_id: str) -> CertificateView:
         """The tenant's deletion certificate. Raises TenantNotFound, CertificateNotFound."""

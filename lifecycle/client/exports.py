@@ -10,7 +10,7 @@ from functools import cached_property
 from temporalio.service import RPCError
 
 from lifecycle.client.base import PROGRESS_QUERY_TIMEOUT, Core
-from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.errors import DataKeyConflict, StateConflict
 from lifecycle.domain.exports import (
     ExportInput,
     ExportStarted,
@@ -47,12 +47,17 @@ class ExportService:
         """Start an export of everything ``tenant_id`` owns in the data map; returns
         ``{export_id, workflow_id, tenant_id, status: "queued", estimated_completion}``.
 
-        Raises TenantNotFound, and StateConflict unless the tenant is ACTIVE (the workflow's
-        compare-and-set to EXPORTING settles a race between two requests).
+        Raises TenantNotFound, StateConflict unless the tenant is ACTIVE (the workflow's
+        compare-and-set to EXPORTING settles a race between two requests), and
+        DataKeyConflict when another live tenant holds the same data key (the archive would
+        hold that tenant's data).
         """
         tenant = await self.core.repository.get(tenant_id)
         if tenant.state is not TenantState.ACTIVE:
             raise StateConflict(f"tenant '{tenant_id}' is {tenant.state}; export needs ACTIVE")
+        holder = await self.core.repository.data_key_holder(tenant.data_key, tenant_id)
+        if holder is not None:
+            raise DataKeyConflict(tenant.data_key, holder)
         export_id = uuid.uuid4().hex
         wid = workflow_id(tenant_id, OperationKind.EXPORT, export_id)
         eta = utcnow() + await self.records.typical_duration(tenant_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.common import WorkflowIDReusePolicy
 
 from lifecycle.client.base import Core
-from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.errors import DataKeyConflict, StateConflict
 from lifecycle.domain.onboarding import OnboardInput, OnboardRequest
 from lifecycle.domain.operations import OperationKind, OperationStarted
 from lifecycle.domain.plans import Plan
@@ -20,12 +20,17 @@ class OnboardingService:
     async def onboard_tenant(self, request: OnboardRequest, actor: str = "api") -> OperationStarted:
         """Start onboarding ``request.tenant_id`` on ``request.plan``.
 
-        Raises InvalidInput (unknown plan) and StateConflict (tenant exists or is being
-        onboarded) before anything starts.
+        Raises InvalidInput (unknown plan), StateConflict (tenant exists or is being
+        onboarded) and DataKeyConflict (a live tenant holds the data key, which defaults to
+        the tenant id; 409 naming the holder) before anything starts.
         """
         plan = self.core.settings.plans.get(request.plan)
         if await self.core.repository.exists(request.tenant_id):
             raise StateConflict(f"tenant '{request.tenant_id}' already exists")
+        data_key = request.data_key or request.tenant_id
+        holder = await self.core.repository.data_key_holder(data_key, request.tenant_id)
+        if holder is not None:
+            raise DataKeyConflict(data_key, holder)
         return await self.start_onboarding(request, plan, actor)
 
     async def start_onboarding(

@@ -108,7 +108,8 @@ class CompletePurgeInput(DomainModel):
 
 
 class CertificateView(BaseModel):
-    """A deletion certificate: the document, its SHA-256 and HMAC-SHA256 signature (hex)."""
+    """A deletion certificate: the document, its SHA-256 and its signature (hex): Ed25519
+    under the key ``document["kid"]``, or HMAC-SHA256 for certificates issued before."""
 
     tenant_id: str
     document: dict[str, Any]
@@ -117,6 +118,21 @@ class CertificateView(BaseModel):
     algorithm: str = "HMAC-SHA256"
     canonicalization: str = "JSON, keys sorted, separators (',', ':'), UTF-8"
     created_at: datetime | None = None
+
+
+class CertificateKey(BaseModel):
+    """A public key that verifies deletion certificates (``GET /certificates/keys``)."""
+
+    kid: str
+    algorithm: Literal["Ed25519"] = "Ed25519"
+    public_key: str = Field(description="PEM (SubjectPublicKeyInfo)")
+    status: Literal["current", "retired"]
+
+
+class CertificateKeys(BaseModel):
+    """Every key a certificate of this control plane may name: the current one first."""
+
+    keys: list[CertificateKey]
 
 
 def purged_detail(tenant_id: str, purged_at: object) -> str:

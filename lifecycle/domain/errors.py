@@ -56,5 +56,14 @@ class VersionConflict(StateConflict):
     """The compare-and-set on the tenant row lost a race: someone else changed it first."""
 
 
+class DataKeyConflict(StateConflict):
+    """Another live tenant holds the same data key: onboarding it, or exporting or purging
+    either of them, would reach the other's data (names the holder)."""
+
+    def __init__(self, data_key: str, holder: str) -> None:
+        super().__init__(f"data key '{data_key}' is held by tenant '{holder}'")
+        self.data_key, self.holder = data_key, holder
+
+
 class ConfigError(Exception):
     """Configuration, plans file or data map that cannot be used; raised at startup."""

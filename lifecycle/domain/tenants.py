@@ -7,7 +7,9 @@ Pure pydantic models: importable from workflow code (no I/O here). Times are UTC
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -30,6 +32,30 @@ def validate_tenant_id(value: str) -> str:
             "hyphens, starting and ending with a letter or digit"
         )
     return value
+
+
+def canonical_data_key(data_key: str) -> str:
+    """The form in which two data keys are compared for uniqueness (one tenant per key).
+
+    The purge and the export compare a key in the type of the application's tenant column
+    (``lifecycle.storage.stores``), so keys that an integer, numeric or UUID column would
+    find equal are one key: a number becomes its plain normalised decimal (``"01"`` and
+    ``"1.0"`` -> ``"1"``; ``"1_0"`` and ``"1e1"`` -> ``"10"``), a UUID its lower-case
+    hyphenated form; any other key is compared exactly (text columns of PostgreSQL and
+    SQLite are case-sensitive). Deliberately conservative: keys equal under *any* column
+    type are one key, whatever the data map says today.
+    """
+    try:
+        number = Decimal(data_key)
+    except (InvalidOperation, ValueError):
+        pass
+    else:
+        if number.is_finite() and (number == 0 or abs(number.adjusted()) <= 64):
+            return "0" if number == 0 else format(number.normalize(), "f")
+    try:
+        return str(uuid.UUID(data_key))
+    except ValueError:
+        return data_key
 
 
 class TransitionInput(DomainModel):

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, update
 from sqlalchemy.engine import CursorResult
 
-from lifecycle.domain.certificate import build_document, seal
+from lifecycle.domain.certificate import HMAC_SHA256, build_document, seal
 from lifecycle.domain.deletion import (
     CertificateView,
     CompletePurgeInput,
     LegalHoldChange,
     purged_detail,
 )
-from lifecycle.domain.errors import StateConflict, TenantNotFound
+from lifecycle.domain.errors import DataKeyConflict, StateConflict, TenantNotFound
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TenantView
 from lifecycle.persistence.tables import (
@@ -79,13 +80,18 @@ class DeletionRepository:
         """Compare-and-set that opens the purge: the tenant must be DELETED, not purged and
         not under legal hold; bumps ``version`` and writes a ``purge-started`` audit row.
 
-        Idempotent for the same workflow. Raises TenantNotFound, LegalHoldActive, or
-        StateConflict naming the state when the tenant is not DELETED (e.g. reactivated).
+        Idempotent for the same workflow. Raises TenantNotFound, LegalHoldActive,
+        StateConflict naming the state when the tenant is not DELETED (e.g. reactivated), or
+        DataKeyConflict when another live tenant holds the same data key (defence in depth
+        behind the unique index: the purge would delete that tenant's data too).
         """
         async with self.sessions.begin() as session:
             tenant = await session.get(Tenant, tenant_id)
             if tenant is None:
                 raise TenantNotFound(tenant_id)
+            holder = await self.tenants._data_key_holder(session, tenant.data_key, tenant_id)
+            if holder is not None:
+                raise DataKeyConflict(tenant.data_key, holder)
             if await self.tenants.has_event(session, tenant_id, workflow_id, "purge-started"):
                 return await self.tenants.view(session, tenant)
             result = await session.execute(
@@ -124,7 +130,12 @@ class DeletionRepository:
             await session.refresh(tenant)
             return await self.tenants.view(session, tenant)
 
-    async def complete_purge(self, data: CompletePurgeInput, secret: str) -> CertificateView:
+    async def complete_purge(
+        self,
+        data: CompletePurgeInput,
+        key: Ed25519PrivateKey,
+        coverage: list[dict[str, str]] | None = None,
+    ) -> CertificateView:
         """Seal the deletion certificate and turn the tenant row into a tombstone, in one
         transaction: name, e-mail, billing ids and entitlements removed, ``purged_at`` set,
         state stays DELETED; audit row ``purged`` with the certificate's SHA-256.
@@ -144,7 +155,7 @@ class DeletionRepository:
                     f"tenant '{tenant.id}' is {tenant.state}; the purge needs state DELETED"
                 )
             now = utcnow()
-            sealed = seal(data.tenant_id, build_document(data), secret)
+            sealed = seal(data.tenant_id, build_document(data, coverage), key)
             row = DeletionCertificate(
                 tenant_id=data.tenant_id,
                 workflow_id=data.workflow_id,
@@ -194,6 +205,7 @@ class DeletionRepository:
 
 def _view(row: DeletionCertificate) -> CertificateView:
     return CertificateView(
+        algorithm=str(row.document.get("signature_algorithm", HMAC_SHA256)),
         tenant_id=row.tenant_id,
         document=row.document,
         sha256=row.sha256,

@@ -17,9 +17,11 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -56,14 +58,31 @@ class Base(DeclarativeBase):
 
 
 class Tenant(Base):
-    """One tenant of the SaaS: its plan, lifecycle state and optimistic-lock ``version``."""
+    """One tenant of the SaaS: its plan, lifecycle state and optimistic-lock ``version``.
+
+    ``data_key`` selects the tenant's data in the data map; it is immutable and unique among
+    live (not purged) tenants in its canonical form ``data_key_canonical``
+    (:func:`lifecycle.domain.tenants.canonical_data_key`), enforced by a partial unique index.
+    ``data_key_canonical`` is NULL only for a key that already had a live holder when
+    migration ``0003_data_keys`` ran: exports and purges of such a tenant are refused.
+    """
 
     __tablename__ = "tenants"
+    __table_args__ = (
+        Index(
+            "uq_tenants_live_data_key",
+            "data_key_canonical",
+            unique=True,
+            sqlite_where=text("purged_at IS NULL"),
+            postgresql_where=text("purged_at IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     data_key: Mapped[str] = mapped_column(String(200))
+    data_key_canonical: Mapped[str | None] = mapped_column(String(200))
     plan: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -150,7 +169,7 @@ class DeletionCertificate(Base):
     workflow_id: Mapped[str] = mapped_column(String(255))
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     sha256: Mapped[str] = mapped_column(String(64))
-    signature: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

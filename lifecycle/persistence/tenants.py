@@ -17,7 +17,12 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lifecycle.domain.errors import StateConflict, TenantNotFound, VersionConflict
+from lifecycle.domain.errors import (
+    DataKeyConflict,
+    StateConflict,
+    TenantNotFound,
+    VersionConflict,
+)
 from lifecycle.domain.onboarding import CreateTenantInput
 from lifecycle.domain.plan_changes import PendingChangeInput, StepEventInput
 from lifecycle.domain.states import TenantState, check_transition
@@ -27,6 +32,7 @@ from lifecycle.domain.tenants import (
     OperationView,
     TenantView,
     TransitionInput,
+    canonical_data_key,
 )
 from lifecycle.persistence.engine import Sessions
 from lifecycle.persistence.tables import Entitlement, LifecycleEvent, Operation, Tenant, utcnow
@@ -65,53 +71,89 @@ class TenantRepository:
         """Insert an ACTIVE tenant, its entitlements and the onboarding audit row.
 
         Idempotent for the same onboarding workflow (a retry after commit returns the row);
-        raises :class:`StateConflict` when the tenant id is taken by anyone else.
+        raises :class:`StateConflict` when the tenant id is taken by anyone else, and
+        :class:`DataKeyConflict` naming the holder when a live tenant holds the data key
+        (the partial unique index decides between concurrent onboardings).
         """
         req, now = data.request, utcnow()
-        async with self.sessions.begin() as session:
-            existing = await session.get(Tenant, req.tenant_id)
-            if existing is not None:
-                if await self.has_event(session, req.tenant_id, data.workflow_id, "onboard"):
-                    return await self.view(session, existing)
-                raise StateConflict(
-                    f"tenant '{req.tenant_id}' already exists (state {existing.state})"
+        data_key = req.data_key or req.tenant_id
+        try:
+            async with self.sessions.begin() as session:
+                existing = await session.get(Tenant, req.tenant_id)
+                if existing is not None:
+                    if await self.has_event(session, req.tenant_id, data.workflow_id, "onboard"):
+                        return await self.view(session, existing)
+                    raise StateConflict(
+                        f"tenant '{req.tenant_id}' already exists (state {existing.state})"
+                    )
+                holder = await self._data_key_holder(session, data_key, req.tenant_id)
+                if holder is not None:
+                    raise DataKeyConflict(data_key, holder)
+                tenant = Tenant(
+                    id=req.tenant_id,
+                    name=req.name,
+                    email=str(req.email),
+                    data_key=data_key,
+                    data_key_canonical=canonical_data_key(data_key),
+                    plan=req.plan,
+                    state=TenantState.ACTIVE.value,
+                    version=1,
+                    billing_customer_id=data.billing.customer_id,
+                    billing_subscription_id=data.billing.subscription_id,
+                    billing_period_end=data.billing.period_end,
+                    usage={},
+                    created_at=now,
+                    updated_at=now,
+                    legal_hold=False,
                 )
-            tenant = Tenant(
-                id=req.tenant_id,
-                name=req.name,
-                email=str(req.email),
-                data_key=req.data_key or req.tenant_id,
-                plan=req.plan,
-                state=TenantState.ACTIVE.value,
-                version=1,
-                billing_customer_id=data.billing.customer_id,
-                billing_subscription_id=data.billing.subscription_id,
-                billing_period_end=data.billing.period_end,
-                usage={},
-                created_at=now,
-                updated_at=now,
-                legal_hold=False,
-            )
-            session.add(tenant)
-            await session.flush()
-            self._write_entitlements(session, req.tenant_id, data.limits, now)
-            session.add(
-                LifecycleEvent(
-                    at=now,
-                    tenant_id=req.tenant_id,
-                    operation="onboard",
-                    from_state=None,
-                    to_state=TenantState.ACTIVE.value,
-                    workflow_id=data.workflow_id,
-                    actor=data.actor,
-                    detail={"plan": req.plan, "billing": data.billing.model_dump(mode="json")},
-                )
-            )
-            try:
+                session.add(tenant)
                 await session.flush()
-            except IntegrityError as exc:  # a concurrent onboarding inserted the same id
-                raise StateConflict(f"tenant '{req.tenant_id}' already exists") from exc
-            return await self.view(session, tenant)
+                self._write_entitlements(session, req.tenant_id, data.limits, now)
+                session.add(
+                    LifecycleEvent(
+                        at=now,
+                        tenant_id=req.tenant_id,
+                        operation="onboard",
+                        from_state=None,
+                        to_state=TenantState.ACTIVE.value,
+                        workflow_id=data.workflow_id,
+                        actor=data.actor,
+                        detail={"plan": req.plan, "billing": data.billing.model_dump(mode="json")},
+                    )
+                )
+                await session.flush()
+                return await self.view(session, tenant)
+        except IntegrityError as exc:  # a concurrent onboarding took the id or the data key
+            holder = await self.data_key_holder(data_key, req.tenant_id)
+            if holder is not None:
+                raise DataKeyConflict(data_key, holder) from exc
+            raise StateConflict(f"tenant '{req.tenant_id}' already exists") from exc
+
+    async def data_key_holder(self, data_key: str, tenant_id: str | None = None) -> str | None:
+        """The id of a live (not purged) tenant other than ``tenant_id`` whose data key
+        equals ``data_key`` in canonical form (:func:`canonical_data_key`), or None.
+
+        A purged tenant no longer holds its key: its data is gone and its certificate sealed,
+        so the key may be given to a new tenant.
+        """
+        async with self.sessions() as session:
+            return await self._data_key_holder(session, data_key, tenant_id)
+
+    @staticmethod
+    async def _data_key_holder(
+        session: AsyncSession, data_key: str, tenant_id: str | None
+    ) -> str | None:
+        key = canonical_data_key(data_key)
+        query = select(Tenant.id, Tenant.data_key).where(
+            Tenant.purged_at.is_(None),
+            (Tenant.data_key_canonical == key) | Tenant.data_key_canonical.is_(None),
+        )
+        if tenant_id is not None:
+            query = query.where(Tenant.id != tenant_id)
+        for holder, held in (await session.execute(query.order_by(Tenant.created_at))).all():
+            if canonical_data_key(held) == key:
+                return str(holder)
+        return None
 
     async def get(self, tenant_id: str) -> TenantView:
         """Return the tenant; raise :class:`TenantNotFound`."""

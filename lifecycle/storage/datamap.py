@@ -18,6 +18,17 @@ An operator declares it once in TOML (``DATA_MAP_PATH``)::
     [[storage]]
     url = "file:///srv/app/uploads/{tenant_key}/"   # or s3://bucket/prefix/{tenant_key}/
 
+    tenant_columns = ["company_id"]        # optional: names that mark a tenant table
+
+    [[ignore]]                             # a table discovery would flag, with the reason
+    database = "app"
+    name = "company_stats"
+    reason = "aggregates only, no personal data"
+
+Discovery (``lifecycle.storage.stores``) reflects every table of every database and flags
+as *unmapped* a table with a tenant column (``tenant_columns``, default: the tenant columns
+the map uses) or a foreign key into a mapped table, that is neither mapped nor ignored.
+
 The same map drives the export (GDPR Art. 15/20) and the purge (Art. 17), so both always
 cover the same stores. :func:`load_datamap` checks the file's own consistency; checks against
 the live databases (unknown table or column) are in ``lifecycle.storage.stores``.
@@ -79,19 +90,69 @@ class StorageEntry(_Entry):
     endpoint_url: str | None = None  # S3-compatible server; default S3_ENDPOINT_URL
 
 
+class IgnoreEntry(_Entry):
+    """A table discovery would flag as unmapped, knowingly left out, with the reason (it is
+    named with the reason in every deletion certificate)."""
+
+    database: str
+    name: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
 class DataMap(_Entry):
     """The validated data map; ``source`` is the file it came from (for messages)."""
 
     databases: dict[str, DatabaseEntry] = Field(default_factory=dict)
     tables: list[TableEntry] = Field(default_factory=list)
     storage: list[StorageEntry] = Field(default_factory=list)
+    tenant_columns: list[str] | None = None
+    ignore: list[IgnoreEntry] = Field(default_factory=list)
     source: str = "<memory>"
+
+    def tenant_column_names(self) -> set[str]:
+        """Column names that mark a table as holding tenant data: ``tenant_columns`` when
+        given, else every ``tenant_column`` of the mapped tables."""
+        if self.tenant_columns is not None:
+            return set(self.tenant_columns)
+        return {t.tenant_column for t in self.tables if t.tenant_column}
+
+    def ignored(self, database: str, name: str) -> IgnoreEntry | None:
+        """The ``ignore`` entry of a table, or None."""
+        return next((i for i in self.ignore if (i.database, i.name) == (database, name)), None)
 
     def table(self, name: str, database: str | None = None) -> TableEntry:
         for entry in self.tables:
             if entry.name == name and (database is None or entry.database == database):
                 return entry
         raise KeyError(name)
+
+
+def coverage(datamap: DataMap, checked: list[str]) -> list[dict[str, str]]:
+    """What a deletion certificate says it checked: each store name of ``checked`` (counts'
+    keys) with its kind, then every ignored table with its reason.
+
+    Kinds: ``mapped table``, ``storage``, ``exports`` (the control plane's archives),
+    ``cache``, ``unmapped table`` (found by discovery: counted, never purged), ``ignored table``.
+    """
+    mapped = {f"{t.database}.{t.name}" for t in datamap.tables}
+    out: list[dict[str, str]] = []
+    for name in sorted(checked):
+        if name in mapped:
+            kind = "mapped table"
+        elif name.startswith("storage["):
+            kind = "storage"
+        elif name.startswith("cache["):
+            kind = "cache"
+        elif name == "exports":
+            kind = "exports"
+        else:
+            kind = "unmapped table"
+        out.append({"store": name, "kind": kind})
+    for ign in datamap.ignore:
+        out.append(
+            {"store": f"{ign.database}.{ign.name}", "kind": "ignored table", "reason": ign.reason}
+        )
+    return out
 
 
 def expand_env(text: str, where: str, environ: dict[str, str] | None = None) -> str:
@@ -138,6 +199,12 @@ def _check_consistency(dm: DataMap) -> None:
                 cycle = " -> ".join([*path, node.name])
                 raise ConfigError(f"{where}: parent cycle {cycle}")
             path.append(node.name)
+    for i, ign in enumerate(dm.ignore):
+        where = f"data map {src}: ignore[{i}] ({ign.name})"
+        if ign.database not in dm.databases:
+            raise ConfigError(f"{where}: unknown database '{ign.database}'")
+        if (ign.database, ign.name) in seen:
+            raise ConfigError(f"{where}: the table is mapped; it cannot be ignored too")
     for i, s in enumerate(dm.storage):
         where = f"data map {src}: storage[{i}] ({s.url})"
         if TENANT_KEY not in s.url:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import graphlib
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import MetaData, Table, delete, false, func, literal_column, select, tuple_
@@ -30,6 +31,49 @@ def _reflect(connection: Connection, name: str, metadata: MetaData) -> Table:
     return Table(name, metadata, autoload_with=connection)
 
 
+def _reflect_all(connection: Connection, metadata: MetaData) -> None:
+    metadata.reflect(connection)
+
+
+@dataclass(frozen=True)
+class UnmappedTable:
+    """A table discovery found outside the data map: ``column`` is its tenant column, or
+    None when it is reached by a foreign key ``column_fk`` into the mapped table ``parent``
+    (``references`` there)."""
+
+    database: str
+    name: str
+    column: str | None = None
+    fk_column: str | None = None
+    parent: str | None = None
+    references: str | None = None
+
+    @property
+    def store(self) -> str:
+        return f"{self.database}.{self.name}"
+
+    @property
+    def why(self) -> str:
+        """Why it counts as tenant data, for messages and certificates."""
+        if self.column is not None:
+            return f"tenant column '{self.column}'"
+        return f"foreign key {self.fk_column} -> {self.parent}.{self.references}"
+
+
+def _column_equals(column: Any, data_key: str) -> ColumnElement[bool]:
+    """``column = data_key``, the key converted to the column's Python type (false when it
+    does not convert, e.g. "acme" against an integer column)."""
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        python_type = str
+    try:
+        key: Any = python_type(data_key)
+    except (TypeError, ValueError):
+        return false()
+    return column == key
+
+
 def table_store_name(entry: TableEntry) -> str:
     """Name of a table store in counts, manifests and certificates: ``database.table``."""
     return f"{entry.database}.{entry.name}"
@@ -47,6 +91,9 @@ class TenantStores:
         self.datamap, self.s3 = datamap, s3 or S3Options()
         self.engines: dict[str, AsyncEngine] = {}
         self.tables: dict[tuple[str, str], Table] = {}
+        #: filled by :meth:`discover`: unmapped tables and their reflected ``Table``
+        self.unmapped: list[UnmappedTable] = []
+        self._unmapped_tables: dict[tuple[str, str], Table] = {}
 
     @classmethod
     async def open(cls, datamap: DataMap, s3: S3Options | None = None) -> TenantStores:
@@ -118,16 +165,7 @@ class TenantStores:
         """WHERE clause selecting the tenant's rows of ``entry``."""
         table = self.table(entry)
         if entry.tenant_column is not None:
-            column = table.c[entry.tenant_column]
-            try:
-                python_type = column.type.python_type
-            except NotImplementedError:
-                python_type = str
-            try:
-                key: Any = python_type(data_key)
-            except (TypeError, ValueError):
-                return false()  # e.g. "acme" against an integer column: the tenant has no rows
-            return column == key
+            return _column_equals(table.c[entry.tenant_column], data_key)
         ref = entry.parent
         assert ref is not None
         parent_entry = self.datamap.table(ref.table, entry.database)
@@ -235,6 +273,84 @@ class TenantStores:
             if on_batch is not None:
                 on_batch(deleted)
 
+    # -- discovery -------------------------------------------------------------------------
+
+    async def discover(self) -> list[UnmappedTable]:
+        """Reflect every table of every database of the map and return the unmapped ones
+        (also kept in ``self.unmapped``, and counted by :meth:`counts` from then on).
+
+        A table is unmapped when it has a column named as one of
+        :meth:`DataMap.tenant_column_names`, or a foreign key into a mapped table, and is
+        neither mapped nor under ``ignore``. Raises ConfigError when a database is
+        unreachable.
+        """
+        names = self.datamap.tenant_column_names()
+        mapped = set(self.tables)
+        found: list[UnmappedTable] = []
+        for database, engine in self.engines.items():
+            metadata = MetaData()
+            try:
+                async with engine.connect() as conn:
+                    await conn.run_sync(_reflect_all, metadata)
+            except (SQLAlchemyError, OSError) as exc:
+                raise ConfigError(
+                    f"data map {self.datamap.source}: cannot reach database '{database}': {exc}"
+                ) from exc
+            for table in metadata.sorted_tables:
+                key = (database, table.name)
+                if key in mapped or self.datamap.ignored(database, table.name) is not None:
+                    continue
+                column = next((c.name for c in table.columns if c.name in names), None)
+                item: UnmappedTable | None = None
+                if column is not None:
+                    item = UnmappedTable(database, table.name, column=column)
+                else:
+                    for fk in table.foreign_keys:
+                        if (database, fk.column.table.name) in mapped:
+                            item = UnmappedTable(
+                                database,
+                                table.name,
+                                fk_column=fk.parent.name,
+                                parent=fk.column.table.name,
+                                references=fk.column.name,
+                            )
+                            break
+                if item is not None:
+                    found.append(item)
+                    self._unmapped_tables[key] = table
+        self.unmapped = found
+        return found
+
+    async def count_unmapped(self, item: UnmappedTable, data_key: str) -> int:
+        """The tenant's rows in an unmapped table: by its tenant column, or through its
+        foreign key into the parent's rows of the tenant."""
+        table = self._unmapped_tables[(item.database, item.name)]
+        if item.column is not None:
+            where = _column_equals(table.c[item.column], data_key)
+        else:
+            parent_entry = self.datamap.table(str(item.parent), item.database)
+            parent = self.table(parent_entry)
+            where = table.c[str(item.fk_column)].in_(
+                select(parent.c[str(item.references)]).where(
+                    self.tenant_filter(parent_entry, data_key)
+                )
+            )
+        query = select(func.count()).select_from(table).where(where)
+        async with self.engines[item.database].connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    def referencing(self, entry: TableEntry) -> list[UnmappedTable]:
+        """Unmapped tables with a foreign key into ``entry`` (they can block its purge)."""
+        return [
+            u
+            for u in self.unmapped
+            if u.database == entry.database
+            and any(
+                fk.column.table.name == entry.name
+                for fk in self._unmapped_tables[(u.database, u.name)].foreign_keys
+            )
+        ]
+
     # -- storage ---------------------------------------------------------------------------
 
     def storage(self, index: int, data_key: str) -> ObjectStore:
@@ -260,10 +376,13 @@ class TenantStores:
         return await usage(self.storage(index, data_key))
 
     async def counts(self, data_key: str) -> dict[str, dict[str, int]]:
-        """Per store: ``{"rows": n}`` for tables, ``{"files": n, "bytes": b}`` for storage."""
+        """Per store: ``{"rows": n}`` for tables, ``{"files": n, "bytes": b}`` for storage;
+        after :meth:`discover`, also ``{"rows": n}`` for each unmapped table."""
         out: dict[str, dict[str, int]] = {}
         for entry in self.datamap.tables:
             out[table_store_name(entry)] = {"rows": await self.count_rows(entry, data_key)}
+        for item in self.unmapped:
+            out[item.store] = {"rows": await self.count_unmapped(item, data_key)}
         for i in range(len(self.datamap.storage)):
             files, size = await self.count_files(i, data_key)
             out[storage_store_name(i)] = {"files": files, "bytes": size}
@@ -285,3 +404,13 @@ class TenantStores:
                 files, size = files + 1, size + n
             out[storage_store_name(i)] = {"files": files, "bytes": size}
         return out
+
+
+async def find_unmapped(datamap: DataMap, s3: S3Options | None = None) -> list[UnmappedTable]:
+    """Open the map's stores, run discovery (:meth:`TenantStores.discover`) and close them.
+    Raises ConfigError like :meth:`TenantStores.open`."""
+    stores = await TenantStores.open(datamap, s3)
+    try:
+        return await stores.discover()
+    finally:
+        await stores.close()

@@ -4,6 +4,7 @@ on the served certificate."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -137,14 +138,30 @@ async def test_legal_hold_purge_certificate_and_cli_verify(
     assert_problem(r, 409, f"tenant '{acme}' was purged at ")
 
     cert = (await api.get(f"{path}/deletion-certificate")).json()
-    assert cert["document"]["tenant_id"] == acme and cert["algorithm"] == "HMAC-SHA256"
+    assert cert["document"]["tenant_id"] == acme and cert["algorithm"] == "Ed25519"
+    # the public keys are served without a token; the certificate names its key
+    keys_url = str(api.base_url).rstrip("/") + "/certificates/keys"
+    anonymous = await asyncio.to_thread(httpx.get, keys_url)  # no Authorization header
+    keys = anonymous.json()["keys"]
+    assert [k["status"] for k in keys] == ["current"] and keys[0]["algorithm"] == "Ed25519"
+    assert cert["document"]["kid"] == keys[0]["kid"]
+    pem = tmp_path / "public.pem"
+    pem.write_text(keys[0]["public_key"])
     file = tmp_path / "cert.json"
     file.write_text(json.dumps(cert))
-    monkeypatch.setenv("SIGNING_SECRET", "test-signing-secret")
+    # offline, no secret, an empty data dir: only the public key
+    monkeypatch.delenv("SIGNING_SECRET", raising=False)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "cli"))
-    ok = CliRunner().invoke(cli, ["certificate", "verify", str(file)])
-    assert ok.exit_code == 0 and "valid" in ok.output and cert["sha256"] in ok.output
+    args = ["certificate", "verify", str(file), "--public-key", str(pem)]
+    ok = CliRunner().invoke(cli, args)
+    assert ok.exit_code == 0, ok.output
+    assert f"signed by Ed25519 key {keys[0]['kid']}" in ok.output and cert["sha256"] in ok.output
+    assert not (tmp_path / "cli").exists()  # no secret and no key created on the way
+    by_url = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["certificate", "verify", str(file), "--keys-url", keys_url]
+    )
+    assert by_url.exit_code == 0, by_url.output
     cert["document"]["stores"]["exports"]["before"]["files"] = 7
     file.write_text(json.dumps(cert))
-    bad = CliRunner().invoke(cli, ["certificate", "verify", str(file)])
+    bad = CliRunner().invoke(cli, args)
     assert bad.exit_code == 1 and "sha256 does not match" in bad.output

@@ -91,3 +91,46 @@ async def test_tenantctl_export_downloads_and_verifies(
         assert "verified" in result.output
         exports = await lc.exports.list_exports(tenant)
         assert hashlib.sha256(out.read_bytes()).hexdigest() == exports[0].sha256
+
+
+async def test_datamap_check_lists_unmapped_tenant_tables_and_exits_1(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from lifecycle.persistence.engine import create_engine
+
+    app = await make_app(tmp_path)
+    env = cli_env(tmp_path, app.datamap)
+    engine = create_engine(app.url)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE audit_log (id INTEGER PRIMARY KEY, org_id INT)"))
+    await engine.dispose()
+    result = await asyncio.to_thread(runner.invoke, cli, ["datamap", "check"], env=env)
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "1 unmapped table(s) hold tenant data" in output
+    assert "app.audit_log: tenant column 'org_id'" in output
+    assert "data map OK" not in output
+
+    with app.datamap.open("a", encoding="utf-8") as f:
+        f.write('\n[[ignore]]\ndatabase = "app"\nname = "audit_log"\nreason = "no PII"\n')
+    result = await asyncio.to_thread(runner.invoke, cli, ["datamap", "check"], env=env)
+    assert result.exit_code == 0, result.output
+
+
+async def test_worker_warns_about_unmapped_tables_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import text
+
+    from lifecycle.persistence.engine import create_engine
+    from worker import warn_unmapped
+
+    app = await make_app(tmp_path)
+    engine = create_engine(app.url)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE audit_log (id INTEGER PRIMARY KEY, org_id INT)"))
+    await engine.dispose()
+    with caplog.at_level("WARNING"):
+        warnings = await warn_unmapped(make_settings(tmp_path, data_map_path=app.datamap))
+    assert len(warnings) == 1 and "table app.audit_log holds tenant data" in warnings[0]
+    assert "app.audit_log" in caplog.text

@@ -11,13 +11,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
-from lifecycle.domain.certificate import verify
+from lifecycle.domain.certificate import key_id, verify
 from lifecycle.domain.deletion import DeleteRequest, LegalHoldRequest
 from lifecycle.domain.errors import StateConflict
 from lifecycle.domain.reactivation import ReactivateRequest
@@ -116,11 +117,16 @@ async def test_purge_after_retention_with_certificate(stack: Stack) -> None:
         name: {"before": before, "after": ZERO[name]}
         for name, before in stack.app.expected().items()
     }
-    secret = stack.lc.settings.secret("signing_secret")
-    assert verify(cert, secret) == []
+    public = stack.lc.settings.certificate_key().public_key()
+    keys = {key_id(public): public}
+    assert doc["kid"] == key_id(public) and doc["signature_algorithm"] == "Ed25519"
+    assert verify(cert, keys).problems == []
     tampered = {**cert, "document": {**doc, "requested_by": "someone-else"}}
-    assert len(verify(tampered, secret)) == 2
-    assert verify(cert, "another-secret") == ["signature does not verify under this SIGNING_SECRET"]
+    assert len(verify(tampered, keys).problems) == 2
+    other = Ed25519PrivateKey.generate().public_key()
+    assert verify(cert, {key_id(public): other}).problems == [
+        f"the Ed25519 signature does not verify under key {key_id(public)}"
+    ]
     events = await stack.events()
     assert events[-4:] == ["deletion", "deletion", "purge-started", "purged"]
     with pytest.raises(StateConflict, match=f"tenant '{stack.tenant}' was purged at "):
@@ -303,3 +309,97 @@ async def test_delete_rejects_wrong_state_and_disabled_reactivation(
         assert cert.document["retention_days"] == 90
         ops = [e.operation for e in await lc.repository.events(tenant)]
         assert "reactivate-ignored" in ops
+
+
+async def _app_sql(stack: Stack, *statements: str) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{stack.app.db}")
+    async with engine.begin() as conn:
+        for statement in statements:
+            await conn.execute(text(statement))
+    await engine.dispose()
+
+
+def _attempts(history, activity: str) -> int:
+    scheduled = {
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == activity
+    }
+    return max(
+        (
+            e.activity_task_started_event_attributes.attempt
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+            and e.activity_task_started_event_attributes.scheduled_event_id in scheduled
+        ),
+        default=0,
+    )
+
+
+async def test_unmapped_table_with_rows_fails_at_once_and_yields_no_certificate(
+    stack: Stack,
+) -> None:
+    """``audit_log(tenant, ...)`` next to the mapped tables, not in the data map: counted
+    before and after, never purged; its rows fail verification at the first attempt."""
+    await _app_sql(
+        stack,
+        "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, tenant TEXT, what TEXT)",
+        f"INSERT INTO audit_log (tenant, what) VALUES ('{stack.tenant}', 'login'), "
+        f"('{stack.tenant}', 'export'), ('{stack.other}', 'login')",
+    )
+    await stack.delete()
+    with pytest.raises(WorkflowFailureError) as err:
+        await stack.result()
+    cause = str(err.value.cause)
+    assert (
+        "purge incomplete" in cause and "app.audit_log {'rows': 2} (not in the data map)" in cause
+    )
+    progress = await stack.handle().query(DeletionWorkflow.progress)
+    assert progress.before is not None and progress.before["app.audit_log"] == {"rows": 2}
+    assert _attempts(await stack.handle().fetch_history(), "verify_purge") == 1
+    assert await stack.lc.deletion.deletions.certificate(stack.tenant) is None
+    tenant = await stack.lc.get_tenant(stack.tenant)
+    assert tenant.purged_at is None
+    events = await stack.lc.repository.events(stack.tenant)
+    assert events[-1].operation == "purge-failed" and "app.audit_log" in events[-1].detail["error"]
+
+
+async def test_foreign_key_from_an_unmapped_table_fails_without_retries(stack: Stack) -> None:
+    await _app_sql(
+        stack,
+        "CREATE TABLE comments (id INTEGER PRIMARY KEY, "
+        "project_id INTEGER NOT NULL REFERENCES projects(id))",
+        "INSERT INTO comments (project_id) SELECT id FROM projects "
+        f"WHERE tenant = '{stack.tenant}'",
+    )
+    await stack.delete()
+    with pytest.raises(WorkflowFailureError) as err:
+        await stack.result()
+    cause = str(err.value.cause)
+    assert "purge of app.projects" in cause and "blocked by a foreign key" in cause
+    assert "app.comments (foreign key project_id -> projects.id)" in cause
+    assert _attempts(await stack.handle().fetch_history(), "purge_store") == 1
+    assert await stack.lc.deletion.deletions.certificate(stack.tenant) is None
+
+
+async def test_certificate_lists_every_store_checked_with_ignored_reasons(stack: Stack) -> None:
+    await _app_sql(
+        stack,
+        "CREATE TABLE usage_totals (id INTEGER PRIMARY KEY, tenant TEXT, n INTEGER)",
+        f"INSERT INTO usage_totals (tenant, n) VALUES ('{stack.tenant}', 3)",
+    )
+    with stack.app.datamap.open("a", encoding="utf-8") as f:
+        f.write('\n[[ignore]]\ndatabase = "app"\nname = "usage_totals"\nreason = "counts only"\n')
+    await stack.delete()
+    assert (await stack.result())["outcome"] == "purged"
+    cert = await stack.lc.deletion.deletion_certificate(stack.tenant)
+    assert cert.document["coverage"] == [
+        {"store": "app.notes", "kind": "mapped table"},
+        {"store": "app.projects", "kind": "mapped table"},
+        {"store": "exports", "kind": "exports"},
+        {"store": "storage[0]", "kind": "storage"},
+        {"store": "app.usage_totals", "kind": "ignored table", "reason": "counts only"},
+    ]
+    public = stack.lc.settings.certificate_key().public_key()
+    assert verify(cert.model_dump(mode="json"), {key_id(public): public}).valid

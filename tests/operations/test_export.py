@@ -197,3 +197,58 @@ async def test_export_rejections_and_failure_returns_active(
         conflict = await http.post(f"/tenants/{tenant}/exports", json={})
         assert conflict.status_code == 409
         assert "is SUSPENDED" in conflict.json()["detail"]
+
+
+async def test_export_refuses_a_data_key_another_live_tenant_holds(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Defence in depth behind the unique index: two live tenants sharing key "1" (as a
+    duplicate left from before migration 0003 looks). The API answers 409 naming the holder;
+    the workflow itself, started directly, fails at planning and writes no archive."""
+    from sqlalchemy import update
+
+    from lifecycle.domain.exports import ExportInput
+    from lifecycle.domain.operations import OperationKind
+    from lifecycle.persistence.tables import Tenant
+    from workflows.export import ExportWorkflow
+
+    app = await make_app(tmp_path)
+    settings = make_settings(tmp_path, data_map_path=app.datamap)
+    holder, intruder = uid("holder"), uid("intruder")
+    async with running_stack(dev_env, settings) as lc, serve_api(lc) as http:
+        await new_tenant(lc, holder, data_key="1")
+        await new_tenant(lc, intruder, data_key="elsewhere")
+        async with lc.repository.sessions.begin() as session:
+            await session.execute(
+                update(Tenant)
+                .where(Tenant.id == intruder)
+                .values(data_key="1", data_key_canonical=None)
+            )
+        response = await http.post(f"/tenants/{intruder}/exports", json={})
+        assert response.status_code == 409
+        assert f"data key '1' is held by tenant '{holder}'" in response.json()["detail"]
+
+        export_id = "direct"
+        await lc.exports.records.create(
+            export_id=export_id,
+            tenant_id=intruder,
+            workflow_id=f"tenant-{intruder}-export-{export_id}",
+            export_type="full",
+            requested_by="test",
+            estimated_completion=datetime.now().astimezone(),
+        )
+        started = await lc.core.start(
+            ExportWorkflow.run,
+            ExportInput(
+                tenant_id=intruder, export_id=export_id, chunk_bytes=1 << 20, retention_days=1
+            ),
+            tenant_id=intruder,
+            kind=OperationKind.EXPORT,
+            suffix=export_id,
+        )
+        view = await wait_export(http, export_id)
+        assert view["status"] == "failed"
+        assert f"held by tenant '{holder}'" in view["error"]
+        assert (await lc.get_tenant(intruder)).state is TenantState.ACTIVE
+        assert not list((settings.exports_dir / "archives").rglob("*.zip"))
+        assert started.workflow_id.endswith(export_id)

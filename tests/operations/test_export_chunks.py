@@ -36,7 +36,7 @@ from lifecycle.domain.exports import (
     ExportPlan,
     PlanInput,
 )
-from lifecycle.persistence.engine import create_engine
+from lifecycle.persistence.engine import Sessions, create_engine, migrate
 from lifecycle.persistence.exports import ExportRepository
 from lifecycle.storage.datamap import load_datamap, parse_datamap
 from lifecycle.storage.exports import ExportStorage
@@ -55,9 +55,12 @@ def local_storage(root: Path) -> ExportStorage:
     return ExportStorage("local", root, "unused", S3Options())
 
 
-def activities(root: Path, datamap: Any) -> ExportActivities:
-    # records are not touched by plan/chunk/assemble
-    return ExportActivities(local_storage(root), ExportRepository(None), datamap)  # type: ignore[arg-type]
+async def activities(root: Path, datamap: Any) -> ExportActivities:
+    """Export activities over a fresh migrated SQLite control plane (records are not touched)."""
+    root.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite+aiosqlite:///{root / 'control-plane.db'}")
+    await migrate(engine)  # planning checks that no other live tenant holds the data key
+    return ExportActivities(local_storage(root), ExportRepository(Sessions(engine)), datamap)
 
 
 async def export_directly(
@@ -119,7 +122,7 @@ async def app_url(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -
 
 async def test_table_larger_than_three_chunks(app_url: str, tmp_path: Path) -> None:
     app = await make_app(tmp_path, app_url, projects_per_org=40)
-    acts = activities(tmp_path / "exports", load_datamap(app.datamap))
+    acts = await activities(tmp_path / "exports", load_datamap(app.datamap))
     bound = 1500
     plan, chunks, data = await export_directly(acts, "acme", "1", bound)
     assert [s.name for s in plan.streams] == ["app.projects", "app.notes", "storage[0]"]
@@ -145,7 +148,7 @@ async def test_table_larger_than_three_chunks(app_url: str, tmp_path: Path) -> N
 
 async def test_completed_chunk_is_never_redone(tmp_path: Path) -> None:
     app = await make_app(tmp_path, projects_per_org=5)
-    acts = activities(tmp_path / "exports", load_datamap(app.datamap))
+    acts = await activities(tmp_path / "exports", load_datamap(app.datamap))
     chunk = ChunkInput(
         tenant_id="acme",
         export_id="e2",
@@ -228,7 +231,7 @@ async def _roundtrip(root: Path, rows: list[dict[str, Any]], chunk_bytes: int) -
             dict(r) for r in (await conn.execute(select(items).order_by(items.c.id))).mappings()
         ]
     await engine.dispose()
-    acts = activities(root / "exports", parse_datamap(PROP_MAP.format(url=url)))
+    acts = await activities(root / "exports", parse_datamap(PROP_MAP.format(url=url)))
     for key in ("t1", "t2"):
         _plan, _chunks, data = await export_directly(acts, key, key, chunk_bytes, "tables")
         archive = zipfile.ZipFile(io.BytesIO(data))

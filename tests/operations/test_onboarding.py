@@ -101,3 +101,60 @@ async def test_status_of_an_operation_no_worker_polls_answers_with_the_recorded_
         guard = PROGRESS_QUERY_TIMEOUT.total_seconds() + 8  # well under the old 30 s
         op = await asyncio.wait_for(orphan.operation(started.workflow_id), timeout=guard)
         assert op is not None and op.status == "running" and op.step is None
+
+
+async def test_another_companys_data_key_answers_409_naming_the_holder(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The repro of issue 13: onboard "intruder" with the data key of company 1, then export
+    it. Both answer 409 naming the holder; nothing of "intruder" exists."""
+    from tests.support.api import assert_problem
+    from tests.support.fixtures import serve_api
+    from tests.support.tenant_data import new_tenant
+
+    async with running_stack(time_env, make_settings(tmp_path)) as lc, serve_api(lc) as api:
+        await new_tenant(lc, "company-one", data_key="1")
+        body = {"tenant_id": "intruder", "name": "I", "email": "i@evil.example", "data_key": "1"}
+        r = await api.post("/tenants", json=body)
+        assert_problem(r, 409, "data key '1' is held by tenant 'company-one'")
+        r = await api.post("/tenants", json={**body, "data_key": "01"})
+        assert_problem(r, 409, "held by tenant 'company-one'")
+        # the key defaults to the id: an id equal to another tenant's key is refused too
+        r = await api.post("/tenants", json={**body, "tenant_id": "1-co", "data_key": None})
+        assert r.status_code == 202, r.text
+        await new_tenant(lc, "holder-of-x", data_key="x-co")
+        r = await api.post("/tenants", json={**body, "tenant_id": "x-co", "data_key": None})
+        assert_problem(r, 409, "data key 'x-co' is held by tenant 'holder-of-x'")
+        assert not await lc.repository.exists("intruder")
+        r = await api.post("/tenants/intruder/exports", json={})
+        assert r.status_code == 404
+
+
+async def test_concurrent_onboardings_with_one_key_leave_exactly_one_holder(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Both pass the API's check (it reads before either writes); the unique index decides:
+    the loser's workflow fails naming the holder, after cancelling its subscription."""
+    async with running_stack(time_env, make_settings(tmp_path)) as lc:
+        plan = lc.settings.plans.get("free")
+        started = [
+            await lc.onboarding.start_onboarding(
+                OnboardRequest(tenant_id=t, name=t, email=f"o@{t}.example", data_key="99"), plan
+            )
+            for t in ("first-co", "second-co")
+        ]
+        outcomes = []
+        for s in started:
+            try:
+                outcomes.append(await lc.core.handle(s.workflow_id).result())
+            except WorkflowFailureError as err:
+                outcomes.append(err)
+        failed = [o for o in outcomes if isinstance(o, WorkflowFailureError)]
+        assert len(failed) == 1
+        assert "data key '99' is held by tenant 'first-co'" in str(failed[0].cause)
+        assert await lc.repository.exists("first-co")
+        assert not await lc.repository.exists("second-co")
+        events = await lc.repository.events("second-co")
+        assert events == []
+        op = await lc.operation("tenant-second-co-onboard")
+        assert op is not None and op.status == "failed"

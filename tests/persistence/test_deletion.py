@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lifecycle.domain.billing import BillingResult
-from lifecycle.domain.certificate import verify
+from lifecycle.domain.certificate import key_id, verify
 from lifecycle.domain.deletion import CompletePurgeInput, LegalHoldChange
 from lifecycle.domain.errors import StateConflict
 from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
@@ -79,11 +80,14 @@ async def test_hold_blocks_the_purge_and_tombstone_is_sealed(
         after={"exports": {"files": 0, "bytes": 0}},
         billing={"skipped": True},
     )
-    cert = await repo.complete_purge(data, "secret")
-    assert await repo.complete_purge(data, "secret") == cert
-    assert verify(cert.model_dump(mode="json"), "secret") == []
+    key = Ed25519PrivateKey.generate()
+    public = {key_id(key.public_key()): key.public_key()}
+    cert = await repo.complete_purge(data, key)
+    assert await repo.complete_purge(data, key) == cert
+    assert verify(cert.model_dump(mode="json"), public).problems == []
     kept = await repo.certificate(tenant)
-    assert kept is not None and verify(kept.model_dump(mode="json"), "secret") == []
+    assert kept is not None and verify(kept.model_dump(mode="json"), public).valid
+    assert kept.algorithm == "Ed25519" and len(kept.signature) == 128
     tomb = await repo.tenants.get(tenant)
     assert tomb.state is S.DELETED and tomb.name is None and tomb.email is None
     assert tomb.purged_at == now and tomb.billing_customer_id is None and tomb.entitlements == {}

@@ -111,3 +111,88 @@ async def test_unknown_table_and_column_named(app_url: str) -> None:
     bad_ref = GOOD.replace('references = "id"', 'references = "uuid"')
     with pytest.raises(ConfigError, match="unknown column 'uuid' in parent 'projects'"):
         await TenantStores.open(parse_datamap(bad_ref, "t.toml", env))
+
+
+extra = MetaData()
+audit_log = Table(  # the tenant column, outside the map
+    "audit_log", extra, Column("id", Integer, primary_key=True), Column("org_id", Integer)
+)
+attachments = Table(  # no tenant column, but a foreign key into a mapped table
+    "attachments",
+    extra,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey(projects.c.id)),
+)
+org_stats = Table(  # knowingly left out, with a reason
+    "org_stats", extra, Column("id", Integer, primary_key=True), Column("org_id", Integer)
+)
+unrelated = Table("unrelated", extra, Column("id", Integer, primary_key=True))
+
+
+async def test_discovery_flags_unmapped_tenant_tables_and_counts_them(
+    app_url: str, tmp_path: Path
+) -> None:
+    engine = create_engine(app_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(extra.drop_all)
+        await conn.run_sync(extra.create_all)
+        await conn.execute(audit_log.insert(), [{"id": i, "org_id": 1 + i % 2} for i in range(6)])
+        await conn.execute(attachments.insert(), [{"id": i, "project_id": i} for i in (1, 2, 9)])
+        await conn.execute(org_stats.insert(), [{"id": 1, "org_id": 1}])
+    text = GOOD + (
+        '\n[[ignore]]\ndatabase = "app"\nname = "org_stats"\nreason = "aggregates, no personal '
+        'data"\n'
+    )
+    env = {"APP_DATABASE_URL": app_url, "APP_FILES": str(tmp_path)}
+    stores = await TenantStores.open(parse_datamap(text, "t.toml", env))
+    try:
+        found = {u.store: u.why for u in await stores.discover()}
+        assert found == {
+            "app.audit_log": "tenant column 'org_id'",
+            "app.attachments": "foreign key project_id -> projects.id",
+        }
+        counts = await stores.counts("1")
+        assert counts["app.audit_log"] == {"rows": 3}
+        assert counts["app.attachments"] == {"rows": 2}  # projects 1 and 2 belong to org 1
+        assert "app.org_stats" not in counts and "app.unrelated" not in counts
+        assert [u.store for u in stores.referencing(stores.datamap.table("projects"))] == [
+            "app.attachments"
+        ]
+        # the certificate's coverage: every store checked, and the ignored table's reason
+        from lifecycle.storage.datamap import coverage
+
+        assert coverage(stores.datamap, [*counts, "exports"]) == [
+            {"store": "app.attachments", "kind": "unmapped table"},
+            {"store": "app.audit_log", "kind": "unmapped table"},
+            {"store": "app.notes", "kind": "mapped table"},
+            {"store": "app.projects", "kind": "mapped table"},
+            {"store": "exports", "kind": "exports"},
+            {"store": "storage[0]", "kind": "storage"},
+            {
+                "store": "app.org_stats",
+                "kind": "ignored table",
+                "reason": "aggregates, no personal data",
+            },
+        ]
+    finally:
+        await stores.close()
+        async with engine.begin() as conn:
+            await conn.run_sync(extra.drop_all)
+        await engine.dispose()
+
+
+def test_tenant_columns_and_ignore_are_validated() -> None:
+    env = {"APP_DATABASE_URL": "sqlite+aiosqlite://", "APP_FILES": "/tmp"}
+    dm = parse_datamap(
+        GOOD.replace("[databases.app]", 'tenant_columns = ["org_id", "tenant"]\n[databases.app]'),
+        "t.toml",
+        env,
+    )
+    assert dm.tenant_column_names() == {"org_id", "tenant"}
+    assert parse_datamap(GOOD, "t.toml", env).tenant_column_names() == {"org_id"}
+    ignored_mapped = GOOD + '[[ignore]]\ndatabase = "app"\nname = "projects"\nreason = "x"\n'
+    with pytest.raises(ConfigError, match="is mapped; it cannot be ignored"):
+        parse_datamap(ignored_mapped, "t.toml", env)
+    no_reason = GOOD + '[[ignore]]\ndatabase = "app"\nname = "stats"\n'
+    with pytest.raises(ConfigError, match="reason"):
+        parse_datamap(no_reason, "t.toml", env)
