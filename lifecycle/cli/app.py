@@ -12,6 +12,7 @@ from lifecycle.cli import (
     dev,
     exports,
     onboarding,
+    operations,
     plan_changes,
     reactivation,
     suspension,
@@ -27,4 +28,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(datamap.app, name="datamap")
 app.add_typer(certificates.app, name="certificate")
 app.add_typer(exports.app)
+app.add_typer(exports.exports_app, name="exports")
+app.add_typer(operations.app, name="operations")
+app.add_typer(operations.plans_app)
 app.add_typer(dev.app)

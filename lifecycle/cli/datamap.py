@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,8 @@ import typer
 from rich.table import Table
 
 from lifecycle.cli.common import console, load_settings
+from lifecycle.dev.adtech.env import app_urls
+from lifecycle.dev.stack import sample_application_env
 
 app = typer.Typer(help="The data map (DATA_MAP_PATH).", no_args_is_help=True)
 
@@ -34,6 +37,10 @@ def datamap_check(
     from lifecycle.storage.stores import TenantStores, UnmappedTable
 
     settings = load_settings()
+    if file is None:  # the embedded default: the sample application's map, as `tenantctl dev`
+        os.environ.update(sample_application_env(settings))
+    for var, value in app_urls(settings.data_dir).items():
+        os.environ.setdefault(var, value)
     path = file or settings.data_map_path
     if path is None:
         console.print("[red]no data map:[/red] set DATA_MAP_PATH or pass --file")

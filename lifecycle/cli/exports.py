@@ -10,10 +10,12 @@ from typing import Annotated
 import httpx
 import typer
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
 
 from lifecycle.cli.common import ApiUrl, api_client, checked, console
 
 app = typer.Typer()
+exports_app = typer.Typer(help="GDPR exports, through the API.", no_args_is_help=True)
 
 
 def download_verified(url: str, output: Path, sha256: str, size: int) -> None:
@@ -82,3 +84,26 @@ def export(
         download_verified(view["download_url"], output, view["sha256"], view["size_bytes"])
     else:
         console.print(f"download (until {view['expires_at']}): {view['download_url']}")
+
+
+@exports_app.command("list")
+def exports_list(tenant_id: str, api_url: ApiUrl = None) -> None:
+    """A tenant's exports, newest first."""
+    with api_client(api_url) as http:
+        views = checked(http.get(f"/tenants/{tenant_id}/exports"))
+    table = Table("export", "type", "status", "created", "bytes", "SHA-256")
+    table.columns[-1].overflow = "fold"
+    for v in views:
+        size = str(v["size_bytes"]) if v.get("size_bytes") is not None else ""
+        table.add_row(
+            v["export_id"], v["export_type"], v["status"], v["created_at"], size, v["sha256"] or ""
+        )
+    console.print(table)
+    console.print(f"{len(views)} export(s)")
+
+
+@exports_app.command("show")
+def exports_show(export_id: str, api_url: ApiUrl = None) -> None:
+    """One export: status, progress, size, SHA-256 and, once completed, its download link."""
+    with api_client(api_url) as http:
+        console.print_json(data=checked(http.get(f"/exports/{export_id}")))

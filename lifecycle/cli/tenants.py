@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -20,7 +21,8 @@ def tenants_list(
     api_url: ApiUrl = None,
 ) -> None:
     """List tenants."""
-    params = {k: v for k, v in {"state": state, "plan": plan, "limit": 500}.items() if v}
+    filters = {"state": state.upper() if state else None, "plan": plan, "limit": 500}
+    params = {k: v for k, v in filters.items() if v}
     with api_client(api_url) as http:
         page = checked(http.get("/tenants", params=params))
     table = Table("tenant", "name", "plan", "state", "updated")
@@ -37,7 +39,8 @@ def tenants_show(tenant_id: str, api_url: ApiUrl = None) -> None:
         tenant = checked(http.get(f"/tenants/{tenant_id}"))
         events = checked(http.get(f"/tenants/{tenant_id}/events"))
     console.print_json(data=tenant)
-    table = Table("at", "operation", "from", "to", "actor", "workflow")
+    table = Table("at", "operation", "from", "to", "actor", "workflow", "detail")
+    table.columns[-1].overflow = "fold"  # the audit detail is wrapped, never cut
     for e in events:
         table.add_row(
             e["at"],
@@ -46,6 +49,7 @@ def tenants_show(tenant_id: str, api_url: ApiUrl = None) -> None:
             e["to_state"] or "",
             e["actor"],
             e["workflow_id"] or "",
+            json.dumps(e.get("detail") or {}, sort_keys=True) if e.get("detail") else "",
         )
     console.print(table)
 
