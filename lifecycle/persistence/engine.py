@@ -140,8 +140,8 @@ async def migrate(engine: AsyncEngine, revision: str = "heads") -> None:
     per process and database, safe from any number of processes at once.
 
     Within a process, upgrades are serialised and a database this process already brought to
-    the heads is skipped. Across processes, each upgrade runs in one transaction holding a PostgreSQL
-    advisory lock (:data:`MIGRATION_LOCK_KEY`) or, on SQLite, an exclusive ``flock`` on
+    the heads is skipped. Across processes, each upgrade runs in one transaction holding a
+    PostgreSQL advisory lock (:data:`MIGRATION_LOCK_KEY`) or, on SQLite, an exclusive ``flock`` on
     ``<database file>.migrate.lock``: the first migrator upgrades, the others wait for it,
     then find the schema current and do nothing.
 

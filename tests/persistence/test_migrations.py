@@ -7,14 +7,20 @@ import asyncio
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import pytest
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import make_url
 
-from lifecycle.persistence.engine import create_engine, migrate
+from lifecycle.domain.tenants import OperationUpdate
+from lifecycle.persistence.engine import Sessions, create_engine, migrate
+from lifecycle.persistence.tables import UTCDateTime
+from lifecycle.persistence.tenants import TenantRepository
 
-HEADS = {"0002_deletion", "0002_exports", "0002_operation_duration"}
+HEADS = {"0003_operation_runs"}
 
 
 def _dsn(url: str) -> str:
@@ -24,7 +30,9 @@ def _dsn(url: str) -> str:
 async def _pg_versions(url: str) -> set[str]:
     conn = await asyncpg.connect(_dsn(url))
     try:
-        return {r["version_num"] for r in await conn.fetch("SELECT version_num FROM alembic_version")}
+        return {
+            r["version_num"] for r in await conn.fetch("SELECT version_num FROM alembic_version")
+        }
     finally:
         await conn.close()
 
@@ -79,3 +87,36 @@ async def test_concurrent_migrations_in_one_process_on_postgresql_all_succeed(
         for engine in engines:
             await engine.dispose()
     assert await _pg_versions(fresh_pg_url) == HEADS
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_operation_runs_migration_keeps_the_existing_operations(
+    backend: str, fresh_pg_url: str, tmp_path: Path
+) -> None:
+    """0003 re-keys ``operations`` by (workflow id, run id): rows written under the old key
+    survive with run_id '' and the table then takes a second run of the same workflow id."""
+    url = fresh_pg_url if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}"
+    engine = create_engine(url)
+    try:
+        for head in ("0002_deletion", "0002_exports", "0002_operation_duration"):
+            await migrate(engine, head)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO operations (workflow_id, tenant_id, kind, status, step, "
+                    "started_at, finished_at, duration_seconds, error) VALUES ('tenant-acme-"
+                    "suspend', 'acme', 'suspend', 'completed', 'completed', :at, :at, 0.5, NULL)"
+                ).bindparams(bindparam("at", type_=UTCDateTime())),
+                {"at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)},
+            )
+        await migrate(engine)
+        repo = TenantRepository(Sessions(engine))
+        runs = await repo.operation_runs("tenant-acme-suspend")
+        assert [(r.run_id, r.status, r.duration_seconds) for r in runs] == [("", "completed", 0.5)]
+        update = OperationUpdate(
+            workflow_id="tenant-acme-suspend", tenant_id="acme", kind="suspend", status="running"
+        )
+        await repo.record_operation(update, "run-2")
+        assert [r.run_id for r in await repo.operation_runs("tenant-acme-suspend")] == ["run-2", ""]
+    finally:
+        await engine.dispose()
