@@ -44,6 +44,11 @@ PARALLEL_STREAMS = 4
 #: ``workflow.patched`` id (2026-12-02): a failed or cancelled export returns the tenant to
 #: ACTIVE before it reports "failed", so whoever sees "failed" can start the next operation.
 ACTIVE_BEFORE_FAILED = "export-active-before-failed"
+#: ``workflow.patched`` id (2026-12-03): an export that loses the EXPORTING compare-and-set
+#: (another export of the tenant runs) is recorded failed with the conflict. The local
+#: activity's failure arrives as the bare ApplicationError, not an ActivityError, so it used
+#: to fail the workflow with the export record left ``queued`` for ever.
+CONFLICT_RECORDED = "export-conflict-recorded"
 #: Rough export rate for the first estimate of the completion time (docs/benchmarks.md).
 ESTIMATE_BYTES_PER_SECOND = 10 * 1024 * 1024
 CHUNK_OPTIONS = ActivityConfig(
@@ -82,6 +87,10 @@ class ExportWorkflow:
                 [TenantState.ACTIVE], TenantState.EXPORTING, detail={"export_id": data.export_id}
             )
         except ActivityError as err:
+            raise await op.fail(err, "export", self._record_failure) from err
+        except ApplicationError as err:
+            if not workflow.patched(CONFLICT_RECORDED):
+                raise
             raise await op.fail(err, "export", self._record_failure) from err
         stopped: ActivityError | asyncio.CancelledError | None = None
         try:
