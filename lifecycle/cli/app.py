@@ -11,6 +11,7 @@ from lifecycle.cli import (
     deletion,
     dev,
     exports,
+    health,
     onboarding,
     plan_changes,
     reactivation,
@@ -28,3 +29,4 @@ app.add_typer(datamap.app, name="datamap")
 app.add_typer(certificates.app, name="certificate")
 app.add_typer(exports.app)
 app.add_typer(dev.app)
+app.add_typer(health.app)

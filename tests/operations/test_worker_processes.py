@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
+from lifecycle.cli.app import app as cli
 from lifecycle.client.base import task_queue_pollers
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
@@ -21,6 +23,8 @@ from tests.support.crash import WorkerProcess
 from tests.support.export_helpers import make_app, read_archive
 from tests.support.fixtures import make_settings, uid
 from tests.support.tenant_data import new_tenant
+
+runner = CliRunner()
 
 
 async def _wait_pollers(lc: LifecycleClient, n: int, timeout: float = 60) -> list[str]:
@@ -52,6 +56,13 @@ async def test_two_workers_with_default_settings_run_on_one_host(
     "Address already in use". Off by default, two workers poll side by side."""
     settings = make_settings(tmp_path, temporal_address=_address(dev_env))
     lc = await _client(dev_env, settings)
+    health_env = {
+        "TEMPORAL_ADDRESS": settings.temporal_target,
+        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "DATA_DIR": str(settings.data_dir),
+    }
+    health = ["health", "--worker", "--timeout", "5"]
+    before = await asyncio.to_thread(runner.invoke, cli, health, env=health_env)
     workers = [
         WorkerProcess(settings, tmp_path / f"worker{i}.log", sdk_metrics_port=None)
         for i in range(2)
@@ -59,6 +70,7 @@ async def test_two_workers_with_default_settings_run_on_one_host(
     try:
         pollers = await _wait_pollers(lc, 2)
         alive = [w.proc.poll() is None for w in workers]
+        after = await asyncio.to_thread(runner.invoke, cli, health, env=health_env)
         tenant = uid("two")
         started = await lc.onboarding.onboard_tenant(
             OnboardRequest(tenant_id=tenant, name="Two", email="ops@two.io")
@@ -70,6 +82,9 @@ async def test_two_workers_with_default_settings_run_on_one_host(
         await lc.close()
     assert alive == [True, True], [w.log.read_text()[-2000:] for w in workers]
     assert len(set(pollers)) == 2
+    # `tenantctl health --worker`, the worker container's healthcheck
+    assert before.exit_code == 1 and "no worker of host" in before.output, before.output
+    assert after.exit_code == 0 and "2 worker(s) of host" in after.output, after.output
     assert (await _tenant_state(settings, tenant)) == "ACTIVE"
 
 
