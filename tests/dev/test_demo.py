@@ -27,8 +27,12 @@ OPERATIONS = [
 async def test_main_job_twice(
     dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for var in ("APP_DATABASE_URL", "APP_STORAGE_URL"):
-        monkeypatch.delenv(var, raising=False)
+    # use_sample_application sets these in os.environ (for the worker child process):
+    # recorded as absent first, so that monkeypatch removes them after the test and they do
+    # not leak a data map into later tests' settings
+    for var in ("APP_DATABASE_URL", "APP_STORAGE_URL", "DATA_MAP_PATH"):
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     settings = make_settings(
         tmp_path,
         temporal_address=dev_env.client.service_client.config.target_host,
