@@ -95,7 +95,7 @@ async def test_status_of_an_operation_no_worker_polls_answers_with_the_recorded_
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
         unserved = make_settings(tmp_path, temporal_task_queue="no-worker-polls-this")
         orphan = LifecycleClient(unserved, time_env.client, lc.repository)
-        started = await orphan.onboard_tenant(
+        started = await orphan.onboarding.onboard_tenant(
             OnboardRequest(tenant_id="orphan", name="O", email="o@orphan.example")
         )
         guard = PROGRESS_QUERY_TIMEOUT.total_seconds() + 8  # well under the old 30 s
