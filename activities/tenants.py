@@ -43,5 +43,6 @@ class TenantActivities:
 
     @activity.defn
     async def record_operation(self, update: OperationUpdate) -> None:
-        """Mirror an operation's step or outcome into the ``operations`` table."""
-        await self.repository.record_operation(update)
+        """Mirror an operation's step or outcome into the ``operations`` table, in the row of
+        the calling workflow's run."""
+        await self.repository.record_operation(update, activity.info().workflow_run_id or "")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lifecycle.domain.errors import ConfigError
@@ -27,6 +27,7 @@ SECRET_FIELDS = (
     "provisioning_webhook_secret",
     "s3_secret_access_key",
     "certificate_signing_key",
+    "temporal_api_key",
 )
 
 
@@ -54,6 +55,9 @@ class Settings(BaseSettings):
     #: Workflows a worker keeps in memory between tasks (the sticky cache). Waiting workflows
     #: (retention timers) need no cache slot: a smaller cache bounds memory, 0 disables it.
     worker_max_cached_workflows: int = Field(1000, ge=0)
+    #: On SIGTERM/SIGINT a worker stops polling and gives running activities this long to
+    #: finish (or heartbeat their cancellation) before they are cancelled.
+    worker_graceful_shutdown_seconds: float = Field(30, ge=0, le=3600)
     enable_auto_downgrade: bool = False
     enable_reactivation_workflow: bool = True
     payment_failure_grace_days: int = Field(3, ge=0, le=60)
@@ -69,6 +73,9 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
+    s3_public_endpoint_url: str | None = Field(
+        None, description="Endpoint put in presigned export links; default S3_ENDPOINT_URL"
+    )
 
     # Data map and plans
     data_map_path: Path | None = None
@@ -98,11 +105,19 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "tenant-lifecycle"
     temporal_dev_port: int = Field(7233, ge=1, le=65535)
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    # Secured clusters and Temporal Cloud: mTLS files (PEM) and/or an API key (implies TLS)
+    temporal_tls_cert: Path | None = Field(None, description="client certificate, PEM file")
+    temporal_tls_key: Path | None = Field(None, description="client private key, PEM file")
+    temporal_tls_ca: Path | None = Field(None, description="server root CA, PEM file")
+    temporal_api_key: SecretStr | None = None
 
     # Observability
     log_level: str = "INFO"
     enable_metrics: bool = True
-    sdk_metrics_port: int = Field(9464, ge=0, le=65535)
+    #: The Temporal SDK's Prometheus endpoint of each worker; 0 (default) is off, so any
+    #: number of workers run on one host. Each worker on a host needs its own port.
+    sdk_metrics_port: int = Field(0, ge=0, le=65535)
+    sdk_metrics_host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 in a container")
 
     @field_validator("log_level")
     @classmethod
@@ -111,6 +126,12 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+        return self
 
     @property
     def embedded(self) -> bool:

@@ -124,10 +124,11 @@ def idempotency_scope() -> str:
     return f"{info.workflow_id}:{info.run_id}"
 
 
-def failure(err: ActivityError, operation: str) -> ApplicationError:
+def failure(err: ActivityError | ApplicationError, operation: str) -> ApplicationError:
     """A non-retryable workflow failure carrying the failed activity's cause and its type
-    (e.g. ``StateConflict``, ``CardDeclined``), so the operation's error says what happened."""
-    cause = err.cause
+    (e.g. ``StateConflict``, ``CardDeclined``), so the operation's error says what happened.
+    A local activity's failure arrives unwrapped, as the ApplicationError itself."""
+    cause = err.cause if isinstance(err, ActivityError) else err
     kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
     return ApplicationError(
         f"{operation} failed: {cause or err}", type=kind or "ActivityFailed", non_retryable=True
@@ -196,7 +197,7 @@ class Operation:
 
     async def fail(
         self,
-        err: ActivityError,
+        err: ActivityError | ApplicationError,
         operation: str,
         before: Callable[[ApplicationError], Awaitable[object]] | None = None,
     ) -> ApplicationError:

@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         RetentionInput,
         StreamPlan,
     )
-    from lifecycle.domain.operations import OperationKind, workflow_id
+    from lifecycle.domain.operations import OperationKind, search_attributes, workflow_id
     from lifecycle.domain.states import TenantState
     from workflows.common import Operation, call
 
@@ -44,6 +44,14 @@ PARALLEL_STREAMS = 4
 #: ``workflow.patched`` id (2026-12-02): a failed or cancelled export returns the tenant to
 #: ACTIVE before it reports "failed", so whoever sees "failed" can start the next operation.
 ACTIVE_BEFORE_FAILED = "export-active-before-failed"
+#: ``workflow.patched`` id (2026-12-03): an export that loses the EXPORTING compare-and-set
+#: (another export of the tenant runs) is recorded failed with the conflict. The local
+#: activity's failure arrives as the bare ApplicationError, not an ActivityError, so it used
+#: to fail the workflow with the export record left ``queued`` for ever.
+CONFLICT_RECORDED = "export-conflict-recorded"
+#: ``workflow.patched`` id (2026-12-03): the retention child carries the search attributes
+#: (``TenantId``, ``LifecycleOperation=export``), so ``TenantId="acme"`` finds it in the UI.
+RETENTION_SEARCH_ATTRIBUTES = "export-retention-search-attributes"
 #: Rough export rate for the first estimate of the completion time (docs/benchmarks.md).
 ESTIMATE_BYTES_PER_SECOND = 10 * 1024 * 1024
 CHUNK_OPTIONS = ActivityConfig(
@@ -82,6 +90,10 @@ class ExportWorkflow:
                 [TenantState.ACTIVE], TenantState.EXPORTING, detail={"export_id": data.export_id}
             )
         except ActivityError as err:
+            raise await op.fail(err, "export", self._record_failure) from err
+        except ApplicationError as err:
+            if not workflow.patched(CONFLICT_RECORDED):
+                raise
             raise await op.fail(err, "export", self._record_failure) from err
         stopped: ActivityError | asyncio.CancelledError | None = None
         try:
@@ -125,6 +137,11 @@ class ExportWorkflow:
             id=workflow_id(data.tenant_id, OperationKind.EXPORT, f"{data.export_id}-retention"),
             parent_close_policy=ParentClosePolicy.ABANDON,
             static_summary=f"delete export {data.export_id} after {data.retention_days} days",
+            search_attributes=(
+                search_attributes(data.tenant_id, OperationKind.EXPORT)
+                if workflow.patched(RETENTION_SEARCH_ATTRIBUTES)
+                else None
+            ),
         )
         return await op.complete(
             ExportResult(

@@ -11,6 +11,7 @@ from lifecycle.cli import (
     deletion,
     dev,
     exports,
+    health,
     onboarding,
     operations,
     plan_changes,
@@ -32,3 +33,4 @@ app.add_typer(exports.exports_app, name="exports")
 app.add_typer(operations.app, name="operations")
 app.add_typer(operations.plans_app)
 app.add_typer(dev.app)
+app.add_typer(health.app)

@@ -52,9 +52,15 @@ def export(
     output: Annotated[
         Path | None, typer.Option(help="Download the archive here and verify its SHA-256")
     ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="With --wait: give up after this many seconds (exit 3)")
+    ] = 3600,
     api_url: ApiUrl = None,
 ) -> None:
-    """Export a tenant's data (GDPR Art. 15/20) through the API; --output implies --wait."""
+    """Export a tenant's data (GDPR Art. 15/20) through the API; --output implies --wait.
+
+    Exits 1 when the export failed, 3 when it has not ended within --timeout seconds (it goes
+    on: follow it with ``GET /exports/<id>``)."""
     with api_client(api_url) as http:
         started = checked(
             http.post(f"/tenants/{tenant_id}/exports", json={"export_type": export_type})
@@ -64,6 +70,7 @@ def export(
         if not (wait or output):
             return
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        deadline = time.monotonic() + timeout
         with Progress(*columns, console=console) as bar:
             task = bar.add_task("chunks", total=None)
             while True:
@@ -75,6 +82,13 @@ def export(
                     )
                 if view["status"] in ("completed", "failed"):
                     break
+                if time.monotonic() >= deadline:
+                    console.print(
+                        f"[yellow]timeout:[/yellow] export {export_id} is still "
+                        f"{view['status']} after {timeout:g}s; it goes on "
+                        f"(GET /exports/{export_id})"
+                    )
+                    raise typer.Exit(3)
                 time.sleep(0.5)
     if view["status"] == "failed":
         console.print(f"[red]export failed:[/red] {view['error']}")

@@ -6,15 +6,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from lifecycle.config import Settings
-from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.errors import ConfigError, StateConflict
 from lifecycle.domain.operations import (
     OperationKind,
     OperationStarted,
@@ -29,15 +32,56 @@ from lifecycle.persistence.tenants import TenantRepository
 PROGRESS_QUERY_TIMEOUT = timedelta(seconds=2)
 
 
+def temporal_tls(settings: Settings) -> TLSConfig | bool:
+    """The TLS configuration of the Temporal connection: mTLS with TEMPORAL_TLS_CERT and
+    TEMPORAL_TLS_KEY (PEM files), the server verified with TEMPORAL_TLS_CA (default: the
+    system roots); plain TLS when only TEMPORAL_API_KEY or TEMPORAL_TLS_CA is set (Temporal
+    Cloud with an API key); False (plaintext) otherwise.
+
+    Raises ConfigError naming the setting when a file cannot be read.
+    """
+    files: dict[str, bytes | None] = {}
+    for name in ("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca"):
+        path = getattr(settings, name)
+        try:
+            files[name] = path.read_bytes() if path is not None else None
+        except OSError as exc:
+            raise ConfigError(f"{name.upper()}={path}: {exc.strerror}") from exc
+    if not any(files.values()) and settings.temporal_api_key is None:
+        return False
+    return TLSConfig(
+        server_root_ca_cert=files["temporal_tls_ca"],
+        client_cert=files["temporal_tls_cert"],
+        client_private_key=files["temporal_tls_key"],
+    )
+
+
 async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
-    """Connect to Temporal with the pydantic data converter (shared by worker and client);
+    """Connect to Temporal with the pydantic data converter (shared by worker and client),
+    with TLS and the API key of a secured cluster or Temporal Cloud (:func:`temporal_tls`);
     ``runtime`` carries the SDK's telemetry (the worker's Prometheus endpoint)."""
+    api_key = settings.temporal_api_key
     return await Client.connect(
         settings.temporal_target,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime,
+        tls=temporal_tls(settings),
+        api_key=api_key.get_secret_value() if api_key is not None else None,
     )
+
+
+async def task_queue_pollers(client: Client, namespace: str, task_queue: str) -> list[str]:
+    """Identities of the workers that polled ``task_queue``'s workflow tasks recently (the
+    server forgets a poller about a minute after its last poll)."""
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return [p.identity for p in response.pollers]
 
 
 def not_found(exc: RPCError) -> bool:

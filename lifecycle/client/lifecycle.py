@@ -105,9 +105,19 @@ class LifecycleClient:
         """The tenant row; raises TenantNotFound."""
         return await self.repository.get(tenant_id)
 
+    async def tenant_operations(
+        self, tenant_id: str, *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[OperationView], int]:
+        """One page of every operation run recorded for the tenant, latest first, and the
+        total; raises TenantNotFound for an unknown tenant."""
+        await self.repository.get(tenant_id)
+        return await self.repository.tenant_operations(tenant_id, limit=limit, offset=offset)
+
     async def operation(self, wid: str) -> OperationView | None:
-        """Status of an operation from Temporal (running, completed, failed...) merged with the
-        step and result the control plane recorded; None when Temporal does not know it."""
+        """The latest run of an operation: its status from Temporal (running, completed,
+        failed...) merged with the step and result the control plane recorded for that run, and
+        in ``runs`` every run recorded under ``wid``, latest first; None when Temporal does not
+        know ``wid``."""
         handle = self.core.handle(wid)
         try:
             desc = await handle.describe()
@@ -115,11 +125,12 @@ class LifecycleClient:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return None
             raise
-        recorded = await self.repository.operation(wid)
+        recorded = await self.repository.operation(wid, desc.run_id)
         status = desc.status.name.lower() if desc.status else "unknown"
         status = "cancelled" if status == "canceled" else status  # the operations' spelling
         view = recorded or OperationView(workflow_id=wid, status=status)
-        view.status = status
+        view.run_id, view.status = desc.run_id, status
+        view.runs = await self.repository.operation_runs(wid)
         view.started_at = view.started_at or desc.start_time
         view.finished_at = desc.close_time
         query = progress_query(desc.workflow_type)

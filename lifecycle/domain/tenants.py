@@ -129,9 +129,14 @@ class EventView(BaseModel):
 
 
 class OperationView(BaseModel):
-    """Status of one operation: Temporal's view plus the control plane's step and result."""
+    """Status of one operation run: Temporal's view plus the control plane's step and result.
+
+    ``run_id`` is Temporal's run id (``''`` for a run recorded before run ids were kept);
+    ``runs`` (only on ``GET /operations/{workflow_id}``) lists every recorded run of the
+    workflow id, latest first, each without ``runs``."""
 
     workflow_id: str
+    run_id: str | None = None
     tenant_id: str | None = None
     kind: str | None = None
     status: str
@@ -141,6 +146,16 @@ class OperationView(BaseModel):
     duration_seconds: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
+    runs: list[OperationView] | None = None
+
+
+class OperationPage(BaseModel):
+    """One page of a tenant's operation runs, latest first (``GET /tenants/{id}/operations``)."""
+
+    items: list[OperationView]
+    total: int
+    limit: int
+    offset: int
 
 
 class TenantEvent(DomainModel):

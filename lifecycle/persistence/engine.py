@@ -8,15 +8,20 @@ are both supported; the schema is created and upgraded by the Alembic migrations
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
+import os
 import random
 import sqlite3
+import threading
 import time
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -117,17 +122,79 @@ class Sessions:
         return self._writes.begin()
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Upgrade the schema to the newest revision (all heads) with Alembic."""
+#: Key of the PostgreSQL advisory lock every migrator takes (any constant bigint; this one is
+#: the first 8 bytes of sha256("tenant-lifecycle migrations")).
+MIGRATION_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"tenant-lifecycle migrations").digest()[:8], "big", signed=True
+)
+#: Alembic's ``command.upgrade`` works through module-level globals (``alembic.context``,
+#: ``alembic.op``): two upgrades at once in one process corrupt each other (``KeyError:
+#: 'script'``). One upgrade per process at a time, across event loops and threads.
+_PROCESS_LOCK = threading.Lock()
+#: Databases (rendered URLs) this process has brought to the newest revision.
+_MIGRATED: set[str] = set()
+
+
+async def migrate(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Upgrade the schema to ``revision`` (default: the newest, all heads) with Alembic, once
+    per process and database, safe from any number of processes at once.
+
+    Within a process, upgrades are serialised and a database this process already brought to
+    the heads is skipped. Across processes, each upgrade runs in one transaction holding a
+    PostgreSQL advisory lock (:data:`MIGRATION_LOCK_KEY`) or, on SQLite, an exclusive ``flock`` on
+    ``<database file>.migrate.lock``: the first migrator upgrades, the others wait for it,
+    then find the schema current and do nothing.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database is unreachable or a migration failed.
+    """
+    key = engine.url.render_as_string(hide_password=False)
+    while not _PROCESS_LOCK.acquire(blocking=False):
+        await asyncio.sleep(0.02)
+    try:
+        if revision == "heads" and key in _MIGRATED:
+            return
+        async with _file_lock(engine.url):
+            await _upgrade(engine, revision)
+        if revision == "heads":
+            _MIGRATED.add(key)
+    finally:
+        _PROCESS_LOCK.release()
+
+
+async def _upgrade(engine: AsyncEngine, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
 
-    def _upgrade(connection: Any) -> None:
+    def _run(connection: Any) -> None:
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "heads")
+        command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+        if conn.dialect.name == "postgresql":
+            # held until this transaction ends: the other migrators wait here, then see the
+            # committed alembic_version (READ COMMITTED takes a new snapshot per statement)
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        await conn.run_sync(_run)
+
+
+@asynccontextmanager
+async def _file_lock(url: URL) -> AsyncIterator[None]:
+    """An exclusive ``flock`` beside a SQLite file (waited for in a thread); a no-op for
+    other databases and in-memory SQLite."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    path = Path(f"{url.database}.migrate.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

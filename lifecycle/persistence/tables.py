@@ -132,11 +132,14 @@ class LifecycleEvent(Base):
 
 
 class Operation(Base):
-    """One lifecycle operation (a workflow run) as seen by the control plane."""
+    """One lifecycle operation (a workflow run) as seen by the control plane: one row per run,
+    so a re-run under a reused workflow id adds a row. ``run_id`` is ``''`` for rows recorded
+    before run ids were kept (migration 0003)."""
 
     __tablename__ = "operations"
 
     workflow_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(63), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), index=True)

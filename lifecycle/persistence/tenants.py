@@ -334,22 +334,32 @@ class TenantRepository:
 
     # -- operations ------------------------------------------------------------------------
 
-    async def record_operation(self, update_: OperationUpdate) -> None:
-        """Insert or update the operation row of a workflow (upsert by workflow id)."""
+    async def record_operation(self, update_: OperationUpdate, run_id: str = "") -> None:
+        """Insert or update the operation row of one workflow run (upsert by workflow id and
+        ``run_id``, Temporal's run id). A run never overwrites another run's row, so every
+        count derived from the table only grows. A ``running`` row recorded before run ids
+        were kept (``run_id == ''``) is adopted by the run's first record."""
         now = utcnow()
         async with self.sessions.begin() as session:
-            op = await session.get(Operation, update_.workflow_id)
+            op = await session.get(Operation, (update_.workflow_id, run_id))
+            if op is None and run_id:
+                legacy = await session.get(Operation, (update_.workflow_id, ""))
+                if legacy is not None and legacy.status == "running":
+                    await session.delete(legacy)
+                    await session.flush()
+                    op = Operation(
+                        **{c: getattr(legacy, c) for c in _OPERATION_COLUMNS}, run_id=run_id
+                    )
+                    session.add(op)
             if op is None:
                 op = Operation(
                     workflow_id=update_.workflow_id,
+                    run_id=run_id,
                     tenant_id=update_.tenant_id,
                     kind=update_.kind,
                     started_at=now,
                 )
                 session.add(op)
-            elif op.status != "running" and update_.status == "running":
-                # a new run under a reused workflow id (e.g. a second upgrade): start afresh
-                op.started_at, op.finished_at, op.result, op.error = now, None, None, None
             op.status = update_.status
             if update_.step is not None:
                 op.step = update_.step
@@ -408,10 +418,42 @@ class TenantRepository:
             ).all()
             return [self._to_view(t, {}) for t in rows]
 
-    async def operation(self, workflow_id: str) -> OperationView | None:
+    async def operation(self, workflow_id: str, run_id: str | None = None) -> OperationView | None:
+        """The recorded run ``run_id`` of ``workflow_id``, or its latest run when ``run_id`` is
+        None; None when nothing is recorded."""
         async with self.sessions() as session:
-            op = await session.get(Operation, workflow_id)
-            return None if op is None else OperationView.model_validate(op, from_attributes=True)
+            query = select(Operation).where(Operation.workflow_id == workflow_id)
+            if run_id is not None:
+                query = query.where(Operation.run_id == run_id)
+            op = await session.scalar(query.order_by(*_LATEST_FIRST).limit(1))
+            return None if op is None else _operation_view(op)
+
+    async def operation_runs(self, workflow_id: str) -> builtins.list[OperationView]:
+        """Every recorded run of ``workflow_id``, latest first."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Operation)
+                .where(Operation.workflow_id == workflow_id)
+                .order_by(*_LATEST_FIRST)
+            )
+            return [_operation_view(op) for op in rows]
+
+    async def tenant_operations(
+        self, tenant_id: str, *, limit: int = 100, offset: int = 0
+    ) -> tuple[builtins.list[OperationView], int]:
+        """One page of the tenant's operation runs, latest first, and their total number."""
+        async with self.sessions() as session:
+            total = await session.scalar(
+                select(func.count()).select_from(Operation).where(Operation.tenant_id == tenant_id)
+            )
+            rows = await session.scalars(
+                select(Operation)
+                .where(Operation.tenant_id == tenant_id)
+                .order_by(*_LATEST_FIRST)
+                .limit(limit)
+                .offset(offset)
+            )
+            return [_operation_view(op) for op in rows], int(total or 0)
 
     # -- plan changes and usage --------------------------------------------------------------
 
@@ -577,3 +619,23 @@ class TenantRepository:
             purge_scheduled_at=tenant.purge_scheduled_at,
             purged_at=tenant.purged_at,
         )
+
+
+_OPERATION_COLUMNS = (
+    "workflow_id",
+    "tenant_id",
+    "kind",
+    "status",
+    "step",
+    "started_at",
+    "finished_at",
+    "duration_seconds",
+    "result",
+    "error",
+)
+#: Order of an operation's runs: the newest start first (run id breaks ties stably).
+_LATEST_FIRST = (Operation.started_at.desc(), Operation.run_id.desc())
+
+
+def _operation_view(op: Operation) -> OperationView:
+    return OperationView.model_validate(op, from_attributes=True)

@@ -17,7 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+
+from botocore.exceptions import ClientError
 
 from lifecycle.config import Settings
 from lifecycle.domain.errors import LifecycleError
@@ -65,8 +68,11 @@ class ExportStorage:
         bucket: str,
         s3: S3Options,
         signing_secret: str | None = None,
+        public_endpoint_url: str | None = None,
     ) -> None:
         self.kind, self.root, self.bucket, self.s3 = kind, root, bucket, s3
+        #: presigned links are signed for the host the downloader reaches (SigV4 signs it)
+        self.public_s3 = replace(s3, endpoint_url=public_endpoint_url or s3.endpoint_url)
         self.signing_secret = signing_secret
 
     @classmethod
@@ -78,7 +84,32 @@ class ExportStorage:
             settings.s3_bucket,
             s3_options(settings),
             settings.secret("signing_secret") if signing else None,
+            settings.s3_public_endpoint_url,
         )
+
+    async def ensure_bucket(self) -> bool:
+        """Create S3_BUCKET when it does not exist (idempotent, safe from many workers at
+        once); True when this call created it. A no-op for local storage.
+
+        Raises botocore's ClientError when the bucket cannot be read nor created (e.g. no
+        permission, or it belongs to another account).
+        """
+        if self.kind != "s3":
+            return False
+        async with self.s3.client() as s3:  # type: ignore[attr-defined]
+            try:
+                await s3.head_bucket(Bucket=self.bucket)
+                return False
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                    raise
+            try:
+                await s3.create_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                    raise
+                return False
+            return True
 
     def _store(self, prefix: str) -> ObjectStore:
         if self.kind == "s3":
@@ -162,8 +193,7 @@ class ExportStorage:
         relative to the API) or a SigV4 presigned S3 URL (at most 7 days)."""
         if self.kind == "s3":
             seconds = max(1, min(expires - now, MAX_LINK_SECONDS))
-            store = self.archives(tenant_id)
-            assert isinstance(store, S3Store)
+            store = S3Store(self.bucket, f"archives/{tenant_id}/", self.public_s3)
             return await store.presign(self.archive_name(export_id), seconds)
         signature = self.signature(export_id, expires)
         return f"/exports/{export_id}/download?expires={expires}&signature={signature}"

@@ -109,3 +109,43 @@ async def test_export_bytes_and_purged_rows_series(
         after = await scrape(http)
     assert after[("lifecycle_export_bytes_total", ())] == 1234
     assert after[("lifecycle_purged_rows_total", ())] == 42
+
+
+async def test_a_second_suspension_adds_a_run_and_the_counters_only_grow(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A re-run under the reused id ``tenant-<id>-suspend`` used to overwrite the first run's
+    row: finished counts went down and ``/operations/{id}`` showed only the latest run."""
+    from tests.support.tenant_data import new_tenant
+
+    async with running_stack(dev_env, make_settings(tmp_path)) as lc, serve_api(lc) as api:
+        acme = uid("acme")
+        await new_tenant(lc, acme, "starter")
+        finished = []
+        for step, body in (
+            ("suspend", {"reason": "first"}),
+            ("reactivate", None),
+            ("suspend", {"reason": "second"}),
+        ):
+            r = await api.post(f"/tenants/{acme}/{step}", json=body)
+            assert r.status_code == 202, r.text
+            await lc.core.handle(r.json()["workflow_id"]).result()
+            done = (("operation", step), ("outcome", "completed"))
+            finished.append((await scrape(api))[("lifecycle_operations_finished_total", done)])
+        metrics = await scrape(api)
+        wid = f"tenant-{acme}-suspend"
+        latest = (await api.get(f"/operations/{wid}")).json()
+        listing = (await api.get(f"/tenants/{acme}/operations")).json()
+        unknown = await api.get("/tenants/nobody-here/operations")
+    assert finished == [1, 1, 2]
+    assert metrics[("lifecycle_operations_started_total", (("operation", "suspend"),))] == 2
+    assert latest["status"] == "completed" and len(latest["runs"]) == 2
+    assert latest["run_id"] == latest["runs"][0]["run_id"] != latest["runs"][1]["run_id"]
+    assert [run["status"] for run in latest["runs"]] == ["completed", "completed"]
+    assert listing["total"] == 3
+    assert [(o["kind"], o["workflow_id"]) for o in listing["items"]] == [
+        ("suspend", wid),
+        ("reactivate", f"tenant-{acme}-reactivate"),
+        ("suspend", wid),
+    ]
+    assert unknown.status_code == 404

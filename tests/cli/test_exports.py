@@ -134,3 +134,30 @@ async def test_worker_warns_about_unmapped_tables_at_start(
         warnings = await warn_unmapped(make_settings(tmp_path, data_map_path=app.datamap))
     assert len(warnings) == 1 and "table app.audit_log holds tenant data" in warnings[0]
     assert "app.audit_log" in caplog.text
+
+
+async def test_export_wait_gives_up_after_its_timeout(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """No worker polls: the export stays queued, and ``--wait`` used to follow it for ever."""
+    from lifecycle.client.lifecycle import LifecycleClient
+    from lifecycle.persistence.engine import Sessions, create_engine, migrate
+    from lifecycle.persistence.tenants import TenantRepository
+
+    app = await make_app(tmp_path)
+    settings = make_settings(tmp_path, data_map_path=app.datamap)
+    engine = create_engine(settings.db_url)
+    await migrate(engine)
+    lc = LifecycleClient(settings, dev_env.client, TenantRepository(Sessions(engine)))
+    tenant = uid("cli")
+    await new_tenant(lc, tenant, data_key="2")
+    async with serve_api(lc) as http:
+        args = ["export", tenant, "--wait", "--timeout", "2", "--api", str(http.base_url)]
+        result = await asyncio.to_thread(
+            runner.invoke, cli, args, env=cli_env(tmp_path, app.datamap)
+        )
+        exports = await lc.exports.list_exports(tenant)
+        await lc.core.handle(exports[0].workflow_id).terminate("test over")
+    await engine.dispose()
+    assert result.exit_code == 3, result.output
+    assert "still queued after 2s" in " ".join(result.output.split())

@@ -20,6 +20,7 @@ import httpx
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from lifecycle.domain.operations import LIFECYCLE_OPERATION, TENANT_ID
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TransitionInput
 from tests.support.export_helpers import (
@@ -151,7 +152,12 @@ async def test_retention_deletes_the_archive(time_env: WorkflowEnvironment, tmp_
         # abandoned child: wait for the export's result, then skip time to the child's
         await skip_to_result(time_env, lc.core.handle(started.workflow_id))
         child = lc.core.handle(f"{started.workflow_id}-retention")
-        assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
+        described = await child.describe()
+        assert described.status == WorkflowExecutionStatus.RUNNING
+        # filterable with TenantId="<tenant>" in the Web UI, like the export itself
+        attributes = described.typed_search_attributes
+        assert attributes.get(TENANT_ID) == tenant
+        assert attributes.get(LIFECYCLE_OPERATION) == "export"
         removed = await skip_to_result(time_env, child)
         assert removed == 2  # the archive and its sidecar
         assert not archive.exists()

@@ -85,7 +85,9 @@ async def test_record_usage_merges_without_version_bump(repository: TenantReposi
     assert (await repository.get("acme")).usage == {"users": 7, "storage_gb": 2}
 
 
-async def test_reused_operation_id_starts_afresh(repository: TenantRepository) -> None:
+async def test_a_rerun_under_a_reused_operation_id_adds_a_run_and_keeps_the_first(
+    repository: TenantRepository,
+) -> None:
     def update(status: str, **fields: object) -> OperationUpdate:
         return OperationUpdate(
             workflow_id="tenant-acme-upgrade",
@@ -95,12 +97,48 @@ async def test_reused_operation_id_starts_afresh(repository: TenantRepository) -
             **fields,
         )
 
-    await repository.record_operation(update("running", step="lock"))
-    await repository.record_operation(update("failed", step="failed", error="card declined"))
-    await repository.record_operation(update("running", step="lock"))  # the next run
+    await repository.record_operation(update("running", step="lock"), "run-1")
+    await repository.record_operation(
+        update("failed", step="failed", error="card declined"), "run-1"
+    )
+    await repository.record_operation(update("running", step="lock"), "run-2")  # the next run
     op = await repository.operation("tenant-acme-upgrade")
-    assert op and (op.status, op.error, op.result, op.finished_at) == ("running", None, None, None)
-    await repository.record_operation(update("running", step="billing"))
-    await repository.record_operation(update("completed", result={"plan": "professional"}))
+    assert op and (op.run_id, op.status, op.error, op.result, op.finished_at) == (
+        "run-2",
+        "running",
+        None,
+        None,
+        None,
+    )
+    await repository.record_operation(update("running", step="billing"), "run-2")
+    await repository.record_operation(update("completed", result={"plan": "professional"}), "run-2")
     op = await repository.operation("tenant-acme-upgrade")
     assert op and op.error is None and op.result == {"plan": "professional"}
+    runs = await repository.operation_runs("tenant-acme-upgrade")
+    assert [(r.run_id, r.status, r.error) for r in runs] == [
+        ("run-2", "completed", None),
+        ("run-1", "failed", "card declined"),
+    ]
+    first = await repository.operation("tenant-acme-upgrade", "run-1")
+    assert first and first.status == "failed"
+    page, total = await repository.tenant_operations("acme")
+    assert total == 2 and [r.run_id for r in page] == ["run-2", "run-1"]
+    by_status, _ = await repository.operation_stats(())
+    assert by_status == {("upgrade", "failed"): 1, ("upgrade", "completed"): 1}
+
+
+async def test_a_running_row_recorded_before_run_ids_is_adopted_by_its_run(
+    repository: TenantRepository,
+) -> None:
+    """Rows migrated by 0003 have run_id ''; the run still going on takes its row over
+    instead of leaving a phantom running operation behind."""
+    update = OperationUpdate(
+        workflow_id="tenant-acme-suspend", tenant_id="acme", kind="suspend", status="running"
+    )
+    await repository.record_operation(update.model_copy(update={"step": "lock"}), "")
+    await repository.record_operation(
+        update.model_copy(update={"status": "completed", "step": "completed"}), "run-9"
+    )
+    runs = await repository.operation_runs("tenant-acme-suspend")
+    assert [(r.run_id, r.status, r.step) for r in runs] == [("run-9", "completed", "completed")]
+    assert runs[0].duration_seconds is not None and runs[0].duration_seconds >= 0

@@ -32,16 +32,27 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
     env["DATABASE_URL"] = settings.db_url
-    env["SDK_METRICS_PORT"] = "0"
     return env
 
 
 class WorkerProcess:
     """``python worker.py`` configured like ``settings``; optionally crashing at ``fault``."""
 
-    def __init__(self, settings: Settings, log: Path, fault: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log: Path,
+        fault: str | None = None,
+        *,
+        sdk_metrics_port: int | None = 0,
+    ) -> None:
+        """``sdk_metrics_port``: SDK_METRICS_PORT of the process (None leaves it unset, to
+        the default)."""
         env = {**os.environ, **settings_env(settings)}
         env.pop(FAULT_ENV, None)
+        env.pop("SDK_METRICS_PORT", None)
+        if sdk_metrics_port is not None:
+            env["SDK_METRICS_PORT"] = str(sdk_metrics_port)
         if fault:
             env[FAULT_ENV] = fault
         self.log = log

@@ -79,6 +79,31 @@ async def pg_url(pg_admin_url: str) -> AsyncIterator[str]:
     await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def fresh_pg_database(admin_url: str, prefix: str = "tl_fresh") -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on ``admin_url``'s server (its async URL), dropped
+    on exit."""
+    admin = make_url(admin_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn = await asyncpg.connect(dsn)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+@pytest.fixture
+async def fresh_pg_url(pg_admin_url: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one test (nothing migrated), dropped after it."""
+    async with fresh_pg_database(pg_admin_url) as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def repository(
     request: pytest.FixtureRequest, tmp_path: Path, pg_url: str

@@ -21,7 +21,8 @@ router = APIRouter(tags=["meta"])
 
 @router.get("/operations/{workflow_id}")
 async def operation(workflow_id: str, lifecycle: Lifecycle, _: Actor) -> OperationView:
-    """Status (from Temporal), step reached and result or error of an operation."""
+    """The latest run of an operation: status (from Temporal), step reached and result or
+    error, and ``runs``: every recorded run under this workflow id, latest first."""
     view = await lifecycle.operation(workflow_id)
     if view is None:
         raise ProblemError(404, f"operation '{workflow_id}' does not exist")

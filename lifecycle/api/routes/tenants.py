@@ -12,7 +12,7 @@ from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.operations import OperationStarted
 from lifecycle.domain.states import TenantState
-from lifecycle.domain.tenants import TENANT_ID_PATTERN, EventView, TenantView
+from lifecycle.domain.tenants import TENANT_ID_PATTERN, EventView, OperationPage, TenantView
 
 router = APIRouter(prefix="/tenants", tags=["tenants"])
 TenantId = Annotated[str, Path(pattern=TENANT_ID_PATTERN, description="tenant slug")]
@@ -69,3 +69,17 @@ async def events(
     """The tenant's audit log, oldest first."""
     await lifecycle.get_tenant(tenant_id)
     return await lifecycle.repository.events(tenant_id, limit=limit, offset=offset)
+
+
+@router.get("/{tenant_id}/operations")
+async def operations(
+    tenant_id: TenantId,
+    lifecycle: Lifecycle,
+    _: Actor,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> OperationPage:
+    """Every operation run of the tenant (re-runs under one workflow id included), latest
+    first, as the control plane recorded them; 404 when the tenant is unknown."""
+    items, total = await lifecycle.tenant_operations(tenant_id, limit=limit, offset=offset)
+    return OperationPage(items=items, total=total, limit=limit, offset=offset)
