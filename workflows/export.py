@@ -44,11 +44,6 @@ PARALLEL_STREAMS = 4
 #: ``workflow.patched`` id (2026-12-02): a failed or cancelled export returns the tenant to
 #: ACTIVE before it reports "failed", so whoever sees "failed" can start the next operation.
 ACTIVE_BEFORE_FAILED = "export-active-before-failed"
-#: ``workflow.patched`` id (2026-12-03): an export that loses the EXPORTING compare-and-set
-#: (another export of the tenant runs) is recorded failed with the conflict. The local
-#: activity's failure arrives as the bare ApplicationError, not an ActivityError, so it used
-#: to fail the workflow with the export record left ``queued`` for ever.
-CONFLICT_RECORDED = "export-conflict-recorded"
 #: ``workflow.patched`` id (2026-12-03): the retention child carries the search attributes
 #: (``TenantId``, ``LifecycleOperation=export``), so ``TenantId="acme"`` finds it in the UI.
 RETENTION_SEARCH_ATTRIBUTES = "export-retention-search-attributes"
@@ -89,11 +84,7 @@ class ExportWorkflow:
             tenant = await op.transition(
                 [TenantState.ACTIVE], TenantState.EXPORTING, detail={"export_id": data.export_id}
             )
-        except ActivityError as err:
-            raise await op.fail(err, "export", self._record_failure) from err
-        except ApplicationError as err:
-            if not workflow.patched(CONFLICT_RECORDED):
-                raise
+        except ActivityError as err:  # e.g. another export holds the tenant: recorded failed
             raise await op.fail(err, "export", self._record_failure) from err
         stopped: ActivityError | asyncio.CancelledError | None = None
         try:

@@ -65,8 +65,11 @@ async def test_datamap_check_reads_the_embedded_defaults(
 ) -> None:
     """No DATA_MAP_PATH, no APP_* variables: the sample application's map and stores under
     DATA_DIR, as ``tenantctl dev`` uses them (an empty application: zero rows)."""
+    # the command exports these into this process's environment: recorded as absent first,
+    # so that monkeypatch removes them after the test and no data map leaks into later tests
     for var in ("DATA_MAP_PATH", "APP_DATABASE_URL", "APP_STORAGE_URL"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     data = tmp_path / "data"
     from lifecycle.dev.adtech.env import app_urls
     from lifecycle.dev.adtech.schema import create_schema
@@ -74,7 +77,5 @@ async def test_datamap_check_reads_the_embedded_defaults(
     await create_schema(app_urls(data)["APP_DATABASE_URL"])
     env = {"DATA_DIR": str(data)}
     result = await asyncio.to_thread(runner.invoke, cli, ["datamap", "check"], env=env)
-    for var in ("DATA_MAP_PATH", "APP_DATABASE_URL", "APP_STORAGE_URL"):
-        monkeypatch.delenv(var, raising=False)  # the command exported them in this process
     assert result.exit_code == 0, result.output
     assert "adtech" in result.output and "data map OK" in result.output
