@@ -20,7 +20,26 @@ from lifecycle.persistence.engine import Sessions, create_engine, migrate
 from lifecycle.persistence.tables import UTCDateTime
 from lifecycle.persistence.tenants import TenantRepository
 
-HEADS = {"0003_operation_runs"}
+
+def _heads() -> set[str]:
+    """The head revisions of the migration scripts."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from lifecycle.persistence.engine import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return set(ScriptDirectory.from_config(config).get_heads())
+
+
+HEADS = _heads()
+
+
+def test_the_migrations_have_one_head() -> None:
+    """Branches that each add a migration must be joined by a merge revision: every database
+    then reaches one and the same revision."""
+    assert len(HEADS) == 1, f"several migration heads: {sorted(HEADS)}"
 
 
 def _dsn(url: str) -> str:
