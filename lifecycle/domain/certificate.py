@@ -59,7 +59,11 @@ def build_document(
         "workflow_id": data.workflow_id,
         "stores": stores,
         "billing": data.billing,
-        "cache": "none: the control plane has no cache layer",
+        "cache": (
+            "counted per store: cache[i] (Redis keys of the data map's [[cache]] entries)"
+            if any(name.startswith("cache[") for name in stores)
+            else "none: the data map lists no cache store"
+        ),
     }
     if coverage is not None:
         document["coverage"] = coverage

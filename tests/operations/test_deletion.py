@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from redis.asyncio import Redis
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
@@ -479,3 +480,24 @@ def _purge_now(confirm: str) -> PurgeNowRequest:
         reason="written request of 2025-07-02 for immediate erasure",
         confirm=confirm,
     )
+
+
+async def test_purge_clears_the_cache_store_and_the_certificate_counts_it(
+    stack: Stack, redis_url: str
+) -> None:
+    redis = Redis.from_url(redis_url)
+    for tenant in (stack.tenant, stack.other):
+        for i in range(7):
+            await redis.set(f"app:{tenant}:page:{i}", "cached", ex=3600)
+        await redis.hset(f"app:{tenant}:profile", mapping={"name": tenant})
+    with stack.app.datamap.open("a", encoding="utf-8") as f:
+        f.write(f'\n[[cache]]\nurl = "{redis_url}"\npatterns = ["app:{{tenant_key}}:*"]\n')
+    await stack.delete()
+    assert (await stack.result())["outcome"] == "purged"
+    assert await redis.keys(f"app:{stack.tenant}:*") == []
+    assert len(await redis.keys(f"app:{stack.other}:*")) == 8  # other tenants untouched
+    await redis.aclose()
+    document = (await stack.lc.deletion.deletion_certificate(stack.tenant)).document
+    assert document["stores"]["cache[0]"] == {"before": {"keys": 8}, "after": {"keys": 0}}
+    assert {"store": "cache[0]", "kind": "cache"} in document["coverage"]
+    assert document["cache"].startswith("counted per store: cache[i]")
