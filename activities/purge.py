@@ -18,10 +18,14 @@ from activities import domain_errors
 from lifecycle.config import Settings
 from lifecycle.domain.deletion import EXPORTS_STORE, PurgeStoreInput, PurgeTarget
 from lifecycle.faults import fault_point
+from lifecycle.storage.cache import cache_store_name
 from lifecycle.storage.datamap import DataMap, load_datamap
 from lifecycle.storage.exports import ExportStorage, s3_options
 from lifecycle.storage.objectstore import clear
 from lifecycle.storage.stores import TenantStores, storage_store_name, table_store_name
+
+#: The counts that must be zero after a purge (``bytes`` follows ``files``).
+REMAINDER = ("rows", "files", "keys")
 
 
 class PurgeActivities:
@@ -64,17 +68,20 @@ class PurgeActivities:
     @activity.defn
     @domain_errors
     async def list_purge_stores(self, _: PurgeTarget) -> list[str]:
-        """Store names in purge order: tables children before parents, then storage."""
+        """Store names in purge order: tables children before parents, then storage, then
+        caches (last: the application may refill a cache from rows until they are gone)."""
         async with self.stores() as stores:
             tables = [table_store_name(e) for e in stores.deletion_order()]
             storage = [storage_store_name(i) for i in range(len(stores.datamap.storage))]
-        return tables + storage
+            caches = [cache_store_name(i) for i in range(len(stores.caches))]
+        return tables + storage + caches
 
     @activity.defn
     @domain_errors
     async def purge_store(self, data: PurgeStoreInput) -> int:
         """Delete the tenant's rows of one table in batches of PURGE_BATCH_ROWS (each batch
-        one short transaction), or its objects under one storage prefix; heartbeat the total.
+        one short transaction), its objects under one storage prefix, or its keys of one
+        cache (SCAN + UNLINK, PURGE_BATCH_ROWS keys per UNLINK); heartbeat the total.
 
         Resumable: a retry continues from what is left. Returns the count deleted by all
         attempts together (rows or objects).
@@ -82,6 +89,13 @@ class PurgeActivities:
         details = activity.info().heartbeat_details
         deleted = int(details[0]) if details else 0
         async with self.stores() as stores:
+            if data.store.startswith("cache["):
+                index = int(data.store.removeprefix("cache[").removesuffix("]"))
+                return deleted + await stores.caches[index].purge(
+                    data.data_key,
+                    self.settings.purge_batch_rows,
+                    lambda total: activity.heartbeat(deleted + total),
+                )
             if data.store.startswith("storage["):
                 index = int(data.store.removeprefix("storage[").removesuffix("]"))
                 return deleted + await clear(
@@ -130,7 +144,7 @@ class PurgeActivities:
             unmapped = {u.store for u in await stores.discover()}
             counts = await stores.counts(target.data_key)
         counts[EXPORTS_STORE] = await self.exports.tenant_usage(target.tenant_id)
-        left = {name: c for name, c in counts.items() if c.get("rows", 0) or c.get("files", 0)}
+        left = {name: c for name, c in counts.items() if any(c.get(k) for k in REMAINDER)}
         if left:
             text = ", ".join(
                 f"{name} {c}" + (" (not in the data map)" if name in unmapped else "")

@@ -8,7 +8,10 @@
    re-checked against ``workflow.now()`` so the purge never runs a moment early. A
    ``reactivate`` signal (API: the ``request_reactivation`` update, which rejects with the
    precise reason) ends it with the tenant ACTIVE again; a legal hold keeps it waiting past
-   ``purge_at`` until released.
+   ``purge_at`` until released. The ``purge_now`` update (a written request for immediate
+   erasure, validated at once) waives the rest of the retention; the purge then starts at
+   once unless a legal hold stands, and the waiver is audited (``retention-waived``) and
+   recorded in the certificate. No other path purges before ``purge_at``.
 3. Purge: compare-and-set on the tenant row, counts before (kept in history), every store of
    the data map in batches (children first), storage objects, exports, the billing customer;
    re-count (any remainder fails loudly); certificate sealed and tenant row tombstoned.
@@ -44,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
         LegalHoldSignal,
         PurgeStoreInput,
         PurgeTarget,
+        RetentionWaiver,
+        RetentionWaiverRequest,
         purged_detail,
     )
     from lifecycle.domain.operations import OperationKind
@@ -100,6 +105,8 @@ class DeletionWorkflow:
         self.ignored: list[TenantEvent] = []
         self.before: dict[str, dict[str, int]] | None = None
         self.wakeups = 0
+        self.waiver: RetentionWaiver | None = None
+        self.waiver_audited = False
 
     # -- handlers: record requests, never decide ------------------------------------------
 
@@ -114,6 +121,11 @@ class DeletionWorkflow:
             return (
                 f"tenant '{tid}' cannot be reactivated: its purge started at "
                 f"{self.purge_started_at.isoformat() if self.purge_started_at else '?'}"
+            )
+        if self.waiver is not None:
+            return (
+                f"tenant '{tid}' cannot be reactivated: its retention was waived at "
+                f"{self.waiver.at} by {self.waiver.by} for an immediate purge"
             )
         if self.reactivation is not None or self.phase in ("reactivating", "reactivated"):
             return f"tenant '{tid}' is already being reactivated"
@@ -156,6 +168,47 @@ class DeletionWorkflow:
         if problem := self.reactivation_problem():
             raise ApplicationError(problem, type="StateConflict", non_retryable=True)
 
+    def purge_now_problem(self) -> str | None:
+        """Why the retention cannot be waived now, or None (each a 409 at the API)."""
+        tid = self.tenant_id
+        if self.phase == "purged":
+            return purged_detail(tid, self.purged_at)
+        if self.phase == "purging":
+            started = self.purge_started_at.isoformat() if self.purge_started_at else "?"
+            return f"the purge of tenant '{tid}' already started at {started}"
+        if self.phase == "starting":
+            return f"tenant '{tid}' is not deleted yet; purge now needs state DELETED"
+        if self.reactivation is not None or self.phase in ("reactivating", "reactivated"):
+            return f"tenant '{tid}' is being reactivated; it cannot be purged"
+        if self.waiver is not None:
+            return (
+                f"the retention of tenant '{tid}' was already waived at {self.waiver.at} "
+                f"by {self.waiver.by}"
+            )
+        if self.legal_hold:
+            return f"tenant '{tid}' is under legal hold; it cannot be purged while it stands"
+        if workflow.now() >= self.purge_at:
+            return (
+                f"the retention period of tenant '{tid}' ended at {self.purge_at.isoformat()}; "
+                "its purge needs no waiver"
+            )
+        return None
+
+    @workflow.update
+    async def purge_now(self, request: RetentionWaiverRequest) -> RetentionWaiver:
+        """Waive the rest of the retention (GDPR Art. 17(1): erasure without undue delay
+        on the customer's written request); the main loop then purges."""
+        self.waiver = RetentionWaiver(
+            by=request.requested_by, at=workflow.now().isoformat(), reason=request.reason
+        )
+        self.wakeups += 1
+        return self.waiver
+
+    @purge_now.validator
+    def _validate_purge_now(self, request: RetentionWaiverRequest) -> None:
+        if problem := self.purge_now_problem():
+            raise ApplicationError(problem, type="StateConflict", non_retryable=True)
+
     @workflow.signal
     def set_legal_hold(self, change: LegalHoldSignal) -> None:
         """Set or release a legal hold; while it stands the purge does not run."""
@@ -184,6 +237,7 @@ class DeletionWorkflow:
             purge_at=self.purge_at.isoformat(),
             legal_hold=bool(self.legal_hold),
             before=self.before,
+            retention_waived=self.waiver,
         )
 
     # -- the process ------------------------------------------------------------------------
@@ -260,7 +314,7 @@ class DeletionWorkflow:
             if self.reactivation is not None:
                 return "reactivate"
             now = workflow.now()
-            if now >= self.purge_at and not self.legal_hold:
+            if (now >= self.purge_at or self.waiver is not None) and not self.legal_hold:
                 return "purge"
 
             def woken(seen: int = self.wakeups) -> bool:
@@ -314,6 +368,14 @@ class DeletionWorkflow:
         """Purge every store; returns when (as the certificate says), or None when a legal
         hold found on the row stops it first."""
         self.phase, self.purge_started_at = "purging", workflow.now()
+        if self.waiver is not None and not self.waiver_audited:
+            # read back by the certificate step: the certificate states what was audited
+            await self._event(
+                "retention-waived",
+                {**self.waiver.model_dump(), "purge_scheduled_at": self.purge_at.isoformat()},
+                actor=self.waiver.by,
+            )
+            self.waiver_audited = True
         await op.record("purge")
         try:
             await call(
@@ -390,7 +452,7 @@ class DeletionWorkflow:
         while self.ignored:
             await call(DeletionActivities.record_tenant_event, self.ignored.pop(0))
 
-    async def _event(self, operation: str, detail: dict[str, Any]) -> None:
+    async def _event(self, operation: str, detail: dict[str, Any], actor: str = "system") -> None:
         await asyncio.shield(
             call(
                 DeletionActivities.record_tenant_event,
@@ -398,6 +460,7 @@ class DeletionWorkflow:
                     tenant_id=self.tenant_id,
                     operation=operation,
                     workflow_id=workflow.info().workflow_id,
+                    actor=actor,
                     detail=detail,
                 ),
             )

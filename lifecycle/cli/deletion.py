@@ -1,4 +1,5 @@
-"""``tenantctl tenants delete|legal-hold``: soft deletion and legal hold through the API."""
+"""``tenantctl tenants delete|purge|legal-hold``: soft deletion, purge now and legal hold
+through the API."""
 
 from __future__ import annotations
 
@@ -26,6 +27,26 @@ def tenants_delete(
     console.print(
         f"deleted: workflow [bold]{out['workflow_id']}[/bold], purge scheduled at "
         f"{out['hard_delete_scheduled_at']} ({out['retention_days']} days)"
+    )
+
+
+@app.command("purge")
+def tenants_purge(
+    tenant_id: str,
+    confirm: Annotated[str, typer.Option(help="The tenant id again, to confirm")],
+    reason: Annotated[str, typer.Option(help="The written request for immediate erasure")],
+    requested_by: Annotated[str, typer.Option(help="Who asks for the erasure")] = "cli",
+    api_url: ApiUrl = None,
+) -> None:
+    """Purge a DELETED tenant now, waiving the rest of its retention (audited; recorded in
+    the deletion certificate). Refused under a legal hold or once the purge ran."""
+    body = {"requested_by": requested_by, "reason": reason, "confirm": confirm}
+    with api_client(api_url) as http:
+        out = checked(http.post(f"/tenants/{tenant_id}/purge", json=body))
+    waived = out["retention_waived"]
+    console.print(
+        f"purging {tenant_id}: retention (until {out['purge_scheduled_at']}) waived at "
+        f"{waived['at']} by {waived['by']}; workflow [bold]{out['workflow_id']}[/bold]"
     )
 
 

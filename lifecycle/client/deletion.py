@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import cached_property
 
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from lifecycle.client.base import Core, not_found
@@ -24,9 +26,12 @@ from lifecycle.domain.deletion import (
     LegalHoldChange,
     LegalHoldRequest,
     LegalHoldSignal,
+    PurgeNowAccepted,
+    PurgeNowRequest,
+    RetentionWaiverRequest,
     purged_detail,
 )
-from lifecycle.domain.errors import ConfigError, StateConflict
+from lifecycle.domain.errors import ConfigError, InvalidInput, StateConflict
 from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.domain.states import TenantState
 from lifecycle.persistence.deletion import DeletionRepository
@@ -119,6 +124,61 @@ class DeletionService:
             LegalHoldChange(tenant_id=tenant_id, hold=hold, actor=who, reason=request.reason)
         )
         return answer
+
+    async def purge_now(
+        self, tenant_id: str, request: PurgeNowRequest, actor: str = "api"
+    ) -> PurgeNowAccepted:
+        """Waive the rest of a DELETED tenant's retention and purge it now, on the customer's
+        written request for immediate erasure (GDPR Art. 17(1)): the deletion workflow's
+        ``purge_now`` update, whose validator answers at once. The workflow audits the waiver
+        (``retention-waived``) and the certificate records it as ``retention_waived``.
+
+        Raises InvalidInput (``confirm`` is not exactly the tenant id), TenantNotFound,
+        StateConflict: not DELETED, purged, purge started, legal hold, being reactivated,
+        already waived, retention already over, or no deletion workflow running.
+        """
+        from workflows.deletion import DeletionWorkflow
+
+        if request.confirm != tenant_id:
+            raise InvalidInput(
+                f"confirm must repeat the tenant id '{tenant_id}' exactly; got '{request.confirm}'"
+            )
+        tenant = await self.core.repository.get(tenant_id)
+        if tenant.purged_at is not None:
+            raise StateConflict(purged_detail(tenant_id, tenant.purged_at.isoformat()))
+        if tenant.state is not TenantState.DELETED:
+            raise StateConflict(
+                f"tenant '{tenant_id}' is {tenant.state}; purge needs state DELETED"
+            )
+        if tenant.legal_hold:
+            raise StateConflict(
+                f"tenant '{tenant_id}' is under legal hold; it cannot be purged while it stands"
+            )
+        wid = workflow_id(tenant_id, OperationKind.DELETION)
+        update = RetentionWaiverRequest(
+            requested_by=request.requested_by or actor, reason=request.reason
+        )
+        try:
+            waiver = await self.core.handle(wid).execute_update(DeletionWorkflow.purge_now, update)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise StateConflict(
+                cause.message if isinstance(cause, ApplicationError) else str(cause)
+            ) from exc
+        except RPCError as exc:
+            if not not_found(exc):
+                raise
+            raise StateConflict(
+                f"tenant '{tenant_id}' is DELETED but its deletion workflow {wid} is not running "
+                f"(see GET /operations/{wid})"
+            ) from exc
+        scheduled = tenant.purge_scheduled_at
+        return PurgeNowAccepted(
+            tenant_id=tenant_id,
+            workflow_id=wid,
+            retention_waived=waiver,
+            purge_scheduled_at=scheduled.isoformat() if scheduled else "",
+        )
 
     def certificate_keys(self) -> CertificateKeys:
         """The public keys of deletion certificates: the current CERTIFICATE_SIGNING_KEY's

@@ -1,28 +1,53 @@
-"""Exports (GDPR Art. 15/20): start one, read its status and progress, list a tenant's, and
-sign download links."""
+"""Exports (GDPR Art. 15/20): start one, read its status and progress, list a tenant's, sign
+download links (none while the tenant's access is revoked) and find the archive a link or an
+authenticated caller downloads."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 
 from temporalio.service import RPCError
 
 from lifecycle.client.base import PROGRESS_QUERY_TIMEOUT, Core
-from lifecycle.domain.errors import DataKeyConflict, StateConflict
+from lifecycle.domain.errors import DataKeyConflict, LifecycleError, StateConflict
 from lifecycle.domain.exports import (
+    ExportAccessRevoked,
     ExportInput,
     ExportStarted,
     ExportType,
     ExportUpdate,
     ExportView,
+    revoked_detail,
 )
 from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.domain.states import TenantState
 from lifecycle.persistence.exports import ExportRepository
 from lifecycle.persistence.tables import Export, utcnow
-from lifecycle.storage.exports import ExportStorage
+from lifecycle.storage.exports import ExportStorage, LinkExpired
+
+
+class ArchiveNotServed(LifecycleError):
+    """The export has no archive this API serves (not completed, or kept on S3)."""
+
+    status = 404
+    title = "Not found"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A completed export's archive on local storage: ``path``, the download ``filename``,
+    its ``sha256`` (hex) and the tenant's state when it was looked up."""
+
+    tenant_id: str
+    export_id: str
+    path: Path
+    filename: str
+    sha256: str
+    tenant_state: TenantState
 
 
 class ExportService:
@@ -102,15 +127,70 @@ class ExportService:
     async def get_export(self, export_id: str) -> ExportView:
         """The export's status and progress (live from the workflow while it runs); for a
         completed export a download link valid EXPORT_LINK_TTL_DAYS (at most 7 days, and no
-        longer than the archive is kept). Raises ExportNotFound."""
-        return await self._export_view(await self.records.get(export_id))
+        longer than the archive is kept), or none while the tenant's access is revoked
+        (``access_revoked`` says why). Raises ExportNotFound."""
+        row = await self.records.get(export_id)
+        tenant = await self.core.repository.get(row.tenant_id)
+        return await self._export_view(row, tenant.state)
 
     async def list_exports(self, tenant_id: str) -> list[ExportView]:
-        """A tenant's exports, newest first (raises TenantNotFound)."""
-        await self.core.repository.get(tenant_id)
-        return [await self._export_view(row) for row in await self.records.list(tenant_id)]
+        """A tenant's exports, newest first, links as in :meth:`get_export` (raises
+        TenantNotFound)."""
+        tenant = await self.core.repository.get(tenant_id)
+        return [
+            await self._export_view(row, tenant.state) for row in await self.records.list(tenant_id)
+        ]
 
-    async def _export_view(self, row: Export) -> ExportView:
+    async def linked_archive(self, export_id: str) -> Archive:
+        """The archive a signed link (already checked) points to. Raises ExportNotFound,
+        ExportAccessRevoked (403 naming the state) once the tenant is suspended or
+        soft-deleted: revoking access revokes the links issued before (issue 13, section 4),
+        LinkExpired (410) after the retention, ArchiveNotServed (404)."""
+        return await self._archive(export_id, enforce_access=True)
+
+    async def serve_archive(self, export_id: str, actor: str, role: str) -> Archive:
+        """The archive for an authenticated caller whose role the API checked (the ``dpo``
+        role, issue 14): served whatever the tenant's state, since the data protection
+        officer answers the access request of a suspended or deleted customer (GDPR Art. 15),
+        and audited as ``export-downloaded`` (actor, role, export, SHA-256, tenant state).
+        Raises ExportNotFound, LinkExpired (410), ArchiveNotServed (404)."""
+        archive = await self._archive(export_id, enforce_access=False)
+        await self.core.repository.record_event(
+            archive.tenant_id,
+            "export-downloaded",
+            workflow_id=None,
+            actor=actor,
+            detail={
+                "export_id": export_id,
+                "role": role,
+                "sha256": archive.sha256,
+                "tenant_state": archive.tenant_state.value,
+            },
+        )
+        return archive
+
+    async def _archive(self, export_id: str, *, enforce_access: bool) -> Archive:
+        row = await self.records.get(export_id)
+        tenant = await self.core.repository.get(row.tenant_id)
+        if enforce_access and (refused := revoked_detail(row.tenant_id, tenant.state)):
+            raise ExportAccessRevoked(refused)
+        if row.status == "expired":
+            raise LinkExpired(f"export '{export_id}' was deleted after its retention period")
+        if row.status != "completed" or self.storage.kind != "local":
+            raise ArchiveNotServed(f"export '{export_id}' has no archive served by this API")
+        path = self.storage.local_path(row.tenant_id, export_id)
+        if not path.is_file():
+            raise LinkExpired(f"the archive of export '{export_id}' no longer exists")
+        return Archive(
+            tenant_id=row.tenant_id,
+            export_id=export_id,
+            path=path,
+            filename=f"{row.tenant_id}-export-{export_id}.zip",
+            sha256=row.sha256 or "",
+            tenant_state=tenant.state,
+        )
+
+    async def _export_view(self, row: Export, tenant_state: TenantState) -> ExportView:
         view = ExportView.model_validate(row, from_attributes=True)
         view.archive_expires_at = row.expires_at
         if row.status in ("queued", "running"):
@@ -123,6 +203,8 @@ class ExportService:
                 view.progress = live.counts()
             except RPCError:
                 pass  # no worker polling right now: the recorded progress stands
+        elif refused := revoked_detail(row.tenant_id, tenant_state):
+            view.access_revoked, view.expires_at = refused, None
         elif row.status == "completed" and row.expires_at is not None:
             now = utcnow()
             until = min(

@@ -34,9 +34,13 @@ def canonical(document: dict[str, Any]) -> bytes:
 
 
 def build_document(
-    data: CompletePurgeInput, coverage: list[dict[str, str]] | None = None
+    data: CompletePurgeInput,
+    coverage: list[dict[str, str]] | None = None,
+    retention_waived: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The certificate document: tenant, who asked and when, when the purge ended, per
+    """The certificate document: tenant, who asked and when, when the purge ended,
+    ``retention_waived`` ({by, at, reason} when the purge ran early on a written request
+    through purge now, else None), per
     store the counts before and after (``rows`` for tables, ``files``/``bytes`` for storage),
     and ``coverage``: every store and table checked with its kind (mapped, storage, exports,
     unmapped, and ignored with the reason), so a reader sees what the purge covered."""
@@ -50,11 +54,16 @@ def build_document(
         "requested_by": data.requested_by,
         "requested_at": data.requested_at.isoformat(),
         "retention_days": data.retention_days,
+        "retention_waived": retention_waived,
         "purged_at": data.purged_at.isoformat(),
         "workflow_id": data.workflow_id,
         "stores": stores,
         "billing": data.billing,
-        "cache": "none: the control plane has no cache layer",
+        "cache": (
+            "counted per store: cache[i] (Redis keys of the data map's [[cache]] entries)"
+            if any(name.startswith("cache[") for name in stores)
+            else "none: the data map lists no cache store"
+        ),
     }
     if coverage is not None:
         document["coverage"] = coverage

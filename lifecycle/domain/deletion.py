@@ -69,6 +69,42 @@ class LegalHoldChange(DomainModel):
     reason: str | None = None
 
 
+class PurgeNowRequest(DomainModel):
+    """Body of ``POST /tenants/{id}/purge``: a written request for immediate erasure (GDPR
+    Art. 17(1)). ``confirm`` must repeat the tenant id exactly (422 otherwise)."""
+
+    requested_by: str = Field(min_length=1, max_length=320)
+    reason: str = Field(min_length=1, max_length=2000)
+    confirm: str = Field(max_length=320)
+
+
+class RetentionWaiverRequest(BaseModel):
+    """Argument of the deletion workflow's ``purge_now`` update."""
+
+    requested_by: str
+    reason: str
+
+
+class RetentionWaiver(BaseModel):
+    """A waived retention, as the audit row and the certificate record it: who, when
+    (the workflow's time, UTC ISO 8601) and why."""
+
+    by: str
+    at: str
+    reason: str
+
+
+class PurgeNowAccepted(BaseModel):
+    """The 202 answer of purge now: the deletion workflow accepted the waiver and purges;
+    ``purge_scheduled_at`` is the end of the retention that was waived (ISO 8601)."""
+
+    tenant_id: str
+    workflow_id: str
+    status: str = "accepted"
+    retention_waived: RetentionWaiver
+    purge_scheduled_at: str
+
+
 class PurgeTarget(DomainModel):
     """The tenant whose data a purge step works on; ``data_key`` selects it in the data map."""
 
@@ -199,3 +235,4 @@ class DeletionProgress(OperationProgress):
     purge_at: str
     legal_hold: bool
     before: dict[str, dict[str, int]] | None = None
+    retention_waived: RetentionWaiver | None = None

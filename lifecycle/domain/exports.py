@@ -15,11 +15,36 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from lifecycle.domain.base import DomainModel
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import OperationProgress
 
 ExportType = Literal["full", "tables"]
 ExportStatus = Literal["queued", "running", "completed", "failed", "expired"]
 StreamKind = Literal["table", "files"]
+
+
+#: States in which the tenant's access is revoked (entitlements at 0): its signed download
+#: links are refused and no new ones are issued (issue 13, section 4).
+ACCESS_REVOKED_STATES = frozenset(
+    {TenantState.SUSPENDED, TenantState.DELETING, TenantState.DELETED, TenantState.REACTIVATING}
+)
+
+
+def revoked_detail(tenant_id: str, state: TenantState) -> str | None:
+    """Why links to ``tenant_id``'s exports are refused in ``state``, or None when allowed."""
+    if state not in ACCESS_REVOKED_STATES:
+        return None
+    return (
+        f"tenant '{tenant_id}' is {state}: its access is revoked, so its export links are refused"
+    )
+
+
+class ExportAccessRevoked(LifecycleError):
+    """A signed download link of a tenant whose access is revoked (suspended, deleted)."""
+
+    status = 403
+    title = "Access revoked"
 
 
 class ExportRequest(DomainModel):
@@ -175,7 +200,8 @@ class ExportView(BaseModel):
     ``progress``: ``chunks_done``, ``chunks_total`` (an estimate until every stream ended),
     ``bytes_done``, ``bytes_total``. ``download_url`` (completed exports only) stops working
     at ``expires_at`` (EXPORT_LINK_TTL_DAYS, at most 7 days, from the time it was issued);
-    the archive itself is deleted at ``archive_expires_at`` (EXPORT_RETENTION_DAYS).
+    the archive itself is deleted at ``archive_expires_at`` (EXPORT_RETENTION_DAYS). While the
+    tenant's access is revoked there is no link and ``access_revoked`` says why.
     """
 
     export_id: str
@@ -194,6 +220,7 @@ class ExportView(BaseModel):
     expires_at: datetime | None = None
     error: str | None = None
     requested_by: str
+    access_revoked: str | None = None
 
 
 class ExportStarted(BaseModel):

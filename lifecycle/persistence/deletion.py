@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import CursorResult
 
 from lifecycle.domain.certificate import HMAC_SHA256, build_document, seal
@@ -140,6 +140,9 @@ class DeletionRepository:
         transaction: name, e-mail, billing ids and entitlements removed, ``purged_at`` set,
         state stays DELETED; audit row ``purged`` with the certificate's SHA-256.
 
+        The certificate's ``retention_waived`` ({by, at, reason}, or None) is read from this
+        deletion's ``retention-waived`` audit row, so it states exactly what was audited.
+
         Idempotent: a second call returns the certificate already kept. Raises
         TenantNotFound, or StateConflict when the tenant is not DELETED.
         """
@@ -155,7 +158,18 @@ class DeletionRepository:
                     f"tenant '{tenant.id}' is {tenant.state}; the purge needs state DELETED"
                 )
             now = utcnow()
-            sealed = seal(data.tenant_id, build_document(data, coverage), key)
+            waived = await session.scalar(
+                select(LifecycleEvent.detail)
+                .where(
+                    LifecycleEvent.tenant_id == tenant.id,
+                    LifecycleEvent.workflow_id == data.workflow_id,
+                    LifecycleEvent.operation == "retention-waived",
+                )
+                .order_by(LifecycleEvent.id.desc())
+                .limit(1)
+            )
+            waiver = {k: waived[k] for k in ("by", "at", "reason")} if waived is not None else None
+            sealed = seal(data.tenant_id, build_document(data, coverage, waiver), key)
             row = DeletionCertificate(
                 tenant_id=data.tenant_id,
                 workflow_id=data.workflow_id,

@@ -18,6 +18,11 @@ An operator declares it once in TOML (``DATA_MAP_PATH``)::
     [[storage]]
     url = "file:///srv/app/uploads/{tenant_key}/"   # or s3://bucket/prefix/{tenant_key}/
 
+    [[cache]]                              # Redis keys of the tenant (GDPR Art. 17 covers caches)
+    url = "${APP_REDIS_URL}"               # redis://host:port/db
+    patterns = ["app:{tenant_key}:*"]      # SCAN MATCH patterns; the key is glob-escaped
+    export = false                         # true: exported as JSON Lines (key, type, value, ttl)
+
     tenant_columns = ["company_id"]        # optional: names that mark a tenant table
 
     [[ignore]]                             # a table discovery would flag, with the reason
@@ -90,6 +95,15 @@ class StorageEntry(_Entry):
     endpoint_url: str | None = None  # S3-compatible server; default S3_ENDPOINT_URL
 
 
+class CacheEntry(_Entry):
+    """A Redis database holding per-tenant keys: ``patterns`` (``SCAN MATCH`` globs, each with
+    ``{tenant_key}``); purged with SCAN + UNLINK; exported only when ``export`` is true."""
+
+    url: str = Field(min_length=1)
+    patterns: list[str] = Field(min_length=1)
+    export: bool = False
+
+
 class IgnoreEntry(_Entry):
     """A table discovery would flag as unmapped, knowingly left out, with the reason (it is
     named with the reason in every deletion certificate)."""
@@ -105,6 +119,7 @@ class DataMap(_Entry):
     databases: dict[str, DatabaseEntry] = Field(default_factory=dict)
     tables: list[TableEntry] = Field(default_factory=list)
     storage: list[StorageEntry] = Field(default_factory=list)
+    cache: list[CacheEntry] = Field(default_factory=list)
     tenant_columns: list[str] | None = None
     ignore: list[IgnoreEntry] = Field(default_factory=list)
     source: str = "<memory>"
@@ -211,6 +226,13 @@ def _check_consistency(dm: DataMap) -> None:
             raise ConfigError(f"{where}: the URL has no {TENANT_KEY} placeholder")
         if not s.url.startswith(("file://", "s3://")):
             raise ConfigError(f"{where}: the URL must start with file:// or s3://")
+    for i, c in enumerate(dm.cache):
+        where = f"data map {src}: cache[{i}]"
+        if not c.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"{where}: the URL must start with redis://, rediss:// or unix://")
+        for pattern in c.patterns:
+            if TENANT_KEY not in pattern:
+                raise ConfigError(f"{where}: pattern '{pattern}' has no {TENANT_KEY} placeholder")
 
 
 def parse_datamap(
@@ -224,6 +246,9 @@ def parse_datamap(
     for name, db in (raw.get("databases") or {}).items():
         if isinstance(db, dict) and isinstance(db.get("url"), str):
             db["url"] = expand_env(db["url"], f"data map {source}: databases.{name}.url", environ)
+    for i, ca in enumerate(raw.get("cache") or []):
+        if isinstance(ca, dict) and isinstance(ca.get("url"), str):
+            ca["url"] = expand_env(ca["url"], f"data map {source}: cache[{i}].url", environ)
     for i, st in enumerate(raw.get("storage") or []):
         if isinstance(st, dict):
             for key in ("url", "endpoint_url"):

@@ -22,6 +22,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from lifecycle.domain.errors import ConfigError
 from lifecycle.persistence.engine import create_engine
+from lifecycle.storage.cache import CacheStore, cache_store_name
 from lifecycle.storage.datamap import TENANT_KEY, DataMap, StorageEntry, TableEntry
 from lifecycle.storage.objectstore import ObjectStore, S3Options, open_store, usage
 
@@ -94,6 +95,11 @@ class TenantStores:
         #: filled by :meth:`discover`: unmapped tables and their reflected ``Table``
         self.unmapped: list[UnmappedTable] = []
         self._unmapped_tables: dict[tuple[str, str], Table] = {}
+        #: one per ``[[cache]]`` entry, in data-map order
+        self.caches = [
+            CacheStore(entry, f"data map {datamap.source}: cache[{i}]")
+            for i, entry in enumerate(datamap.cache)
+        ]
 
     @classmethod
     async def open(cls, datamap: DataMap, s3: S3Options | None = None) -> TenantStores:
@@ -151,6 +157,8 @@ class TenantStores:
     async def close(self) -> None:
         for engine in self.engines.values():
             await engine.dispose()
+        for cache in self.caches:
+            await cache.close()
 
     # -- tables ----------------------------------------------------------------------------
 
@@ -376,8 +384,9 @@ class TenantStores:
         return await usage(self.storage(index, data_key))
 
     async def counts(self, data_key: str) -> dict[str, dict[str, int]]:
-        """Per store: ``{"rows": n}`` for tables, ``{"files": n, "bytes": b}`` for storage;
-        after :meth:`discover`, also ``{"rows": n}`` for each unmapped table."""
+        """Per store: ``{"rows": n}`` for tables, ``{"files": n, "bytes": b}`` for storage,
+        ``{"keys": n}`` for caches (``cache[i]``); after :meth:`discover`, also
+        ``{"rows": n}`` for each unmapped table."""
         out: dict[str, dict[str, int]] = {}
         for entry in self.datamap.tables:
             out[table_store_name(entry)] = {"rows": await self.count_rows(entry, data_key)}
@@ -386,6 +395,8 @@ class TenantStores:
         for i in range(len(self.datamap.storage)):
             files, size = await self.count_files(i, data_key)
             out[storage_store_name(i)] = {"files": files, "bytes": size}
+        for i, cache in enumerate(self.caches):
+            out[cache_store_name(i)] = {"keys": await cache.count(data_key)}
         return out
 
     async def total_counts(self) -> dict[str, dict[str, int]]:

@@ -8,7 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -165,3 +165,42 @@ async def test_legal_hold_purge_certificate_and_cli_verify(
     file.write_text(json.dumps(cert))
     bad = CliRunner().invoke(cli, args)
     assert bad.exit_code == 1 and "sha256 does not match" in bad.output
+
+
+async def test_purge_now_over_http_and_the_cli(served: Served) -> None:
+    lc, api = served.lc, served.api
+    acme = uid("acme")
+    await new_tenant(lc, acme)
+    path = f"/tenants/{acme}"
+    body = {"requested_by": "dpo@acme.io", "reason": "letter of 2025-07-02", "confirm": acme}
+    assert_problem(await api.post(f"{path}/purge", json=body), 409, "is ACTIVE; purge needs")
+    wid = (await api.post(f"{path}/delete", json={"requested_by": "dpo"})).json()["workflow_id"]
+    await wait_state(lc, acme, TenantState.DELETED)
+    no_confirm = {k: v for k, v in body.items() if k != "confirm"}
+    assert_problem(await api.post(f"{path}/purge", json=no_confirm), 422, "confirm")
+    r = await api.post(f"{path}/purge", json={**body, "confirm": acme.upper()})
+    assert_problem(r, 422, f"confirm must repeat the tenant id '{acme}' exactly")
+    await api.post(f"{path}/legal-hold", json={"reason": "audit"})
+    assert_problem(await api.post(f"{path}/purge", json=body), 409, "under legal hold")
+    await api.delete(f"{path}/legal-hold")
+    assert (await lc.get_tenant(acme)).purged_at is None
+
+    env = {"API_TOKEN": lc.settings.secret("api_token")}
+    args = ["tenants", "purge", acme, "--confirm", acme, "--reason", "letter of 2025-07-02"]
+    args += ["--requested-by", "dpo@acme.io", "--api", str(api.base_url)]
+    out = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+    assert out.exit_code == 0, out.output
+    assert "waived" in out.output and "by dpo@acme.io" in out.output
+    assert (await served.result(wid))["outcome"] == "purged"
+    assert_problem(await api.post(f"{path}/purge", json=body), 409, "was purged at")
+    again = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+    assert again.exit_code == 1 and "was purged at" in again.output
+
+    document = (await api.get(f"{path}/deletion-certificate")).json()["document"]
+    waived = document["retention_waived"]
+    assert waived["by"] == "dpo@acme.io" and waived["reason"] == "letter of 2025-07-02"
+    scheduled = (await lc.get_tenant(acme)).purge_scheduled_at
+    assert datetime.fromisoformat(document["purged_at"]) < scheduled  # retention waived
+    events = (await api.get(f"{path}/events")).json()
+    audited = [e for e in events if e["operation"] == "retention-waived"]
+    assert len(audited) == 1 and audited[0]["actor"] == "dpo@acme.io"

@@ -12,15 +12,21 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from redis.asyncio import Redis
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.domain.certificate import key_id, verify
-from lifecycle.domain.deletion import DeleteRequest, LegalHoldRequest
-from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.deletion import (
+    DeleteRequest,
+    LegalHoldRequest,
+    PurgeNowRequest,
+    RetentionWaiverRequest,
+)
+from lifecycle.domain.errors import InvalidInput, StateConflict
 from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.states import TenantState
 from lifecycle.faults import FAULT_ENV
@@ -403,3 +409,95 @@ async def test_certificate_lists_every_store_checked_with_ignored_reasons(stack:
     ]
     public = stack.lc.settings.certificate_key().public_key()
     assert verify(cert.model_dump(mode="json"), {key_id(public): public}).valid
+
+
+async def test_purge_now_waives_the_retention_and_the_certificate_records_it(
+    stack: Stack,
+) -> None:
+    await stack.delete()
+    await stack.env.sleep(timedelta(days=2))
+    tenant = await stack.lc.get_tenant(stack.tenant)
+    with pytest.raises(InvalidInput, match="confirm must repeat the tenant id"):
+        await stack.lc.deletion.purge_now(stack.tenant, _purge_now(stack.other))
+    assert await stack.counts(stack.tenant) == stack.app.expected()
+
+    accepted = await stack.lc.deletion.purge_now(stack.tenant, _purge_now(stack.tenant))
+    assert accepted.workflow_id == f"tenant-{stack.tenant}-deletion"
+    assert accepted.retention_waived.by == "dpo@example.com"
+    assert accepted.purge_scheduled_at == tenant.purge_scheduled_at.isoformat()
+    assert (await stack.result())["outcome"] == "purged"
+    assert await stack.counts(stack.tenant) == ZERO
+    assert await stack.counts(stack.other) == stack.app.expected()
+
+    tomb = await stack.lc.get_tenant(stack.tenant)
+    assert tomb.purged_at is not None and tomb.purged_at < tenant.purge_scheduled_at
+    cert = (await stack.lc.deletion.deletion_certificate(stack.tenant)).model_dump(mode="json")
+    waived = cert["document"]["retention_waived"]
+    assert waived == accepted.retention_waived.model_dump()
+    assert waived["reason"] == "written request of 2025-07-02 for immediate erasure"
+    public = stack.lc.settings.certificate_key().public_key()
+    assert verify(cert, {key_id(public): public}).problems == []  # the waiver is signed too
+    events = await stack.lc.repository.events(stack.tenant)
+    assert [e.operation for e in events][-3:] == ["retention-waived", "purge-started", "purged"]
+    audit = events[-3]
+    assert audit.actor == "dpo@example.com"
+    assert audit.detail == {**waived, "purge_scheduled_at": accepted.purge_scheduled_at}
+    with pytest.raises(StateConflict, match="was purged at"):
+        await stack.lc.deletion.purge_now(stack.tenant, _purge_now(stack.tenant))
+
+
+async def test_purge_now_is_refused_under_legal_hold_and_the_retention_rule_stays(
+    stack: Stack,
+) -> None:
+    await stack.delete()
+    await stack.lc.deletion.set_legal_hold(stack.tenant, True, LegalHoldRequest(reason="court"))
+    with pytest.raises(StateConflict, match="is under legal hold"):
+        await stack.lc.deletion.purge_now(stack.tenant, _purge_now(stack.tenant))
+    # the workflow's validator refuses too, for a caller that skips the service's checks
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await stack.handle().execute_update(
+            DeletionWorkflow.purge_now,
+            RetentionWaiverRequest(requested_by="x", reason="y"),
+        )
+    assert "is under legal hold" in str(failed.value.cause)
+    await stack.lc.deletion.set_legal_hold(stack.tenant, False)
+    # without a waiver nothing is purged before purge_scheduled_at
+    await stack.env.sleep(timedelta(days=20))
+    assert await stack.counts(stack.tenant) == stack.app.expected()
+    events = await stack.events()
+    assert "retention-waived" not in events and "purge-started" not in events
+    # a reactivation and a waiver exclude each other
+    await stack.lc.reactivation.reactivate_tenant(stack.tenant, ReactivateRequest())
+    with pytest.raises(StateConflict, match="being reactivated|is ACTIVE|REACTIVATING"):
+        await stack.lc.deletion.purge_now(stack.tenant, _purge_now(stack.tenant))
+    assert (await stack.result())["outcome"] == "reactivated"
+    assert await stack.counts(stack.tenant) == stack.app.expected()
+
+
+def _purge_now(confirm: str) -> PurgeNowRequest:
+    return PurgeNowRequest(
+        requested_by="dpo@example.com",
+        reason="written request of 2025-07-02 for immediate erasure",
+        confirm=confirm,
+    )
+
+
+async def test_purge_clears_the_cache_store_and_the_certificate_counts_it(
+    stack: Stack, redis_url: str
+) -> None:
+    redis = Redis.from_url(redis_url)
+    for tenant in (stack.tenant, stack.other):
+        for i in range(7):
+            await redis.set(f"app:{tenant}:page:{i}", "cached", ex=3600)
+        await redis.hset(f"app:{tenant}:profile", mapping={"name": tenant})
+    with stack.app.datamap.open("a", encoding="utf-8") as f:
+        f.write(f'\n[[cache]]\nurl = "{redis_url}"\npatterns = ["app:{{tenant_key}}:*"]\n')
+    await stack.delete()
+    assert (await stack.result())["outcome"] == "purged"
+    assert await redis.keys(f"app:{stack.tenant}:*") == []
+    assert len(await redis.keys(f"app:{stack.other}:*")) == 8  # other tenants untouched
+    await redis.aclose()
+    document = (await stack.lc.deletion.deletion_certificate(stack.tenant)).document
+    assert document["stores"]["cache[0]"] == {"before": {"keys": 8}, "after": {"keys": 0}}
+    assert {"store": "cache[0]", "kind": "cache"} in document["coverage"]
+    assert document["cache"].startswith("counted per store: cache[i]")

@@ -9,7 +9,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -236,3 +236,60 @@ async def serve_api(
         yield http
     server.should_exit = True
     await task
+
+
+REDIS_DEFAULT = "redis://127.0.0.1:6379"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis server's URL (no database): TEST_REDIS_URL or 127.0.0.1:6379, or, when
+    none answers, a ``redis-server`` (OS package) started on a free port for the session."""
+    import subprocess
+    import time
+
+    from redis import Redis
+
+    url = os.environ.get("TEST_REDIS_URL", REDIS_DEFAULT)
+    with contextlib.suppress(OSError, Exception):
+        if Redis.from_url(url, socket_connect_timeout=1).ping():
+            yield url
+            return
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}"
+    for _ in range(100):
+        with contextlib.suppress(Exception):
+            if Redis.from_url(url).ping():
+                break
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@pytest.fixture
+async def redis_url(redis_server: str) -> AsyncIterator[str]:
+    """A Redis database of this test alone: the first index of 1..15 that is empty, claimed
+    with ``SET NX`` of a marker key (parallel runs on one server never share an index);
+    flushed at the end."""
+    from redis.asyncio import Redis
+
+    marker = f"lifecycle-test-claim:{uuid.uuid4().hex}"
+    for index in range(1, 16):
+        client = Redis.from_url(f"{redis_server}/{index}")
+        if await client.dbsize() == 0 and await client.set("lifecycle-test-claim", marker, nx=True):
+            try:
+                yield f"{redis_server}/{index}"
+            finally:
+                await client.flushdb()
+                await client.aclose()
+            return
+        await client.aclose()
+    raise RuntimeError(f"no free Redis database index on {redis_server}")

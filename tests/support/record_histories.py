@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.dev.devserver import installed_binary
-from lifecycle.domain.deletion import DeleteRequest
+from lifecycle.domain.deletion import DeleteRequest, PurgeNowRequest
 from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.domain.plans import load_plans
@@ -37,7 +37,7 @@ from tests.support.tenant_data import make_app_data, skip_to_result
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"  # tests/histories
 #: Tenants of the scenarios that have data in the application (their data key = their id).
-DATA_KEYS = ["del-co", "exp-co", "ret-co"]
+DATA_KEYS = ["del-co", "now-co", "exp-co", "ret-co"]
 #: Starts the workflow to record (and what it needs); the recorder awaits its result.
 Scenario = Callable[[LifecycleClient], Awaitable[WorkflowHandle]]
 
@@ -80,6 +80,18 @@ async def deletion(lc: LifecycleClient) -> WorkflowHandle:
     await _onboarded(lc, "del-co", "starter")
     started = await lc.deletion.delete_tenant("del-co", DeleteRequest(requested_by="dpo@del-co.io"))
     return lc.core.handle(started.workflow_id)
+
+
+async def purge_now(lc: LifecycleClient) -> WorkflowHandle:
+    """Soft delete, then purge now: the retention waived by the ``purge_now`` update."""
+    await _onboarded(lc, "now-co", "starter")
+    started = await lc.deletion.delete_tenant("now-co", DeleteRequest(requested_by="dpo@now-co.io"))
+    handle = lc.core.handle(started.workflow_id)
+    while (await lc.get_tenant("now-co")).state != "DELETED":
+        await asyncio.sleep(0.05)
+    request = PurgeNowRequest(requested_by="dpo@now-co.io", reason="letter", confirm="now-co")
+    await lc.deletion.purge_now("now-co", request)
+    return handle
 
 
 async def _suspended(lc: LifecycleClient, tenant_id: str) -> WorkflowHandle:
@@ -132,6 +144,7 @@ SCENARIOS: dict[str, Scenario] = {
     "ExportWorkflow": export,
     "ExportRetentionWorkflow": export_retention,
     "DeletionWorkflow": deletion,
+    "DeletionWorkflow-purge-now": purge_now,
     "SuspensionWorkflow": suspension,
     "ReactivationWorkflow": reactivation,
     "PaymentFailureWorkflow": payment_failure,

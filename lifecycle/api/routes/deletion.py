@@ -14,6 +14,8 @@ from lifecycle.domain.deletion import (
     DeletionStarted,
     LegalHoldAccepted,
     LegalHoldRequest,
+    PurgeNowAccepted,
+    PurgeNowRequest,
 )
 
 router = APIRouter(prefix="/tenants", tags=["deletion"])
@@ -51,6 +53,17 @@ async def release_legal_hold(
 ) -> LegalHoldAccepted:
     """Release the legal hold: a purge past its time proceeds."""
     return await lifecycle.deletion.set_legal_hold(tenant_id, False, None, actor)
+
+
+@router.post("/{tenant_id}/purge", status_code=202, response_model=PurgeNowAccepted)
+async def purge_now(
+    tenant_id: TenantId, body: PurgeNowRequest, lifecycle: Lifecycle, actor: Actor
+) -> PurgeNowAccepted:
+    """Purge a DELETED tenant now, waiving the rest of its retention on a written request
+    (GDPR Art. 17(1)); ``confirm`` must be the tenant id (422). 409 under a legal hold, once
+    the purge started or ran, or during a reactivation. Audited; the certificate records
+    ``retention_waived``."""
+    return await lifecycle.deletion.purge_now(tenant_id, body, actor)
 
 
 @router.get("/{tenant_id}/deletion-certificate")

@@ -10,10 +10,8 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from lifecycle.api.deps import Actor, Lifecycle
 from lifecycle.api.idempotency import IdempotencyHeader, idempotent
-from lifecycle.api.problems import ProblemError
 from lifecycle.api.routes.tenants import TenantId
 from lifecycle.domain.exports import ExportRequest, ExportStarted, ExportView
-from lifecycle.storage.exports import LinkExpired
 
 router = APIRouter(tags=["exports"])
 
@@ -69,20 +67,13 @@ async def download(
     signature: Annotated[str, Query(max_length=128)],
 ) -> FileResponse:
     """The archive of a local export; authorised by the link's HMAC-SHA256 signature, not
-    the bearer token: 403 when tampered, 410 when expired or the archive was deleted."""
-    storage = lifecycle.exports.storage
-    storage.check_signature(export_id, expires, signature, time.time())
-    row = await lifecycle.exports.records.get(export_id)
-    if row.status == "expired":
-        raise LinkExpired(f"export '{export_id}' was deleted after its retention period")
-    if row.status != "completed" or storage.kind != "local":
-        raise ProblemError(404, f"export '{export_id}' has no archive served by this API")
-    path = storage.local_path(row.tenant_id, export_id)
-    if not path.is_file():
-        raise LinkExpired(f"the archive of export '{export_id}' no longer exists")
+    the bearer token: 403 when tampered or once the tenant is suspended or soft-deleted
+    (naming its state), 410 when expired or the archive was deleted."""
+    lifecycle.exports.storage.check_signature(export_id, expires, signature, time.time())
+    archive = await lifecycle.exports.linked_archive(export_id)
     return FileResponse(
-        path,
+        archive.path,
         media_type="application/zip",
-        filename=f"{row.tenant_id}-export-{export_id}.zip",
-        headers={"X-Content-SHA256": row.sha256 or ""},
+        filename=archive.filename,
+        headers={"X-Content-SHA256": archive.sha256},
     )
