@@ -82,15 +82,17 @@ async def control_plane(
     """
     if not workflow.patched(LOCAL_BOOKKEEPING):
         return await call(activity, arg, summary=summary)
+    # asked before the local activity runs, never after it in the same workflow task: a patch
+    # marker recorded right after a local activity's marker is met in history before the
+    # replaying code asks for it (a nondeterminism error once another worker replays the run)
+    wrap_failures = workflow.patched(LOCAL_FAILURES)
     try:
         return await workflow.execute_local_activity_method(
             activity, arg, **(LOCAL_DEFAULTS | {"summary": summary})
         )
     except FailureError as err:
-        if isinstance(err, ActivityError) or is_cancelled_exception(err):
-            raise
-        if not workflow.patched(LOCAL_FAILURES):
-            raise  # an execution that already failed this way replays as it ran
+        if isinstance(err, ActivityError) or is_cancelled_exception(err) or not wrap_failures:
+            raise  # (an execution from before the patch replays as it ran)
         raise _as_activity_error(err, activity) from err
 
 

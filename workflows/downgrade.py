@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from lifecycle.domain.plans import usage_violations
     from lifecycle.domain.states import TenantState
     from workflows.common import Operation, call, read_tenant
-    from workflows.plan_change import PlanChangeSaga, step_key
+    from workflows.plan_change import PlanChangeSaga, settles_steps, step_key
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -68,7 +68,7 @@ class DowngradeWorkflow:
 
     @workflow.run
     async def run(self, data: PlanChangeInput) -> DowngradeResult | DowngradeCancelled:
-        op = self.op
+        op, settle = self.op, settles_steps()  # first: before any other command
         at_period_end = data.effective == "period_end"
         if at_period_end:
             await self._wait_for_period_end(data)
@@ -76,7 +76,7 @@ class DowngradeWorkflow:
                 return await self._cancelled(self.cancel)
         await self._check_usage(data)
         proration = "none" if at_period_end else data.proration_behavior
-        saga = PlanChangeSaga(op, data, TenantState.DOWNGRADING, proration)
+        saga = PlanChangeSaga(op, data, TenantState.DOWNGRADING, proration, settle)
         try:
             await saga.lock({"effective": data.effective})
         except ApplicationError as err:

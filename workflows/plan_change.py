@@ -64,17 +64,25 @@ SAGA_CANCELLATION = "saga-cancellation"
 BILLING_HEARTBEAT = timedelta(seconds=10)
 
 
-def settled_options(summary: str, *, heartbeat: bool) -> tuple[bool, ActivityConfig]:
-    """``(settle, options)`` of a saga step labelled ``summary``: in patched executions it
-    must not be abandoned by a cancel (``settle``): ``WAIT_CANCELLATION_COMPLETED``, and a
-    heartbeat timeout for activities that heartbeat (billing)."""
+def settles_steps() -> bool:
+    """Whether this execution runs the ``saga-cancellation`` code. Called first thing in a plan
+    change's ``run``, before any other command: a patch marker evaluated later, right after a
+    local activity in the same workflow task, is found in history before the replaying code
+    asks for it (nondeterminism error after a worker restart, seen in the topology test)."""
+    return workflow.patched(SAGA_CANCELLATION)
+
+
+def settled_options(summary: str, *, heartbeat: bool, settle: bool) -> ActivityConfig:
+    """The options of a saga step labelled ``summary``: with ``settle`` (patched executions)
+    it must not be abandoned by a cancel: ``WAIT_CANCELLATION_COMPLETED``, and a heartbeat
+    timeout for activities that heartbeat (billing)."""
     options: ActivityConfig = {"summary": summary}
-    if not workflow.patched(SAGA_CANCELLATION):
-        return False, options
+    if not settle:
+        return options
     options["cancellation_type"] = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
     if heartbeat:
         options["heartbeat_timeout"] = BILLING_HEARTBEAT
-    return True, options
+    return options
 
 
 async def settled(step: Awaitable[T]) -> T:
@@ -110,8 +118,9 @@ def _cause(err: BaseException) -> StepCause:
 
 
 class PlanChangeSaga:
-    """Runs one plan change for ``op``; ``busy`` is the state held while it runs and
-    ``proration_behavior`` Stripe's proration for the price change."""
+    """Runs one plan change for ``op``; ``busy`` is the state held while it runs,
+    ``proration_behavior`` Stripe's proration for the price change and ``settle`` the
+    execution's :func:`settles_steps`."""
 
     def __init__(
         self,
@@ -119,8 +128,9 @@ class PlanChangeSaga:
         data: PlanChangeInput,
         busy: TenantState,
         proration_behavior: str,
+        settle: bool,
     ) -> None:
-        self.op, self.data, self.busy = op, data, busy
+        self.op, self.data, self.busy, self.settle = op, data, busy, settle
         self.proration_behavior = proration_behavior
         self.tenant: TenantView  # as locked: previous entitlements, subscription
         self.created: BillingResult | None = None  # the subscription the billing step created
@@ -190,7 +200,7 @@ class PlanChangeSaga:
     # -- steps -----------------------------------------------------------------------------
 
     async def _provision(self, plan: str, limits: dict[str, int], step: str) -> None:
-        settle, options = settled_options(f"{step}: {plan}", heartbeat=False)
+        options = settled_options(f"{step}: {plan}", heartbeat=False, settle=self.settle)
         call_ = call(
             ProvisioningActivities.provision_entitlements,
             ProvisionInput(
@@ -208,10 +218,10 @@ class PlanChangeSaga:
             ),
             **options,
         )
-        await (settled(call_) if settle else call_)
+        await (settled(call_) if self.settle else call_)
 
     async def _change_price(self, price_id: str, step: str, *, undo: bool = False) -> BillingResult:
-        settle, options = settled_options(f"{step}: {price_id}", heartbeat=True)
+        options = settled_options(f"{step}: {price_id}", heartbeat=True, settle=self.settle)
         call_ = call(
             BillingActivities.change_price,
             ChangePriceInput(
@@ -227,7 +237,7 @@ class PlanChangeSaga:
             ),
             **options,
         )
-        return await (settled(call_) if settle else call_)
+        return await (settled(call_) if self.settle else call_)
 
     async def _restore_entitlements(self) -> str:
         previous = self.tenant.entitlements
@@ -261,7 +271,7 @@ class PlanChangeSaga:
         ``cancelled``, the audit row names who cancelled, and the workflow ends Canceled."""
         op, data = self.op, self.data
         failed_step, cause = op.current_step, _cause(err)
-        if workflow.patched(SAGA_CANCELLATION):
+        if self.settle:
             cancelled = is_cancelled_exception(err)
         else:
             cancelled = isinstance(err, asyncio.CancelledError)

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from lifecycle.domain.tenants import OperationProgress
     from workflows.common import Operation, read_tenant
     from workflows.downgrade import DowngradeWorkflow
-    from workflows.plan_change import PlanChangeSaga
+    from workflows.plan_change import PlanChangeSaga, settles_steps
 
 
 @workflow.defn
@@ -30,10 +30,10 @@ class UpgradeWorkflow:
 
     @workflow.run
     async def run(self, data: PlanChangeInput) -> PlanChangeResult:
-        op = self.op
+        op, settle = self.op, settles_steps()  # first: before any other command
         tenant = await read_tenant(data.tenant_id)
         pending = tenant.pending_plan_change
-        saga = PlanChangeSaga(op, data, TenantState.UPGRADING, data.proration_behavior)
+        saga = PlanChangeSaga(op, data, TenantState.UPGRADING, data.proration_behavior, settle)
         await saga.lock({"cancelled_pending_plan_change": pending} if pending else None)
         if pending:
             # after the lock: a period-end timer firing meanwhile finds the tenant UPGRADING
