@@ -112,10 +112,7 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return (
-            self.database_url
-            or f"sqlite+aiosqlite:///{self.data_dir / 'lifecycle.db'}"
-        )
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'lifecycle.db'}"
 
     @property
     def exports_dir(self) -> Path:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from lifecycle.domain.errors import LifecycleError
 
@@ -26,9 +27,16 @@ TITLES = {
 
 
 def problem(
-    status: int, detail: str, *, title: str | None = None, instance: str | None = None, **ext: Any
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **ext: Any,
 ) -> JSONResponse:
-    """A problem+json response (``type`` about:blank, ``title``, ``status``, ``detail``)."""
+    """A problem+json response (``type`` about:blank, ``title``, ``status``, ``detail``);
+    ``headers`` are added to it (e.g. ``Allow`` of a 405, ``Retry-After`` of a 503)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title or TITLES.get(status, "Error"),
@@ -38,8 +46,9 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update(ext)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    all_headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    all_headers.update(headers or {})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=all_headers)
 
 
 class ProblemError(Exception):
@@ -53,6 +62,22 @@ class ProblemError(Exception):
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "body"
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route fully answers on this path (Starlette's own ``Allow`` names
+    only the methods of the first route whose path matches)."""
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 def install(app: FastAPI) -> None:
@@ -80,4 +105,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), instance=request.url.path)
+        # Starlette's 405 carries ``Allow``: keep it (RFC 9110 requires it) and name it.
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail)
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+            detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+        return problem(
+            exc.status_code,
+            detail,
+            instance=request.url.path,
+            headers=headers,
+        )

@@ -68,9 +68,15 @@ def verify(certificate: dict[str, Any], secret: str) -> list[str]:
     except (KeyError, TypeError) as exc:
         return [f"not a deletion certificate: missing {exc}"]
     problems = []
-    if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), sha):
+    # Bytes, not str: compare_digest refuses non-ASCII text, and a tampered file may hold it.
+    if not hmac.compare_digest(hashlib.sha256(body).hexdigest().encode(), _utf8(sha)):
         problems.append("sha256 does not match the document (the document was altered)")
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected.encode(), _utf8(signature)):
         problems.append("signature does not verify under this SIGNING_SECRET")
     return problems
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as bytes for a constant-time comparison (lone surrogates kept, not refused)."""
+    return text.encode("utf-8", "surrogatepass")

@@ -11,15 +11,16 @@ from lifecycle.domain.base import DomainModel
 from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import validate_tenant_id
+from lifecycle.domain.text import Printable
 
 
 class OnboardRequest(DomainModel):
     """Body of ``POST /tenants``: a new tenant on a plan."""
 
     tenant_id: str
-    name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
-    plan: str = "free"
+    name: Printable = Field(min_length=1, max_length=200)
+    email: EmailStr = Field(max_length=320)
+    plan: Printable = Field("free", max_length=64)
     data_key: str | None = Field(
         None,
         max_length=200,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from lifecycle.api.deps import Actor, Lifecycle
@@ -16,6 +16,9 @@ from lifecycle.domain.exports import ExportRequest, ExportStarted, ExportView
 from lifecycle.storage.exports import LinkExpired
 
 router = APIRouter(tags=["exports"])
+
+#: Export ids are 32 hex digits (``uuid4().hex``); anything else is a 422 before any lookup.
+ExportId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="export id")]
 
 
 def _absolute(request: Request, view: ExportView) -> ExportView:
@@ -54,7 +57,7 @@ async def list_exports(
 
 @router.get("/exports/{export_id}")
 async def get_export(
-    export_id: str, request: Request, lifecycle: Lifecycle, _: Actor
+    export_id: ExportId, request: Request, lifecycle: Lifecycle, _: Actor
 ) -> ExportView:
     """Status, progress (chunks and bytes), size, SHA-256 and, once completed, a download
     link valid at most 7 days."""
@@ -63,9 +66,9 @@ async def get_export(
 
 @router.get("/exports/{export_id}/download", response_class=FileResponse)
 async def download(
-    export_id: str,
+    export_id: ExportId,
     lifecycle: Lifecycle,
-    expires: Annotated[int, Query(description="Unix seconds")],
+    expires: Annotated[int, Query(ge=0, le=2**63 - 1, description="Unix seconds")],
     signature: Annotated[str, Query(max_length=128)],
 ) -> FileResponse:
     """The archive of a local export; authorised by the link's HMAC-SHA256 signature, not

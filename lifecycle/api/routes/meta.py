@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
@@ -18,9 +18,15 @@ from lifecycle.persistence.tables import utcnow
 
 router = APIRouter(tags=["meta"])
 
+#: Workflow ids of this product are ``tenant-<id>-<operation>[-<suffix>]``; printable ASCII
+#: without spaces, at most Temporal's 255, covers them and any other workflow of the namespace.
+WorkflowId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,254}$", description="workflow id")
+]
+
 
 @router.get("/operations/{workflow_id}")
-async def operation(workflow_id: str, lifecycle: Lifecycle, _: Actor) -> OperationView:
+async def operation(workflow_id: WorkflowId, lifecycle: Lifecycle, _: Actor) -> OperationView:
     """Status (from Temporal), step reached and result or error of an operation."""
     view = await lifecycle.operation(workflow_id)
     if view is None:

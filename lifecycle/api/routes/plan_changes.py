@@ -112,7 +112,7 @@ async def downgrade_preview(
     tenant_id: TenantId,
     lifecycle: Lifecycle,
     _: Actor,
-    to_plan: Annotated[str, Query(description="target plan, below the current one")],
+    to_plan: Annotated[str, Query(max_length=64, description="target plan, below the current one")],
 ) -> DowngradePreview:
     """Would a downgrade to ``to_plan`` pass the usage check? Starts nothing."""
     return await lifecycle.plan_changes.downgrade_preview(tenant_id, to_plan)

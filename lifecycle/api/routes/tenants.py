@@ -17,6 +17,11 @@ from lifecycle.domain.tenants import TENANT_ID_PATTERN, EventView, TenantView
 router = APIRouter(prefix="/tenants", tags=["tenants"])
 TenantId = Annotated[str, Path(pattern=TENANT_ID_PATTERN, description="tenant slug")]
 
+#: Largest page offset accepted: far beyond any real listing, and inside every database's
+#: 64-bit OFFSET.
+MAX_OFFSET = 2**31 - 1
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+
 
 @router.post("", status_code=202, response_model=OperationStarted)
 async def onboard(
@@ -39,9 +44,9 @@ async def list_tenants(
     lifecycle: Lifecycle,
     _: Actor,
     state: TenantState | None = None,
-    plan: str | None = None,
+    plan: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """One page of tenants, filtered by state and plan, ordered by id."""
     if plan is not None:
@@ -64,7 +69,7 @@ async def events(
     lifecycle: Lifecycle,
     _: Actor,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[EventView]:
     """The tenant's audit log, oldest first."""
     await lifecycle.get_tenant(tenant_id)
