@@ -67,6 +67,8 @@ def verify(certificate: dict[str, Any], secret: str) -> list[str]:
         sha, signature = str(certificate["sha256"]), str(certificate["signature"])
     except (KeyError, TypeError) as exc:
         return [f"not a deletion certificate: missing {exc}"]
+    except ValueError as exc:  # e.g. a lone surrogate, which has no UTF-8 form
+        return [f"not a deletion certificate: the document is not canonical JSON ({exc})"]
     problems = []
     # Bytes, not str: compare_digest refuses non-ASCII text, and a tampered file may hold it.
     if not hmac.compare_digest(hashlib.sha256(body).hexdigest().encode(), _utf8(sha)):
