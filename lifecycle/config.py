@@ -79,7 +79,19 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_token: SecretStr | None = None
+    api_tokens_file: Path | None = Field(
+        None, description="TOML of named tokens with roles (sha256 hashes, no plain tokens)"
+    )
     signing_secret: SecretStr | None = None
+    max_request_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body in bytes; larger is a 413"
+    )
+    api_header_timeout_seconds: float = Field(
+        10, gt=0, le=300, description="Time a client has to send a request's headers"
+    )
+    api_keep_alive_seconds: int = Field(
+        5, ge=1, le=300, description="Idle time before a kept-alive connection is closed"
+    )
 
     # Temporal
     temporal_address: str | None = Field(None, description="host:port; unset = embedded dev")
@@ -87,6 +99,9 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "tenant-lifecycle"
     temporal_dev_port: int = Field(7233, ge=1, le=65535)
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    temporal_rpc_timeout_seconds: float = Field(
+        5, gt=0, le=120, description="Bound of one Temporal call, retries included"
+    )
 
     # Observability
     log_level: str = "INFO"

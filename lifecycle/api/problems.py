@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from temporalio.service import RPCError, RPCStatusCode
 
 from lifecycle.domain.errors import LifecycleError
 
@@ -21,6 +23,7 @@ TITLES = {
     405: "Method not allowed",
     409: "Conflict",
     410: "Gone",
+    413: "Content too large",
     422: "Invalid input",
     503: "Service unavailable",
 }
@@ -64,6 +67,16 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+#: Seconds a client is asked to wait (``Retry-After``) when a dependency is down.
+RETRY_AFTER_SECONDS = 5
+#: Temporal answers that mean "not reachable now", not "this request is wrong".
+UNAVAILABLE = (
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.CANCELLED,
+)
+
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -80,6 +93,16 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
+def _unavailable(request: Request, detail: str) -> JSONResponse:
+    """503 with ``Retry-After``: a dependency is down or did not answer in time."""
+    return problem(
+        503,
+        detail,
+        instance=request.url.path,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers that turn every error into problem+json."""
 
@@ -90,6 +113,24 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         return problem(exc.status, exc.detail, instance=request.url.path, **exc.ext)
+
+    @app.exception_handler(RPCError)
+    async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
+        if exc.status not in UNAVAILABLE:
+            raise exc
+        return _unavailable(request, f"Temporal is unavailable ({exc.status.name}): {exc}")
+
+    @app.exception_handler(TimeoutError)
+    async def _timeout(request: Request, exc: TimeoutError) -> JSONResponse:
+        return _unavailable(request, "a dependency did not answer in time")
+
+    @app.exception_handler(ConnectionError)
+    async def _connection(request: Request, exc: ConnectionError) -> JSONResponse:
+        return _unavailable(request, f"a dependency refused the connection: {exc}")
+
+    @app.exception_handler(OperationalError)
+    async def _database(request: Request, exc: OperationalError) -> JSONResponse:
+        return _unavailable(request, f"the database is unavailable: {type(exc.orig).__name__}")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

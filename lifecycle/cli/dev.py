@@ -101,9 +101,8 @@ def api() -> None:
     import uvicorn
 
     from lifecycle.api.app import create_app
+    from lifecycle.api.server import uvicorn_config
 
     settings = load_settings()
     configure_logging(settings)
-    uvicorn.run(
-        create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
-    )
+    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()

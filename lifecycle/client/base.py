@@ -11,7 +11,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
 from lifecycle.config import Settings
 from lifecycle.domain.errors import StateConflict
@@ -29,14 +29,28 @@ from lifecycle.persistence.tenants import TenantRepository
 PROGRESS_QUERY_TIMEOUT = timedelta(seconds=2)
 
 
-async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+async def connect_temporal(
+    settings: Settings, runtime: Runtime | None = None, *, bounded: bool = False
+) -> Client:
     """Connect to Temporal with the pydantic data converter (shared by worker and client);
-    ``runtime`` carries the SDK's telemetry (the worker's Prometheus endpoint)."""
+    ``runtime`` carries the SDK's telemetry (the worker's Prometheus endpoint).
+
+    ``bounded``: a call, with its retries, gives up after TEMPORAL_RPC_TIMEOUT_SECONDS (the
+    API's client, which must answer 503 in time when Temporal is down); the worker keeps the
+    SDK's longer default.
+    """
+    retry = None
+    if bounded:
+        retry = RetryConfig(
+            max_elapsed_time_millis=int(settings.temporal_rpc_timeout_seconds * 1000),
+            max_interval_millis=1000,
+        )
     return await Client.connect(
         settings.temporal_target,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime,
+        retry_config=retry,
     )
 
 
@@ -83,6 +97,7 @@ class Core:
                 search_attributes=search_attributes(tenant_id, kind),
                 static_summary=f"{kind.value} {tenant_id}",
                 start_delay=start_delay,
+                rpc_timeout=timedelta(seconds=self.settings.temporal_rpc_timeout_seconds),
             )
         except WorkflowAlreadyStartedError as exc:
             raise StateConflict(

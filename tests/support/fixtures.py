@@ -192,11 +192,16 @@ async def serve_api(
     """The API on ``port`` (default a free one) of 127.0.0.1 over real HTTP, with a client
     holding the token."""
     from lifecycle.api.app import create_app
+    from lifecycle.api.server import uvicorn_config
 
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(lc.settings, lc), host="127.0.0.1", port=port, log_level="warning"
+        uvicorn_config(
+            create_app(lc.settings, lc),
+            lc.settings,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
         )
     )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

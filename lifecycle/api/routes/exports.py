@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.deps import Lifecycle, Operator, Viewer
 from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.api.problems import ProblemError
 from lifecycle.api.routes.tenants import TenantId
@@ -33,7 +33,7 @@ async def start_export(
     tenant_id: TenantId,
     request: Request,
     lifecycle: Lifecycle,
-    actor: Actor,
+    actor: Operator,
     body: ExportRequest | None = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
@@ -49,7 +49,7 @@ async def start_export(
 
 @router.get("/tenants/{tenant_id}/exports")
 async def list_exports(
-    tenant_id: TenantId, request: Request, lifecycle: Lifecycle, _: Actor
+    tenant_id: TenantId, request: Request, lifecycle: Lifecycle, _: Viewer
 ) -> list[ExportView]:
     """The tenant's exports, newest first."""
     return [_absolute(request, v) for v in await lifecycle.exports.list_exports(tenant_id)]
@@ -57,7 +57,7 @@ async def list_exports(
 
 @router.get("/exports/{export_id}")
 async def get_export(
-    export_id: ExportId, request: Request, lifecycle: Lifecycle, _: Actor
+    export_id: ExportId, request: Request, lifecycle: Lifecycle, _: Viewer
 ) -> ExportView:
     """Status, progress (chunks and bytes), size, SHA-256 and, once completed, a download
     link valid at most 7 days."""

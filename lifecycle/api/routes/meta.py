@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.deps import Admin, Lifecycle, Viewer
 from lifecycle.api.metrics import render_metrics
 from lifecycle.api.problems import ProblemError
 from lifecycle.domain.tenants import OperationView
@@ -26,7 +26,7 @@ WorkflowId = Annotated[
 
 
 @router.get("/operations/{workflow_id}")
-async def operation(workflow_id: WorkflowId, lifecycle: Lifecycle, _: Actor) -> OperationView:
+async def operation(workflow_id: WorkflowId, lifecycle: Lifecycle, _: Viewer) -> OperationView:
     """Status (from Temporal), step reached and result or error of an operation."""
     view = await lifecycle.operation(workflow_id)
     if view is None:
@@ -35,13 +35,13 @@ async def operation(workflow_id: WorkflowId, lifecycle: Lifecycle, _: Actor) -> 
 
 
 @router.get("/plans")
-async def plans(lifecycle: Lifecycle, _: Actor) -> list[dict[str, Any]]:
+async def plans(lifecycle: Lifecycle, _: Viewer) -> list[dict[str, Any]]:
     """The plan hierarchy, lowest first, with limits and price ids."""
     return [p.model_dump() for p in lifecycle.settings.plans.plans]
 
 
 @router.get("/config")
-async def config(lifecycle: Lifecycle, _: Actor) -> dict[str, Any]:
+async def config(lifecycle: Lifecycle, _: Admin) -> dict[str, Any]:
     """Effective configuration with every secret redacted."""
     return lifecycle.settings.redacted()
 
@@ -69,7 +69,7 @@ async def health(lifecycle: Lifecycle) -> JSONResponse:
 
 
 @router.get("/status")
-async def status(lifecycle: Lifecycle, _: Actor) -> dict[str, Any]:
+async def status(lifecycle: Lifecycle, _: Viewer) -> dict[str, Any]:
     """Tenants per state, running operations per kind, purges due in the next 7 days."""
     by_status, _durations = await lifecycle.repository.operation_stats(())
     now = utcnow()

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.deps import Lifecycle, Operator, Viewer
 from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.operations import OperationStarted
@@ -28,7 +28,7 @@ async def onboard(
     body: OnboardRequest,
     request: Request,
     lifecycle: Lifecycle,
-    actor: Actor,
+    actor: Operator,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     """Start onboarding; 202 with the workflow id, 409 when the tenant exists."""
@@ -42,7 +42,7 @@ async def onboard(
 @router.get("")
 async def list_tenants(
     lifecycle: Lifecycle,
-    _: Actor,
+    _: Viewer,
     state: TenantState | None = None,
     plan: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -58,7 +58,7 @@ async def list_tenants(
 
 
 @router.get("/{tenant_id}")
-async def get_tenant(tenant_id: TenantId, lifecycle: Lifecycle, _: Actor) -> TenantView:
+async def get_tenant(tenant_id: TenantId, lifecycle: Lifecycle, _: Viewer) -> TenantView:
     """The tenant, its entitlements, usage and pending plan change; 404 when unknown."""
     return await lifecycle.get_tenant(tenant_id)
 
@@ -67,7 +67,7 @@ async def get_tenant(tenant_id: TenantId, lifecycle: Lifecycle, _: Actor) -> Ten
 async def events(
     tenant_id: TenantId,
     lifecycle: Lifecycle,
-    _: Actor,
+    _: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> list[EventView]:
