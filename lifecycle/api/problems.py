@@ -57,9 +57,11 @@ def problem(
 class ProblemError(Exception):
     """Raise from a route to answer a problem with extension members (e.g. ``violations``)."""
 
-    def __init__(self, status: int, detail: str, **ext: Any) -> None:
+    def __init__(
+        self, status: int, detail: str, *, headers: dict[str, str] | None = None, **ext: Any
+    ) -> None:
         super().__init__(detail)
-        self.status, self.detail, self.ext = status, detail, ext
+        self.status, self.detail, self.ext, self.headers = status, detail, ext, headers
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -112,7 +114,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem(exc.status, exc.detail, instance=request.url.path, **exc.ext)
+        return problem(
+            exc.status, exc.detail, instance=request.url.path, headers=exc.headers, **exc.ext
+        )
 
     @app.exception_handler(RPCError)
     async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
