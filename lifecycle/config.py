@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lifecycle.domain.plans import PlanCatalog, load_plans
+from lifecycle.domain.text import redact
 
 SECRET_FIELDS = (
     "stripe_api_key",
@@ -24,6 +25,7 @@ SECRET_FIELDS = (
     "signing_secret",
     "provisioning_webhook_secret",
     "s3_secret_access_key",
+    "s3_access_key_id",
 )
 
 
@@ -157,19 +159,16 @@ class Settings(BaseSettings):
         return token
 
     def redacted(self) -> dict[str, object]:
-        """Settings as JSON-able values with every secret replaced by ``"***"`` (or None)."""
+        """Settings as JSON-able values with every secret replaced by ``"***"`` (or None),
+        and the userinfo and query string of every URL (STRIPE_API_BASE, S3_ENDPOINT_URL,
+        PROVISIONING_WEBHOOK_URL, DATABASE_URL, ...) replaced by ``***``."""
         out: dict[str, object] = {}
         for name, value in self.model_dump(mode="json").items():
             if name in SECRET_FIELDS:
                 out[name] = None if value is None else "***"
+            elif isinstance(value, str):
+                out[name] = redact(value)
             else:
                 out[name] = value
-        out["database_url"] = _redact_url(self.db_url)
+        out["database_url"] = redact(self.db_url)
         return out
-
-
-def _redact_url(url: str) -> str:
-    """Hide the password of a database URL (``user:***@host``)."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

@@ -6,6 +6,7 @@ Pure validators, importable from workflow code.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated
 
@@ -31,3 +32,17 @@ def printable(value: str) -> str:
 
 #: A ``str`` field that refuses control characters; give its length bounds with ``Field``.
 Printable = Annotated[str, AfterValidator(printable)]
+
+
+#: ``scheme://user:password@`` (the userinfo of a URL).
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@?#\"'<>]+@")
+#: A query string of a URL or a path (``?a=1&token=x``), up to whitespace or a quote.
+_QUERY = re.compile(r"(?P<path>(?:://|/)[^\s?\"'<>]*)\?[^\s\"'<>#]+")
+REDACTED = "***"
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL's userinfo and every query string replaced by ``***``
+    (``https://***@host/p?***``): where credentials and signed links' signatures live."""
+    text = _USERINFO.sub(rf"\g<scheme>{REDACTED}@", text)
+    return _QUERY.sub(rf"\g<path>?{REDACTED}", text)
