@@ -60,9 +60,7 @@ async def idempotent(
     request still waiting after IDEMPOTENCY_WAIT_SECONDS is a 409 with Retry-After."""
     if not key:
         return JSONResponse((await produce()).model_dump(mode="json"), status_code=status_code)
-    digest = request_hash(
-        request.method, request.url.path, request.url.query, await request.body()
-    )
+    digest = request_hash(request.method, request.url.path, request.url.query, await request.body())
     sessions = lifecycle.repository.sessions
     loop = asyncio.get_running_loop()
     deadline = loop.time() + IDEMPOTENCY_WAIT_SECONDS

@@ -16,6 +16,7 @@ from lifecycle.cli import (
     reactivation,
     suspension,
     tenants,
+    tokens,
 )
 
 app = typer.Typer(help="Tenant Lifecycle control plane.", no_args_is_help=True)
@@ -28,3 +29,4 @@ app.add_typer(datamap.app, name="datamap")
 app.add_typer(certificates.app, name="certificate")
 app.add_typer(exports.app)
 app.add_typer(dev.app)
+app.add_typer(tokens.app, name="tokens")

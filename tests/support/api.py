@@ -35,11 +35,16 @@ async def onboard(http: httpx.AsyncClient, tenant_id: str, plan: str = "starter"
     return op
 
 
-async def wait_operation(http: httpx.AsyncClient, workflow_id: str, seconds: float = 30) -> str:
+async def wait_operation(
+    http: httpx.AsyncClient,
+    workflow_id: str,
+    seconds: float = 30,
+    headers: dict[str, str] | None = None,
+) -> str:
     """Poll ``GET /operations/{id}`` until it is no longer running; returns its status."""
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
-        status = (await http.get(f"/operations/{workflow_id}")).json()["status"]
+        status = (await http.get(f"/operations/{workflow_id}", headers=headers)).json()["status"]
         if status != "running" or asyncio.get_running_loop().time() > deadline:
             return status
         await asyncio.sleep(0.1)
