@@ -17,10 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lifecycle.api.auth import Principal, TokenRegistry
 from lifecycle.api.problems import ProblemError, problem
 
-#: Routes without a bearer token: health and metrics (network-restricted), the docs, Stripe's
+#: Routes without a bearer token: health and metrics (network-restricted), the docs and their
+#: static assets, Stripe's
 #: webhook (its signature authenticates it) and archive downloads (their link signature does).
 PUBLIC = re.compile(
-    r"^/(?:health|metrics|openapi\.json|docs(?:/.*)?|redoc|webhooks/stripe"
+    r"^/(?:health|metrics|openapi\.json|docs(?:/.*)?|redoc|static-offline-docs/.*|webhooks/stripe"
     r"|exports/[^/]+/download)$"
 )
 

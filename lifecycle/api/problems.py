@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -52,6 +53,37 @@ def problem(
     all_headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     all_headers.update(headers or {})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=all_headers)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API answers them
+    (``application/problem+json``); 422s add ``errors`` (field, message)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting ``statuses`` as problem+json (for ``responses=``);
+    the ``Problem`` schema they refer to is added by :func:`document_problem`."""
+    return {
+        status: {
+            "description": TITLES.get(status, "Error"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def document_problem(schema: dict[str, Any]) -> None:
+    """Add the ``Problem`` schema to an OpenAPI document's components."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
 
 
 class ProblemError(Exception):

@@ -10,14 +10,16 @@ from pydantic import BaseModel, EmailStr, Field, field_validator
 from lifecycle.domain.base import DomainModel
 from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.states import TenantState
-from lifecycle.domain.tenants import validate_tenant_id
+from lifecycle.domain.tenants import TENANT_ID_PATTERN, validate_tenant_id
 from lifecycle.domain.text import Printable
 
 
 class OnboardRequest(DomainModel):
     """Body of ``POST /tenants``: a new tenant on a plan."""
 
-    tenant_id: str
+    tenant_id: str = Field(
+        pattern=TENANT_ID_PATTERN, description="tenant slug: 3-63 of a-z, 0-9, single hyphens"
+    )
     name: Printable = Field(min_length=1, max_length=200)
     email: EmailStr = Field(max_length=320)
     plan: Printable = Field("free", max_length=64)
