@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
     )
     problems.install(app)
     app.add_middleware(Guard, max_body=settings.max_request_bytes)
-    tenant_errors = (401, 403, 404, 409, 413, 422, 503)
+    tenant_errors = (400, 401, 403, 404, 409, 413, 422, 503)
     documented = {
         tenants: tenant_errors,
         plan_changes: tenant_errors,
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         deletion: tenant_errors,
         exports: (*tenant_errors, 410),
         billing_events: (400, 413, 503),
-        meta: (401, 403, 404, 422, 503),
+        meta: (400, 401, 403, 404, 422, 503),
     }
     for module, statuses in documented.items():
         app.include_router(module.router, responses=problem_responses(*statuses))

@@ -185,6 +185,8 @@ def install(app: FastAPI) -> None:
         # Starlette's 405 carries ``Allow``: keep it (RFC 9110 requires it) and name it.
         headers = dict(exc.headers or {})
         detail = str(exc.detail)
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            detail = f"the body is not UTF-8: {exc.__cause__.reason} at byte {exc.__cause__.start}"
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
             detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"

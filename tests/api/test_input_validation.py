@@ -258,3 +258,10 @@ async def test_405_names_the_allowed_methods(
     problem = assert_problem(r, 405, "allowed")
     assert {m.strip() for m in r.headers["allow"].split(",")} == allow
     assert method in problem["detail"]
+
+
+async def test_body_that_is_not_utf8_is_400_naming_it(api: httpx.AsyncClient) -> None:
+    r = await api.post(
+        "/tenants", content=b'{"name": "\xff"}', headers={"Content-Type": "application/json"}
+    )
+    assert_problem(r, 400, "the body is not UTF-8", "at byte 10")
