@@ -16,7 +16,7 @@ from tests.api.test_billing_events import SECRET
 from tests.support.fixtures import make_settings, running_stack, serve_api
 
 #: The run's bounds: examples per operation and phase, and the whole run's seconds.
-MAX_EXAMPLES, MAX_SECONDS = 4, 60
+MAX_EXAMPLES, MAX_SECONDS = 4, 30
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
