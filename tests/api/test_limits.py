@@ -138,3 +138,20 @@ async def test_temporal_down_is_503_with_retry_after_in_bounded_time(tmp_path: P
             assert (await http.get("/health")).status_code == 503
     finally:
         await lc.close()
+
+
+async def test_database_down_is_503_with_retry_after(tmp_path: Path) -> None:
+    from temporalio.client import Client
+
+    from lifecycle.persistence.engine import Sessions, create_engine
+    from lifecycle.persistence.tenants import TenantRepository
+
+    dead = f"127.0.0.1:{free_port()}"
+    temporal = await Client.connect(dead, lazy=True)
+    engine = create_engine(f"postgresql+asyncpg://postgres@{dead}/nothing")
+    lc = LifecycleClient(make_settings(tmp_path), temporal, TenantRepository(Sessions(engine)))
+    async with serve_api(lc) as http:
+        for path in ("/tenants", "/tenants/acme-co", "/status"):
+            r = await http.get(path)
+            assert_problem(r, 503, "refused the connection")
+            assert r.headers["retry-after"] == "5"
