@@ -58,7 +58,9 @@ class Guard:
         try:
             self._check_length(headers.get("content-length"))
             if not PUBLIC.match(scope["path"]):
-                registry: TokenRegistry = scope["app"].state.tokens
+                registry = getattr(scope["app"].state, "tokens", None)
+                if not isinstance(registry, TokenRegistry):
+                    raise ProblemError(503, "the API is starting: no tokens loaded yet")
                 principal = authenticate(registry, headers.get("authorization"))
                 scope.setdefault("state", {})["principal"] = principal
         except ProblemError as exc:

@@ -40,7 +40,7 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> stripe.E
 
     Raises ``stripe.SignatureVerificationError`` (bad, missing or stale signature) or
     ``ValueError`` naming what is wrong (not UTF-8 JSON, not an object, ``id`` or ``type``
-    not a printable string of 1..255 characters, ``data.object`` not an object).
+    not a printable string of 1..255 or 1..128 characters, ``data.object`` not an object).
     """
     if signature is not None and not signature.isascii():
         # Signatures are hex; the SDK would compare non-ASCII text with compare_digest (a

@@ -15,8 +15,9 @@ from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import OperationProgress
 from lifecycle.domain.text import Printable
 
-#: Longest event id and type accepted (Stripe's are about 30 characters).
-MAX_EVENT_FIELD = 255
+#: Longest event id and type accepted (Stripe's are about 30 characters; the columns of
+#: ``webhook_events`` hold 255 and 128).
+MAX_EVENT_FIELD, MAX_EVENT_TYPE = 255, 128
 
 
 class StripeEventData(BaseModel):
@@ -29,12 +30,12 @@ class StripeEventData(BaseModel):
 
 class StripeEventEnvelope(BaseModel):
     """The fields of a Stripe event this product reads, checked before anything is stored:
-    ``id`` and ``type`` printable strings of 1..255 characters, ``data.object`` an object."""
+    ``id`` (1..255) and ``type`` (1..128) printable strings, ``data.object`` an object."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
     id: Printable = Field(min_length=1, max_length=MAX_EVENT_FIELD)
-    type: Printable = Field(min_length=1, max_length=MAX_EVENT_FIELD)
+    type: Printable = Field(min_length=1, max_length=MAX_EVENT_TYPE)
     data: StripeEventData
 
 

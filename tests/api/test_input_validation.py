@@ -86,7 +86,7 @@ MALFORMED_EVENTS = {
         {"id": "e" * 256, "type": "invoice.paid", "data": {"object": {}}}
     ).encode(),
     "over-long type": json.dumps(
-        {"id": "evt_3", "type": "t" * 256, "data": {"object": {}}}
+        {"id": "evt_3", "type": "t" * 129, "data": {"object": {}}}
     ).encode(),
     "NUL in id": json.dumps(
         {"id": "evt\u0000", "type": "invoice.paid", "data": {"object": {}}}
