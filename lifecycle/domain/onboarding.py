@@ -17,8 +17,10 @@ from lifecycle.domain.text import Printable
 class OnboardRequest(DomainModel):
     """Body of ``POST /tenants``: a new tenant on a plan."""
 
+    # The pattern is documented in the schema; the validator checks it with a precise message.
     tenant_id: str = Field(
-        pattern=TENANT_ID_PATTERN, description="tenant slug: 3-63 of a-z, 0-9, single hyphens"
+        description="tenant slug: 3-63 of a-z, 0-9, single hyphens",
+        json_schema_extra={"pattern": TENANT_ID_PATTERN, "minLength": 3, "maxLength": 63},
     )
     name: Printable = Field(min_length=1, max_length=200)
     email: EmailStr = Field(max_length=320)
