@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from lifecycle.domain.errors import LifecycleError
 
+logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 TITLES = {
     400: "Bad request",
@@ -26,6 +28,7 @@ TITLES = {
     410: "Gone",
     413: "Content too large",
     422: "Invalid input",
+    500: "Internal error",
     503: "Service unavailable",
 }
 
@@ -153,7 +156,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RPCError)
     async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
         if exc.status not in UNAVAILABLE:
-            raise exc
+            return await _internal(request, exc)
         return _unavailable(request, f"Temporal is unavailable ({exc.status.name}): {exc}")
 
     @app.exception_handler(TimeoutError)
@@ -167,6 +170,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _database(request: Request, exc: OperationalError) -> JSONResponse:
         return _unavailable(request, f"the database is unavailable: {type(exc.orig).__name__}")
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not an input: logged with its traceback, answered without its details.
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "internal error; see the API's log", instance=request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
