@@ -89,7 +89,10 @@ class Settings(BaseSettings):
         1024 * 1024, ge=1024, description="Largest request body in bytes; larger is a 413"
     )
     api_header_timeout_seconds: float = Field(
-        10, gt=0, le=300, description="Time a client has to send a request's headers"
+        10,
+        gt=0,
+        le=300,
+        description="Time a client has to send a request's head, and each part of its body",
     )
     api_keep_alive_seconds: int = Field(
         5, ge=1, le=300, description="Idle time before a kept-alive connection is closed"

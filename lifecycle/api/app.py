@@ -64,8 +64,12 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         lifespan=lifespan,
     )
     problems.install(app)
-    app.add_middleware(Guard, max_body=settings.max_request_bytes)
-    tenant_errors = (400, 401, 403, 404, 409, 413, 422, 503)
+    app.add_middleware(
+        Guard,
+        max_body=settings.max_request_bytes,
+        body_timeout=settings.api_header_timeout_seconds,
+    )
+    tenant_errors = (400, 401, 403, 404, 408, 409, 413, 422, 503)
     documented = {
         tenants: tenant_errors,
         plan_changes: tenant_errors,
@@ -73,7 +77,7 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         reactivation: tenant_errors,
         deletion: tenant_errors,
         exports: (*tenant_errors, 410),
-        billing_events: (400, 413, 503),
+        billing_events: (400, 408, 413, 503),
         meta: (400, 401, 403, 404, 422, 503),
     }
     for module, statuses in documented.items():

@@ -1,7 +1,8 @@
 """The API's front door, before any body is read: size limit, then authentication.
 
 1. A body announced larger than MAX_REQUEST_BYTES (``Content-Length``) is a 413 at once,
-   unread; a streamed body that grows past it is cut off with a 413 as soon as it does.
+   unread; a streamed body that grows past it is cut off with a 413 as soon as it does. A
+   body that stalls longer than API_HEADER_TIMEOUT_SECONDS between two parts is a 408.
 2. Every route but the public ones (``PUBLIC``) needs a valid bearer token: without one the
    answer is a 401 before the body is parsed. The principal is kept in the request's state
    for the routes' role checks (``lifecycle.api.deps``).
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from starlette.exceptions import HTTPException
@@ -18,8 +20,8 @@ from lifecycle.api.auth import Principal, TokenRegistry
 from lifecycle.api.problems import ProblemError, problem
 
 #: Routes without a bearer token: health and metrics (network-restricted), the docs and their
-#: static assets, Stripe's
-#: webhook (its signature authenticates it) and archive downloads (their link signature does).
+#: static assets, Stripe's webhook (its signature authenticates it) and archive downloads
+#: (their link signature does).
 PUBLIC = re.compile(
     r"^/(?:health|metrics|openapi\.json|docs(?:/.*)?|redoc|static-offline-docs/.*|webhooks/stripe"
     r"|exports/[^/]+/download)$"
@@ -31,6 +33,16 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"the request body exceeds MAX_REQUEST_BYTES ({limit} bytes)")
+
+
+class BodyTooSlow(HTTPException):
+    """A request body that stalled past API_HEADER_TIMEOUT_SECONDS (408)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408,
+            f"the request body stalled for more than {seconds:g} s (API_HEADER_TIMEOUT_SECONDS)",
+        )
 
 
 def authenticate(registry: TokenRegistry, authorization: str | None) -> Principal:
@@ -47,8 +59,8 @@ def authenticate(registry: TokenRegistry, authorization: str | None) -> Principa
 class Guard:
     """ASGI middleware: the body limit and authentication described in the module."""
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
-        self.app, self.max_body = app, max_body
+    def __init__(self, app: ASGIApp, max_body: int, body_timeout: float) -> None:
+        self.app, self.max_body, self.body_timeout = app, max_body, body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,13 +92,20 @@ class Guard:
             )
 
     def _bounded(self, receive: Receive) -> Receive:
-        """``receive`` that raises BodyTooLarge once more than ``max_body`` bytes came in."""
-        seen = 0
+        """``receive`` that raises BodyTooLarge once more than ``max_body`` bytes came in, and
+        BodyTooSlow when a part of the body takes longer than ``body_timeout``."""
+        seen, done = 0, False
 
         async def bounded() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, done
+            if done:  # after the body, receive() waits for the disconnect: no bound
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except TimeoutError:
+                raise BodyTooSlow(self.body_timeout) from None
             if message["type"] == "http.request":
+                done = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:
                     raise BodyTooLarge(self.max_body)

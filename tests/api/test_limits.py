@@ -90,6 +90,16 @@ async def test_unauthenticated_body_is_refused_before_it_is_read(api: httpx.Asyn
     assert b"missing bearer token" in answer
 
 
+async def test_stalled_body_is_408(api: httpx.AsyncClient) -> None:
+    head = (
+        "POST /tenants HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Authorization: Bearer test-token\r\nContent-Length: 100\r\nConnection: close\r\n\r\n"
+    )
+    answer, seconds = await raw(api, head, b'{"tenant_id": ')  # the rest never comes
+    assert status_of(answer) == 408 and seconds < 5, answer
+    assert b"stalled for more than 0.5 s" in answer
+
+
 async def test_slow_request_head_is_cut_off(api: httpx.AsyncClient) -> None:
     url = api.base_url
     reader, writer = await asyncio.open_connection(url.host, url.port)
