@@ -6,7 +6,8 @@ anything, runs the operation and stores the response in the row. Concurrent requ
 same key find the row and wait for that response (IDEMPOTENCY_WAIT_SECONDS at most, then a 409
 with Retry-After). A request whose canonical hash (method, path, query, JSON body with sorted
 keys and no whitespace) differs from the claim's is a 422. When the operation fails, the claim
-is released, so a retry (or a waiting request) runs it again.
+is released, so a retry (or a waiting request) runs it again; a claim still pending after
+IDEMPOTENCY_STALE_SECONDS belongs to a request whose process died, and is taken over.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Header, Request
@@ -32,6 +34,8 @@ from lifecycle.persistence.tables import IdempotencyKey, utcnow
 PENDING = 0
 #: Seconds a concurrent request waits for the first one's response.
 IDEMPOTENCY_WAIT_SECONDS = 15.0
+#: Age in seconds of a pending claim whose request is presumed dead (its process crashed).
+IDEMPOTENCY_STALE_SECONDS = 120.0
 _POLL_SECONDS = 0.05
 
 
@@ -75,6 +79,9 @@ async def idempotent(
             )
         if stored.status_code != PENDING:
             return JSONResponse(stored.response, status_code=stored.status_code)
+        if (utcnow() - stored.created_at).total_seconds() > IDEMPOTENCY_STALE_SECONDS:
+            await _release(sessions, key, stored.created_at)
+            continue
         if loop.time() > deadline:
             raise ProblemError(
                 409,
@@ -85,8 +92,7 @@ async def idempotent(
     try:
         response = (await produce()).model_dump(mode="json")
     except BaseException:
-        async with sessions.begin() as session:
-            await session.execute(delete(IdempotencyKey).where(IdempotencyKey.key == key))
+        await _release(sessions, key)
         raise
     async with sessions.begin() as session:
         await session.execute(
@@ -113,6 +119,18 @@ async def _claim(sessions: Sessions, key: str, digest: str) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+async def _release(sessions: Sessions, key: str, claimed_at: datetime | None = None) -> None:
+    """Delete the pending claim of ``key`` (only the one made at ``claimed_at`` when given, so
+    that two requests taking over a stale claim do not delete each other's)."""
+    query = delete(IdempotencyKey).where(
+        IdempotencyKey.key == key, IdempotencyKey.status_code == PENDING
+    )
+    if claimed_at is not None:
+        query = query.where(IdempotencyKey.created_at == claimed_at)
+    async with sessions.begin() as session:
+        await session.execute(query)
 
 
 IdempotencyHeader = Annotated[

@@ -96,3 +96,32 @@ def test_request_hash_is_canonical_for_json_only() -> None:
     assert request_hash("POST", "/t", "", b"not json") != request_hash(
         "POST", "/t", "", b"not  json"
     )
+
+
+async def test_stale_pending_claim_of_a_dead_request_is_taken_over(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from lifecycle.api.idempotency import IDEMPOTENCY_STALE_SECONDS, PENDING
+    from lifecycle.persistence.tables import IdempotencyKey, utcnow
+
+    key, tenant = uid("key"), uid("stale")
+    body = {"tenant_id": tenant, "name": "S", "email": "s@s.io"}
+    async with running_stack(dev_env, make_settings(tmp_path)) as lc, serve_api(lc) as http:
+        digest = request_hash("POST", "/tenants", "", json.dumps(body).encode())
+        async with lc.repository.sessions.begin() as session:
+            session.add(
+                IdempotencyKey(
+                    key=key,
+                    request_hash=digest,
+                    status_code=PENDING,
+                    response={},
+                    created_at=utcnow() - timedelta(seconds=IDEMPOTENCY_STALE_SECONDS + 1),
+                )
+            )
+        r = await http.post("/tenants", json=body, headers={"Idempotency-Key": key})
+        assert r.status_code == 202, r.text
+        assert r.json()["workflow_id"] == f"tenant-{tenant}-onboard"
+        again = await http.post("/tenants", json=body, headers={"Idempotency-Key": key})
+        assert again.status_code == 202 and again.json() == r.json()
