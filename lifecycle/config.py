@@ -26,6 +26,7 @@ SECRET_FIELDS = (
     "provisioning_webhook_secret",
     "s3_secret_access_key",
     "s3_access_key_id",
+    "tenantctl_token",
 )
 
 
@@ -83,6 +84,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     api_tokens_file: Path | None = Field(
         None, description="TOML of named tokens with roles (sha256 hashes, no plain tokens)"
+    )
+    tenantctl_token: SecretStr | None = Field(
+        None, description="Bearer token tenantctl sends (a named token); default API_TOKEN"
     )
     signing_secret: SecretStr | None = None
     max_request_bytes: int = Field(

@@ -1,7 +1,8 @@
 """What every ``tenantctl`` command shares: the console, the settings and the API client.
 
 Commands that operate tenants talk to the API (``--api``, default http://API_HOST:API_PORT)
-with the bearer token from API_TOKEN or ``.data/api_token``.
+with the bearer token TENANTCTL_TOKEN (a named token of API_TOKENS_FILE), else API_TOKEN or
+``.data/api_token``.
 """
 
 from __future__ import annotations
@@ -28,12 +29,17 @@ def load_settings() -> Settings:
 
 
 def api_client(api_url: str | None = None) -> httpx.Client:
-    """An HTTP client for the API with the bearer token set."""
+    """An HTTP client for the API with the bearer token set (TENANTCTL_TOKEN, else API_TOKEN
+    or the generated one)."""
     settings = load_settings()
     base = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    if settings.tenantctl_token is not None:
+        token = settings.tenantctl_token.get_secret_value()
+    else:
+        token = settings.secret("api_token")
     return httpx.Client(
         base_url=base,
-        headers={"Authorization": f"Bearer {settings.secret('api_token')}"},
+        headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     )
 

@@ -179,3 +179,16 @@ def test_invalid_tokens_file_names_the_entry(tmp_path: Path, content: str, error
     path.write_text(content)
     with pytest.raises(ConfigError, match=error):
         read_tokens_file(path)
+
+
+def test_tenantctl_sends_its_named_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecycle.cli.common import api_client
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TENANTCTL_TOKEN", "named-token-1")
+    monkeypatch.setenv("API_TOKEN", "admin-token-1")
+    with api_client() as http:
+        assert http.headers["authorization"] == "Bearer named-token-1"
+    monkeypatch.delenv("TENANTCTL_TOKEN")
+    with api_client() as http:
+        assert http.headers["authorization"] == "Bearer admin-token-1"
