@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lifecycle.domain.errors import ConfigError
 from lifecycle.domain.plans import PlanCatalog, load_plans
+from lifecycle.domain.text import redact
 
 SECRET_FIELDS = (
     "stripe_api_key",
@@ -28,6 +29,8 @@ SECRET_FIELDS = (
     "s3_secret_access_key",
     "certificate_signing_key",
     "temporal_api_key",
+    "s3_access_key_id",
+    "tenantctl_token",
 )
 
 
@@ -98,6 +101,24 @@ class Settings(BaseSettings):
     certificate_retired_keys: list[Path] = Field(
         default_factory=list, description="Public PEM files of retired certificate keys"
     )
+    api_tokens_file: Path | None = Field(
+        None, description="TOML of named tokens with roles (sha256 hashes, no plain tokens)"
+    )
+    tenantctl_token: SecretStr | None = Field(
+        None, description="Bearer token tenantctl sends (a named token); default API_TOKEN"
+    )
+    max_request_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body in bytes; larger is a 413"
+    )
+    api_header_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        le=300,
+        description="Time a client has to send a request's head, and each part of its body",
+    )
+    api_keep_alive_seconds: int = Field(
+        5, ge=1, le=300, description="Idle time before a kept-alive connection is closed"
+    )
 
     # Temporal
     temporal_address: str | None = Field(None, description="host:port; unset = embedded dev")
@@ -110,6 +131,9 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = Field(None, description="client private key, PEM file")
     temporal_tls_ca: Path | None = Field(None, description="server root CA, PEM file")
     temporal_api_key: SecretStr | None = None
+    temporal_rpc_timeout_seconds: float = Field(
+        5, gt=0, le=120, description="Bound of one Temporal call, retries included"
+    )
 
     # Observability
     log_level: str = "INFO"
@@ -213,19 +237,16 @@ class Settings(BaseSettings):
         return key
 
     def redacted(self) -> dict[str, object]:
-        """Settings as JSON-able values with every secret replaced by ``"***"`` (or None)."""
+        """Settings as JSON-able values with every secret replaced by ``"***"`` (or None),
+        and the userinfo and query string of every URL (STRIPE_API_BASE, S3_ENDPOINT_URL,
+        PROVISIONING_WEBHOOK_URL, DATABASE_URL, ...) replaced by ``***``."""
         out: dict[str, object] = {}
         for name, value in self.model_dump(mode="json").items():
             if name in SECRET_FIELDS:
                 out[name] = None if value is None else "***"
+            elif isinstance(value, str):
+                out[name] = redact(value)
             else:
                 out[name] = value
-        out["database_url"] = _redact_url(self.db_url)
+        out["database_url"] = redact(self.db_url)
         return out
-
-
-def _redact_url(url: str) -> str:
-    """Hide the password of a database URL (``user:***@host``)."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from lifecycle.config import Settings
 from lifecycle.domain.operations import parse_workflow_id
+from lifecycle.domain.text import redact
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -48,14 +49,34 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("temporal_") and key not in body:
                 body[key] = value
-        if record.exc_info:
-            body["exception"] = self.formatException(record.exc_info)
-        return json.dumps(body, default=str)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            body["exception"] = record.exc_text
+        return redact(json.dumps(body, default=str))
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites every record's message with URL userinfo and query strings as ``***``
+    (webhook credentials, tokens in URLs, signed download links in the access log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
 
 
 def configure_logging(settings: Settings) -> None:
-    """Root logger at LOG_LEVEL; JSON lines unless running the embedded default."""
+    """Root logger at LOG_LEVEL; JSON lines unless running the embedded default; every line
+    redacted (:class:`RedactingFilter`)."""
     handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
     if settings.embedded:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     else:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from lifecycle.api import problems
+from lifecycle.api.auth import TokenRegistry
+from lifecycle.api.guard import Guard
+from lifecycle.api.problems import problem_responses
 from lifecycle.api.routes import (
     billing_events,
     certificates,
@@ -27,8 +32,10 @@ from lifecycle.storage.datamap import load_datamap
 def create_app(settings: Settings | None = None, client: LifecycleClient | None = None) -> FastAPI:
     """The API app. Without ``client`` it connects (and migrates) on startup.
 
-    The bearer token is API_TOKEN, or in dev mode one generated under ``.data/api_token``.
-    Raises ConfigError when DATA_MAP_PATH is set and the data map is invalid.
+    Bearer tokens: the named tokens of API_TOKENS_FILE, plus API_TOKEN (admin, actor ``api``);
+    with neither set, one generated under ``.data/api_token`` (the embedded default). Bodies
+    are bounded by MAX_REQUEST_BYTES. Raises ConfigError when DATA_MAP_PATH is set and the
+    data map is invalid; startup raises it for an invalid API_TOKENS_FILE.
     """
     settings = settings or Settings()
     if settings.data_map_path:
@@ -36,7 +43,11 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.api_token = settings.secret("api_token")
+        if settings.api_token is None and settings.api_tokens_file is not None:
+            api_token = None  # named tokens only: no generated admin token
+        else:
+            api_token = settings.secret("api_token")
+        app.state.tokens = TokenRegistry.load(api_token, settings.api_tokens_file)
         own = client is None
         app.state.lifecycle = client or await LifecycleClient.connect(settings)
         try:
@@ -45,23 +56,66 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
             if own:
                 await app.state.lifecycle.close()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc served from the package
+    # (static files under /static-offline-docs), so the pages render with no internet.
+    app = FastAPIOffline(
         title="Tenant Lifecycle",
         version="0.1.0",
         summary="Durable tenant lifecycle operations on Temporal",
         lifespan=lifespan,
     )
     problems.install(app)
-    features = (
-        tenants,
-        plan_changes,
-        suspension,
-        reactivation,
-        exports,
-        deletion,
-        certificates,
-        billing_events,
+    app.add_middleware(
+        Guard,
+        max_body=settings.max_request_bytes,
+        body_timeout=settings.api_header_timeout_seconds,
     )
-    for module in (*features, meta):
-        app.include_router(module.router)
+    tenant_errors = (400, 401, 403, 404, 408, 409, 413, 422, 503)
+    documented = {
+        tenants: tenant_errors,
+        plan_changes: tenant_errors,
+        suspension: tenant_errors,
+        reactivation: tenant_errors,
+        deletion: tenant_errors,
+        exports: (*tenant_errors, 410),
+        certificates: (503,),
+        billing_events: (400, 408, 413, 503),
+        meta: (400, 401, 403, 404, 422, 503),
+    }
+    for module, statuses in documented.items():
+        app.include_router(module.router, responses=problem_responses(*statuses))
+    _document(app, [plan.name for plan in settings.plans.plans])
     return app
+
+
+def _document(app: FastAPI, names: list[str]) -> None:
+    """Complete the OpenAPI document: the ``Problem`` schema of the error responses, and the
+    plans of the catalogue (PLANS_PATH) as the ``enum`` of every ``plan`` and ``to_plan``
+    field and query parameter."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        problems.document_problem(schema)
+        for model in schema.get("components", {}).get("schemas", {}).values():
+            for name, prop in model.get("properties", {}).items():
+                if name in ("plan", "to_plan"):
+                    _set_enum(prop, names)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for param in operation.get("parameters", []):
+                    if param.get("name") in ("plan", "to_plan"):
+                        _set_enum(param["schema"], names)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _set_enum(prop: dict[str, Any], names: list[str]) -> None:
+    """Restrict a string schema (or the string branch of a nullable one) to ``names``."""
+    for branch in prop.get("anyOf", [prop]):
+        if branch.get("type") == "string":
+            branch["enum"] = names

@@ -18,6 +18,7 @@ from lifecycle.cli import (
     reactivation,
     suspension,
     tenants,
+    tokens,
 )
 
 app = typer.Typer(help="Tenant Lifecycle control plane.", no_args_is_help=True)
@@ -34,3 +35,4 @@ app.add_typer(operations.app, name="operations")
 app.add_typer(operations.plans_app)
 app.add_typer(dev.app)
 app.add_typer(health.app)
+app.add_typer(tokens.app, name="tokens")

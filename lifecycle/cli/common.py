@@ -1,7 +1,8 @@
 """What every ``tenantctl`` command shares: the console, the settings and the API client.
 
 Commands that operate tenants talk to the API (``--api``, default http://API_HOST:API_PORT)
-with the bearer token from API_TOKEN or ``.data/api_token``.
+with the bearer token TENANTCTL_TOKEN (a named token of API_TOKENS_FILE), else API_TOKEN or
+``.data/api_token``.
 """
 
 from __future__ import annotations
@@ -49,10 +50,13 @@ def load_settings() -> Settings:
 
 
 def api_token(settings: Settings) -> str:
-    """The bearer token of a client command: API_TOKEN, or the stack's ``api_token`` file.
+    """The bearer token of a client command: TENANTCTL_TOKEN (a named token), API_TOKEN, or
+    the stack's ``api_token`` file.
 
-    Never creates one: exits 2 with what to do when neither exists.
+    Never creates one: exits 2 with what to do when none exists.
     """
+    if settings.tenantctl_token is not None:
+        return settings.tenantctl_token.get_secret_value()
     if settings.api_token is not None:
         return settings.api_token.get_secret_value()
     path = settings.data_dir / "api_token"
@@ -66,7 +70,7 @@ def api_token(settings: Settings) -> str:
 
 
 def api_client(api_url: str | None = None) -> httpx.Client:
-    """An HTTP client for the API with the bearer token set."""
+    """An HTTP client for the API with the bearer token set (:func:`api_token`)."""
     settings = load_settings()
     base = api_url or f"http://{settings.api_host}:{settings.api_port}"
     return httpx.Client(

@@ -11,11 +11,23 @@ import typer
 from rich.table import Table
 
 from lifecycle.cli.common import console, load_settings
+from lifecycle.config import Settings
 from lifecycle.dev.devserver import port_in_use, start_dev_server, wait_for_port
 from lifecycle.dev.stack import sample_application_env, serve, wait_for_temporal
 from lifecycle.logs import configure_logging
 
 app = typer.Typer()
+
+
+def _api_token_line(settings: Settings) -> str:
+    """What to show of the API token: the token only when it was generated just now;
+    otherwise where it comes from (never print a token the operator already has)."""
+    if settings.api_token is not None:
+        return "from API_TOKEN"
+    path = settings.data_dir / "api_token"
+    existed = path.exists()
+    token = settings.secret("api_token")
+    return f"{path} (kept)" if existed else f"{token}  (new, saved in {path})"
 
 
 @app.command()
@@ -43,7 +55,7 @@ def dev(
             namespace=settings.temporal_namespace,
             log_file=settings.data_dir / "temporal.log",
         )
-    token = settings.secret("api_token")
+    token = _api_token_line(settings)
     ui = f"http://127.0.0.1:{settings.temporal_ui_port}" if settings.embedded else "(your cluster)"
     table = Table(title="Tenant Lifecycle — embedded stack", show_header=False)
     table.add_row("Temporal", settings.temporal_target)
@@ -104,9 +116,8 @@ def api() -> None:
     import uvicorn
 
     from lifecycle.api.app import create_app
+    from lifecycle.api.server import uvicorn_config
 
     settings = load_settings()
     configure_logging(settings)
-    uvicorn.run(
-        create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
-    )
+    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()

@@ -14,7 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode, TLSConfig
 
 from lifecycle.config import Settings
 from lifecycle.domain.errors import ConfigError, StateConflict
@@ -56,10 +56,23 @@ def temporal_tls(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+async def connect_temporal(
+    settings: Settings, runtime: Runtime | None = None, *, bounded: bool = False
+) -> Client:
     """Connect to Temporal with the pydantic data converter (shared by worker and client),
     with TLS and the API key of a secured cluster or Temporal Cloud (:func:`temporal_tls`);
-    ``runtime`` carries the SDK's telemetry (the worker's Prometheus endpoint)."""
+    ``runtime`` carries the SDK's telemetry (the worker's Prometheus endpoint).
+
+    ``bounded``: a call, with its retries, gives up after TEMPORAL_RPC_TIMEOUT_SECONDS (the
+    API's client, which must answer 503 in time when Temporal is down); the worker keeps the
+    SDK's longer default.
+    """
+    retry = None
+    if bounded:
+        retry = RetryConfig(
+            max_elapsed_time_millis=int(settings.temporal_rpc_timeout_seconds * 1000),
+            max_interval_millis=1000,
+        )
     api_key = settings.temporal_api_key
     return await Client.connect(
         settings.temporal_target,
@@ -68,6 +81,7 @@ async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -
         runtime=runtime,
         tls=temporal_tls(settings),
         api_key=api_key.get_secret_value() if api_key is not None else None,
+        retry_config=retry,
     )
 
 
@@ -127,6 +141,7 @@ class Core:
                 search_attributes=search_attributes(tenant_id, kind),
                 static_summary=f"{kind.value} {tenant_id}",
                 start_delay=start_delay,
+                rpc_timeout=timedelta(seconds=self.settings.temporal_rpc_timeout_seconds),
             )
         except WorkflowAlreadyStartedError as exc:
             raise StateConflict(

@@ -10,9 +10,11 @@ and recorded, nothing else.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import stripe
+from pydantic import ValidationError
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import WorkflowQueryFailedError
@@ -21,13 +23,16 @@ from temporalio.service import RPCError
 from activities.billing import make_stripe_client
 from lifecycle.client.base import Core, not_found
 from lifecycle.domain.billing_events import (
+    MAX_EVENT_FIELD,
     InvoicePaid,
     PaymentFailureInput,
+    StripeEventEnvelope,
     StripeEventOutcome,
     settles,
 )
 from lifecycle.domain.errors import StateConflict
 from lifecycle.domain.operations import OperationKind, workflow_id
+from lifecycle.domain.text import printable
 from lifecycle.persistence.tables import WebhookEvent, utcnow
 
 #: Seconds a signed timestamp stays acceptable (Stripe's default): older ones are replays.
@@ -40,11 +45,42 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> stripe.E
     ``"<t>.<payload>"`` under the endpoint secret, timestamp within 300 s).
 
     Raises ``stripe.SignatureVerificationError`` (bad, missing or stale signature) or
-    ``ValueError`` (not JSON).
+    ``ValueError`` naming what is wrong (not UTF-8 JSON, not an object, ``id`` or ``type``
+    not a printable string of 1..255 or 1..128 characters, ``data.object`` not an object).
     """
-    return stripe.Webhook.construct_event(
+    if signature is not None and not signature.isascii():
+        # Signatures are hex; the SDK would compare non-ASCII text with compare_digest (a
+        # TypeError), so refuse it here as the bad signature it is.
+        raise stripe.SignatureVerificationError(
+            "the Stripe-Signature header is not ASCII", signature, None
+        )
+    stripe.WebhookSignature.verify_header(
         payload, signature or "", secret, tolerance=SIGNATURE_TOLERANCE
     )
+    try:
+        values = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not UTF-8 JSON ({exc})") from exc
+    if not isinstance(values, dict):
+        raise ValueError(f"an event is a JSON object, not {type(values).__name__}")
+    try:
+        StripeEventEnvelope.model_validate(values)
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        ) from exc
+    return stripe.Event.construct_from(values, None)
+
+
+def _identifier(value: object) -> str | None:
+    """``value`` if it is a printable string of 1..255 characters (a Stripe object id),
+    else None: such a value cannot name anything of ours."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_EVENT_FIELD:
+        return None
+    try:
+        return printable(value)
+    except ValueError:
+        return None
 
 
 def invoice_subscription(invoice: dict[str, Any]) -> str | None:
@@ -52,11 +88,12 @@ def invoice_subscription(invoice: dict[str, Any]) -> str | None:
     ``parent.subscription_details.subscription`` (since)."""
     sub = invoice.get("subscription")
     if not sub:
-        details = (invoice.get("parent") or {}).get("subscription_details") or {}
-        sub = details.get("subscription")
+        parent = invoice.get("parent")
+        details = parent.get("subscription_details") if isinstance(parent, dict) else None
+        sub = details.get("subscription") if isinstance(details, dict) else None
     if isinstance(sub, dict):
         sub = sub.get("id")
-    return sub or None
+    return _identifier(sub)
 
 
 class BillingEventService:
@@ -202,7 +239,7 @@ class BillingEventService:
             if obj.get("status") != "active":
                 return f"ignored: subscription is {obj.get('status')}"
             return await self.invoice_paid(tenant_id, None, event.id, obj.get("id"))
-        invoice_id = obj.get("id")
+        invoice_id = _identifier(obj.get("id"))
         if event.type == "invoice.payment_failed":
             return await self.payment_failed(tenant_id, invoice_id, event.id)
         return await self.invoice_paid(tenant_id, invoice_id, event.id, invoice_subscription(obj))

@@ -85,11 +85,12 @@ class LifecycleClient:
 
     @classmethod
     async def connect(cls, settings: Settings, *, run_migrations: bool = True) -> LifecycleClient:
-        """Open the control-plane database (migrating it) and connect to Temporal."""
+        """Open the control-plane database (migrating it) and connect to Temporal; each
+        Temporal call gives up after TEMPORAL_RPC_TIMEOUT_SECONDS (RPCError)."""
         engine = create_engine(settings.db_url)
         if run_migrations:
             await migrate(engine)
-        temporal = await connect_temporal(settings)
+        temporal = await connect_temporal(settings, bounded=True)
         return cls(settings, temporal, TenantRepository(Sessions(engine)))
 
     async def close(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from lifecycle.api.app import create_app
+from lifecycle.api.server import uvicorn_config
 from lifecycle.config import Settings
 
 
@@ -48,13 +49,8 @@ async def serve(
     """
     import uvicorn
 
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level=settings.log_level.lower(),
-        log_config=None,
-        lifespan="on",
+    config = uvicorn_config(
+        create_app(settings), settings, log_level=settings.log_level.lower(), lifespan="on"
     )
     server = uvicorn.Server(config)
     worker = await asyncio.create_subprocess_exec(sys.executable, "-m", "worker")

@@ -6,11 +6,37 @@ Pure pydantic models, importable from workflow code.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle.domain.base import DomainModel
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import OperationProgress
+from lifecycle.domain.text import Printable
+
+#: Longest event id and type accepted (Stripe's are about 30 characters; the columns of
+#: ``webhook_events`` hold 255 and 128).
+MAX_EVENT_FIELD, MAX_EVENT_TYPE = 255, 128
+
+
+class StripeEventData(BaseModel):
+    """``data`` of a Stripe event: ``object`` is the resource the event is about."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    object: dict[str, Any]
+
+
+class StripeEventEnvelope(BaseModel):
+    """The fields of a Stripe event this product reads, checked before anything is stored:
+    ``id`` (1..255) and ``type`` (1..128) printable strings, ``data.object`` an object."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    id: Printable = Field(min_length=1, max_length=MAX_EVENT_FIELD)
+    type: Printable = Field(min_length=1, max_length=MAX_EVENT_TYPE)
+    data: StripeEventData
 
 
 class PaymentFailureInput(DomainModel):

@@ -156,7 +156,7 @@ def verify(
     except (TypeError, ValueError) as exc:
         return Verification("unknown", None, [f"document is not canonical JSON: {exc}"])
     problems = []
-    if not hmac.compare_digest(hashlib.sha256(body).hexdigest().encode(), sha.encode()):
+    if not hmac.compare_digest(hashlib.sha256(body).hexdigest().encode(), _utf8(sha)):
         problems.append("sha256 does not match the document (the document was altered)")
     if document.get("signature_algorithm") == ED25519:
         kid = str(document.get("kid"))
@@ -176,6 +176,12 @@ def verify(
         )
         return Verification(HMAC_SHA256, None, problems)
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
+    if not hmac.compare_digest(expected.encode(), _utf8(signature)):
         problems.append("signature does not verify under this SIGNING_SECRET")
     return Verification(HMAC_SHA256, None, problems)
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as bytes for a constant-time comparison: ``compare_digest`` refuses non-ASCII
+    text, and a tampered file may hold it (lone surrogates kept, not refused)."""
+    return text.encode("utf-8", "surrogatepass")

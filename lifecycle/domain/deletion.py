@@ -16,6 +16,7 @@ from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.operations import OperationStarted
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import OperationProgress
+from lifecycle.domain.text import Printable
 
 #: Bounds of the soft-delete retention window in days (product specification).
 RETENTION_MIN_DAYS, RETENTION_MAX_DAYS = 30, 90
@@ -28,8 +29,8 @@ class DeleteRequest(DomainModel):
     """Body of ``POST /tenants/{id}/delete``; ``retention_days`` defaults to
     SOFT_DELETE_RETENTION_DAYS and must lie within 30..90."""
 
-    requested_by: str = Field(min_length=1, max_length=320)
-    reason: str | None = Field(None, max_length=2000)
+    requested_by: Printable = Field(min_length=1, max_length=320)
+    reason: Printable | None = Field(None, max_length=2000)
     retention_days: int | None = Field(None, ge=RETENTION_MIN_DAYS, le=RETENTION_MAX_DAYS)
 
 
@@ -47,8 +48,8 @@ class DeletionInput(DomainModel):
 class LegalHoldRequest(DomainModel):
     """Body of ``POST /tenants/{id}/legal-hold`` (and, with ``hold`` false, of the release)."""
 
-    reason: str | None = Field(None, max_length=2000)
-    requested_by: str | None = Field(None, max_length=320)
+    reason: Printable | None = Field(None, max_length=2000)
+    requested_by: Printable | None = Field(None, max_length=320)
 
 
 class LegalHoldSignal(BaseModel):

@@ -10,16 +10,21 @@ from pydantic import BaseModel, EmailStr, Field, field_validator
 from lifecycle.domain.base import DomainModel
 from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.states import TenantState
-from lifecycle.domain.tenants import validate_tenant_id
+from lifecycle.domain.tenants import TENANT_ID_PATTERN, validate_tenant_id
+from lifecycle.domain.text import Printable
 
 
 class OnboardRequest(DomainModel):
     """Body of ``POST /tenants``: a new tenant on a plan."""
 
-    tenant_id: str
-    name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
-    plan: str = "free"
+    # The pattern is documented in the schema; the validator checks it with a precise message.
+    tenant_id: str = Field(
+        description="tenant slug: 3-63 of a-z, 0-9, single hyphens",
+        json_schema_extra={"pattern": TENANT_ID_PATTERN, "minLength": 3, "maxLength": 63},
+    )
+    name: Printable = Field(min_length=1, max_length=200)
+    email: EmailStr = Field(max_length=320)
+    plan: Printable = Field("free", max_length=64)
     data_key: str | None = Field(
         None,
         max_length=200,

@@ -20,22 +20,27 @@ from lifecycle.domain.operations import OperationStarted
 from lifecycle.domain.plans import RESOURCES, Plan, PlanCatalog, UsageViolation
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import OperationProgress
+from lifecycle.domain.text import Printable
 
 Effective = Literal["period_end", "immediately"]
+
+#: Largest usage amount accepted per resource (a count or GB): far above any real tenant,
+#: and exact in every JSON reader (below 2**53).
+MAX_USAGE_AMOUNT = 10**12
 ProrationBehavior = Literal["create_prorations", "always_invoice", "none"]
 
 
 class UpgradeRequest(DomainModel):
     """Body of ``POST /tenants/{id}/upgrade``."""
 
-    to_plan: str
+    to_plan: Printable = Field(max_length=64)
 
 
 class DowngradeRequest(DomainModel):
     """Body of ``POST /tenants/{id}/downgrade``: at the billing period's end (default, no
     proration) or immediately (with a proration credit)."""
 
-    to_plan: str
+    to_plan: Printable = Field(max_length=64)
     effective: Effective = "period_end"
 
 
@@ -126,7 +131,8 @@ class StepEventInput(DomainModel):
 
 
 def check_usage_update(usage: dict[str, int]) -> dict[str, int]:
-    """Return ``usage`` if every resource is known and every amount >= 0, else InvalidInput."""
+    """Return ``usage`` if every resource is known and every amount lies in
+    0..MAX_USAGE_AMOUNT, else InvalidInput naming the offending resources."""
     if not usage:
         raise InvalidInput(f"name at least one resource: {', '.join(RESOURCES)}")
     unknown = sorted(set(usage) - set(RESOURCES))
@@ -137,6 +143,11 @@ def check_usage_update(usage: dict[str, int]) -> dict[str, int]:
     negative = sorted(r for r, v in usage.items() if v < 0)
     if negative:
         raise InvalidInput(f"usage must be >= 0: {', '.join(f'{r}={usage[r]}' for r in negative)}")
+    huge = sorted(r for r, v in usage.items() if v > MAX_USAGE_AMOUNT)
+    if huge:
+        raise InvalidInput(
+            f"usage must be <= {MAX_USAGE_AMOUNT}: {', '.join(f'{r}={usage[r]}' for r in huge)}"
+        )
     return usage
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from lifecycle.domain.base import DomainModel
 from lifecycle.domain.states import TenantState
+from lifecycle.domain.text import Printable
 
 #: Why a deleted tenant cannot be reactivated when the feature flag is off.
 REACTIVATION_DISABLED = (
@@ -25,8 +26,8 @@ class ReactivateRequest(BaseModel):
     Unknown fields are ignored so that hand-written CLI input is not dropped.
     """
 
-    plan: str | None = Field(None, max_length=64)
-    requested_by: str | None = Field(None, max_length=320)
+    plan: Printable | None = Field(None, max_length=64)
+    requested_by: Printable | None = Field(None, max_length=320)
 
 
 class ReactivationInput(DomainModel):

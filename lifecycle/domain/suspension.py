@@ -9,12 +9,13 @@ from pydantic import BaseModel, Field
 
 from lifecycle.domain.base import DomainModel
 from lifecycle.domain.states import TenantState
+from lifecycle.domain.text import Printable
 
 
 class SuspendRequest(DomainModel):
     """Body of ``POST /tenants/{id}/suspend``."""
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Printable = Field(min_length=1, max_length=2000)
 
 
 class SuspensionInput(DomainModel):

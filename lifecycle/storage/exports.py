@@ -183,7 +183,8 @@ class ExportStorage:
     def check_signature(self, export_id: str, expires: int, signature: str, now: float) -> None:
         """Raise LinkInvalid (403) for a wrong signature, LinkExpired (410) after ``expires``
         (Unix seconds); the signature is checked first so that a forged expiry is a 403."""
-        if not hmac.compare_digest(self.signature(export_id, expires), signature):
+        expected = self.signature(export_id, expires).encode()
+        if not hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass")):
             raise LinkInvalid(f"the download link of export '{export_id}' is not valid")
         if now >= expires:
             raise LinkExpired(f"the download link of export '{export_id}' has expired")

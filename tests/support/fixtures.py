@@ -212,16 +212,21 @@ async def running_stack(
 
 @contextlib.asynccontextmanager
 async def serve_api(
-    lc: LifecycleClient, port: int | None = None
+    lc: LifecycleClient, port: int | None = None, log_level: str = "warning"
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API on ``port`` (default a free one) of 127.0.0.1 over real HTTP, with a client
-    holding the token."""
+    holding the token; ``log_level`` of uvicorn ("info" writes the access log)."""
     from lifecycle.api.app import create_app
+    from lifecycle.api.server import uvicorn_config
 
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(lc.settings, lc), host="127.0.0.1", port=port, log_level="warning"
+        uvicorn_config(
+            create_app(lc.settings, lc),
+            lc.settings,
+            host="127.0.0.1",
+            port=port,
+            log_level=log_level,
         )
     )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

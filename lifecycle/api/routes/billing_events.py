@@ -32,5 +32,5 @@ async def stripe_webhook(
     except stripe.SignatureVerificationError as exc:
         raise ProblemError(400, f"invalid Stripe-Signature: {exc.user_message or exc}") from exc
     except ValueError as exc:
-        raise ProblemError(400, f"the payload is not a JSON event: {exc}") from exc
+        raise ProblemError(400, f"the payload is not a Stripe event: {exc}") from exc
     return await lifecycle.billing_events.handle_stripe_event(event)

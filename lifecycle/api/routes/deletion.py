@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.deps import Dpo, Lifecycle, Operator
 from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.api.routes.tenants import TenantId
 from lifecycle.domain.deletion import (
@@ -27,7 +27,7 @@ async def delete_tenant(
     body: DeleteRequest,
     request: Request,
     lifecycle: Lifecycle,
-    actor: Actor,
+    actor: Operator,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     """Soft-delete (GDPR Art. 17): access revoked, billing stopped, data kept for the
@@ -41,7 +41,7 @@ async def delete_tenant(
 
 @router.post("/{tenant_id}/legal-hold", status_code=202)
 async def set_legal_hold(
-    tenant_id: TenantId, lifecycle: Lifecycle, actor: Actor, body: LegalHoldRequest | None = None
+    tenant_id: TenantId, lifecycle: Lifecycle, actor: Dpo, body: LegalHoldRequest | None = None
 ) -> LegalHoldAccepted:
     """Place a legal hold: the purge does not run while it stands."""
     return await lifecycle.deletion.set_legal_hold(tenant_id, True, body, actor)
@@ -49,7 +49,7 @@ async def set_legal_hold(
 
 @router.delete("/{tenant_id}/legal-hold", status_code=202, response_model=LegalHoldAccepted)
 async def release_legal_hold(
-    tenant_id: TenantId, lifecycle: Lifecycle, actor: Actor
+    tenant_id: TenantId, lifecycle: Lifecycle, actor: Dpo
 ) -> LegalHoldAccepted:
     """Release the legal hold: a purge past its time proceeds."""
     return await lifecycle.deletion.set_legal_hold(tenant_id, False, None, actor)
@@ -57,7 +57,7 @@ async def release_legal_hold(
 
 @router.post("/{tenant_id}/purge", status_code=202, response_model=PurgeNowAccepted)
 async def purge_now(
-    tenant_id: TenantId, body: PurgeNowRequest, lifecycle: Lifecycle, actor: Actor
+    tenant_id: TenantId, body: PurgeNowRequest, lifecycle: Lifecycle, actor: Dpo
 ) -> PurgeNowAccepted:
     """Purge a DELETED tenant now, waiving the rest of its retention on a written request
     (GDPR Art. 17(1)); ``confirm`` must be the tenant id (422). 409 under a legal hold, once
@@ -68,7 +68,7 @@ async def purge_now(
 
 @router.get("/{tenant_id}/deletion-certificate")
 async def deletion_certificate(
-    tenant_id: TenantId, lifecycle: Lifecycle, _: Actor
+    tenant_id: TenantId, lifecycle: Lifecycle, _: Dpo
 ) -> CertificateView:
     """The signed certificate of a purged tenant (verify: ``tenantctl certificate verify``);
     404 before the purge."""

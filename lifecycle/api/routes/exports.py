@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.deps import Lifecycle, Operator, Viewer
 from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.api.routes.tenants import TenantId
 from lifecycle.domain.exports import ExportRequest, ExportStarted, ExportView
 
 router = APIRouter(tags=["exports"])
+
+#: Export ids are 32 hex digits (``uuid4().hex``); anything else is a 422 before any lookup.
+ExportId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="export id")]
 
 
 def _absolute(request: Request, view: ExportView) -> ExportView:
@@ -28,7 +31,7 @@ async def start_export(
     tenant_id: TenantId,
     request: Request,
     lifecycle: Lifecycle,
-    actor: Actor,
+    actor: Operator,
     body: ExportRequest | None = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
@@ -44,7 +47,7 @@ async def start_export(
 
 @router.get("/tenants/{tenant_id}/exports")
 async def list_exports(
-    tenant_id: TenantId, request: Request, lifecycle: Lifecycle, _: Actor
+    tenant_id: TenantId, request: Request, lifecycle: Lifecycle, _: Viewer
 ) -> list[ExportView]:
     """The tenant's exports, newest first."""
     return [_absolute(request, v) for v in await lifecycle.exports.list_exports(tenant_id)]
@@ -52,7 +55,7 @@ async def list_exports(
 
 @router.get("/exports/{export_id}")
 async def get_export(
-    export_id: str, request: Request, lifecycle: Lifecycle, _: Actor
+    export_id: ExportId, request: Request, lifecycle: Lifecycle, _: Viewer
 ) -> ExportView:
     """Status, progress (chunks and bytes), size, SHA-256 and, once completed, a download
     link valid at most 7 days."""
@@ -61,9 +64,9 @@ async def get_export(
 
 @router.get("/exports/{export_id}/download", response_class=FileResponse)
 async def download(
-    export_id: str,
+    export_id: ExportId,
     lifecycle: Lifecycle,
-    expires: Annotated[int, Query(description="Unix seconds")],
+    expires: Annotated[int, Query(ge=0, le=2**63 - 1, description="Unix seconds")],
     signature: Annotated[str, Query(max_length=128)],
 ) -> FileResponse:
     """The archive of a local export; authorised by the link's HMAC-SHA256 signature, not

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.deps import Admin, Lifecycle, Viewer
 from lifecycle.api.metrics import render_metrics
 from lifecycle.api.problems import ProblemError
 from lifecycle.domain.tenants import OperationView
@@ -18,9 +18,15 @@ from lifecycle.persistence.tables import utcnow
 
 router = APIRouter(tags=["meta"])
 
+#: Workflow ids of this product are ``tenant-<id>-<operation>[-<suffix>]``; printable ASCII
+#: without spaces, at most Temporal's 255, covers them and any other workflow of the namespace.
+WorkflowId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,254}$", description="workflow id")
+]
+
 
 @router.get("/operations/{workflow_id}")
-async def operation(workflow_id: str, lifecycle: Lifecycle, _: Actor) -> OperationView:
+async def operation(workflow_id: WorkflowId, lifecycle: Lifecycle, _: Viewer) -> OperationView:
     """The latest run of an operation: status (from Temporal), step reached and result or
     error, and ``runs``: every recorded run under this workflow id, latest first."""
     view = await lifecycle.operation(workflow_id)
@@ -30,13 +36,13 @@ async def operation(workflow_id: str, lifecycle: Lifecycle, _: Actor) -> Operati
 
 
 @router.get("/plans")
-async def plans(lifecycle: Lifecycle, _: Actor) -> list[dict[str, Any]]:
+async def plans(lifecycle: Lifecycle, _: Viewer) -> list[dict[str, Any]]:
     """The plan hierarchy, lowest first, with limits and price ids."""
     return [p.model_dump() for p in lifecycle.settings.plans.plans]
 
 
 @router.get("/config")
-async def config(lifecycle: Lifecycle, _: Actor) -> dict[str, Any]:
+async def config(lifecycle: Lifecycle, _: Admin) -> dict[str, Any]:
     """Effective configuration with every secret redacted."""
     return lifecycle.settings.redacted()
 
@@ -64,7 +70,7 @@ async def health(lifecycle: Lifecycle) -> JSONResponse:
 
 
 @router.get("/status")
-async def status(lifecycle: Lifecycle, _: Actor) -> dict[str, Any]:
+async def status(lifecycle: Lifecycle, _: Viewer) -> dict[str, Any]:
     """Tenants per state, running operations per kind, purges due in the next 7 days."""
     by_status, _durations = await lifecycle.repository.operation_stats(())
     now = utcnow()

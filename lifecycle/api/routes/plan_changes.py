@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import StrictInt
 
-from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.deps import Lifecycle, Operator, Viewer
 from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.api.problems import ProblemError
 from lifecycle.api.routes.tenants import TenantId
@@ -55,7 +55,7 @@ async def upgrade(
     body: UpgradeRequest,
     request: Request,
     lifecycle: Lifecycle,
-    actor: Actor,
+    actor: Operator,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     """Start an upgrade now (entitlements, then billing with proration); 202 with the workflow
@@ -73,7 +73,7 @@ async def downgrade(
     body: DowngradeRequest,
     request: Request,
     lifecycle: Lifecycle,
-    actor: Actor,
+    actor: Operator,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     """Start a downgrade at period end (default) or immediately; 202 with the workflow id,
@@ -95,7 +95,7 @@ async def cancel_downgrade(
     tenant_id: TenantId,
     request: Request,
     lifecycle: Lifecycle,
-    actor: Actor,
+    actor: Operator,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     """Cancel the downgrade waiting for the period end; 409 when none is pending."""
@@ -111,8 +111,8 @@ async def cancel_downgrade(
 async def downgrade_preview(
     tenant_id: TenantId,
     lifecycle: Lifecycle,
-    _: Actor,
-    to_plan: Annotated[str, Query(description="target plan, below the current one")],
+    _: Viewer,
+    to_plan: Annotated[str, Query(max_length=64, description="target plan, below the current one")],
 ) -> DowngradePreview:
     """Would a downgrade to ``to_plan`` pass the usage check? Starts nothing."""
     return await lifecycle.plan_changes.downgrade_preview(tenant_id, to_plan)
@@ -120,7 +120,7 @@ async def downgrade_preview(
 
 @router.put("/{tenant_id}/usage")
 async def record_usage(
-    tenant_id: TenantId, usage: UsageBody, lifecycle: Lifecycle, _: Actor
+    tenant_id: TenantId, usage: UsageBody, lifecycle: Lifecycle, _: Operator
 ) -> UsageView:
     """Record current usage per resource; unnamed resources keep their value. Usage above
     the current entitlements is recorded and listed in ``over_limit``."""

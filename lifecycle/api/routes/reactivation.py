@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.deps import Lifecycle, Operator
 from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.api.routes.tenants import TenantId
 from lifecycle.domain.operations import OperationStarted
@@ -20,7 +20,7 @@ async def reactivate_tenant(
     tenant_id: TenantId,
     request: Request,
     lifecycle: Lifecycle,
-    actor: Actor,
+    actor: Operator,
     body: ReactivateRequest | None = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from lifecycle.api.deps import Actor, Lifecycle
+from lifecycle.api.deps import Lifecycle, Operator
 from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.api.routes.tenants import TenantId
 from lifecycle.domain.operations import OperationStarted
@@ -20,7 +20,7 @@ async def suspend_tenant(
     body: SuspendRequest,
     request: Request,
     lifecycle: Lifecycle,
-    actor: Actor,
+    actor: Operator,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     """Suspend an ACTIVE tenant: access revoked, subscription kept; 409 otherwise."""
