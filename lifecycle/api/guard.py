@@ -21,10 +21,10 @@ from lifecycle.api.problems import ProblemError, problem
 
 #: Routes without a bearer token: health and metrics (network-restricted), the docs and their
 #: static assets, Stripe's webhook (its signature authenticates it) and archive downloads
-#: (their link signature does).
+#: (their link signature does), and the public keys of deletion certificates (anyone verifies).
 PUBLIC = re.compile(
     r"^/(?:health|metrics|openapi\.json|docs(?:/.*)?|redoc|static-offline-docs/.*|webhooks/stripe"
-    r"|exports/[^/]+/download)$"
+    r"|exports/[^/]+/download|certificates/keys)$"
 )
 
 

@@ -25,6 +25,7 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("GET", "/tenants", "viewer", None),
     ("GET", f"/tenants/{T}", "viewer", None),
     ("GET", f"/tenants/{T}/events", "viewer", None),
+    ("GET", f"/tenants/{T}/operations", "viewer", None),
     ("GET", f"/tenants/{T}/exports", "viewer", None),
     ("GET", f"/tenants/{T}/downgrade-preview?to_plan=free", "viewer", None),
     ("GET", f"/exports/{E}", "viewer", None),
@@ -43,6 +44,7 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("POST", f"/tenants/{T}/legal-hold", "dpo", {"reason": "litigation"}),
     ("DELETE", f"/tenants/{T}/legal-hold", "dpo", None),
     ("GET", f"/tenants/{T}/deletion-certificate", "dpo", None),
+    ("POST", f"/tenants/{T}/purge", "dpo", {"requested_by": "dpo", "reason": "r", "confirm": T}),
     ("GET", "/config", "admin", None),
 ]
 GRANTED = {
@@ -94,6 +96,7 @@ def test_matrix_covers_every_route_that_needs_a_token(tmp_path: Path) -> None:
         ("GET", "/health"),
         ("POST", "/webhooks/stripe"),
         ("GET", "/exports/{export_id}/download"),
+        ("GET", "/certificates/keys"),
     }
     documented = {
         (method.upper(), path)
