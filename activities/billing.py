@@ -75,7 +75,8 @@ class PeriodInput(BaseModel):
 
 class ResumeSubscriptionInput(BaseModel):
     """Bill a reactivated tenant on ``price_id``: keep its live subscription (moved to the
-    price without proration) or create one, and the customer when it has none."""
+    price with ``proration_behavior``: the upgrade's onto a higher plan, else ``none``) or
+    create one, and the customer when it has none."""
 
     tenant_id: str
     name: str | None
@@ -84,6 +85,7 @@ class ResumeSubscriptionInput(BaseModel):
     subscription_id: str | None
     price_id: str
     idempotency_scope: str
+    proration_behavior: str = "none"
 
 
 class DeleteCustomerInput(BaseModel):
@@ -345,8 +347,8 @@ class BillingActivities:
 
     @activity.defn
     async def resume_subscription(self, data: ResumeSubscriptionInput) -> BillingResult:
-        """Keep the subscription when it is still live (changing its price without proration
-        if needed), else create a new one (and the customer if missing); idempotency keys
+        """Keep the subscription when it is still live (changing its price with
+        ``data.proration_behavior`` if needed), else create a new one (and the customer if missing); idempotency keys
         from the workflow id. A cancelled Stripe subscription cannot be restarted."""
         if skipped := self._skip("resume-subscription", data.tenant_id):
             return skipped
@@ -360,7 +362,10 @@ class BillingActivities:
                     if item["price"]["id"] != data.price_id:
                         await self.client.v1.subscription_items.update_async(
                             item["id"],
-                            params={"price": data.price_id, "proration_behavior": "none"},
+                            params={
+                                "price": data.price_id,
+                                "proration_behavior": data.proration_behavior,
+                            },
                             options={"idempotency_key": f"{key}:resume-price"},
                         )
                     return BillingResult(
