@@ -348,8 +348,9 @@ class BillingActivities:
     @activity.defn
     async def resume_subscription(self, data: ResumeSubscriptionInput) -> BillingResult:
         """Keep the subscription when it is still live (changing its price with
-        ``data.proration_behavior`` if needed), else create a new one (and the customer if missing); idempotency keys
-        from the workflow id. A cancelled Stripe subscription cannot be restarted."""
+        ``data.proration_behavior`` if needed), else create a new one (and the customer if
+        missing); idempotency keys from the workflow id. A cancelled Stripe subscription
+        cannot be restarted."""
         if skipped := self._skip("resume-subscription", data.tenant_id):
             return skipped
         assert self.client is not None

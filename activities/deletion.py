@@ -28,7 +28,8 @@ class DeletionActivities:
     @domain_errors
     async def resolve_plan(self, name: str | None) -> ResolvedPlan:
         """Limits, price id and the plans below plan ``name`` (None: the lowest plan) from the
-        plans file, with the upgrade's proration (PRORATION_BEHAVIOR); InvalidInput (non-retryable) names the known plans."""
+        plans file, with the upgrade's proration (PRORATION_BEHAVIOR); InvalidInput
+        (non-retryable) names the known plans."""
         catalog = self.settings.plans
         plan = catalog.plans[0] if name is None else catalog.get(name)
         return ResolvedPlan(
