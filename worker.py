@@ -123,6 +123,8 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         billing.change_price,
         billing.current_period,
         billing.resume_subscription,
+        billing.schedule_price_change,
+        billing.release_schedule,
         billing.delete_customer,
         plan_changes.set_pending_plan_change,
         usage.current_usage,

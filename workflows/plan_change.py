@@ -111,7 +111,9 @@ def _cause(err: BaseException) -> StepCause:
 
 class PlanChangeSaga:
     """Runs one plan change for ``op``; ``busy`` is the state held while it runs and
-    ``proration_behavior`` Stripe's proration for the price change."""
+    ``proration_behavior`` Stripe's proration for the price change. ``scheduled``: a Stripe
+    subscription schedule already moved the price, so the billing step only checks it
+    (changes it only if the schedule did not, e.g. released in the dashboard)."""
 
     def __init__(
         self,
@@ -119,9 +121,11 @@ class PlanChangeSaga:
         data: PlanChangeInput,
         busy: TenantState,
         proration_behavior: str,
+        scheduled: bool = False,
     ) -> None:
         self.op, self.data, self.busy = op, data, busy
         self.proration_behavior = proration_behavior
+        self.scheduled = scheduled
         self.tenant: TenantView  # as locked: previous entitlements, subscription
         self.created: BillingResult | None = None  # the subscription the billing step created
 
@@ -220,7 +224,7 @@ class PlanChangeSaga:
                 price_id=price_id,
                 proration_behavior=self.proration_behavior,
                 idempotency_key=step_key(step),
-                unless_current=undo,
+                unless_current=undo or self.scheduled,
                 customer_id=self.tenant.billing_customer_id,
                 name=self.tenant.name,
                 email=self.tenant.email,

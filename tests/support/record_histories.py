@@ -159,6 +159,7 @@ async def record(names: list[str] | None = None) -> list[Path]:
                 ),
                 data_converter=pydantic_data_converter,
             )
+            stripe.follow(env.get_current_time)  # Stripe's test clock: the workflows' time
             try:
                 await register_search_attributes(env)
                 with tempfile.TemporaryDirectory() as tmp:
@@ -170,6 +171,7 @@ async def record(names: list[str] | None = None) -> list[Path]:
                         await skip_to_result(env, handle)
                         history = await handle.fetch_history()
             finally:
+                stripe.follow(None)
                 await env.shutdown()
             path = HISTORIES / f"{name}.json"
             path.write_text(history.to_json(), encoding="utf-8")
