@@ -24,9 +24,11 @@ from activities.exports import ExportActivities
 from activities.plan_changes import PlanChangeActivities
 from activities.provisioning import ProvisioningActivities
 from activities.purge import PurgeActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.tenants import TenantActivities
 from activities.usage import UsageActivities
 from lifecycle.client.lifecycle import connect_temporal
+from lifecycle.client.reconciliation import ensure_schedule
 from lifecycle.config import Settings
 from lifecycle.domain.errors import ConfigError
 from lifecycle.logs import configure_logging
@@ -42,6 +44,7 @@ from workflows.downgrade import DowngradeWorkflow
 from workflows.export import ExportRetentionWorkflow, ExportWorkflow
 from workflows.onboarding import OnboardingWorkflow
 from workflows.reactivation import ReactivationWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.suspension import PaymentFailureWorkflow, SuspensionWorkflow
 from workflows.upgrade import UpgradeWorkflow
 
@@ -55,6 +58,7 @@ WORKFLOWS = [
     PaymentFailureWorkflow,
     ExportWorkflow,
     ExportRetentionWorkflow,
+    ReconciliationWorkflow,
 ]
 #: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
 #: through the sandbox like the models that use them.
@@ -97,7 +101,9 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     datamap = load_datamap(settings.data_map_path) if settings.data_map_path else None
     webhook_secret = settings.provisioning_webhook_secret
     tenants = TenantActivities(repository)
-    billing = BillingActivities(make_stripe_client(stripe_key, settings.stripe_api_base))
+    stripe_client = make_stripe_client(stripe_key, settings.stripe_api_base)
+    billing = BillingActivities(stripe_client)
+    reconciliation = ReconciliationActivities(settings, repository, stripe_client)
     plan_changes = PlanChangeActivities(repository)
     usage = UsageActivities(repository)
     provisioning = ProvisioningActivities(
@@ -145,6 +151,10 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         exports.discard_staging,
         exports.delete_export,
         exports.record_export,
+        reconciliation.billing_page,
+        reconciliation.compare_billing,
+        reconciliation.record_drift,
+        reconciliation.attach_subscription,
     ]
 
 
@@ -209,6 +219,8 @@ async def run_worker(settings: Settings) -> None:
     await warn_unmapped(settings)
     client = await connect_temporal(settings, sdk_runtime(settings))
     worker = build_worker(client, settings, TenantRepository(Sessions(engine)))
+    if await ensure_schedule(client, settings):
+        logging.getLogger(__name__).info("created the billing reconciliation schedule")
     logging.getLogger(__name__).info(
         "worker polling task queue %s on %s", settings.temporal_task_queue, settings.temporal_target
     )

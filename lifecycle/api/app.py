@@ -16,6 +16,7 @@ from lifecycle.api.routes import (
     meta,
     plan_changes,
     reactivation,
+    reconciliation,
     suspension,
     tenants,
 )
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         deletion,
         certificates,
         billing_events,
+        reconciliation,
     )
     for module in (*features, meta):
         app.include_router(module.router)

@@ -14,6 +14,7 @@ from lifecycle.cli import (
     onboarding,
     plan_changes,
     reactivation,
+    reconciliation,
     suspension,
     tenants,
 )
@@ -28,3 +29,4 @@ app.add_typer(datamap.app, name="datamap")
 app.add_typer(certificates.app, name="certificate")
 app.add_typer(exports.app)
 app.add_typer(dev.app)
+app.add_typer(reconciliation.app)
