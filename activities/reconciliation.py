@@ -39,6 +39,7 @@ class ReconciliationActivities:
     def _billing(self, tenant: TenantView) -> ControlPlaneBilling:
         plan = self.settings.plans.get(tenant.plan)
         pending = tenant.pending_plan_change or {}
+        target = pending.get("to_plan")
         return ControlPlaneBilling(
             tenant_id=tenant.tenant_id,
             name=tenant.name,
@@ -50,6 +51,7 @@ class ReconciliationActivities:
             customer_id=tenant.billing_customer_id,
             subscription_id=tenant.billing_subscription_id,
             pending_schedule_id=pending.get("schedule_id"),
+            pending_price_id=self.settings.plans.get(target).price_id if target else None,
         )
 
     @activity.defn

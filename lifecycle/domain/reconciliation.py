@@ -38,7 +38,8 @@ FIXABLE = frozenset(
 
 class ControlPlaneBilling(DomainModel):
     """The control plane's side of one tenant: its plan and that plan's price, state,
-    subscription and the Stripe schedule of its pending downgrade (if any)."""
+    subscription and the Stripe schedule of its pending downgrade (if any) with the price
+    that schedule moves to."""
 
     tenant_id: str
     name: str | None = None
@@ -50,6 +51,7 @@ class ControlPlaneBilling(DomainModel):
     customer_id: str | None
     subscription_id: str | None
     pending_schedule_id: str | None = None
+    pending_price_id: str | None = None
 
 
 class StripeBilling(DomainModel):
@@ -94,7 +96,10 @@ def find_drift(cp: ControlPlaneBilling, stripe: StripeBilling | None) -> list[Dr
     if not live:
         return [DriftKind.SUBSCRIPTION_NOT_LIVE] if cp.paid else []
     found = []
-    if stripe.price_id != cp.price_id:
+    scheduled = cp.pending_schedule_id is not None and stripe.schedule_id == cp.pending_schedule_id
+    # the period ended and the schedule moved the price; the workflow's timer applies next
+    moved = scheduled and stripe.price_id == cp.pending_price_id
+    if stripe.price_id != cp.price_id and not moved:
         found.append(DriftKind.PRICE_DIFFERS)
     if stripe.schedule_id != cp.pending_schedule_id:
         found.append(DriftKind.SCHEDULE_DIFFERS)
