@@ -128,6 +128,13 @@ async def export_retention(lc: LifecycleClient) -> WorkflowHandle:
     return lc.core.handle(f"{started.workflow_id}-retention")
 
 
+async def reconciliation(lc: LifecycleClient) -> WorkflowHandle:
+    """A reconciliation (with ``fix``) of one tenant whose billing matches Stripe."""
+    await _onboarded(lc, "rec-co", "starter")
+    report = await lc.reconciliation.reconcile(fix=True, actor="ops")
+    return lc.core.handle(report.workflow_id)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ExportWorkflow": export,
     "ExportRetentionWorkflow": export_retention,
@@ -138,6 +145,7 @@ SCENARIOS: dict[str, Scenario] = {
     "OnboardingWorkflow": onboarding,
     "UpgradeWorkflow": upgrade,
     "DowngradeWorkflow": downgrade,
+    "ReconciliationWorkflow": reconciliation,
 }
 
 
