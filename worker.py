@@ -15,6 +15,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -219,8 +220,11 @@ async def run_worker(settings: Settings) -> None:
     await warn_unmapped(settings)
     client = await connect_temporal(settings, sdk_runtime(settings))
     worker = build_worker(client, settings, TenantRepository(Sessions(engine)))
-    if await ensure_schedule(client, settings):
-        logging.getLogger(__name__).info("created the billing reconciliation schedule")
+    try:
+        if await ensure_schedule(client, settings):
+            logging.getLogger(__name__).info("created the billing reconciliation schedule")
+    except RPCError as exc:  # e.g. a server without Schedules: the worker still serves
+        logging.getLogger(__name__).warning("billing reconciliation schedule not created: %s", exc)
     logging.getLogger(__name__).info(
         "worker polling task queue %s on %s", settings.temporal_task_queue, settings.temporal_target
     )

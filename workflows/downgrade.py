@@ -14,9 +14,10 @@ scheduled, a Stripe subscription schedule is created (phase 1: the current price
 it renews before the timer fires. Its id is in ``pending_plan_change.schedule_id``. A cancel,
 or a superseding upgrade (which signals ``cancel_downgrade``), releases it. At the timer the
 saga only applies the entitlements and checks the price (billing's ``unless_current``: no call
-when the schedule took effect). Refused or not applied at period end: the schedule is
-released and the previous price put back (``restore-price``, no proration). Executions
-started before keep the old path (the price changed at the timer).
+when the schedule took effect), then the schedule is released (its phase is applied). Refused
+or not applied at period end: the schedule is released and the previous price put back
+(``restore-price``, no proration). Executions started before keep the old path (the price
+changed at the timer).
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ class DowngradeWorkflow:
                 await self._clear_pending(f"not applied at period end: {err.message}")
             raise
         changed = await saga.apply()
+        if at_period_end:  # its phase applied: nothing left for the schedule to do
+            await self._release_schedule()
         result = DowngradeResult(
             **changed.model_dump(), effective=data.effective, effective_at=self._effective_at_iso
         )
@@ -226,19 +229,27 @@ class DowngradeWorkflow:
             summary="clear pending plan change",
         )
 
-    async def _undo_schedule(self) -> None:
-        """Patched path, the downgrade not applied: release the schedule (a cancel before the
-        period end) and put the previous price back if the schedule already moved it."""
+    async def _release_schedule(self) -> bool:
+        """Patched path: release the period-end schedule, if there is one (False: none)."""
         if not self.scheduled or self.schedule_id is None:
-            return
-        data, scope = self.data, self.op.idempotency_scope
+            return False
         await call(
             BillingActivities.release_schedule,
             ReleaseScheduleInput(
-                tenant_id=data.tenant_id, schedule_id=self.schedule_id, idempotency_scope=scope
+                tenant_id=self.data.tenant_id,
+                schedule_id=self.schedule_id,
+                idempotency_scope=self.op.idempotency_scope,
             ),
             summary="release the period-end schedule",
         )
+        return True
+
+    async def _undo_schedule(self) -> None:
+        """Patched path, the downgrade not applied: release the schedule (a cancel before the
+        period end) and put the previous price back if the schedule already moved it."""
+        if not await self._release_schedule():
+            return
+        data = self.data
         if self.cancel is not None and workflow.now() < (self.effective_at or workflow.now()):
             return  # cancelled during the wait: the schedule never moved the price
         tenant = await read_tenant(data.tenant_id)

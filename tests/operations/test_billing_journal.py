@@ -78,6 +78,12 @@ async def test_every_mutating_billing_call_of_a_tenant_is_keyed_per_step(
                 "release-schedule",
             ),
             *schedule_calls(second_schedule, f"tenant-{tid}-downgrade"),
+            (
+                "POST",
+                f"/v1/subscription_schedules/{second_schedule}/release",
+                down,
+                "release-schedule",
+            ),
             ("POST", f"/v1/subscription_items/{item}", f"tenant-{tid}-downgrade", "billing"),
             ("DELETE", f"/v1/subscriptions/{sub}", f"tenant-{tid}-deletion", "cancel-subscription"),
             ("DELETE", f"/v1/customers/{cus}", f"tenant-{tid}-deletion", "delete-customer"),

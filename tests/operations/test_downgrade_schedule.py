@@ -72,7 +72,13 @@ async def test_period_end_downgrade_is_billed_by_a_schedule_even_if_stripe_renew
             "starter",
             None,
         )
-        assert len(downgrade_calls(stripe_server, tid)) == 2  # no price change by the timer
+        # no price change by the timer; the applied schedule released
+        assert [c[2] for c in downgrade_calls(stripe_server, tid)] == [
+            "schedule",
+            "schedule-phases",
+            "release-schedule",
+        ]
+        assert stripe_server.subscriptions[sub]["schedule"] is None
         assert stripe_server.prorations == []
 
 

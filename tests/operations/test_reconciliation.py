@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import ScheduleActionStartWorkflow
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.api.metrics import render_metrics
@@ -148,6 +149,10 @@ async def test_the_schedule_is_created_once(dev_env: WorkflowEnvironment, tmp_pa
     settings = make_settings(tmp_path, reconcile_interval=timedelta(minutes=30))
     async with running_stack(dev_env, settings) as lc:
         handle = lc.temporal.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
+        try:  # a worker started by another test (`python -m worker`) may have made it
+            await handle.delete()
+        except RPCError:
+            pass
         try:
             assert await ensure_schedule(lc.temporal, settings) is True
             assert await ensure_schedule(lc.temporal, settings) is False
