@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -29,9 +30,11 @@ from activities.exports import ExportActivities
 from activities.plan_changes import PlanChangeActivities
 from activities.provisioning import ProvisioningActivities
 from activities.purge import PurgeActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.tenants import TenantActivities
 from activities.usage import UsageActivities
 from lifecycle.client.lifecycle import connect_temporal
+from lifecycle.client.reconciliation import ensure_schedule
 from lifecycle.config import Settings
 from lifecycle.domain.errors import ConfigError
 from lifecycle.logs import configure_logging
@@ -47,6 +50,7 @@ from workflows.downgrade import DowngradeWorkflow
 from workflows.export import ExportRetentionWorkflow, ExportWorkflow
 from workflows.onboarding import OnboardingWorkflow
 from workflows.reactivation import ReactivationWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.suspension import PaymentFailureWorkflow, SuspensionWorkflow
 from workflows.upgrade import UpgradeWorkflow
 
@@ -60,6 +64,7 @@ WORKFLOWS = [
     PaymentFailureWorkflow,
     ExportWorkflow,
     ExportRetentionWorkflow,
+    ReconciliationWorkflow,
 ]
 #: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
 #: through the sandbox like the models that use them.
@@ -102,7 +107,9 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     datamap = load_datamap(settings.data_map_path) if settings.data_map_path else None
     webhook_secret = settings.provisioning_webhook_secret
     tenants = TenantActivities(repository)
-    billing = BillingActivities(make_stripe_client(stripe_key, settings.stripe_api_base))
+    stripe_client = make_stripe_client(stripe_key, settings.stripe_api_base)
+    billing = BillingActivities(stripe_client)
+    reconciliation = ReconciliationActivities(settings, repository, stripe_client)
     plan_changes = PlanChangeActivities(repository)
     usage = UsageActivities(repository)
     provisioning = ProvisioningActivities(
@@ -128,6 +135,8 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         billing.change_price,
         billing.current_period,
         billing.resume_subscription,
+        billing.schedule_price_change,
+        billing.release_schedule,
         billing.delete_customer,
         plan_changes.set_pending_plan_change,
         usage.current_usage,
@@ -148,6 +157,10 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         exports.discard_staging,
         exports.delete_export,
         exports.record_export,
+        reconciliation.billing_page,
+        reconciliation.compare_billing,
+        reconciliation.record_drift,
+        reconciliation.attach_subscription,
     ]
 
 
@@ -236,6 +249,11 @@ async def run_worker(settings: Settings) -> None:
     await warn_unmapped(settings)
     client = await connect_temporal(settings, runtime)
     worker = build_worker(client, settings, TenantRepository(Sessions(engine)))
+    try:
+        if await ensure_schedule(client, settings):
+            logging.getLogger(__name__).info("created the billing reconciliation schedule")
+    except RPCError as exc:  # e.g. a server without Schedules: the worker still serves
+        logging.getLogger(__name__).warning("billing reconciliation schedule not created: %s", exc)
     log = logging.getLogger(__name__)
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []

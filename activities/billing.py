@@ -75,7 +75,8 @@ class PeriodInput(BaseModel):
 
 class ResumeSubscriptionInput(BaseModel):
     """Bill a reactivated tenant on ``price_id``: keep its live subscription (moved to the
-    price without proration) or create one, and the customer when it has none."""
+    price with ``proration_behavior``: the upgrade's onto a higher plan, else ``none``) or
+    create one, and the customer when it has none."""
 
     tenant_id: str
     name: str | None
@@ -84,6 +85,27 @@ class ResumeSubscriptionInput(BaseModel):
     subscription_id: str | None
     price_id: str
     idempotency_scope: str
+    proration_behavior: str = "none"
+
+
+class ScheduleChangeInput(BaseModel):
+    """Schedule a subscription's move to ``price_id`` at its current period's end (a Stripe
+    subscription schedule: phase 1 the current price until ``current_period_end``, phase 2
+    ``price_id`` for one period, then released)."""
+
+    tenant_id: str
+    subscription_id: str | None
+    price_id: str
+    idempotency_scope: str
+
+
+class ReleaseScheduleInput(BaseModel):
+    """Release a subscription schedule (the subscription keeps its current price)."""
+
+    tenant_id: str
+    schedule_id: str | None
+    idempotency_scope: str
+    step: str = "release-schedule"
 
 
 class DeleteCustomerInput(BaseModel):
@@ -345,9 +367,10 @@ class BillingActivities:
 
     @activity.defn
     async def resume_subscription(self, data: ResumeSubscriptionInput) -> BillingResult:
-        """Keep the subscription when it is still live (changing its price without proration
-        if needed), else create a new one (and the customer if missing); idempotency keys
-        from the workflow id. A cancelled Stripe subscription cannot be restarted."""
+        """Keep the subscription when it is still live (changing its price with
+        ``data.proration_behavior`` if needed), else create a new one (and the customer if
+        missing); idempotency keys from the workflow id. A cancelled Stripe subscription
+        cannot be restarted."""
         if skipped := self._skip("resume-subscription", data.tenant_id):
             return skipped
         assert self.client is not None
@@ -360,7 +383,10 @@ class BillingActivities:
                     if item["price"]["id"] != data.price_id:
                         await self.client.v1.subscription_items.update_async(
                             item["id"],
-                            params={"price": data.price_id, "proration_behavior": "none"},
+                            params={
+                                "price": data.price_id,
+                                "proration_behavior": data.proration_behavior,
+                            },
                             options={"idempotency_key": f"{key}:resume-price"},
                         )
                     return BillingResult(
@@ -395,6 +421,79 @@ class BillingActivities:
         return BillingResult(
             customer_id=customer_id, subscription_id=sub.id, period_end=_period_end(sub)
         )
+
+    @activity.defn
+    async def schedule_price_change(self, data: ScheduleChangeInput) -> BillingResult:
+        """Create the schedule from the subscription (key ``<scope>:schedule``) and set its
+        phases (``<scope>:schedule-phases``); ``detail``: ``schedule_id``, ``price``,
+        ``previous_price``, ``phase_end`` (unix seconds). Skipped in limited mode or without
+        a subscription (``skipped: true``). Stripe errors as :func:`billing_error`."""
+        if skipped := self._skip("schedule-price-change", data.tenant_id):
+            return skipped
+        if not data.subscription_id:
+            return BillingResult(skipped=True, detail={"reason": "no subscription"})
+        assert self.client is not None
+        schedules, key = self.client.v1.subscription_schedules, data.idempotency_scope
+        try:
+            schedule = await schedules.create_async(
+                params={"from_subscription": data.subscription_id},
+                options={"idempotency_key": f"{key}:schedule"},
+            )
+            current = schedule.phases[0]
+            previous = current["items"][0]["price"]
+            previous_id = previous if isinstance(previous, str) else previous["id"]
+            phase_end = int(current["end_date"])
+            phases: Any = [
+                {
+                    "items": [{"price": previous_id}],
+                    "start_date": int(current["start_date"]),
+                    "end_date": phase_end,
+                },
+                {"items": [{"price": data.price_id}], "iterations": 1},
+            ]
+            await schedules.update_async(
+                schedule.id,
+                params={"end_behavior": "release", "phases": phases},
+                options={"idempotency_key": f"{key}:schedule-phases"},
+            )
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(
+            subscription_id=data.subscription_id,
+            period_end=datetime.fromtimestamp(phase_end, UTC),
+            detail={
+                "schedule_id": schedule.id,
+                "price": data.price_id,
+                "previous_price": previous_id,
+                "phase_end": phase_end,
+            },
+        )
+
+    @activity.defn
+    async def release_schedule(self, data: ReleaseScheduleInput) -> BillingResult:
+        """Release the schedule (key ``<scope>:<step>``); one already released, completed or
+        missing is fine (``detail.nothing_to_release``)."""
+        if skipped := self._skip(data.step, data.tenant_id):
+            return skipped
+        if not data.schedule_id:
+            return BillingResult(detail={"nothing_to_release": True})
+        assert self.client is not None
+        schedules = self.client.v1.subscription_schedules
+        try:
+            schedule = await schedules.retrieve_async(data.schedule_id)
+            if schedule.status not in ("active", "not_started"):
+                return BillingResult(detail={"nothing_to_release": True, "status": schedule.status})
+            schedule = await schedules.release_async(
+                data.schedule_id,
+                options={"idempotency_key": f"{data.idempotency_scope}:{data.step}"},
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return BillingResult(detail={"nothing_to_release": True})
+            raise billing_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(detail={"schedule_id": schedule.id, "status": schedule.status})
 
     @activity.defn
     async def delete_customer(self, data: DeleteCustomerInput) -> BillingResult:

@@ -27,11 +27,18 @@ class DeletionActivities:
     @activity.defn
     @domain_errors
     async def resolve_plan(self, name: str | None) -> ResolvedPlan:
-        """Limits and price id of plan ``name`` (None: the lowest plan) from the plans file;
-        InvalidInput (non-retryable) names the known plans."""
+        """Limits, price id and the plans below plan ``name`` (None: the lowest plan) from the
+        plans file, with the upgrade's proration (PRORATION_BEHAVIOR); InvalidInput
+        (non-retryable) names the known plans."""
         catalog = self.settings.plans
         plan = catalog.plans[0] if name is None else catalog.get(name)
-        return ResolvedPlan(name=plan.name, limits=plan.limits.as_dict(), price_id=plan.price_id)
+        return ResolvedPlan(
+            name=plan.name,
+            limits=plan.limits.as_dict(),
+            price_id=plan.price_id,
+            below=catalog.names()[: catalog.rank(plan.name)],
+            upgrade_proration=self.settings.proration_behavior,
+        )
 
     @activity.defn
     @domain_errors

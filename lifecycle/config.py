@@ -8,6 +8,7 @@ Invalid values fail at startup with :class:`pydantic.ValidationError` naming the
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     #: finish (or heartbeat their cancellation) before they are cancelled.
     worker_graceful_shutdown_seconds: float = Field(30, ge=0, le=3600)
     enable_auto_downgrade: bool = False
+    #: Billing reconciliation (Temporal Schedule ``tenant-billing-reconciliation``): how often
+    #: (seconds or ISO 8601, e.g. ``PT1H``), and whether it repairs the unambiguous drifts.
+    reconcile_interval: timedelta = Field(timedelta(hours=1), gt=timedelta(0))
+    reconcile_autofix: bool = False
     enable_reactivation_workflow: bool = True
     payment_failure_grace_days: int = Field(3, ge=0, le=60)
     purge_batch_rows: int = Field(10_000, ge=1, le=100_000, description="Rows per purge batch")

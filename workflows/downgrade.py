@@ -7,6 +7,17 @@ anniversary of the tenant's creation); the ``cancel_downgrade`` signal, or an up
 it. When the timer fires, usage is checked again (it may have grown), then the plan-change
 saga runs: entitlements reduced, billing changed without proration (the new price applies from
 the next invoice), ACTIVE. Immediately: the same saga now, with proration (a credit).
+
+Period-end schedules (patch ``downgrade-schedule``, issue 12 defect 8): when the downgrade is
+scheduled, a Stripe subscription schedule is created (phase 1: the current price until
+``current_period_end``; phase 2: the lower price), so Stripe renews at the lower price even if
+it renews before the timer fires. Its id is in ``pending_plan_change.schedule_id``. A cancel,
+or a superseding upgrade (which signals ``cancel_downgrade``), releases it. At the timer the
+saga only applies the entitlements and checks the price (billing's ``unless_current``: no call
+when the schedule took effect), then the schedule is released (its phase is applied). Refused
+or not applied at period end: the schedule is released and the previous price put back
+(``restore-price``, no proration). Executions started before keep the old path (the price
+changed at the timer).
 """
 
 from __future__ import annotations
@@ -18,7 +29,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.billing import BillingActivities, PeriodInput
+    from activities.billing import (
+        BillingActivities,
+        ChangePriceInput,
+        PeriodInput,
+        ReleaseScheduleInput,
+        ScheduleChangeInput,
+    )
     from activities.plan_changes import PlanChangeActivities
     from activities.usage import UsageActivities
     from lifecycle.domain.operations import OperationKind
@@ -36,6 +53,11 @@ with workflow.unsafe.imports_passed_through():
     from lifecycle.domain.states import TenantState
     from workflows.common import Operation, call, read_tenant
     from workflows.plan_change import PlanChangeSaga, settles_steps, step_key
+
+#: ``workflow.patched`` id (2026-12-04): a period-end downgrade is billed by a Stripe
+#: subscription schedule created when it is scheduled (before: the price changed at the timer,
+#: one period late when Stripe renewed first).
+DOWNGRADE_SCHEDULE = "downgrade-schedule"
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -65,10 +87,15 @@ class DowngradeWorkflow:
         self.data = data
         self.effective_at: datetime | None = None
         self.cancel: CancelDowngrade | None = None
+        self.scheduled = False  # a Stripe schedule bills the change at period end
+        self.schedule_id: str | None = None
+        self.use_schedule = False  # patched: schedules the period-end price change
 
     @workflow.run
     async def run(self, data: PlanChangeInput) -> DowngradeResult | DowngradeCancelled:
-        op, settle = self.op, settles_steps()  # first: before any other command
+        # the patches first, before any other command (see plan_change.settles_steps)
+        op, settle = self.op, settles_steps()
+        self.use_schedule = workflow.patched(DOWNGRADE_SCHEDULE)
         at_period_end = data.effective == "period_end"
         if at_period_end:
             await self._wait_for_period_end(data)
@@ -76,14 +103,19 @@ class DowngradeWorkflow:
                 return await self._cancelled(self.cancel)
         await self._check_usage(data)
         proration = "none" if at_period_end else data.proration_behavior
-        saga = PlanChangeSaga(op, data, TenantState.DOWNGRADING, proration, settle)
+        saga = PlanChangeSaga(
+            op, data, TenantState.DOWNGRADING, proration, settle, scheduled=self.scheduled
+        )
         try:
             await saga.lock({"effective": data.effective})
         except ApplicationError as err:
             if at_period_end:  # e.g. SUSPENDED meanwhile: no change, say why
+                await self._undo_schedule()
                 await self._clear_pending(f"not applied at period end: {err.message}")
             raise
         changed = await saga.apply()
+        if at_period_end:  # its phase applied: nothing left for the schedule to do
+            await self._release_schedule()
         result = DowngradeResult(
             **changed.model_dump(), effective=data.effective, effective_at=self._effective_at_iso
         )
@@ -126,11 +158,26 @@ class DowngradeWorkflow:
             tenant.billing_period_end or tenant.created_at, workflow.now()
         )
         try:
+            if self.use_schedule:
+                self.scheduled = True
+                scheduled = await call(
+                    BillingActivities.schedule_price_change,
+                    ScheduleChangeInput(
+                        tenant_id=data.tenant_id,
+                        subscription_id=tenant.billing_subscription_id,
+                        price_id=data.price_id,
+                        idempotency_scope=op.idempotency_scope,
+                    ),
+                    summary=f"schedule {data.price_id} at period end",
+                )
+                self.schedule_id = scheduled.detail.get("schedule_id")
             await call(
                 PlanChangeActivities.set_pending_plan_change,
                 PendingChangeInput(
                     tenant_id=data.tenant_id,
-                    change=pending_change(data, op.workflow_id, self.effective_at),
+                    change=pending_change(
+                        data, op.workflow_id, self.effective_at, self.schedule_id
+                    ),
                     workflow_id=op.workflow_id,
                     operation=op.kind,
                     actor=data.actor,
@@ -162,6 +209,7 @@ class DowngradeWorkflow:
             return
         message = UsageExceedsLimits(data.tenant_id, data.to_plan, violations).detail
         if data.effective == "period_end":
+            await self._undo_schedule()
             await self._clear_pending(f"refused at period end: {message}")
         await self.op.record("refused", "failed", error=message)
         raise ApplicationError(
@@ -186,7 +234,45 @@ class DowngradeWorkflow:
             summary="clear pending plan change",
         )
 
+    async def _release_schedule(self) -> bool:
+        """Patched path: release the period-end schedule, if there is one (False: none)."""
+        if not self.scheduled or self.schedule_id is None:
+            return False
+        await call(
+            BillingActivities.release_schedule,
+            ReleaseScheduleInput(
+                tenant_id=self.data.tenant_id,
+                schedule_id=self.schedule_id,
+                idempotency_scope=self.op.idempotency_scope,
+            ),
+            summary="release the period-end schedule",
+        )
+        return True
+
+    async def _undo_schedule(self) -> None:
+        """Patched path, the downgrade not applied: release the schedule (a cancel before the
+        period end) and put the previous price back if the schedule already moved it."""
+        if not await self._release_schedule():
+            return
+        data = self.data
+        if self.cancel is not None and workflow.now() < (self.effective_at or workflow.now()):
+            return  # cancelled during the wait: the schedule never moved the price
+        tenant = await read_tenant(data.tenant_id)
+        await call(
+            BillingActivities.change_price,
+            ChangePriceInput(
+                tenant_id=data.tenant_id,
+                subscription_id=tenant.billing_subscription_id,
+                price_id=data.previous_price_id,
+                proration_behavior="none",
+                idempotency_key=step_key("restore-price"),
+                unless_current=True,
+            ),
+            summary=f"restore-price: {data.previous_price_id}",
+        )
+
     async def _cancelled(self, request: CancelDowngrade) -> DowngradeCancelled:
+        await self._undo_schedule()
         await self._clear_pending(f"downgrade cancelled: {request.reason}", request.actor)
         result = DowngradeCancelled(
             tenant_id=self.data.tenant_id,

@@ -72,12 +72,15 @@ class ExportWorkflow:
         self.export_id = data.export_id
         self.chunks_done = 0
         self.bytes_done = 0
+        self.retention_attributes = False  # patched: the child carries search attributes
         self.estimates: dict[int, int] = {}  # stream -> chunks (estimated until it ends)
         self.bytes_total = 0
 
     @workflow.run
     async def run(self, data: ExportInput) -> ExportResult:
         op = self.op
+        # asked first, before any local activity of this workflow task (plan_change.settles_steps)
+        self.retention_attributes = workflow.patched(RETENTION_SEARCH_ATTRIBUTES)
         ref = ExportRef(tenant_id=data.tenant_id, export_id=data.export_id)
         await op.record("starting")
         try:
@@ -130,7 +133,7 @@ class ExportWorkflow:
             static_summary=f"delete export {data.export_id} after {data.retention_days} days",
             search_attributes=(
                 search_attributes(data.tenant_id, OperationKind.EXPORT)
-                if workflow.patched(RETENTION_SEARCH_ATTRIBUTES)
+                if self.retention_attributes
                 else None
             ),
         )

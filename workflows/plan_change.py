@@ -120,7 +120,9 @@ def _cause(err: BaseException) -> StepCause:
 class PlanChangeSaga:
     """Runs one plan change for ``op``; ``busy`` is the state held while it runs,
     ``proration_behavior`` Stripe's proration for the price change and ``settle`` the
-    execution's :func:`settles_steps`."""
+    execution's :func:`settles_steps`. ``scheduled``: a Stripe subscription schedule already
+    moved the price, so the billing step only checks it (changes it only if the schedule did
+    not, e.g. released in the dashboard)."""
 
     def __init__(
         self,
@@ -129,9 +131,11 @@ class PlanChangeSaga:
         busy: TenantState,
         proration_behavior: str,
         settle: bool,
+        scheduled: bool = False,
     ) -> None:
         self.op, self.data, self.busy, self.settle = op, data, busy, settle
         self.proration_behavior = proration_behavior
+        self.scheduled = scheduled
         self.tenant: TenantView  # as locked: previous entitlements, subscription
         self.created: BillingResult | None = None  # the subscription the billing step created
 
@@ -230,7 +234,7 @@ class PlanChangeSaga:
                 price_id=price_id,
                 proration_behavior=self.proration_behavior,
                 idempotency_key=step_key(step),
-                unless_current=undo,
+                unless_current=undo or self.scheduled,
                 customer_id=self.tenant.billing_customer_id,
                 name=self.tenant.name,
                 email=self.tenant.email,

@@ -30,6 +30,8 @@ async def restore_service(
 ) -> TenantView:
     """Move ``tenant`` (SUSPENDED or DELETED) through REACTIVATING to ACTIVE on ``plan``.
 
+    A kept subscription moves to ``plan``'s price with the upgrade's proration when ``plan``
+    is above the tenant's (issue 12, defect 4), without proration otherwise.
     Access comes back only once billing runs again; when billing fails the tenant ends
     SUSPENDED (REACTIVATING -> SUSPENDED) with the failure as reason and the ActivityError
     propagates.
@@ -55,6 +57,7 @@ async def restore_service(
                 subscription_id=tenant.billing_subscription_id,
                 price_id=plan.price_id,
                 idempotency_scope=op.idempotency_scope,
+                proration_behavior=plan.proration_from(tenant.plan),
             ),
             summary=f"restart subscription on {plan.name}",
         )

@@ -20,6 +20,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from lifecycle.domain.operations import OperationKind
+from lifecycle.domain.reconciliation import ReconciliationReport
 from lifecycle.domain.states import TenantState
 from lifecycle.persistence.tables import DeletionCertificate, Export
 from lifecycle.persistence.tenants import TenantRepository
@@ -81,7 +83,16 @@ async def collect_families(repository: TenantRepository) -> list[Metric]:
         "Rows deleted by verified purges (from the deletion certificates)",
         value=purged_rows,
     )
-    return [started, finished, running, duration, tenants, exports, purged]
+    drift = GaugeMetricFamily(
+        "lifecycle_billing_drift",
+        "Drifts between the control plane and Stripe in the latest billing reconciliation",
+        labels=["kind"],
+    )
+    latest = await repository.latest_operation(OperationKind.RECONCILIATION.value, "completed")
+    if latest is not None and latest.result is not None:
+        for kind, n in ReconciliationReport.model_validate(latest.result).counts.items():
+            drift.add_metric([kind], n)
+    return [started, finished, running, duration, tenants, exports, purged, drift]
 
 
 async def _export_and_purge_totals(repository: TenantRepository) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from lifecycle.cli import (
     operations,
     plan_changes,
     reactivation,
+    reconciliation,
     suspension,
     tenants,
     tokens,
@@ -36,3 +37,4 @@ app.add_typer(operations.plans_app)
 app.add_typer(dev.app)
 app.add_typer(health.app)
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(reconciliation.app)

@@ -23,6 +23,7 @@ from lifecycle.client.exports import ExportService
 from lifecycle.client.onboarding import OnboardingService
 from lifecycle.client.plan_changes import PlanChangeService
 from lifecycle.client.reactivation import ReactivationService
+from lifecycle.client.reconciliation import ReconciliationService
 from lifecycle.client.suspension import SuspensionService
 from lifecycle.config import Settings
 from lifecycle.domain.tenants import OperationProgress, OperationView, TenantView
@@ -70,6 +71,7 @@ class LifecycleClient:
         self.suspension = SuspensionService(self.core)
         self.reactivation = ReactivationService(self.core)
         self.billing_events = BillingEventService(self.core)
+        self.reconciliation = ReconciliationService(self.core)
 
     @property
     def settings(self) -> Settings:

@@ -18,6 +18,7 @@ class OperationKind(StrEnum):
     SUSPEND = "suspend"
     REACTIVATE = "reactivate"
     PAYMENT_FAILURE = "payment-failure"
+    RECONCILIATION = "reconciliation"
 
 
 TENANT_ID = SearchAttributeKey.for_keyword("TenantId")

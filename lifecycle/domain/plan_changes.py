@@ -177,10 +177,14 @@ def plan_change_input(
 
 
 def pending_change(
-    data: PlanChangeInput, workflow_id: str, effective_at: datetime
+    data: PlanChangeInput,
+    workflow_id: str,
+    effective_at: datetime,
+    schedule_id: str | None = None,
 ) -> dict[str, Any]:
-    """The ``pending_plan_change`` shown on the tenant while a downgrade waits."""
-    return {
+    """The ``pending_plan_change`` shown on the tenant while a downgrade waits; with the
+    Stripe subscription schedule that bills it (``schedule_id``) when there is one."""
+    change = {
         "operation": "downgrade",
         "from_plan": data.from_plan,
         "to_plan": data.to_plan,
@@ -188,6 +192,7 @@ def pending_change(
         "workflow_id": workflow_id,
         "requested_by": data.actor,
     }
+    return change | ({"schedule_id": schedule_id} if schedule_id else {})
 
 
 class DowngradeStarted(OperationStarted):

@@ -140,8 +140,21 @@ def load_plans(path: str | Path | None = None) -> PlanCatalog:
 
 
 class ResolvedPlan(DomainModel):
-    """A plan's name, entitlement limits and billing price id, read from the plans file."""
+    """A plan's name, entitlement limits and billing price id, read from the plans file.
+
+    ``below``: the plans ranked under it (moving from one of them here is an upgrade) and
+    ``upgrade_proration`` Stripe's proration of such a move (PRORATION_BEHAVIOR); both default
+    empty/``none`` in results recorded before they existed (issue 12, defect 4).
+    """
 
     name: str
     limits: dict[str, int]
     price_id: str
+    below: list[str] = Field(default_factory=list)
+    upgrade_proration: str = "none"
+
+    def proration_from(self, current: str) -> str:
+        """Stripe's ``proration_behavior`` of moving a subscription from plan ``current`` to
+        this one: the upgrade's for a higher plan, ``none`` otherwise (the new price applies
+        from the next invoice)."""
+        return self.upgrade_proration if current in self.below else "none"

@@ -455,6 +455,47 @@ class TenantRepository:
             )
             return [_operation_view(op) for op in rows], int(total or 0)
 
+    async def latest_operation(self, kind: str, status: str) -> OperationView | None:
+        """The most recently finished (or started) operation of ``kind`` in ``status``."""
+        query = (
+            select(Operation)
+            .where(Operation.kind == kind, Operation.status == status)
+            .order_by(Operation.finished_at.desc(), Operation.started_at.desc())
+            .limit(1)
+        )
+        async with self.sessions() as session:
+            op = await session.scalar(query)
+            return None if op is None else OperationView.model_validate(op, from_attributes=True)
+
+    async def attach_subscription(
+        self,
+        tenant_id: str,
+        customer_id: str | None,
+        subscription_id: str,
+        *,
+        workflow_id: str,
+        actor: str,
+    ) -> TenantView:
+        """Store a subscription created outside a state change (a reconciliation repair) on
+        the tenant with an audit row ``billing-subscription-attached`` (once per workflow)."""
+        async with self.sessions.begin() as session:
+            tenant = await self._locked(session, tenant_id)
+            previous = tenant.billing_subscription_id
+            tenant.billing_subscription_id = subscription_id
+            if customer_id:
+                tenant.billing_customer_id = customer_id
+            await self._add_event_once(
+                session,
+                tenant_id,
+                "billing-subscription-attached",
+                workflow_id,
+                actor,
+                {"subscription_id": subscription_id, "previous": previous},
+                subscription_id,
+            )
+            await session.flush()
+            return await self.view(session, tenant)
+
     # -- plan changes and usage --------------------------------------------------------------
 
     async def replace_entitlements(

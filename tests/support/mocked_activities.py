@@ -116,8 +116,9 @@ class FakeTenant:
     def billing(
         self, *, decline: str | None = None, period_end: datetime | None = None
     ) -> list[Callable[..., Any]]:
-        """``change_price`` (declining the card for price ``decline``) and
-        ``current_period`` (ending at ``period_end``)."""
+        """``change_price`` (declining the card for price ``decline``),
+        ``current_period`` (ending at ``period_end``), ``schedule_price_change`` (schedule
+        ``sub_sched_1``) and ``release_schedule``."""
         current = {"price": None}
 
         @activity.defn(name="change_price")
@@ -140,7 +141,19 @@ class FakeTenant:
             self.calls.append(("current_period",))
             return BillingResult(subscription_id=data["subscription_id"], period_end=period_end)
 
-        return [change_price, current_period]
+        @activity.defn(name="schedule_price_change")
+        async def schedule_price_change(data: dict[str, Any]) -> BillingResult:
+            self.calls.append(("schedule_price_change", data["price_id"]))
+            return BillingResult(
+                subscription_id=data["subscription_id"], detail={"schedule_id": "sub_sched_1"}
+            )
+
+        @activity.defn(name="release_schedule")
+        async def release_schedule(data: dict[str, Any]) -> BillingResult:
+            self.calls.append(("release_schedule", data["schedule_id"]))
+            return BillingResult(detail={"status": "released"})
+
+        return [change_price, current_period, schedule_price_change, release_schedule]
 
     def usage(self, usage: dict[str, int]) -> list[Callable[..., Any]]:
         """``current_usage`` answering ``usage``."""

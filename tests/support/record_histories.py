@@ -140,6 +140,13 @@ async def export_retention(lc: LifecycleClient) -> WorkflowHandle:
     return lc.core.handle(f"{started.workflow_id}-retention")
 
 
+async def reconciliation(lc: LifecycleClient) -> WorkflowHandle:
+    """A reconciliation (with ``fix``) of one tenant whose billing matches Stripe."""
+    await _onboarded(lc, "rec-co", "starter")
+    report = await lc.reconciliation.reconcile(fix=True, actor="ops")
+    return lc.core.handle(report.workflow_id)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ExportWorkflow": export,
     "ExportRetentionWorkflow": export_retention,
@@ -151,6 +158,7 @@ SCENARIOS: dict[str, Scenario] = {
     "OnboardingWorkflow": onboarding,
     "UpgradeWorkflow": upgrade,
     "DowngradeWorkflow": downgrade,
+    "ReconciliationWorkflow": reconciliation,
 }
 
 
@@ -172,6 +180,7 @@ async def record(names: list[str] | None = None) -> list[Path]:
                 ),
                 data_converter=pydantic_data_converter,
             )
+            stripe.follow(env.get_current_time)  # Stripe's test clock: the workflows' time
             try:
                 await register_search_attributes(env)
                 with tempfile.TemporaryDirectory() as tmp:
@@ -183,6 +192,7 @@ async def record(names: list[str] | None = None) -> list[Path]:
                         await skip_to_result(env, handle)
                         history = await handle.fetch_history()
             finally:
+                stripe.follow(None)
                 await env.shutdown()
             path = HISTORIES / f"{name}.json"
             path.write_text(history.to_json(), encoding="utf-8")

@@ -10,11 +10,23 @@ answers, ``{"error": {...}}`` errors with Stripe's types and codes):
 - ``POST /v1/subscription_items/{id}`` (``price``, ``proration_behavior``)
 - ``GET /v1/invoices`` (``subscription``, ``status``): invoices seeded by the tests
   (:meth:`StripeServer.add_invoice`)
+- ``POST /v1/subscription_schedules`` (``from_subscription``), ``GET`` and
+  ``POST /v1/subscription_schedules/{id}`` (``phases[i][items][0][price]``,
+  ``phases[i][start_date|end_date|iterations]``, ``end_behavior``) and
+  ``POST /v1/subscription_schedules/{id}/release``
 
 Prices are objects the server is seeded with (:meth:`StripeServer.add_price`); an unknown price
 is Stripe's 400 ``resource_missing``. Each subscription has one period of 30 days from its
-creation on its item (``items.data[0].current_period_start/_end``, API >= 2025-03-31); the
-product waits for the period end itself (a durable timer), so no schedule endpoint is needed.
+creation on its item (``items.data[0].current_period_start/_end``, API >= 2025-03-31).
+
+Time: :meth:`StripeServer.now` is the wall clock plus :attr:`StripeServer.clock_offset`, a
+Stripe test clock; :meth:`StripeServer.follow` makes it follow a time-skipping Temporal
+server (read before every request), so that a period ends when the workflows' timers say it
+does. Before each request the server applies what time has done: an ``active`` schedule
+whose phase ended moves the item to the next phase's price (a ``price_changes`` entry with
+``source: "schedule"``, no proration) and starts its next period; after its last phase a
+schedule with ``end_behavior=release`` is ``released`` (the subscription stays); an active
+subscription whose period ended renews (its item's period moves on by 30 days).
 
 Idempotency follows Stripe's documentation: a mutating request with an ``Idempotency-Key``
 that the endpoint executed stores its status and body; the same key with the same parameters
@@ -43,7 +55,9 @@ import hmac
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
@@ -133,6 +147,7 @@ class StripeServer:
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscription_schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     journal: list[JournalEntry] = field(default_factory=list)
     price_changes: list[dict[str, Any]] = field(default_factory=list)
     prorations: list[dict[str, Any]] = field(default_factory=list)
@@ -142,6 +157,7 @@ class StripeServer:
     clock_offset: float = 0.0
     #: Requests held by a ``slow`` failure right now.
     in_flight: int = 0
+    _clock: Callable[[], Awaitable[datetime]] | None = None
     _failures: list[_Failure] = field(default_factory=list)
     _idempotency: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
     _counter: int = 0
@@ -177,6 +193,18 @@ class StripeServer:
     def now(self) -> int:
         """The server's current time, unix seconds."""
         return int(time.time() + self.clock_offset)
+
+    def follow(self, clock: Callable[[], Awaitable[datetime]] | None) -> None:
+        """Set the test clock from ``clock`` (e.g. ``env.get_current_time`` of a time-skipping
+        Temporal server) before every request; None stops following."""
+        self._clock = clock
+
+    async def tick(self) -> None:
+        """Read the followed clock (if any) and apply what time has done (schedules)."""
+        if self._clock is not None:
+            now = await self._clock()
+            self.clock_offset = (now - datetime.now(UTC)).total_seconds()
+        self._advance()
 
     def subscribe(self, price_id: str, status: str = "active") -> str:
         """Seed a customer with a subscription to ``price_id`` in ``status``; returns its id
@@ -231,6 +259,7 @@ class StripeServer:
         key = request.headers.get("Idempotency-Key")
         entry = JournalEntry(request.method, request.path, params, key, time.monotonic_ns())
         self.journal.append(entry)
+        await self.tick()
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._answer(entry, 401, {"error": {"type": "invalid_request_error"}})
         failure, hold, status_code = self._take_failure(request.method, request.path)
@@ -342,6 +371,14 @@ class StripeServer:
                 }
             case "POST", ["v1", "subscription_items", ident]:
                 return self._update_item(ident, params)
+            case "POST", ["v1", "subscription_schedules"]:
+                return self._create_schedule(params)
+            case "GET", ["v1", "subscription_schedules", ident]:
+                return self._schedule(ident)
+            case "POST", ["v1", "subscription_schedules", ident]:
+                return self._update_schedule(ident, params)
+            case "POST", ["v1", "subscription_schedules", ident, "release"]:
+                return self._release_schedule(ident)
         raise StripeError(404, "invalid_request_error", f"Unrecognized request URL ({path})")
 
     # -- resources -------------------------------------------------------------------------
@@ -390,6 +427,7 @@ class StripeServer:
             "id": sub_id,
             "object": "subscription",
             "customer": customer,
+            "schedule": None,
             "status": "active",
             "metadata": params.get("metadata", {}),
             "start_date": now,
@@ -437,7 +475,12 @@ class StripeServer:
         return item
 
     def _change_price(
-        self, item: dict[str, Any], old: dict[str, Any], new: dict[str, Any], behavior: str
+        self,
+        item: dict[str, Any],
+        old: dict[str, Any],
+        new: dict[str, Any],
+        behavior: str,
+        source: str = "api",
     ) -> None:
         now = self.now()
         self.price_changes.append(
@@ -448,6 +491,7 @@ class StripeServer:
                 "to": new["id"],
                 "proration_behavior": behavior,
                 "at": now,
+                "source": source,
             }
         )
         if behavior != "none":
@@ -457,3 +501,156 @@ class StripeServer:
                 {"subscription": item["subscription"], "amount": round(delta), "to": new["id"]}
             )
         item["price"] = new
+
+    # -- subscription schedules ------------------------------------------------------------
+
+    def _schedule(self, ident: str) -> dict[str, Any]:
+        if ident not in self.subscription_schedules:
+            raise _missing("subscription_schedule", ident)
+        return self.subscription_schedules[ident]
+
+    def _create_schedule(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A schedule taking over ``from_subscription``: one phase, its current price until its
+        current period's end, ``end_behavior=release``."""
+        sub_id = params.get("from_subscription", "")
+        if sub_id not in self.subscriptions:
+            raise _missing("subscription", sub_id, param="from_subscription")
+        sub = self.subscriptions[sub_id]
+        if sub.get("schedule"):
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"You cannot migrate a subscription that is already attached to a schedule: "
+                f"`{sub['schedule']}`.",
+                param="from_subscription",
+            )
+        if sub["status"] not in ("active", "trialing", "past_due"):
+            raise StripeError(
+                400, "invalid_request_error", f"subscription '{sub_id}' is {sub['status']}"
+            )
+        item = sub["items"]["data"][0]
+        phase = {
+            "start_date": item["current_period_start"],
+            "end_date": item["current_period_end"],
+            "items": [{"price": item["price"]["id"], "quantity": 1}],
+        }
+        schedule = {
+            "id": self._id("sub_sched"),
+            "object": "subscription_schedule",
+            "subscription": sub_id,
+            "customer": sub["customer"],
+            "status": "active",
+            "end_behavior": "release",
+            "phases": [phase],
+            "current_phase": {"start_date": phase["start_date"], "end_date": phase["end_date"]},
+            "released_at": None,
+            "released_subscription": None,
+            "created": self.now(),
+        }
+        self.subscription_schedules[schedule["id"]] = schedule
+        sub["schedule"] = schedule["id"]
+        return schedule
+
+    def _update_schedule(self, ident: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Replace the phases: the first must start when the current phase started; a phase
+        ends at its ``end_date`` or after ``iterations`` periods, the next starts there."""
+        schedule = self._schedule(ident)
+        if schedule["status"] != "active":
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"You cannot update a subscription schedule that is currently in the "
+                f"`{schedule['status']}` status.",
+            )
+        given = params.get("phases") or []
+        if not given:
+            raise StripeError(400, "invalid_request_error", "phases is required", param="phases")
+        start = schedule["current_phase"]["start_date"]
+        if int(given[0].get("start_date", start)) != start:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "The first phase must start when the current phase started.",
+                param="phases[0][start_date]",
+            )
+        phases = []
+        for i, phase in enumerate(given):
+            price = self._price((phase.get("items") or [{}])[0].get("price", ""))["id"]
+            if "end_date" in phase:
+                end = int(phase["end_date"])
+            elif "iterations" in phase:
+                end = start + int(phase["iterations"]) * PERIOD_SECONDS
+            else:
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    "every phase needs end_date or iterations",
+                    param=f"phases[{i}][end_date]",
+                )
+            phases.append(
+                {"start_date": start, "end_date": end, "items": [{"price": price, "quantity": 1}]}
+            )
+            start = end
+        schedule["phases"] = phases
+        schedule["end_behavior"] = params.get("end_behavior", schedule["end_behavior"])
+        return schedule
+
+    def _release_schedule(self, ident: str) -> dict[str, Any]:
+        """Detach the schedule; the subscription keeps its current price and period."""
+        schedule = self._schedule(ident)
+        if schedule["status"] not in ("active", "not_started"):
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"You cannot release a subscription schedule that is currently in the "
+                f"`{schedule['status']}` status.",
+            )
+        self._detach(schedule)
+        return schedule
+
+    def _detach(self, schedule: dict[str, Any]) -> None:
+        sub = self.subscriptions[schedule["subscription"]]
+        schedule.update(
+            status="released",
+            released_at=self.now(),
+            released_subscription=sub["id"],
+            current_phase=None,
+        )
+        sub["schedule"] = None
+
+    def _advance(self) -> None:
+        """Apply every phase change due by :meth:`now`: the next phase's price on the item
+        (no proration: the new period is invoiced at it) and its period; after the last
+        phase, release (``end_behavior=release``). Then renew every active subscription
+        without a schedule whose period ended (the next 30 days)."""
+        now = self.now()
+        for schedule in self.subscription_schedules.values():
+            if schedule["status"] != "active":
+                continue
+            sub = self.subscriptions[schedule["subscription"]]
+            item = sub["items"]["data"][0]
+            started = [p for p in schedule["phases"] if p["start_date"] <= now]
+            phase = started[-1] if started else None
+            current = schedule["current_phase"]
+            if phase is not None and current["start_date"] != phase["start_date"]:
+                new = self._price(phase["items"][0]["price"])
+                if new["id"] != item["price"]["id"]:
+                    self._change_price(item, item["price"], new, "none", source="schedule")
+                item["current_period_start"] = phase["start_date"]
+                item["current_period_end"] = phase["start_date"] + PERIOD_SECONDS
+                schedule["current_phase"] = {
+                    "start_date": phase["start_date"],
+                    "end_date": phase["end_date"],
+                }
+            last_end = schedule["phases"][-1]["end_date"]
+            if now >= last_end and schedule["end_behavior"] == "release":
+                self._detach(schedule)
+        for sub in self.subscriptions.values():  # renewals: one period after the other
+            item = sub["items"]["data"][0]
+            while (
+                sub["status"] == "active"
+                and not sub["schedule"]
+                and (item["current_period_end"] <= now)
+            ):
+                item["current_period_start"] = item["current_period_end"]
+                item["current_period_end"] += PERIOD_SECONDS

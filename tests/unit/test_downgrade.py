@@ -78,11 +78,15 @@ async def test_usage_grown_while_waiting_refuses_at_period_end(
         ("record_operation", "scheduling", "running"),
         ("get_tenant",),
         ("current_period",),
+        ("schedule_price_change", STARTER.price_id),
         ("set_pending_plan_change", "starter"),
         ("record_operation", "waiting-for-period-end", "running"),
         # the timer fired
         ("record_operation", "usage-check", "running"),
         ("current_usage",),
+        ("release_schedule", "sub_sched_1"),
+        ("get_tenant",),
+        ("change_price", PROFESSIONAL.price_id, "undo"),  # the schedule's price put back
         ("set_pending_plan_change", None),  # cleared
         ("record_operation", "refused", "failed"),
     ]
