@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from lifecycle.domain.errors import LifecycleError
@@ -159,6 +160,11 @@ def install(app: FastAPI) -> None:
         if exc.status not in UNAVAILABLE:
             return await _internal(request, exc)
         return _unavailable(request, f"Temporal is unavailable ({exc.status.name}): {exc}")
+
+    @app.exception_handler(WorkflowQueryFailedError)
+    async def _query(request: Request, exc: WorkflowQueryFailedError) -> JSONResponse:
+        # a workflow whose task is failing (or replaying on a busy worker) cannot answer now
+        return _unavailable(request, f"the operation's workflow did not answer: {exc}")
 
     @app.exception_handler(TimeoutError)
     async def _timeout(request: Request, exc: TimeoutError) -> JSONResponse:

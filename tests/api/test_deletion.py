@@ -204,3 +204,48 @@ async def test_purge_now_over_http_and_the_cli(served: Served) -> None:
     events = (await api.get(f"{path}/events")).json()
     audited = [e for e in events if e["operation"] == "retention-waived"]
     assert len(audited) == 1 and audited[0]["actor"] == "dpo@acme.io"
+
+
+async def test_legal_hold_answers_503_when_the_deletion_workflow_cannot_answer(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The topology test saw ``POST /legal-hold`` answer 500 when the deletion workflow could
+    not answer its ``progress`` query (its task failing on a replaying worker). Provoked here
+    with a running workflow under the deletion id that has no such query: a 503 with
+    Retry-After, and nothing written."""
+    from temporalio.client import Client
+
+    from lifecycle.domain.exports import ExportRef, RetentionInput
+    from lifecycle.domain.tenants import TransitionInput
+    from workflows.export import ExportRetentionWorkflow
+
+    async with running_stack(dev_env, make_settings(tmp_path)) as lc, serve_api(lc) as api:
+        tenant = uid("mute")
+        await new_tenant(lc, tenant)
+        wid = f"tenant-{tenant}-deletion"
+        for to_state in (TenantState.DELETING, TenantState.DELETED):
+            await lc.repository.transition(
+                TransitionInput(
+                    tenant_id=tenant,
+                    from_states=[TenantState.ACTIVE, TenantState.DELETING],
+                    to_state=to_state,
+                    operation="deletion",
+                    workflow_id=wid,
+                )
+            )
+        client: Client = lc.temporal
+        mute = await client.start_workflow(
+            ExportRetentionWorkflow.run,
+            RetentionInput(
+                ref=ExportRef(tenant_id=tenant, export_id="0" * 32), delete_after_days=30
+            ),
+            id=wid,
+            task_queue=lc.settings.temporal_task_queue,
+        )
+        try:
+            r = await api.post(f"/tenants/{tenant}/legal-hold", json={"reason": "litigation"})
+            assert_problem(r, 503, "did not answer")
+            assert r.headers["retry-after"] == "5"
+            assert (await lc.get_tenant(tenant)).legal_hold is False
+        finally:
+            await mute.terminate()
