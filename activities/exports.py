@@ -117,6 +117,9 @@ class ExportActivities:
         streams: list[StreamPlan] = []
         async with self._stores() as stores:
             for ref, entry in enumerate(stores.datamap.tables):
+                # one heartbeat per store: a worker lost while planning is noticed after the
+                # heartbeat timeout, not after the 10-minute start-to-close timeout
+                activity.heartbeat(ref)
                 rows = await stores.count_rows(entry, data.data_key)
                 sample = await stores.fetch_page(entry, data.data_key, None, SAMPLE_ROWS)
                 per_row = sum(len(encode_row(r)) for r in sample) / len(sample) if sample else 0
@@ -140,6 +143,7 @@ class ExportActivities:
                 )
             if data.export_type == "full":
                 for ref in range(len(stores.datamap.storage)):
+                    activity.heartbeat(f"storage[{ref}]")
                     files, size = await stores.count_files(ref, data.data_key)
                     streams.append(
                         self._stream(

@@ -164,6 +164,7 @@ class ExportWorkflow:
             ),
             summary="plan chunks",
             start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=60),
         )
         self.estimates = {s.index: s.est_chunks for s in plan.streams}
         self.bytes_total = plan.est_bytes
