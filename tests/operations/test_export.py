@@ -234,7 +234,7 @@ async def test_export_refuses_a_data_key_another_live_tenant_holds(
         assert response.status_code == 409
         assert f"data key '1' is held by tenant '{holder}'" in response.json()["detail"]
 
-        export_id = "direct"
+        export_id = "d1" * 16  # an export id as the API makes them: 32 hex digits
         await lc.exports.records.create(
             export_id=export_id,
             tenant_id=intruder,
