@@ -132,6 +132,15 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
+def _workflow_not_ready(exc: RPCError) -> bool:
+    """Temporal refused a signal, update or query because the workflow's task is being
+    retried (``WorkflowNotReadyFailure``: e.g. its worker was lost and another takes over):
+    transient, so a 503 to retry, not a 500."""
+    return exc.status == RPCStatusCode.FAILED_PRECONDITION and any(
+        d.type_url.endswith("WorkflowNotReadyFailure") for d in exc.grpc_status.details
+    )
+
+
 def _unavailable(request: Request, detail: str) -> JSONResponse:
     """503 with ``Retry-After``: a dependency is down or did not answer in time."""
     return problem(
@@ -157,6 +166,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RPCError)
     async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
+        if _workflow_not_ready(exc):
+            return _unavailable(request, f"the operation's workflow is not ready: {exc}")
         if exc.status not in UNAVAILABLE:
             return await _internal(request, exc)
         return _unavailable(request, f"Temporal is unavailable ({exc.status.name}): {exc}")
