@@ -353,7 +353,14 @@ async def _run(
         procs.append(Proc.spawn(f"api{i}", [*cmd, "--port", str(port)], env, logs / f"api{i}.log"))
     token = {"Authorization": f"Bearer {settings.secret('api_token')}"}
     apis = [
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", headers=token, timeout=90)
+        # idle connections are dropped before the API closes them (API_KEEP_ALIVE_SECONDS, 5 s):
+        # a request sent on a connection the server is closing fails with "disconnected"
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{p}",
+            headers=token,
+            timeout=90,
+            limits=httpx.Limits(keepalive_expiry=2),
+        )
         for p in api_ports
     ]
     client = await Client.connect(settings.temporal_target, data_converter=pydantic_data_converter)
@@ -514,6 +521,7 @@ async def _run(
         print(f"FAILED at {time.monotonic() - t0:.1f}s; kills: {kills}")
         for d in drivers:
             print(f"  {d.tenant} {d.scenario}: {d.steps}")
+        await _print_stuck(client)
         for p in procs:
             if p.name != "temporal":
                 print(p.tail())
@@ -522,6 +530,26 @@ async def _run(
         for api in apis:
             await api.aclose()
         await engine.dispose()
+
+
+async def _print_stuck(client: Client) -> None:
+    """Each running workflow but the retention waits: its pending activities (type, state,
+    attempt, last failure) and the last events of its history, to see where it waits."""
+    async for wf in client.list_workflows("ExecutionStatus='Running'"):
+        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
+        desc = await handle.describe()
+        pending = desc.raw_description.pending_activities
+        if wf.workflow_type == "DeletionWorkflow" and not pending:
+            continue
+        print(f"  running {wf.id} ({wf.workflow_type})")
+        for a in pending:
+            print(
+                f"    pending {a.activity_type.name}: state {a.state}, attempt {a.attempt}, "
+                f"last failure {a.last_failure.message!r}"
+            )
+        events = [e async for e in handle.fetch_history_events()]
+        for e in events[-6:]:
+            print(f"    event {e.event_id} {e.WhichOneof('attributes')}")
 
 
 def _parse(value: str) -> Any:
