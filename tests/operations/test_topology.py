@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -522,6 +523,10 @@ async def _run(
         for d in drivers:
             print(f"  {d.tenant} {d.scenario}: {d.steps}")
         await _print_stuck(client)
+        kept = Path(__file__).resolve().parents[2] / "test-artifacts" / "topology-logs"
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(logs, kept)  # the process logs outlive pytest's temporary directory
+        print(f"process logs kept in {kept}")
         for p in procs:
             if p.name != "temporal":
                 print(p.tail())
