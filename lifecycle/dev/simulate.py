@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -80,14 +81,14 @@ class Sandbox:
 
 
 def _settings(root: Path, target: str, retention_days: int) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         data_dir=root,
         database_url=f"sqlite+aiosqlite:///{root / 'control-plane.db'}",
         temporal_address=target,
         temporal_task_queue=f"simulate-{uuid.uuid4().hex[:8]}",
-        api_token="simulate",
-        signing_secret="simulate",
+        api_token=SecretStr("simulate"),
+        signing_secret=SecretStr("simulate"),
         stripe_api_key=None,
         soft_delete_retention_days=retention_days,
         export_retention_days=retention_days,
@@ -225,7 +226,11 @@ async def deletion(box: Sandbox, t: Timeline) -> None:
         return (await handle.query(DeletionWorkflow.progress)).phase
 
     await _until(lambda: _eq(phase(), "retained"))
-    t.add(await box.day(), "soft-deleted", f"DELETED, purge scheduled at {started.hard_delete_scheduled_at}")
+    t.add(
+        await box.day(),
+        "soft-deleted",
+        f"DELETED, purge scheduled at {started.hard_delete_scheduled_at}",
+    )
     while await box.day() < t.days:
         await box.advance(1)
         day, now = await box.day(), await phase()
@@ -266,7 +271,11 @@ async def downgrade(box: Sandbox, t: Timeline) -> None:
     started = await lc.plan_changes.downgrade_tenant(tid, target, actor="simulate")
     await _until(lambda: _pending(lc, tid))
     pending = (await lc.get_tenant(tid)).pending_plan_change or {}
-    t.add(await box.day(), "downgrade-scheduled", f"{tenant.plan} -> {target} at {pending.get('effective_at')}")
+    t.add(
+        await box.day(),
+        "downgrade-scheduled",
+        f"{tenant.plan} -> {target} at {pending.get('effective_at')}",
+    )
     handle = lc.core.handle(started.workflow_id)
     while await box.day() < t.days:
         await box.advance(1)
@@ -300,8 +309,10 @@ async def export_retention(box: Sandbox, t: Timeline) -> None:
 
 
 async def payment_failure(box: Sandbox, t: Timeline) -> None:
-    """``invoice.payment_failed``: the grace period, suspension at its end, then the payment
-    (``invoice.paid``) and the reinstatement."""
+    """``invoice.payment_failed``: the grace period (PAYMENT_FAILURE_GRACE_DAYS), suspension
+    at its end, then the payment (``invoice.paid``, which after the suspension changes nothing
+    by itself) and the reinstatement by reactivation."""
+    from lifecycle.domain.reactivation import ReactivateRequest
     from lifecycle.domain.states import TenantState
 
     tid, lc = box.company.tenant_id, box.lc
@@ -318,13 +329,12 @@ async def payment_failure(box: Sandbox, t: Timeline) -> None:
     else:
         return
     await box.advance(1)
-    await lc.billing_events.invoice_paid(tid, "in_sim_1", "evt_sim_2")
-
-    async def active() -> bool:
-        return (await lc.get_tenant(tid)).state is TenantState.ACTIVE
-
-    await _until(active)
-    t.add(await box.day(), "reinstated", "invoice paid: ACTIVE again")
+    answer = await lc.billing_events.invoice_paid(tid, "in_sim_1", "evt_sim_2")
+    t.add(await box.day(), "invoice-paid", answer)
+    started = await lc.reactivation.reactivate_tenant(tid, ReactivateRequest(), "simulate")
+    await lc.core.handle(started.workflow_id).result()
+    after = await lc.get_tenant(tid)
+    t.add(await box.day(), "reinstated", f"reactivated: {after.state.value} on {after.plan}")
 
 
 RUNNERS: dict[str, Callable[[Sandbox, Timeline], Awaitable[None]]] = {
