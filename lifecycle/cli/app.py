@@ -17,6 +17,7 @@ from lifecycle.cli import (
     plan_changes,
     reactivation,
     reconciliation,
+    simulate,
     suspension,
     tenants,
     tokens,
@@ -38,3 +39,4 @@ app.add_typer(dev.app)
 app.add_typer(health.app)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(reconciliation.app)
+app.add_typer(simulate.app)

