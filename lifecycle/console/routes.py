@@ -369,10 +369,11 @@ async def tenant_page(request: Request, tenant_id: str) -> Response:
 
 
 def _percent(usage: int, limit: int) -> int:
-    """Width of a usage bar (0..100); an unlimited (-1) or zero limit shows full when used."""
+    """Width of a usage bar in steps of 5 (0..100: a CSS class, as the page's CSP admits no
+    inline style); an unlimited (-1) limit shows empty, a zero limit full once used."""
     if limit <= 0:
-        return 100 if usage > 0 or limit < 0 else 0
-    return min(100, round(usage * 100 / limit))
+        return 100 if usage > 0 and limit == 0 else 0
+    return min(100, 5 * round(usage * 20 / limit))
 
 
 def _temporal_ui(lc: LifecycleClient) -> str | None:
