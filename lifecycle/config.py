@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "tenant-lifecycle"
     temporal_dev_port: int = Field(7233, ge=1, le=65535)
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    temporal_ui_url: str | None = Field(
+        None, description="Temporal Web UI base URL for the console's links; unset = embedded UI"
+    )
     # Secured clusters and Temporal Cloud: mTLS files (PEM) and/or an API key (implies TLS)
     temporal_tls_cert: Path | None = Field(None, description="client certificate, PEM file")
     temporal_tls_key: Path | None = Field(None, description="client private key, PEM file")

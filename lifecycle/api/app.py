@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from lifecycle.api import problems
@@ -27,6 +28,7 @@ from lifecycle.api.routes import (
 )
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
+from lifecycle.console import routes as console
 from lifecycle.storage.datamap import load_datamap
 
 
@@ -86,6 +88,9 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
     }
     for module, statuses in documented.items():
         app.include_router(module.router, responses=problem_responses(*statuses))
+    # The tenant console (/console): HTML pages with cookie sessions, not in OpenAPI.
+    app.include_router(console.router)
+    app.mount("/console/static", StaticFiles(packages=[("lifecycle.console", "static")]))
     _document(app, [plan.name for plan in settings.plans.plans])
     return app
 

@@ -3,9 +3,13 @@
 1. A body announced larger than MAX_REQUEST_BYTES (``Content-Length``) is a 413 at once,
    unread; a streamed body that grows past it is cut off with a 413 as soon as it does. A
    body that stalls longer than API_HEADER_TIMEOUT_SECONDS between two parts is a 408.
-2. Every route but the public ones (``PUBLIC``) needs a valid bearer token: without one the
-   answer is a 401 before the body is parsed. The principal is kept in the request's state
-   for the routes' role checks (``lifecycle.api.deps``).
+2. Every route but the public ones (``PUBLIC``) and the console's (``CONSOLE``) needs a valid
+   bearer token: without one the answer is a 401 before the body is parsed. The principal is
+   kept in the request's state for the routes' role checks (``lifecycle.api.deps``).
+3. ``/console`` paths authenticate with the console's session cookie instead
+   (:mod:`lifecycle.console.session`): every console page checks it itself, and a bearer
+   token gives no access there. The API's routes never read that cookie, so a browser's
+   session cannot call the API (no CSRF on the API). The body limit holds for both.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ PUBLIC = re.compile(
     r"^/(?:health|metrics|openapi\.json|docs(?:/.*)?|redoc|static-offline-docs/.*|webhooks/stripe"
     r"|exports/[^/]+/download|certificates/keys)$"
 )
+
+#: The console's pages and assets: authenticated by their session cookie, not a bearer token.
+CONSOLE = re.compile(r"^/console(?:/.*)?$")
 
 
 class BodyTooLarge(HTTPException):
@@ -69,7 +76,8 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             self._check_length(headers.get("content-length"))
-            if not PUBLIC.match(scope["path"]):
+            path = scope["path"]
+            if not PUBLIC.match(path) and not CONSOLE.match(path):
                 registry = getattr(scope["app"].state, "tokens", None)
                 if not isinstance(registry, TokenRegistry):
                     raise ProblemError(503, "the API is starting: no tokens loaded yet")

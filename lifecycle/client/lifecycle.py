@@ -26,7 +26,7 @@ from lifecycle.client.reactivation import ReactivationService
 from lifecycle.client.reconciliation import ReconciliationService
 from lifecycle.client.suspension import SuspensionService
 from lifecycle.config import Settings
-from lifecycle.domain.tenants import OperationProgress, OperationView, TenantView
+from lifecycle.domain.tenants import EventView, OperationProgress, OperationView, TenantView
 from lifecycle.persistence.engine import Sessions, create_engine, migrate
 from lifecycle.persistence.tenants import TenantRepository
 
@@ -107,6 +107,30 @@ class LifecycleClient:
     async def get_tenant(self, tenant_id: str) -> TenantView:
         """The tenant row; raises TenantNotFound."""
         return await self.repository.get(tenant_id)
+
+    async def list_tenants(
+        self,
+        *,
+        state: str | None = None,
+        plan: str | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[TenantView], int]:
+        """One page of tenants ordered by id and the total matching the filters; ``search``
+        matches a part of the id or the name, case-insensitively."""
+        return await self.repository.list(
+            state=state, plan=plan, search=search, limit=limit, offset=offset
+        )
+
+    async def tenant_counts(self) -> dict[str, int]:
+        """Number of tenants per state."""
+        return await self.repository.count_by_state()
+
+    async def events(self, tenant_id: str, *, limit: int = 100, offset: int = 0) -> list[EventView]:
+        """One page of the tenant's audit log, oldest first; raises TenantNotFound."""
+        await self.repository.get(tenant_id)
+        return await self.repository.events(tenant_id, limit=limit, offset=offset)
 
     async def tenant_operations(
         self, tenant_id: str, *, limit: int = 100, offset: int = 0

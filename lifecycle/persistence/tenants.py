@@ -172,11 +172,19 @@ class TenantRepository:
         *,
         state: str | None = None,
         plan: str | None = None,
+        search: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[builtins.list[TenantView], int]:
-        """Return one page of tenants ordered by id, and the total matching the filters."""
+        """Return one page of tenants ordered by id, and the total matching the filters;
+        ``search`` matches a part of the id or of the name, case-insensitively."""
         query = select(Tenant)
+        if search:
+            needle = search.lower()
+            query = query.where(
+                func.lower(Tenant.id).contains(needle, autoescape=True)
+                | func.lower(func.coalesce(Tenant.name, "")).contains(needle, autoescape=True)
+            )
         if state:
             query = query.where(Tenant.state == state)
         if plan:
@@ -190,6 +198,7 @@ class TenantRepository:
             return [self._to_view(t, limits.get(t.id, {})) for t in rows], int(total or 0)
 
     async def count_by_state(self) -> dict[str, int]:
+        """Number of tenants per state (states without tenants are absent)."""
         async with self.sessions() as session:
             rows = await session.execute(select(Tenant.state, func.count()).group_by(Tenant.state))
             return {state: int(n) for state, n in rows.all()}

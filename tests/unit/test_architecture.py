@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("lifecycle.persistence",),
     ("lifecycle.storage",),
     ("lifecycle.client",),
-    ("lifecycle.api",),
+    ("lifecycle.api", "lifecycle.console"),
     ("lifecycle.dev",),
     ("lifecycle.cli",),
 )

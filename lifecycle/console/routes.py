@@ -1,0 +1,523 @@
+"""``/console``: the tenant console's pages, kept out of the OpenAPI document.
+
+Every page but the sign-in needs the session cookie (:mod:`lifecycle.console.session`); the
+API's guard lets ``/console`` paths through without a bearer token for that reason. Reads
+and actions go through :class:`LifecycleClient`; an action is a GET of its confirmation page
+(what will happen, the form) and a POST that runs it with the signed-in token's name as the
+audit actor. A POST needs the CSRF token (403) and the role of the action (403), whatever the
+page showed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from lifecycle.api.auth import Principal, Role, TokenRegistry
+from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.console.session import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    ConsoleKeys,
+    csrf_nonce,
+    set_cookie,
+)
+from lifecycle.domain.deletion import DeleteRequest, LegalHoldRequest, PurgeNowRequest
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.reactivation import ReactivateRequest
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.suspension import SuspendRequest
+from lifecycle.domain.tenants import TenantView, validate_tenant_id
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+PAGE_SIZE = 25
+#: Largest form body the console reads (bytes); the guard's MAX_REQUEST_BYTES bounds it too.
+MAX_FORM_BYTES = 16 * 1024
+
+
+class Refused(Exception):
+    """A console request refused with ``status`` and a message shown on the page."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+@dataclass(frozen=True)
+class Action:
+    """An action of the tenant page: the role it needs, the states it is offered in and what
+    its confirmation says will happen."""
+
+    title: str
+    role: Role
+    states: frozenset[TenantState]
+    explains: str
+
+
+_ACTIVE = frozenset({TenantState.ACTIVE})
+ACTIONS: dict[str, Action] = {
+    "upgrade": Action(
+        "Upgrade",
+        "operator",
+        _ACTIVE,
+        "Provisions the higher plan's entitlements, then changes the Stripe subscription "
+        "(prorated now). A failed step is compensated and the tenant stays on its plan.",
+    ),
+    "downgrade": Action(
+        "Downgrade",
+        "operator",
+        _ACTIVE,
+        "Refused while usage exceeds a limit of the target plan. At period end it stays "
+        "pending until the billing period ends; immediately it applies now.",
+    ),
+    "suspend": Action(
+        "Suspend",
+        "operator",
+        _ACTIVE,
+        "Revokes the tenant's access and pauses billing; its data is kept. Reactivate undoes it.",
+    ),
+    "reactivate": Action(
+        "Reactivate",
+        "operator",
+        frozenset({TenantState.SUSPENDED, TenantState.DELETED}),
+        "Restores access and billing. A soft-deleted tenant can be reactivated only within "
+        "its retention period, before the purge starts.",
+    ),
+    "export": Action(
+        "Export",
+        "operator",
+        _ACTIVE,
+        "Writes an archive of all the tenant's data (GDPR Art. 15/20); the tenant is "
+        "EXPORTING meanwhile. The download link appears under Exports when it completes.",
+    ),
+    "delete": Action(
+        "Soft delete",
+        "operator",
+        frozenset({TenantState.ACTIVE, TenantState.SUSPENDED}),
+        "Revokes access and stops billing at once; the data is kept for the retention period "
+        "(30 to 90 days), then purged for good and a deletion certificate is signed.",
+    ),
+    "legal-hold": Action(
+        "Place legal hold",
+        "dpo",
+        frozenset(TenantState),
+        "While a legal hold stands, no purge runs, even past the retention period.",
+    ),
+    "release-hold": Action(
+        "Release legal hold",
+        "dpo",
+        frozenset(TenantState),
+        "A purge whose time has passed proceeds once the hold is released.",
+    ),
+    "purge": Action(
+        "Purge now",
+        "dpo",
+        frozenset({TenantState.DELETED}),
+        "Erases every store of the tenant NOW, waiving the rest of its retention on a written "
+        "request (GDPR Art. 17(1)). This cannot be undone. Type the tenant id to confirm.",
+    ),
+}
+
+
+def offered(tenant: TenantView, principal: Principal) -> list[str]:
+    """The actions the tenant page shows ``principal`` for ``tenant``'s state."""
+    names = []
+    for name, action in ACTIONS.items():
+        if not principal.may(action.role) or tenant.state not in action.states:
+            continue
+        if tenant.purged_at is not None:
+            continue
+        if (
+            name == "legal-hold"
+            and tenant.legal_hold
+            or name == "release-hold"
+            and not (tenant.legal_hold)
+        ):
+            continue
+        names.append(name)
+    return names
+
+
+# -- plumbing -------------------------------------------------------------------------------
+
+
+def _client(request: Request) -> LifecycleClient:
+    return request.app.state.lifecycle
+
+
+def _keys(request: Request) -> ConsoleKeys:
+    keys = getattr(request.app.state, "console_keys", None)
+    if keys is None:
+        keys = ConsoleKeys(_client(request).settings.secret("signing_secret"))
+        request.app.state.console_keys = keys
+    return keys
+
+
+def _principal(request: Request) -> Principal | None:
+    registry = getattr(request.app.state, "tokens", None)
+    if not isinstance(registry, TokenRegistry):
+        return None
+    return _keys(request).principal(registry, request.cookies.get(SESSION_COOKIE))
+
+
+def _render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    status: int = 200,
+    principal: Principal | None = None,
+) -> Response:
+    """Render template ``name`` with the CSRF token of the request's CSRF cookie (set when
+    new) and the no-store, no-framing headers every console page carries."""
+    nonce, new = csrf_nonce(request)
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {"csrf": _keys(request).csrf_token(nonce), "principal": principal, **context},
+        status_code=status,
+    )
+    if new:
+        set_cookie(request, response, CSRF_COOKIE, nonce, SESSION_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
+    )
+    return response
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The POSTed form (application/x-www-form-urlencoded) after its CSRF check; raises
+    Refused 415 for another body, 413 past MAX_FORM_BYTES, 403 without a valid CSRF token."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise Refused(415, "the console accepts only its own forms")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise Refused(413, "form too large")
+    form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    if not _keys(request).csrf_valid(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
+        raise Refused(403, "the form's CSRF token is missing or invalid: reload the page")
+    return form
+
+
+def _signed_in(request: Request) -> Principal:
+    principal = _principal(request)
+    if principal is None:
+        raise Refused(401, "sign in with an API token")
+    return principal
+
+
+def _refusal(request: Request, exc: Refused, principal: Principal | None) -> Response:
+    if exc.status == 401 and request.method == "GET":
+        return RedirectResponse("/console/sign-in", status_code=303)
+    return _render(request, "error.html", {"error": exc.detail}, exc.status, principal)
+
+
+# -- sign-in --------------------------------------------------------------------------------
+
+
+@router.get("")
+async def home(request: Request) -> Response:
+    target = "/console/tenants" if _principal(request) else "/console/sign-in"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/sign-in")
+async def sign_in_page(request: Request) -> Response:
+    return _render(request, "sign_in.html", {})
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    try:
+        form = await _form(request)
+    except Refused as exc:
+        return _refusal(request, exc, None)
+    registry = getattr(request.app.state, "tokens", None)
+    token = form.get("token", "").strip()
+    if not isinstance(registry, TokenRegistry) or not token or not registry.authenticate(token):
+        return _render(request, "sign_in.html", {"error": "unknown token"}, 401)
+    response = RedirectResponse("/console/tenants", status_code=303)
+    set_cookie(request, response, SESSION_COOKIE, _keys(request).seal(token), SESSION_SECONDS)
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request) -> Response:
+    try:
+        await _form(request)
+    except Refused as exc:
+        return _refusal(request, exc, _principal(request))
+    response = RedirectResponse("/console/sign-in", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/console")
+    return response
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+
+@router.get("/tenants")
+async def tenants_page(request: Request) -> Response:
+    try:
+        principal = _signed_in(request)
+    except Refused as exc:
+        return _refusal(request, exc, None)
+    lc = _client(request)
+    params = request.query_params
+    search = params.get("q", "").strip()[:100]
+    state = params.get("state") or None
+    plan = params.get("plan") or None
+    states = [s.value for s in TenantState]
+    plans = lc.settings.plans.names()
+    if state not in (None, *states) or plan not in (None, *plans):
+        return _render(request, "error.html", {"error": "unknown state or plan"}, 422, principal)
+    page = int(params["page"]) if params.get("page", "").isdigit() else 1
+    page = max(1, min(page, 100_000))
+    items, total = await lc.list_tenants(
+        state=state,
+        plan=plan,
+        search=search or None,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+
+    def link(**changes: Any) -> str:
+        query = {"q": search, "state": state or "", "plan": plan or "", "page": page} | changes
+        return "/console/tenants?" + urlencode({k: v for k, v in query.items() if v})
+
+    return _render(
+        request,
+        "tenants.html",
+        {
+            "items": items,
+            "total": total,
+            "page": page,
+            "pages": pages,
+            "search": search,
+            "state": state,
+            "plan": plan,
+            "states": states,
+            "plans": plans,
+            "counts": await lc.tenant_counts(),
+            "link": link,
+        },
+        principal=principal,
+    )
+
+
+@router.get("/tenants/{tenant_id}")
+async def tenant_page(request: Request, tenant_id: str) -> Response:
+    try:
+        principal = _signed_in(request)
+        tenant = await _tenant(request, tenant_id)
+    except Refused as exc:
+        return _refusal(request, exc, _principal(request))
+    lc = _client(request)
+    events = await lc.events(tenant_id, limit=1000)
+    operations, _ = await lc.tenant_operations(tenant_id, limit=20)
+    exports = await lc.exports.list_exports(tenant_id)
+    now = datetime.now(UTC)
+    days_left = None
+    if tenant.purge_scheduled_at is not None and tenant.purged_at is None:
+        seconds = (tenant.purge_scheduled_at - now).total_seconds()
+        days_left = max(0, math.ceil(seconds / 86400))
+    bars = [
+        {
+            "resource": resource,
+            "usage": tenant.usage.get(resource, 0),
+            "limit": limit,
+            "percent": _percent(tenant.usage.get(resource, 0), limit),
+            "over": limit >= 0 and tenant.usage.get(resource, 0) > limit,
+        }
+        for resource, limit in sorted(tenant.entitlements.items())
+    ]
+    plans = lc.settings.plans.names()
+    current = plans.index(tenant.plan) if tenant.plan in plans else -1
+    return _render(
+        request,
+        "tenant.html",
+        {
+            "tenant": tenant,
+            "events": list(reversed(events)),
+            "operations": operations,
+            "running": any(op.status == "running" for op in operations),
+            "exports": exports,
+            "days_left": days_left,
+            "bars": bars,
+            "actions": {name: ACTIONS[name] for name in offered(tenant, principal)},
+            "higher": plans[current + 1 :] if current >= 0 else [],
+            "lower": plans[:current] if current > 0 else [],
+            "ui": _temporal_ui(lc),
+            "notice": request.query_params.get("notice", "")[:300],
+        },
+        principal=principal,
+    )
+
+
+def _percent(usage: int, limit: int) -> int:
+    """Width of a usage bar in steps of 5 (0..100: a CSS class, as the page's CSP admits no
+    inline style); an unlimited (-1) limit shows empty, a zero limit full once used."""
+    if limit <= 0:
+        return 100 if usage > 0 and limit == 0 else 0
+    return min(100, 5 * round(usage * 20 / limit))
+
+
+def _temporal_ui(lc: LifecycleClient) -> str | None:
+    """The base of workflow links in the Temporal Web UI: TEMPORAL_UI_URL, else the embedded
+    dev server's UI; None for an external cluster without TEMPORAL_UI_URL."""
+    settings = lc.settings
+    base = settings.temporal_ui_url or (
+        f"http://127.0.0.1:{settings.temporal_ui_port}" if settings.embedded else None
+    )
+    if base is None:
+        return None
+    return f"{base.rstrip('/')}/namespaces/{settings.temporal_namespace}/workflows/"
+
+
+async def _tenant(request: Request, tenant_id: str) -> TenantView:
+    try:
+        validate_tenant_id(tenant_id)
+        return await _client(request).get_tenant(tenant_id)
+    except ValueError as exc:
+        raise Refused(404, str(exc)) from None
+    except LifecycleError as exc:
+        raise Refused(exc.status, exc.detail) from None
+
+
+# -- actions --------------------------------------------------------------------------------
+
+
+@router.get("/tenants/{tenant_id}/actions/{name}")
+async def confirm_page(request: Request, tenant_id: str, name: str) -> Response:
+    principal = _principal(request)
+    try:
+        principal = _signed_in(request)
+        action = _action(name, principal)
+        tenant = await _tenant(request, tenant_id)
+        context = await _confirmation(request, tenant, name)
+    except Refused as exc:
+        return _refusal(request, exc, principal)
+    return _render(
+        request,
+        "confirm.html",
+        {"tenant": tenant, "name": name, "action": action, **context},
+        principal=principal,
+    )
+
+
+async def _confirmation(request: Request, tenant: TenantView, name: str) -> dict[str, Any]:
+    """What the confirmation page shows besides the action's explanation: the target plan and,
+    for a downgrade, the preview's usage, limits and violations."""
+    lc = _client(request)
+    to_plan = request.query_params.get("to_plan", "")
+    context: dict[str, Any] = {"to_plan": to_plan, "retention_days": 30}
+    try:
+        if name == "upgrade":
+            target = lc.settings.plans.require_upgrade(tenant.plan, to_plan)
+            context["limits"] = target.limits.model_dump()
+        elif name == "downgrade":
+            context["preview"] = await lc.plan_changes.downgrade_preview(tenant.tenant_id, to_plan)
+        elif name == "delete":
+            context["retention_days"] = lc.settings.soft_delete_retention_days
+    except LifecycleError as exc:
+        raise Refused(exc.status, exc.detail) from None
+    return context
+
+
+def _action(name: str, principal: Principal) -> Action:
+    action = ACTIONS.get(name)
+    if action is None:
+        raise Refused(404, f"no console action '{name}'")
+    if not principal.may(action.role):
+        raise Refused(
+            403,
+            f"'{action.title}' needs role '{action.role}' (or 'admin'); token "
+            f"'{principal.name}' has role '{principal.role}'",
+        )
+    return action
+
+
+@router.post("/tenants/{tenant_id}/actions/{name}")
+async def run_action(request: Request, tenant_id: str, name: str) -> Response:
+    principal = _principal(request)
+    try:
+        principal = _signed_in(request)
+        form = await _form(request)
+        action = _action(name, principal)
+        tenant = await _tenant(request, tenant_id)
+        notice = await _run(_client(request), tenant, name, form, principal.name)
+    except Refused as exc:
+        return _refusal(request, exc, principal)
+    query = urlencode({"notice": f"{action.title}: {notice}"})
+    return RedirectResponse(f"/console/tenants/{tenant.tenant_id}?{query}", status_code=303)
+
+
+async def _run(
+    lc: LifecycleClient, tenant: TenantView, name: str, form: dict[str, str], actor: str
+) -> str:
+    """Run action ``name`` through the client with ``actor`` as the audit actor; the notice
+    shown afterwards. Raises Refused with the domain error's status and detail (or 422 for
+    an invalid form)."""
+    tid = tenant.tenant_id
+    reason = form.get("reason", "").strip() or None
+    runs: dict[str, Callable[[], Awaitable[Any]]] = {
+        "upgrade": lambda: lc.plan_changes.upgrade_tenant(tid, form.get("to_plan", ""), actor),
+        "downgrade": lambda: lc.plan_changes.downgrade_tenant(
+            tid,
+            form.get("to_plan", ""),
+            "immediately" if form.get("effective") == "immediately" else "period_end",
+            actor,
+        ),
+        "suspend": lambda: lc.suspension.suspend_tenant(
+            tid, SuspendRequest(reason=reason or "suspended from the console"), actor
+        ),
+        "reactivate": lambda: lc.reactivation.reactivate_tenant(
+            tid, ReactivateRequest(requested_by=actor), actor
+        ),
+        "export": lambda: lc.exports.export_tenant(tid, "full", actor),
+        "delete": lambda: lc.deletion.delete_tenant(
+            tid,
+            DeleteRequest(
+                requested_by=actor,
+                reason=reason,
+                retention_days=int(form["retention_days"])
+                if form.get("retention_days", "").isdigit()
+                else None,
+            ),
+            actor,
+        ),
+        "legal-hold": lambda: lc.deletion.set_legal_hold(
+            tid, True, LegalHoldRequest(reason=reason, requested_by=actor), actor
+        ),
+        "release-hold": lambda: lc.deletion.set_legal_hold(tid, False, None, actor),
+        "purge": lambda: lc.deletion.purge_now(
+            tid,
+            PurgeNowRequest(
+                requested_by=actor, reason=reason or "", confirm=form.get("confirm", "")
+            ),
+            actor,
+        ),
+    }
+    try:
+        result = await runs[name]()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise Refused(422, problems) from None
+    except LifecycleError as exc:
+        raise Refused(exc.status, exc.detail) from None
+    wid = getattr(result, "workflow_id", None)
+    return f"accepted (workflow {wid})" if wid else "accepted"
