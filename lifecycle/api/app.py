@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         exports: (*tenant_errors, 410),
         certificates: (503,),
         billing_events: (400, 408, 413, 503),
-        reconciliation: (401, 403, 404, 408, 413, 503),
+        reconciliation: (400, 401, 403, 404, 408, 413, 422, 503),
         meta: (400, 401, 403, 404, 422, 503),
     }
     for module, statuses in documented.items():

@@ -32,6 +32,7 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("GET", f"/operations/{W}", "viewer", None),
     ("GET", "/plans", "viewer", None),
     ("GET", "/status", "viewer", None),
+    ("GET", "/reconciliation", "viewer", None),
     ("POST", "/tenants", "operator", {"tenant_id": T, "name": "N", "email": "a@b.io"}),
     ("POST", f"/tenants/{T}/upgrade", "operator", {"to_plan": "enterprise"}),
     ("POST", f"/tenants/{T}/downgrade", "operator", {"to_plan": "free"}),
@@ -45,6 +46,7 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("DELETE", f"/tenants/{T}/legal-hold", "dpo", None),
     ("GET", f"/tenants/{T}/deletion-certificate", "dpo", None),
     ("POST", f"/tenants/{T}/purge", "dpo", {"requested_by": "dpo", "reason": "r", "confirm": T}),
+    ("POST", "/reconciliation", "operator", None),
     ("GET", "/config", "admin", None),
 ]
 GRANTED = {
