@@ -331,7 +331,7 @@ async def _run(
         s3_bucket="topology-exports",
         s3_access_key_id="test",
         s3_secret_access_key="test",
-        data_export_chunk_size_mb=1,  # one chunk per stream: the kills, not the chunking, are under test
+        data_export_chunk_size_mb=1,  # one chunk per stream: the kills are under test
         worker_graceful_shutdown_seconds=5,
     )
     env = {**os.environ, **settings_env(settings)}
