@@ -151,3 +151,11 @@ class Core:
         return OperationStarted(
             workflow_id=wid, run_id=handle.result_run_id, tenant_id=tenant_id, operation=kind.value
         )
+
+
+class Service:
+    """A feature's part of the client (``lc.plan_changes``, ``lc.deletion``, ...): it works
+    through the :class:`Core` it shares with the others."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core

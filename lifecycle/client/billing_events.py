@@ -21,7 +21,7 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from activities.billing import make_stripe_client
-from lifecycle.client.base import Core, not_found
+from lifecycle.client.base import Service, not_found
 from lifecycle.domain.billing_events import (
     MAX_EVENT_FIELD,
     InvoicePaid,
@@ -96,11 +96,8 @@ def invoice_subscription(invoice: dict[str, Any]) -> str | None:
     return _identifier(sub)
 
 
-class BillingEventService:
+class BillingEventService(Service):
     """Processes Stripe events and starts or settles payment-failure workflows."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
 
     async def payment_failed(self, tenant_id: str, invoice_id: str | None, event_id: str) -> str:
         """Start the grace period (PAYMENT_FAILURE_GRACE_DAYS) of a failed payment; returns

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from lifecycle.client.base import Core, not_found
+from lifecycle.client.base import Service, not_found
 from lifecycle.domain.deletion import (
     CertificateKey,
     CertificateKeys,
@@ -37,11 +37,8 @@ from lifecycle.domain.states import TenantState
 from lifecycle.persistence.deletion import DeletionRepository
 
 
-class DeletionService:
+class DeletionService(Service):
     """Starts deletions, sets legal holds and reads certificates."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
 
     @cached_property
     def deletions(self) -> DeletionRepository:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from temporalio.service import RPCError
 
-from lifecycle.client.base import PROGRESS_QUERY_TIMEOUT, Core
+from lifecycle.client.base import PROGRESS_QUERY_TIMEOUT, Service
 from lifecycle.domain.errors import DataKeyConflict, LifecycleError, StateConflict
 from lifecycle.domain.exports import (
     ExportAccessRevoked,
@@ -50,11 +50,8 @@ class Archive:
     tenant_state: TenantState
 
 
-class ExportService:
+class ExportService(Service):
     """Starts export workflows and reads their records."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
 
     @cached_property
     def records(self) -> ExportRepository:

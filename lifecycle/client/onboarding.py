@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from temporalio.common import WorkflowIDReusePolicy
 
-from lifecycle.client.base import Core
+from lifecycle.client.base import Service
 from lifecycle.domain.errors import DataKeyConflict, StateConflict
 from lifecycle.domain.onboarding import OnboardInput, OnboardRequest
 from lifecycle.domain.operations import OperationKind, OperationStarted
 from lifecycle.domain.plans import Plan
 
 
-class OnboardingService:
+class OnboardingService(Service):
     """Starts onboarding workflows."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
 
     async def onboard_tenant(self, request: OnboardRequest, actor: str = "api") -> OperationStarted:
         """Start onboarding ``request.tenant_id`` on ``request.plan``.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from lifecycle.client.base import Core
+from lifecycle.client.base import Service
 from lifecycle.domain.errors import StateConflict
 from lifecycle.domain.operations import OperationKind, OperationStarted, workflow_id
 from lifecycle.domain.plan_changes import (
@@ -22,11 +22,8 @@ from lifecycle.domain.plan_changes import (
 from lifecycle.domain.plans import usage_violations
 
 
-class PlanChangeService:
+class PlanChangeService(Service):
     """Starts upgrades and downgrades, previews and records usage."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
 
     async def upgrade_tenant(
         self, tenant_id: str, to_plan: str, actor: str = "api"

@@ -8,7 +8,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from lifecycle.client.base import Core, not_found
+from lifecycle.client.base import Service, not_found
 from lifecycle.domain.deletion import (
     purged_detail,
 )
@@ -28,11 +28,8 @@ from lifecycle.domain.reactivation import (
 from lifecycle.domain.states import TenantState
 
 
-class ReactivationService:
+class ReactivationService(Service):
     """Starts reactivations."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
 
     async def reactivate_tenant(
         self, tenant_id: str, request: ReactivateRequest, actor: str = "api"

@@ -13,7 +13,7 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from lifecycle.client.base import Core
+from lifecycle.client.base import Service
 from lifecycle.config import Settings
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.operations import OperationKind
@@ -51,11 +51,8 @@ async def ensure_schedule(temporal: Client, settings: Settings) -> bool:
     return True
 
 
-class ReconciliationService:
+class ReconciliationService(Service):
     """Runs reconciliations and reads their reports."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
 
     async def reconcile(self, fix: bool = False, actor: str = "api") -> ReconciliationReport:
         """Run one reconciliation now (workflow ``tenant-billing-reconciliation-run-<hex>``)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lifecycle.client.base import Core
+from lifecycle.client.base import Service
 from lifecycle.domain.errors import StateConflict
 from lifecycle.domain.operations import (
     OperationKind,
@@ -12,11 +12,8 @@ from lifecycle.domain.states import TenantState
 from lifecycle.domain.suspension import SuspendRequest, SuspensionInput
 
 
-class SuspensionService:
+class SuspensionService(Service):
     """Starts suspensions."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
 
     async def suspend_tenant(
         self, tenant_id: str, request: SuspendRequest, actor: str = "api"
