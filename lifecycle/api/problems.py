@@ -16,6 +16,7 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.tenants import validate_tenant_id
 
 logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -99,6 +100,23 @@ class ProblemError(Exception):
     ) -> None:
         super().__init__(detail)
         self.status, self.detail, self.ext, self.headers = status, detail, ext, headers
+
+
+def _message(error: dict[str, Any], body: Any) -> str:
+    """A validation error's message in words a caller can act on: where malformed JSON
+    breaks (line and column), and the slug rule instead of the tenant id's regex."""
+    if error["type"] == "json_invalid" and isinstance(body, str):
+        pos = int(error["loc"][-1])
+        line = body.count("\n", 0, pos) + 1
+        column = pos - body.rfind("\n", 0, pos)
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        return f"malformed JSON at line {line}, column {column}: {reason}"
+    if error["type"] == "string_pattern_mismatch" and error["loc"][-1] == "tenant_id":
+        try:
+            validate_tenant_id(str(error.get("input")))
+        except ValueError as rule:
+            return str(rule)
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -199,8 +217,8 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
-                "field": _field(tuple(e["loc"])),
-                "message": str(e["msg"]).removeprefix("Value error, "),
+                "field": "body" if e["type"] == "json_invalid" else _field(tuple(e["loc"])),
+                "message": _message(e, exc.body),
             }
             for e in exc.errors()
         ]
