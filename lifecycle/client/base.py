@@ -4,17 +4,18 @@ control-plane repository, and starting a workflow under its deterministic id."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode, TLSConfig
+from temporalio.workflow import UpdateMethodMultiParam
 
 from lifecycle.config import Settings
 from lifecycle.domain.errors import ConfigError, StateConflict
@@ -25,6 +26,9 @@ from lifecycle.domain.operations import (
     workflow_id,
 )
 from lifecycle.persistence.tenants import TenantRepository
+
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
 
 #: How long a status read waits for a running workflow to answer its ``progress`` query.
 #: Queries are answered by a worker; with none polling, Temporal would hold the request for
@@ -159,3 +163,28 @@ class Service:
 
     def __init__(self, core: Core) -> None:
         self.core = core
+
+    async def deletion_update(
+        self, tenant_id: str, update: UpdateMethodMultiParam[[Any, Arg], Result], arg: Arg
+    ) -> Result:
+        """Send ``update`` (a handler of the deletion workflow, e.g. ``purge_now``) with
+        ``arg`` to ``tenant_id``'s deletion workflow and return its answer.
+
+        Raises StateConflict with the workflow's reason when the update is rejected, or when
+        the tenant's deletion workflow is not running.
+        """
+        wid = workflow_id(tenant_id, OperationKind.DELETION)
+        try:
+            return await self.core.handle(wid).execute_update(update, arg)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise StateConflict(
+                cause.message if isinstance(cause, ApplicationError) else str(cause)
+            ) from exc
+        except RPCError as exc:
+            if not not_found(exc):
+                raise
+            raise StateConflict(
+                f"tenant '{tenant_id}' is DELETED but its deletion workflow {wid} is not running "
+                f"(see GET /operations/{wid})"
+            ) from exc

@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import cached_property
 
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from lifecycle.client.base import Service, not_found
@@ -155,20 +153,7 @@ class DeletionService(Service):
         update = RetentionWaiverRequest(
             requested_by=request.requested_by or actor, reason=request.reason
         )
-        try:
-            waiver = await self.core.handle(wid).execute_update(DeletionWorkflow.purge_now, update)
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            raise StateConflict(
-                cause.message if isinstance(cause, ApplicationError) else str(cause)
-            ) from exc
-        except RPCError as exc:
-            if not not_found(exc):
-                raise
-            raise StateConflict(
-                f"tenant '{tenant_id}' is DELETED but its deletion workflow {wid} is not running "
-                f"(see GET /operations/{wid})"
-            ) from exc
+        waiver = await self.deletion_update(tenant_id, DeletionWorkflow.purge_now, update)
         scheduled = tenant.purge_scheduled_at
         return PurgeNowAccepted(
             tenant_id=tenant_id,

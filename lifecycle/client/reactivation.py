@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from temporalio.client import (
-    WorkflowUpdateFailedError,
-)
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
-
-from lifecycle.client.base import Service, not_found
+from lifecycle.client.base import Service
 from lifecycle.domain.deletion import (
     purged_detail,
 )
@@ -77,22 +71,7 @@ class ReactivationService(Service):
             raise StateConflict(REACTIVATION_DISABLED)
         wid = workflow_id(tenant_id, OperationKind.DELETION)
         update = request.model_copy(update={"requested_by": request.requested_by or actor})
-        try:
-            await self.core.handle(wid).execute_update(
-                DeletionWorkflow.request_reactivation, update
-            )
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            raise StateConflict(
-                cause.message if isinstance(cause, ApplicationError) else str(cause)
-            ) from exc
-        except RPCError as exc:
-            if not not_found(exc):
-                raise
-            raise StateConflict(
-                f"tenant '{tenant_id}' is DELETED but its deletion workflow {wid} is not running "
-                f"(see GET /operations/{wid})"
-            ) from exc
+        await self.deletion_update(tenant_id, DeletionWorkflow.request_reactivation, update)
         return OperationStarted(
             workflow_id=wid,
             run_id=None,
