@@ -410,15 +410,17 @@ async def run_demo(
     size_mb: float = 50,
     serving: bool = False,
 ) -> list[Step]:
-    """Load the sample application (``tenants`` companies, ``size_mb`` MB in all, generated
-    once), run every operation once, print the summary and return its steps (a step that
-    could not run is in the list with ``ok`` False). ``serving``: the stack keeps running
-    after the summary (``tenantctl dev --demo``)."""
+    """Load the sample application (``tenants`` + 1 companies, ``size_mb`` MB in all,
+    generated once), onboard the first ``tenants`` and run every operation once, print the
+    summary and return its steps (a step that could not run is in the list with ``ok``
+    False). The last company stays a company without a tenant, for the README's examples
+    (they onboard it as ``acme``). ``serving``: the stack keeps running after the summary
+    (``tenantctl dev --demo``)."""
     from lifecycle.dev.adtech.sample import load_sample
 
     console.print("loading the sample application (lifecycle/dev/adtech) ...")
-    companies = await load_sample(
-        settings.data_dir, tenants=tenants, size_mb=size_mb, plans=settings.plans
+    *companies, spare = await load_sample(
+        settings.data_dir, tenants=tenants + 1, size_mb=size_mb, plans=settings.plans
     )
     async with await LifecycleClient.connect(settings) as lc:
         demo = Demo(lc, console, {c.tenant_id: c for c in companies})
@@ -438,5 +440,9 @@ async def run_demo(
         + (f", {skipped} not run" if skipped else "")
         + '. Filter the Web UI with TenantId="<tenant>".'
         + (" Serving until Ctrl-C." if serving else "")
+    )
+    console.print(
+        f"Company {spare.company_id} ({spare.name}) has no tenant yet: the README's examples "
+        f"onboard it as 'acme' with data_key '{spare.data_key}'."
     )
     return demo.steps
