@@ -110,7 +110,10 @@ async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float =
         last = await check()
         if last:
             return last
-        await asyncio.sleep(0.25)
+        # once a second, as a client would: each GET /operations/{id} of a running workflow
+        # is a query its worker answers (a replay of the whole history when not cached), and
+        # 64 tenants polling 4 times a second starved the workers of CPU after the kills
+        await asyncio.sleep(1.0)
     raise AssertionError(f"{what}: not reached within {timeout}s (last: {last!r})")
 
 
