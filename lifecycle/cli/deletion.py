@@ -72,7 +72,7 @@ def tenants_legal_hold(
     reason: Annotated[str | None, typer.Option(help="Why")] = None,
     api_url: ApiUrl = None,
 ) -> None:
-    """Place (or ``--release``) a legal hold: no purge while it stands."""
+    """Place (or --release) a legal hold: no purge while it stands."""
     path = f"/tenants/{tenant_id}/legal-hold"
     with api_client(api_url) as http:
         response = http.delete(path) if release else http.post(path, json={"reason": reason})

@@ -88,7 +88,7 @@ def tenants_usage(
     amounts: Annotated[list[str], typer.Argument(help="RESOURCE=AMOUNT, e.g. users=50")],
     api_url: ApiUrl = None,
 ) -> None:
-    """Record current usage (e.g. ``users=50 storage_gb=40``); shows resources over limit."""
+    """Record current usage (e.g. users=50 storage_gb=40); shows resources over limit."""
     usage: dict[str, int] = {}
     for item in amounts:
         resource, _, amount = item.partition("=")
