@@ -66,6 +66,11 @@ async def test_wait_follows_every_operation_to_its_outcome(
         out = await tenantctl("tenants", "delete", tenant, "--requested-by", "dpo")
         assert f"tenant-{tenant}-deletion: retained" in out
         assert (await lc.get_tenant(tenant)).state is TenantState.DELETED
+        await tenantctl("tenants", "reactivate", tenant)  # an update of the deletion workflow
+        assert (await lc.get_tenant(tenant)).state is TenantState.ACTIVE
+
+        await tenantctl("tenants", "delete", tenant, "--requested-by", "dpo")
+        assert (await lc.get_tenant(tenant)).state is TenantState.DELETED
 
         out = await tenantctl(
             "tenants", "purge", tenant, "--confirm", tenant, "--reason", "written request"
