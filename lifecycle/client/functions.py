@@ -17,7 +17,9 @@ callers index it: ``result["export_id"]``). The operation goes on in Temporal; f
 are raised as they are: TenantNotFound (404), StateConflict (409), InvalidInput (422).
 
 From a running event loop (a Jupyter cell, an async application) the call runs on a thread
-of its own, so it works there too.
+of its own, so it works there too; it still blocks the calling thread until it returns, so
+an application that runs a worker in that same loop calls it through
+``asyncio.to_thread`` (a reactivation waits for the worker to answer its update).
 """
 
 from __future__ import annotations

@@ -86,9 +86,11 @@ async def test_compat_routes_run_the_operations_of_the_resource_routes(
 async def test_compat_routes_answer_the_same_problems_and_keys(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
+    app = await make_app(tmp_path)
+    settings = make_settings(tmp_path, data_map_path=app.datamap)
     tenant = uid("compat")
-    async with running_stack(dev_env, make_settings(tmp_path)) as lc, serve_api(lc) as http:
-        await new_tenant(lc, tenant, "professional")
+    async with running_stack(dev_env, settings) as lc, serve_api(lc) as http:
+        await new_tenant(lc, tenant, "professional", data_key="1")
         r = await http.post("/upgrade", json={"tenant_id": "nobody-here", "new_plan": "starter"})
         assert_problem(r, 404, "tenant 'nobody-here' does not exist")
         r = await http.post("/upgrade", json={"tenant_id": "Bad_Id", "new_plan": "enterprise"})
@@ -125,3 +127,15 @@ async def test_compat_routes_answer_the_same_problems_and_keys(
         assert_problem(await http.post("/upgrade", json=other, headers=key), 422, "Idempotency")
         assert await wait_operation(http, first.json()["workflow_id"]) == "completed"
         assert (await lc.get_tenant(tenant)).plan == "enterprise"
+
+        # one key sent twice at once: one export, both answers name it
+        key = {"Idempotency-Key": f"e-{tenant}"}
+        body = {"tenant_id": tenant, "export_type": "tables"}
+        answers = await asyncio.gather(
+            *(http.post("/export", json=body, headers=key) for _ in range(2))
+        )
+        assert [a.status_code for a in answers] == [202, 202], [a.text for a in answers]
+        assert answers[0].json() == answers[1].json()
+        exports = (await http.get(f"/tenants/{tenant}/exports")).json()
+        assert [e["export_id"] for e in exports] == [answers[0].json()["export_id"]]
+        assert (await wait_export(http, answers[0].json()["export_id"]))["status"] == "completed"
