@@ -5,6 +5,7 @@ and the outputs show each step's real outcome."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -53,7 +54,10 @@ async def test_notebook_walks_the_lifecycle(
     }
     for var, value in env.items():
         monkeypatch.setenv(var, value)
-    companies = await load_sample(settings.data_dir, tenants=4, size_mb=1)  # small and quick
+    # small and quick; a seed of its own, so that no earlier test on the shared dev server
+    # onboarded companies of the same names (their workflow ids would conflict)
+    seed = uuid.uuid4().int % 10**6
+    companies = await load_sample(settings.data_dir, tenants=4, size_mb=1, seed=seed)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     async with running_stack(dev_env, settings) as lc, serve_api(lc, settings.api_port):
         client = NotebookClient(
