@@ -17,6 +17,7 @@ from lifecycle.api.problems import problem_responses
 from lifecycle.api.routes import (
     billing_events,
     certificates,
+    compat,
     deletion,
     exports,
     meta,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         deletion: tenant_errors,
         exports: (*tenant_errors, 410),
         certificates: (503,),
+        compat: tenant_errors,
         billing_events: (400, 408, 413, 503),
         reconciliation: (400, 401, 403, 404, 408, 413, 422, 503),
         meta: (400, 401, 403, 404, 422, 503),
@@ -97,8 +99,8 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
 
 def _document(app: FastAPI, names: list[str]) -> None:
     """Complete the OpenAPI document: the ``Problem`` schema of the error responses, and the
-    plans of the catalogue (PLANS_PATH) as the ``enum`` of every ``plan`` and ``to_plan``
-    field and query parameter."""
+    plans of the catalogue (PLANS_PATH) as the ``enum`` of every ``plan``, ``to_plan`` and
+    ``new_plan`` field and query parameter."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -108,7 +110,7 @@ def _document(app: FastAPI, names: list[str]) -> None:
         problems.document_problem(schema)
         for model in schema.get("components", {}).get("schemas", {}).values():
             for name, prop in model.get("properties", {}).items():
-                if name in ("plan", "to_plan"):
+                if name in ("plan", "to_plan", "new_plan"):
                     _set_enum(prop, names)
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():

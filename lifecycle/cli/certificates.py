@@ -73,7 +73,7 @@ def certificate_verify(
     ] = None,
 ) -> None:
     """Verify a certificate FILE offline: its SHA-256, and its Ed25519 signature under the
-    key its ``kid`` names (from --public-key, --keys-url, or this machine's data dir); no
+    key its kid names (from --public-key, --keys-url, or this machine's data dir); no
     secret needed. An old HMAC-SHA256 certificate verifies only with SIGNING_SECRET set in
     the environment, and is reported as such. Exit 0 valid, 1 invalid, 2 unreadable input
     or keys."""

@@ -32,7 +32,7 @@ def _api_token_line(settings: Settings) -> str:
 
 @app.command()
 def dev(
-    demo: Annotated[bool, typer.Option(help="Run the main job (`tenantctl demo`) once up")] = False,
+    demo: Annotated[bool, typer.Option(help="Run the main job (tenantctl demo) once up")] = False,
 ) -> None:
     """Start the embedded stack: Temporal dev server (Web UI), worker and API; Ctrl-C stops all."""
     settings = load_settings()
@@ -91,7 +91,7 @@ def dev(
 
 @app.command()
 def demo() -> None:
-    """Run the main job against a running stack (`tenantctl dev` in another terminal, or
+    """Run the main job against a running stack (tenantctl dev in another terminal, or
     TEMPORAL_ADDRESS / DATABASE_URL / API_PORT of yours): every lifecycle operation on the
     sample application, with a summary table. Exits 1 unless every step ran as expected."""
     from lifecycle.dev.demo import run_demo
@@ -105,7 +105,7 @@ def demo() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run a worker process (any number may run against one task queue): ``python -m worker``."""
+    """Run a worker process (any number may run against one task queue): python -m worker."""
     load_settings()  # a configuration error exits 2 here, naming the variable
     os.execv(sys.executable, [sys.executable, "-m", "worker"])
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.table import Table
 
 from lifecycle.cli.common import ApiUrl, api_client, checked, console
+from lifecycle.cli.waiting import Snapshot, State, Timeout, Wait, ended, follow
 
 app = typer.Typer()
 exports_app = typer.Typer(help="GDPR exports, through the API.", no_args_is_help=True)
@@ -44,23 +44,38 @@ def download_verified(url: str, output: Path, sha256: str, size: int) -> None:
     console.print(f"saved {output} ({size} bytes), SHA-256 {sha256} verified")
 
 
+def export_snapshot(view: dict[str, Any]) -> Snapshot:
+    """The ``--wait`` snapshot of ``GET /exports/{id}``'s answer: its status and chunks."""
+    progress = view["progress"]
+    status = view["status"]
+    state: State = (
+        "succeeded" if status == "completed" else "failed" if status == "failed" else "running"
+    )
+    return Snapshot(
+        state,
+        view["status"],
+        view,
+        done=progress.get("chunks_done"),
+        total=progress.get("chunks_total") or None,
+        error=view.get("error"),
+    )
+
+
 @app.command("export")
 def export(
     tenant_id: str,
     export_type: Annotated[str, typer.Option("--type", help="full or tables")] = "full",
-    wait: Annotated[bool, typer.Option(help="Follow the progress until it ends")] = False,
+    wait: Wait = False,
     output: Annotated[
         Path | None, typer.Option(help="Download the archive here and verify its SHA-256")
     ] = None,
-    timeout: Annotated[
-        float, typer.Option(min=1, help="With --wait: give up after this many seconds (exit 3)")
-    ] = 3600,
+    timeout: Timeout = 3600,
     api_url: ApiUrl = None,
 ) -> None:
     """Export a tenant's data (GDPR Art. 15/20) through the API; --output implies --wait.
 
     Exits 1 when the export failed, 3 when it has not ended within --timeout seconds (it goes
-    on: follow it with ``GET /exports/<id>``)."""
+    on: follow it with GET /exports/ID)."""
     with api_client(api_url) as http:
         started = checked(
             http.post(f"/tenants/{tenant_id}/exports", json={"export_type": export_type})
@@ -69,30 +84,13 @@ def export(
         console.print(f"export [bold]{export_id}[/bold] started: workflow {started['workflow_id']}")
         if not (wait or output):
             return
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        deadline = time.monotonic() + timeout
-        with Progress(*columns, console=console) as bar:
-            task = bar.add_task("chunks", total=None)
-            while True:
-                view = checked(http.get(f"/exports/{export_id}"))
-                progress = view["progress"]
-                if progress.get("chunks_total"):
-                    bar.update(
-                        task, total=progress["chunks_total"], completed=progress["chunks_done"]
-                    )
-                if view["status"] in ("completed", "failed"):
-                    break
-                if time.monotonic() >= deadline:
-                    console.print(
-                        f"[yellow]timeout:[/yellow] export {export_id} is still "
-                        f"{view['status']} after {timeout:g}s; it goes on "
-                        f"(GET /exports/{export_id})"
-                    )
-                    raise typer.Exit(3)
-                time.sleep(0.5)
-    if view["status"] == "failed":
-        console.print(f"[red]export failed:[/red] {view['error']}")
-        raise typer.Exit(1)
+        snap = follow(
+            lambda: export_snapshot(checked(http.get(f"/exports/{export_id}"))),
+            f"export {export_id}",
+            f"GET /exports/{export_id}",
+            timeout,
+        )
+    view = ended(snap, "export")
     console.print(f"completed: {view['size_bytes']} bytes, SHA-256 {view['sha256']}")
     if output:
         download_verified(view["download_url"], output, view["sha256"], view["size_bytes"])

@@ -48,7 +48,7 @@ def health(
     api_url: ApiUrl = None,
 ) -> None:
     """Exit 0 when healthy, 1 otherwise (a container healthcheck). Without --worker: the API's
-    ``/health`` (database and Temporal reachable)."""
+    /health (database and Temporal reachable)."""
     if worker:
         ok, reason = asyncio.run(worker_health(timeout))
     else:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from lifecycle.cli.common import ApiUrl, api_client, checked, console
+from lifecycle.cli.waiting import Timeout, Wait, wait_operation
 
 app = typer.Typer()
 
@@ -18,6 +19,8 @@ def tenants_create(
     email: Annotated[str, typer.Option(help="Billing e-mail")],
     plan: Annotated[str, typer.Option(help="Plan")] = "free",
     data_key: Annotated[str | None, typer.Option(help="Key of its data in the data map")] = None,
+    wait: Wait = False,
+    timeout: Timeout = 3600,
     api_url: ApiUrl = None,
 ) -> None:
     """Onboard a tenant (202: prints the workflow id)."""
@@ -26,4 +29,6 @@ def tenants_create(
         body["data_key"] = data_key
     with api_client(api_url) as http:
         started = checked(http.post("/tenants", json=body))
-    console.print(f"onboarding started: workflow [bold]{started['workflow_id']}[/bold]")
+        console.print(f"onboarding started: workflow [bold]{started['workflow_id']}[/bold]")
+        if wait:
+            wait_operation(http, started["workflow_id"], timeout)

@@ -48,6 +48,11 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("GET", f"/exports/{E}/archive", "dpo", None),
     ("POST", f"/tenants/{T}/purge", "dpo", {"requested_by": "dpo", "reason": "r", "confirm": T}),
     ("POST", "/reconciliation", "operator", None),
+    ("POST", "/upgrade", "operator", {"tenant_id": T, "new_plan": "enterprise"}),
+    ("POST", "/downgrade", "operator", {"tenant_id": T, "new_plan": "free"}),
+    ("POST", "/export", "operator", {"tenant_id": T}),
+    ("POST", "/delete", "operator", {"tenant_id": T}),
+    ("POST", "/reactivate", "operator", {"tenant_data": {"tenant_id": T}}),
     ("GET", "/config", "admin", None),
 ]
 GRANTED = {
