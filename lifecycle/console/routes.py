@@ -19,12 +19,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from lifecycle.api.auth import Principal, Role, TokenRegistry
 from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.console.chart import day_chart
 from lifecycle.console.session import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -33,7 +34,14 @@ from lifecycle.console.session import (
     csrf_nonce,
     set_cookie,
 )
-from lifecycle.domain.deletion import DeleteRequest, LegalHoldRequest, PurgeNowRequest
+from lifecycle.domain.certificate import Verification, key_id, load_public_key, verify
+from lifecycle.domain.deletion import (
+    CertificateNotFound,
+    CertificateView,
+    DeleteRequest,
+    LegalHoldRequest,
+    PurgeNowRequest,
+)
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.states import TenantState
@@ -43,8 +51,39 @@ from lifecycle.domain.tenants import TenantView, validate_tenant_id
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 PAGE_SIZE = 25
+#: Days the overview's chart covers (UTC days, today included).
+CHART_DAYS = 14
+#: Purges the overview lists: those due within this many days.
+PURGE_HORIZON_DAYS = 7
 #: Largest form body the console reads (bytes); the guard's MAX_REQUEST_BYTES bounds it too.
 MAX_FORM_BYTES = 16 * 1024
+
+
+#: Timeline icons by the first matching part of an audit row's operation name (the operation
+#: is written next to it, so the icon is decoration: aria-hidden).
+EVENT_ICONS = (
+    ("onboard", "✚"),
+    ("upgrade", "▲"),
+    ("downgrade", "▼"),
+    ("suspen", "‖"),
+    ("reactivat", "▶"),
+    ("legal-hold", "§"),
+    ("purge", "⌫"),
+    ("retention", "◷"),
+    ("delet", "✖"),
+    ("export", "⇩"),
+    ("payment", "$"),
+    ("invoice", "$"),
+    ("billing", "$"),
+)
+
+
+def event_icon(operation: str) -> str:
+    """The timeline icon of an audit row's ``operation`` (a dot when none matches)."""
+    return next((icon for part, icon in EVENT_ICONS if part in operation), "•")
+
+
+templates.env.filters["icon"] = event_icon
 
 
 class Refused(Exception):
@@ -139,12 +178,9 @@ def offered(tenant: TenantView, principal: Principal) -> list[str]:
             continue
         if tenant.purged_at is not None:
             continue
-        if (
-            name == "legal-hold"
-            and tenant.legal_hold
-            or name == "release-hold"
-            and not (tenant.legal_hold)
-        ):
+        if tenant.legal_hold and name in ("legal-hold", "purge"):
+            continue  # no purge while a legal hold stands (the client refuses it too)
+        if name == "release-hold" and not tenant.legal_hold:
             continue
         names.append(name)
     return names
@@ -319,6 +355,42 @@ async def tenants_page(request: Request) -> Response:
     )
 
 
+@router.get("/overview")
+async def overview_page(request: Request) -> Response:
+    """Tenants by state, operations per day by outcome (an SVG chart), the purges due within
+    PURGE_HORIZON_DAYS and the latest failed operations with their cause."""
+    try:
+        principal = _signed_in(request)
+    except Refused as exc:
+        return _refusal(request, exc, None)
+    lc = _client(request)
+    now = datetime.now(UTC)
+    counts = await lc.tenant_counts()
+    due = await lc.purges_due(PURGE_HORIZON_DAYS)
+    return _render(
+        request,
+        "overview.html",
+        {
+            "states": [s.value for s in TenantState],
+            "counts": counts,
+            "chart": day_chart(await lc.operations_by_day(CHART_DAYS), now.date(), CHART_DAYS),
+            "chart_days": CHART_DAYS,
+            "due": [(t, _days_left(t.purge_scheduled_at, now)) for t in due],
+            "horizon": PURGE_HORIZON_DAYS,
+            "failed": await lc.failed_operations(20),
+            "ui": _temporal_ui(lc),
+        },
+        principal=principal,
+    )
+
+
+def _days_left(at: datetime | None, now: datetime) -> int | None:
+    """Whole days from ``now`` until ``at``, rounded up, never below 0; None without ``at``."""
+    if at is None:
+        return None
+    return max(0, math.ceil((at - now).total_seconds() / 86400))
+
+
 @router.get("/tenants/{tenant_id}")
 async def tenant_page(request: Request, tenant_id: str) -> Response:
     try:
@@ -331,10 +403,7 @@ async def tenant_page(request: Request, tenant_id: str) -> Response:
     operations, _ = await lc.tenant_operations(tenant_id, limit=20)
     exports = await lc.exports.list_exports(tenant_id)
     now = datetime.now(UTC)
-    days_left = None
-    if tenant.purge_scheduled_at is not None and tenant.purged_at is None:
-        seconds = (tenant.purge_scheduled_at - now).total_seconds()
-        days_left = max(0, math.ceil(seconds / 86400))
+    days_left = None if tenant.purged_at else _days_left(tenant.purge_scheduled_at, now)
     bars = [
         {
             "resource": resource,
@@ -357,14 +426,65 @@ async def tenant_page(request: Request, tenant_id: str) -> Response:
             "running": any(op.status == "running" for op in operations),
             "exports": exports,
             "days_left": days_left,
+            "retention_percent": _retention_percent(tenant, now),
             "bars": bars,
             "actions": {name: ACTIONS[name] for name in offered(tenant, principal)},
             "higher": plans[current + 1 :] if current >= 0 else [],
             "lower": plans[:current] if current > 0 else [],
             "ui": _temporal_ui(lc),
+            "certificate": await _certificate(lc, tenant),
             "notice": request.query_params.get("notice", "")[:300],
         },
         principal=principal,
+    )
+
+
+async def _certificate(
+    lc: LifecycleClient, tenant: TenantView
+) -> tuple[CertificateView, Verification] | None:
+    """A purged tenant's deletion certificate and its verification under the control plane's
+    public keys (current and retired), as ``tenantctl certificate verify`` does; None before
+    the purge."""
+    if tenant.purged_at is None:
+        return None
+    try:
+        certificate = await lc.deletion.deletion_certificate(tenant.tenant_id)
+    except CertificateNotFound:
+        return None
+    keys = [load_public_key(k.public_key) for k in lc.deletion.certificate_keys().keys]
+    found = verify(certificate.model_dump(mode="json"), {key_id(k): k for k in keys})
+    return certificate, found
+
+
+@router.get("/tenants/{tenant_id}/certificate")
+async def certificate_download(request: Request, tenant_id: str) -> Response:
+    """The tenant's deletion certificate as a JSON attachment (what
+    ``tenantctl certificate verify FILE`` checks offline)."""
+    try:
+        _signed_in(request)
+        await _tenant(request, tenant_id)
+        certificate = await _client(request).deletion.deletion_certificate(tenant_id)
+    except Refused as exc:
+        return _refusal(request, exc, _principal(request))
+    except LifecycleError as exc:
+        return _refusal(request, Refused(exc.status, exc.detail), _principal(request))
+    return JSONResponse(
+        certificate.model_dump(mode="json"),
+        headers={
+            "Content-Disposition": f'attachment; filename="{tenant_id}-deletion-certificate.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _retention_percent(tenant: TenantView, now: datetime) -> int | None:
+    """How much of a soft-deleted tenant's retention has passed, as a bar width (0..100 in
+    steps of 5); None when no purge is pending."""
+    start, end = tenant.deletion_requested_at, tenant.purge_scheduled_at
+    if start is None or end is None or tenant.purged_at is not None or end <= start:
+        return None
+    return _percent(
+        max(0, round((now - start).total_seconds())), round((end - start).total_seconds())
     )
 
 
