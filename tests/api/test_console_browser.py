@@ -283,6 +283,17 @@ async def test_upgrade_timeline_export_download_and_overview(stack: Stack, brows
     events = (await api.get(f"/tenants/{tenant}/events")).json()
     assert any(e["operation"] == "upgrade" and e["actor"] == "api" for e in events)
 
+    # usage over the limit shows red, and the downgrade's confirmation names the violation
+    usage = {"users": 60, "projects": 20, "storage_gb": 40}
+    assert (await api.put(f"/tenants/{tenant}/usage", json=usage)).status_code == 200
+    await page.reload()
+    assert "over" in (await page.get_attribute("[data-testid=bar-users]", "class") or "")
+    assert "over" not in (await page.get_attribute("[data-testid=bar-projects]", "class") or "")
+    await page.click("[data-testid=actions] >> text=Downgrade to starter")
+    assert "users: 60 used, limit" in await page.inner_text("main")
+    assert await page.locator("[data-testid=confirm]").is_disabled()
+    await page.click("text=Cancel")
+
     # export through to the download, checked against the API and the archive's manifest
     await confirm(page, base, tenant, "Export")
     link = page.locator("[data-testid=download]")
