@@ -432,7 +432,7 @@ async def tenant_page(request: Request, tenant_id: str) -> Response:
             "higher": plans[current + 1 :] if current >= 0 else [],
             "lower": plans[:current] if current > 0 else [],
             "ui": _temporal_ui(lc),
-            "certificate": await _certificate(lc, tenant),
+            "certificate": await _certificate(lc, tenant) if principal.may("dpo") else None,
             "notice": request.query_params.get("notice", "")[:300],
         },
         principal=principal,
@@ -459,9 +459,14 @@ async def _certificate(
 @router.get("/tenants/{tenant_id}/certificate")
 async def certificate_download(request: Request, tenant_id: str) -> Response:
     """The tenant's deletion certificate as a JSON attachment (what
-    ``tenantctl certificate verify FILE`` checks offline)."""
+    ``tenantctl certificate verify FILE`` checks offline); role ``dpo``, as in the API."""
     try:
-        _signed_in(request)
+        principal = _signed_in(request)
+        if not principal.may("dpo"):
+            raise Refused(
+                403,
+                f"the certificate needs role 'dpo'; '{principal.name}' has role '{principal.role}'",
+            )
         await _tenant(request, tenant_id)
         certificate = await _client(request).deletion.deletion_certificate(tenant_id)
     except Refused as exc:

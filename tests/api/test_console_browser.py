@@ -222,6 +222,8 @@ async def test_viewer_sees_no_actions_and_its_forged_post_is_refused(
     assert r.status == 403 and "needs role &#39;operator&#39;" in await r.text()
     r = await page.request.get(f"{base}/console/tenants/{tenant}/actions/suspend")
     assert r.status == 403
+    r = await page.request.get(f"{base}/console/tenants/{tenant}/certificate")
+    assert r.status == 403 and "needs role &#39;dpo&#39;" in await r.text()
     assert (await api.get(f"/tenants/{tenant}")).json()["state"] == "ACTIVE"
     assert [e["operation"] for e in (await api.get(f"/tenants/{tenant}/events")).json()] == [
         "onboard"
