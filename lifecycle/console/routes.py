@@ -121,6 +121,13 @@ ACTIONS: dict[str, Action] = {
         "Refused while usage exceeds a limit of the target plan. At period end it stays "
         "pending until the billing period ends; immediately it applies now.",
     ),
+    "cancel-downgrade": Action(
+        "Cancel the pending downgrade",
+        "operator",
+        _ACTIVE,
+        "The tenant keeps its current plan and entitlements; the downgrade waiting for the end "
+        "of the billing period is dropped.",
+    ),
     "suspend": Action(
         "Suspend",
         "operator",
@@ -182,6 +189,12 @@ def offered(tenant: TenantView, principal: Principal) -> list[str]:
             continue  # no purge while a legal hold stands (the client refuses it too)
         if name == "release-hold" and not tenant.legal_hold:
             continue
+        pending = (tenant.pending_plan_change or {}).get("operation") == "downgrade"
+        if (name == "cancel-downgrade") is not pending and name in (
+            "cancel-downgrade",
+            "downgrade",
+        ):
+            continue  # one downgrade at a time: while one waits, it can only be cancelled
         names.append(name)
     return names
 
@@ -607,6 +620,7 @@ async def _run(
             "immediately" if form.get("effective") == "immediately" else "period_end",
             actor,
         ),
+        "cancel-downgrade": lambda: lc.plan_changes.cancel_downgrade(tid, actor),
         "suspend": lambda: lc.suspension.suspend_tenant(
             tid, SuspendRequest(reason=reason or "suspended from the console"), actor
         ),
@@ -644,5 +658,5 @@ async def _run(
         raise Refused(422, problems) from None
     except LifecycleError as exc:
         raise Refused(exc.status, exc.detail) from None
-    wid = getattr(result, "workflow_id", None)
+    wid = result if isinstance(result, str) else getattr(result, "workflow_id", None)
     return f"accepted (workflow {wid})" if wid else "accepted"

@@ -296,6 +296,27 @@ async def test_upgrade_timeline_export_download_and_overview(stack: Stack, brows
     assert await page.locator("[data-testid=confirm]").is_disabled()
     await page.click("text=Cancel")
 
+    # within the limits, a downgrade at period end waits with its date, then is cancelled
+    assert (
+        await api.put(f"/tenants/{tenant}/usage", json={"users": 8, "projects": 4, "storage_gb": 5})
+    ).status_code == 200
+    await page.reload()
+    await page.click("[data-testid=actions] >> text=Downgrade to starter")
+    assert "Current usage fits" in await page.inner_text("[data-testid=violations]")
+    await page.click("[data-testid=confirm]")
+    await page.wait_for_url(f"{base}/console/tenants/{tenant}?*")
+    pending = await until_text(page, "[data-testid=pending]", "starter")
+    effective = (await api.get(f"/tenants/{tenant}")).json()["pending_plan_change"]
+    assert effective["effective_at"][:10] in pending
+    await confirm(page, base, tenant, "Cancel the pending downgrade")
+    for _ in range(40):
+        if (await api.get(f"/tenants/{tenant}")).json()["pending_plan_change"] is None:
+            break
+        await page.wait_for_timeout(250)
+    await page.reload()
+    assert await page.locator("[data-testid=pending]").count() == 0
+    assert await page.inner_text("[data-testid=plan]") == "professional"
+
     # export through to the download, checked against the API and the archive's manifest
     await confirm(page, base, tenant, "Export")
     link = page.locator("[data-testid=download]")
