@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from temporalio.service import RPCError
 
 from lifecycle.api.auth import Principal, Role, TokenRegistry
 from lifecycle.client.lifecycle import LifecycleClient
@@ -46,7 +47,7 @@ from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.suspension import SuspendRequest
-from lifecycle.domain.tenants import TenantView, validate_tenant_id
+from lifecycle.domain.tenants import OperationView, TenantView, validate_tenant_id
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -413,7 +414,8 @@ async def tenant_page(request: Request, tenant_id: str) -> Response:
         return _refusal(request, exc, _principal(request))
     lc = _client(request)
     events = await lc.events(tenant_id, limit=1000)
-    operations, _ = await lc.tenant_operations(tenant_id, limit=20)
+    recorded, _ = await lc.tenant_operations(tenant_id, limit=20)
+    operations = [await _live(lc, op) for op in recorded]
     exports = await lc.exports.list_exports(tenant_id)
     now = datetime.now(UTC)
     days_left = None if tenant.purged_at else _days_left(tenant.purge_scheduled_at, now)
@@ -436,7 +438,7 @@ async def tenant_page(request: Request, tenant_id: str) -> Response:
             "tenant": tenant,
             "events": list(reversed(events)),
             "operations": operations,
-            "running": any(op.status == "running" for op in operations),
+            "refresh": refresh_ms(tenant, operations),
             "exports": exports,
             "days_left": days_left,
             "retention_percent": _retention_percent(tenant, now),
@@ -493,6 +495,52 @@ async def certificate_download(request: Request, tenant_id: str) -> Response:
             "Cache-Control": "no-store",
         },
     )
+
+
+#: How often the tenant page re-reads itself (ms): while an operation works, and while one
+#: only waits (a retention timer, a downgrade pending until the period ends).
+REFRESH_WORKING_MS, REFRESH_WAITING_MS = 3000, 60_000
+#: Progress fields shown next to a running operation's step (the rest is in its Web UI page).
+PROGRESS_FIELDS = ("phase", "chunks_done", "chunks_total", "purge_at", "effective_at", "to_plan")
+
+
+async def _live(lc: LifecycleClient, op: OperationView) -> OperationView:
+    """A recorded operation run; a running one as Temporal answers it now (its progress
+    query), or as recorded when Temporal does not know it."""
+    if op.status != "running":
+        return op
+    try:
+        return await lc.operation(op.workflow_id) or op
+    except RPCError:  # Temporal unreachable: the page still shows what was recorded
+        return op
+
+
+def progress_text(op: OperationView) -> str:
+    """The PROGRESS_FIELDS of a running operation's live progress, as ``name value`` pairs."""
+    progress = (op.result or {}).get("progress") or {}
+    return ", ".join(
+        f"{k.replace('_', ' ')} {progress[k]}"
+        for k in PROGRESS_FIELDS
+        if progress.get(k) is not None
+    )
+
+
+templates.env.filters["progress"] = progress_text
+
+
+def refresh_ms(tenant: TenantView, operations: list[OperationView]) -> int | None:
+    """The tenant page's refresh period: REFRESH_WORKING_MS while a running operation works,
+    REFRESH_WAITING_MS while the running ones only wait, None when none runs."""
+    running = [op for op in operations if op.status == "running"]
+    if not running:
+        return None
+    waiting = {
+        "deletion": tenant.state is TenantState.DELETED,
+        "downgrade": bool(tenant.pending_plan_change),
+    }
+    if all(waiting.get(op.kind or "", False) for op in running):
+        return REFRESH_WAITING_MS
+    return REFRESH_WORKING_MS
 
 
 def _retention_percent(tenant: TenantView, now: datetime) -> int | None:

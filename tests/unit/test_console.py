@@ -1,9 +1,18 @@
-"""The console's server-side chart geometry and timeline icons (no server, no browser)."""
+"""The console's pure parts: chart geometry, timeline icons, live progress and the page's
+refresh period (no server, no browser)."""
 
 from datetime import date
 
 from lifecycle.console.chart import HEIGHT, day_chart
-from lifecycle.console.routes import event_icon
+from lifecycle.console.routes import (
+    REFRESH_WAITING_MS,
+    REFRESH_WORKING_MS,
+    refresh_ms,
+    event_icon,
+    progress_text,
+)
+from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import OperationView, TenantView
 
 
 def test_day_chart_stacks_outcomes_per_day_and_fills_missing_days() -> None:
@@ -43,3 +52,28 @@ def test_timeline_icons_follow_the_operation_name() -> None:
     assert event_icon("purge-started") == event_icon("purged") == "⌫"
     assert event_icon("deletion") == "✖"
     assert event_icon("something-new") == "•"
+
+
+def _op(kind: str, status: str = "running", progress: dict | None = None) -> OperationView:
+    result = {"progress": progress} if progress is not None else None
+    return OperationView(workflow_id=f"w-{kind}", kind=kind, status=status, result=result)
+
+
+def test_running_operations_show_their_progress_and_set_the_refresh() -> None:
+    export = _op(
+        "export",
+        progress={
+            "operation": "export",
+            "step": "chunk",
+            "chunks_done": 2,
+            "chunks_total": 5,
+            "export_id": "x",
+        },
+    )
+    assert progress_text(export) == "chunks done 2, chunks total 5"
+    assert progress_text(_op("upgrade", "completed")) == ""
+    tenant = TenantView.model_construct(state=TenantState.DELETED, pending_plan_change=None)
+    retained = _op("deletion", progress={"phase": "retained", "purge_at": "2027-01-02"})
+    assert refresh_ms(tenant, [retained]) == REFRESH_WAITING_MS  # a retention timer waits
+    assert refresh_ms(tenant, [retained, export]) == REFRESH_WORKING_MS
+    assert refresh_ms(tenant, [_op("onboard", "completed")]) is None
