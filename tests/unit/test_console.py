@@ -7,9 +7,9 @@ from lifecycle.console.chart import HEIGHT, day_chart
 from lifecycle.console.routes import (
     REFRESH_WAITING_MS,
     REFRESH_WORKING_MS,
-    refresh_ms,
     event_icon,
     progress_text,
+    refresh_ms,
 )
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import OperationView, TenantView
