@@ -115,9 +115,62 @@ async def new_page(browser: Any, refused: list[str], width: int = 1280) -> Any:
 
 
 async def sign_in(page: Any, base: str, token: str) -> None:
+    """Sign in with the keyboard only: the token field, typing, Enter."""
     await page.goto(f"{base}/console")
-    await page.fill("#token", token)
-    await page.click("button[type=submit]")
+    await page.focus("#token")
+    await page.keyboard.type(token)
+    await page.keyboard.press("Enter")
+
+
+#: Problems of a page for keyboard and screen-reader users, and text under WCAG AA contrast
+#: (4.5:1, 3:1 from 18.66 px bold or 24 px): a list of strings, empty when none.
+ACCESSIBILITY_PROBLEMS = r"""() => {
+  const problems = [];
+  if (!document.documentElement.lang) problems.push("no lang on <html>");
+  for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+    if (!el.labels.length && !el.getAttribute("aria-label")) problems.push("unlabelled " + el.name);
+  }
+  for (const el of document.querySelectorAll("[role=img]")) {
+    if (!el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
+      problems.push("image without a text alternative");
+  }
+  const rgb = (c) => c.match(/[\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const el = walker.currentNode.parentElement;
+    if (!walker.currentNode.textContent.trim() || !el.getClientRects().length) continue;
+    if (el.closest("svg, option")) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden" || Number(style.opacity) < 1) continue;
+    const [a, b] = [lum(rgb(style.color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    const text = el.textContent.trim().slice(0, 40);
+    if (ratio < needed) problems.push(`contrast ${ratio.toFixed(2)} < ${needed}: ${text}`);
+  }
+  return problems;
+}"""
+
+
+async def assert_accessible(page: Any) -> None:
+    """The page has no ACCESSIBILITY_PROBLEMS, and its first Tab stop (once reloaded) is the
+    skip link."""
+    assert await page.evaluate(ACCESSIBILITY_PROBLEMS) == []
+    await page.reload()
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
 
 
 async def test_admin_signs_in_filters_suspends_and_sees_the_timeline(
@@ -153,6 +206,7 @@ async def test_admin_signs_in_filters_suspends_and_sees_the_timeline(
     await page.wait_for_selector(f"a:text-is('{other}')")
     assert await page.locator(f"a:text-is('{acme}')").count() == 0
     await page.screenshot(path=artifact("console-tenants.png"))
+    await assert_accessible(page)
 
     await page.goto(f"{base}/console/tenants/{acme}")
     assert await page.inner_text("[data-testid=state]") == "active"
@@ -323,6 +377,7 @@ async def test_upgrade_timeline_export_download_and_overview(stack: Stack, brows
     await until_text(page, "main", "sha256")
     assert await link.count() == 1
     await page.screenshot(path=artifact("console-export.png"), full_page=True)
+    await assert_accessible(page)
     async with page.expect_download() as downloading:
         await link.click()
     download = await downloading.value
@@ -372,6 +427,7 @@ async def test_upgrade_timeline_export_download_and_overview(stack: Stack, brows
     failed = await page.inner_text("[data-testid=failed] tbody")
     assert failing in failed and "card_declined" in failed
     await page.screenshot(path=artifact("console-overview.png"), full_page=True)
+    await assert_accessible(page)
     phone = await new_page(browser, refused, width=390)
     await phone.context.add_cookies(await page.context.cookies())
     await phone.goto(f"{base}/console/overview")
@@ -395,6 +451,7 @@ async def test_soft_delete_reactivate_legal_hold_and_purge_with_its_certificate(
     await page.goto(f"{base}/console/tenants/{kept}")
     await page.click("[data-testid=actions] >> text=Soft delete")
     assert "30 to 90 days" in await page.inner_text("[data-testid=explains]")
+    await assert_accessible(page)
     await page.fill("#retention_days", "45")
     await page.fill("#reason", "customer left")
     await page.click("[data-testid=confirm]")
@@ -439,6 +496,7 @@ async def test_soft_delete_reactivate_legal_hold_and_purge_with_its_certificate(
     assert verify(certificate, public).valid
     assert certificate == (await api.get(f"/tenants/{erased}/deletion-certificate")).json()
     await page.screenshot(path=artifact("console-purged.png"), full_page=True)
+    await assert_accessible(page)
     assert refused == []
 
 
