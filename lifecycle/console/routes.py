@@ -419,13 +419,15 @@ async def tenant_page(request: Request, tenant_id: str) -> Response:
     exports = await lc.exports.list_exports(tenant_id)
     now = datetime.now(UTC)
     days_left = None if tenant.purged_at else _days_left(tenant.purge_scheduled_at, now)
+    # suspension and deletion revoke the entitlements: usage is not "over" a revoked limit
+    revoked = tenant.state in REVOKED_STATES
     bars = [
         {
             "resource": resource,
             "usage": tenant.usage.get(resource, 0),
             "limit": limit,
             "percent": _percent(tenant.usage.get(resource, 0), limit),
-            "over": limit >= 0 and tenant.usage.get(resource, 0) > limit,
+            "over": not revoked and limit >= 0 and tenant.usage.get(resource, 0) > limit,
         }
         for resource, limit in sorted(tenant.entitlements.items())
     ]
@@ -443,6 +445,7 @@ async def tenant_page(request: Request, tenant_id: str) -> Response:
             "days_left": days_left,
             "retention_percent": _retention_percent(tenant, now),
             "bars": bars,
+            "revoked": revoked,
             "actions": {name: ACTIONS[name] for name in offered(tenant, principal)},
             "higher": plans[current + 1 :] if current >= 0 else [],
             "lower": plans[:current] if current > 0 else [],
@@ -497,6 +500,8 @@ async def certificate_download(request: Request, tenant_id: str) -> Response:
     )
 
 
+#: States whose entitlements are revoked (access suspended or the tenant deleted).
+REVOKED_STATES = frozenset({TenantState.SUSPENDED, TenantState.DELETING, TenantState.DELETED})
 #: How often the tenant page re-reads itself (ms): while an operation works, and while one
 #: only waits (a retention timer, a downgrade pending until the period ends).
 REFRESH_WORKING_MS, REFRESH_WAITING_MS = 3000, 60_000
@@ -519,10 +524,19 @@ def progress_text(op: OperationView) -> str:
     """The PROGRESS_FIELDS of a running operation's live progress, as ``name value`` pairs."""
     progress = (op.result or {}).get("progress") or {}
     return ", ".join(
-        f"{k.replace('_', ' ')} {progress[k]}"
+        f"{k.replace('_', ' ')} {_short(progress[k])}"
         for k in PROGRESS_FIELDS
         if progress.get(k) is not None
     )
+
+
+def _short(value: object) -> str:
+    """A progress value for the page: an ISO 8601 UTC time to the minute, anything else as is."""
+    try:
+        at = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        at = None
+    return f"{at:%Y-%m-%d %H:%M} UTC" if at else str(value)
 
 
 templates.env.filters["progress"] = progress_text

@@ -448,6 +448,7 @@ async def test_soft_delete_reactivate_legal_hold_and_purge_with_its_certificate(
     await page.wait_for_url(f"{base}/console/tenants")
 
     # soft delete with 45 days of retention, then reactivate
+    assert (await api.put(f"/tenants/{kept}/usage", json={"users": 1})).status_code == 200
     await page.goto(f"{base}/console/tenants/{kept}")
     await page.click("[data-testid=actions] >> text=Soft delete")
     assert "30 to 90 days" in await page.inner_text("[data-testid=explains]")
@@ -459,6 +460,9 @@ async def test_soft_delete_reactivate_legal_hold_and_purge_with_its_certificate(
     retention = await until_text(page, "[data-testid=retention]", "days left")
     assert "45 days left" in retention or "44 days left" in retention
     await until_text(page, "[data-testid=state]", "deleted")
+    assert "revoked while deleted" in await page.inner_text("[data-testid=revoked]")
+    assert await page.locator(".bar.over").count() == 0  # usage is not over a revoked limit
+    assert "phase retained" in await page.inner_text("[data-testid=live]")
     await page.screenshot(path=artifact("console-deleted.png"), full_page=True)
     await confirm(page, base, kept, "Reactivate")
     await until_text(page, "[data-testid=state]", "active")

@@ -73,7 +73,10 @@ def test_running_operations_show_their_progress_and_set_the_refresh() -> None:
     assert progress_text(export) == "chunks done 2, chunks total 5"
     assert progress_text(_op("upgrade", "completed")) == ""
     tenant = TenantView.model_construct(state=TenantState.DELETED, pending_plan_change=None)
-    retained = _op("deletion", progress={"phase": "retained", "purge_at": "2027-01-02"})
+    retained = _op(
+        "deletion", progress={"phase": "retained", "purge_at": "2027-01-02T07:57:23.56+00:00"}
+    )
+    assert progress_text(retained) == "phase retained, purge at 2027-01-02 07:57 UTC"
     assert refresh_ms(tenant, [retained]) == REFRESH_WAITING_MS  # a retention timer waits
     assert refresh_ms(tenant, [retained, export]) == REFRESH_WORKING_MS
     assert refresh_ms(tenant, [_op("onboard", "completed")]) is None
