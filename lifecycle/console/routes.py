@@ -620,17 +620,24 @@ async def confirm_page(request: Request, tenant_id: str, name: str) -> Response:
 
 
 async def _confirmation(request: Request, tenant: TenantView, name: str) -> dict[str, Any]:
-    """What the confirmation page shows besides the action's explanation: the target plan and,
-    for a downgrade, the preview's usage, limits and violations."""
+    """What the confirmation page shows besides the action's explanation: the target plan, its
+    limits, the monthly prices (from the plans file), the upgrade's Stripe proration
+    (PRORATION_BEHAVIOR) and, for a downgrade, the preview's usage, limits and violations."""
     lc = _client(request)
     to_plan = request.query_params.get("to_plan", "")
     context: dict[str, Any] = {"to_plan": to_plan, "retention_days": 30}
+    plans = lc.settings.plans
     try:
         if name == "upgrade":
-            target = lc.settings.plans.require_upgrade(tenant.plan, to_plan)
+            target = plans.require_upgrade(tenant.plan, to_plan)
             context["limits"] = target.limits.model_dump()
+            context["proration"] = lc.settings.proration_behavior
         elif name == "downgrade":
             context["preview"] = await lc.plan_changes.downgrade_preview(tenant.tenant_id, to_plan)
+        if name in ("upgrade", "downgrade"):
+            context["prices"] = [
+                plans.get(p).monthly_price_cents / 100 for p in (tenant.plan, to_plan)
+            ]
         elif name == "delete":
             context["retention_days"] = lc.settings.soft_delete_retention_days
     except LifecycleError as exc:

@@ -328,6 +328,8 @@ async def test_upgrade_timeline_export_download_and_overview(stack: Stack, brows
     await page.click("[data-testid=actions] >> text=Upgrade to professional")
     assert "Provisions the higher plan" in await page.inner_text("[data-testid=explains]")
     assert "users" in await page.inner_text("[data-testid=limits]")
+    prices = await page.inner_text("[data-testid=prices]")
+    assert "→ 99.00" in prices and "Stripe proration: create_prorations" in prices
     await page.click("[data-testid=confirm]")
     await page.wait_for_url(f"{base}/console/tenants/{tenant}?*")
     await until_text(page, "[data-testid=plan]", "professional")
