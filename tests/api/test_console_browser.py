@@ -340,6 +340,11 @@ async def test_upgrade_timeline_export_download_and_overview(stack: Stack, brows
     assert '"to_plan": "professional"' in await upgrade_row.locator("pre").inner_text()
     events = (await api.get(f"/tenants/{tenant}/events")).json()
     assert any(e["operation"] == "upgrade" and e["actor"] == "api" for e in events)
+    ui = stack.lc.settings.temporal_ui_port
+    workflow_link = page.locator(f"td a:text-is('tenant-{tenant}-upgrade')")
+    assert await workflow_link.get_attribute("href") == (
+        f"http://127.0.0.1:{ui}/namespaces/default/workflows/tenant-{tenant}-upgrade"
+    )
 
     # usage over the limit shows red, and the downgrade's confirmation names the violation
     usage = {"users": 60, "projects": 20, "storage_gb": 40}
