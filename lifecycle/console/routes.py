@@ -43,7 +43,7 @@ from lifecycle.domain.deletion import (
     LegalHoldRequest,
     PurgeNowRequest,
 )
-from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.errors import ConfigError, LifecycleError
 from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.suspension import SuspendRequest
@@ -191,10 +191,7 @@ def offered(tenant: TenantView, principal: Principal) -> list[str]:
         if name == "release-hold" and not tenant.legal_hold:
             continue
         pending = (tenant.pending_plan_change or {}).get("operation") == "downgrade"
-        if (name == "cancel-downgrade") is not pending and name in (
-            "cancel-downgrade",
-            "downgrade",
-        ):
+        if name == "downgrade" and pending or name == "cancel-downgrade" and not pending:
             continue  # one downgrade at a time: while one waits, it can only be cancelled
         names.append(name)
     return names
@@ -469,7 +466,10 @@ async def _certificate(
         certificate = await lc.deletion.deletion_certificate(tenant.tenant_id)
     except CertificateNotFound:
         return None
-    keys = [load_public_key(k.public_key) for k in lc.deletion.certificate_keys().keys]
+    try:
+        keys = [load_public_key(k.public_key) for k in lc.deletion.certificate_keys().keys]
+    except ConfigError as exc:  # a bad CERTIFICATE_RETIRED_KEYS file: say so, not a 500
+        return certificate, Verification(certificate.algorithm, None, [str(exc)])
     found = verify(certificate.model_dump(mode="json"), {key_id(k): k for k in keys})
     return certificate, found
 
