@@ -266,6 +266,9 @@ async def test_viewer_sees_no_actions_and_its_forged_post_is_refused(
     assert await page.locator("[data-testid=actions] a").count() == 0
     assert await page.locator("[data-testid=actions] button").count() == 0
     await page.screenshot(path=artifact("console-viewer.png"))
+    await page.goto(f"{base}/console/overview")  # reading the overview is a viewer's right
+    assert int(await page.inner_text("[data-testid=state-ACTIVE] .n")) >= 1
+    await page.goto(f"{base}/console/tenants/{tenant}")
 
     csrf = await page.get_attribute("input[name=csrf]", "value")
     r = await page.request.post(
