@@ -61,6 +61,10 @@ def dev(
     table.add_row("Temporal", settings.temporal_target)
     table.add_row("Web UI", f"{ui}/namespaces/{settings.temporal_namespace}/workflows")
     table.add_row("API", f"http://{settings.api_host}:{settings.api_port}  (docs: /docs)")
+    table.add_row(
+        "Console",
+        f"http://{settings.api_host}:{settings.api_port}/console  (sign in with the API token)",
+    )
     table.add_row("API token", token)
     table.add_row("Database", str(settings.redacted()["database_url"]))
 

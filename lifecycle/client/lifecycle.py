@@ -11,6 +11,7 @@ It is composed of one service per feature, found by the feature's name::
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -139,6 +140,21 @@ class LifecycleClient:
         total; raises TenantNotFound for an unknown tenant."""
         await self.repository.get(tenant_id)
         return await self.repository.tenant_operations(tenant_id, limit=limit, offset=offset)
+
+    async def operations_by_day(self, days: int = 14) -> dict[date, dict[str, int]]:
+        """Operation runs of the last ``days`` UTC days (today included) per start day and
+        status; days without a run are absent."""
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return await self.repository.operations_by_day(today - timedelta(days=days - 1))
+
+    async def failed_operations(self, limit: int = 20) -> list[OperationView]:
+        """The latest failed operation runs, newest first, each with its error (the cause)."""
+        return await self.repository.failed_operations(limit)
+
+    async def purges_due(self, days: int = 7) -> list[TenantView]:
+        """Soft-deleted tenants whose purge is scheduled within ``days`` days from now,
+        earliest first (overdue ones included: a legal hold keeps them)."""
+        return await self.repository.purges_due(datetime.now(UTC) + timedelta(days=days))
 
     async def operation(self, wid: str) -> OperationView | None:
         """The latest run of an operation: its status from Temporal (running, completed,

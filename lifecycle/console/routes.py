@@ -19,12 +19,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from temporalio.service import RPCError
 
 from lifecycle.api.auth import Principal, Role, TokenRegistry
 from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.console.chart import day_chart
 from lifecycle.console.session import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -33,18 +35,56 @@ from lifecycle.console.session import (
     csrf_nonce,
     set_cookie,
 )
-from lifecycle.domain.deletion import DeleteRequest, LegalHoldRequest, PurgeNowRequest
-from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.certificate import Verification, key_id, load_public_key, verify
+from lifecycle.domain.deletion import (
+    CertificateNotFound,
+    CertificateView,
+    DeleteRequest,
+    LegalHoldRequest,
+    PurgeNowRequest,
+)
+from lifecycle.domain.errors import ConfigError, LifecycleError
 from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.suspension import SuspendRequest
-from lifecycle.domain.tenants import TenantView, validate_tenant_id
+from lifecycle.domain.tenants import OperationView, TenantView, validate_tenant_id
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 PAGE_SIZE = 25
+#: Days the overview's chart covers (UTC days, today included).
+CHART_DAYS = 14
+#: Purges the overview lists: those due within this many days.
+PURGE_HORIZON_DAYS = 7
 #: Largest form body the console reads (bytes); the guard's MAX_REQUEST_BYTES bounds it too.
 MAX_FORM_BYTES = 16 * 1024
+
+
+#: Timeline icons by the first matching part of an audit row's operation name (the operation
+#: is written next to it, so the icon is decoration: aria-hidden).
+EVENT_ICONS = (
+    ("onboard", "✚"),
+    ("upgrade", "▲"),
+    ("downgrade", "▼"),
+    ("suspen", "‖"),
+    ("reactivat", "▶"),
+    ("legal-hold", "§"),
+    ("purge", "⌫"),
+    ("retention", "◷"),
+    ("delet", "✖"),
+    ("export", "⇩"),
+    ("payment", "$"),
+    ("invoice", "$"),
+    ("billing", "$"),
+)
+
+
+def event_icon(operation: str) -> str:
+    """The timeline icon of an audit row's ``operation`` (a dot when none matches)."""
+    return next((icon for part, icon in EVENT_ICONS if part in operation), "•")
+
+
+templates.env.filters["icon"] = event_icon
 
 
 class Refused(Exception):
@@ -81,6 +121,13 @@ ACTIONS: dict[str, Action] = {
         _ACTIVE,
         "Refused while usage exceeds a limit of the target plan. At period end it stays "
         "pending until the billing period ends; immediately it applies now.",
+    ),
+    "cancel-downgrade": Action(
+        "Cancel the pending downgrade",
+        "operator",
+        _ACTIVE,
+        "The tenant keeps its current plan and entitlements; the downgrade waiting for the end "
+        "of the billing period is dropped.",
     ),
     "suspend": Action(
         "Suspend",
@@ -139,13 +186,13 @@ def offered(tenant: TenantView, principal: Principal) -> list[str]:
             continue
         if tenant.purged_at is not None:
             continue
-        if (
-            name == "legal-hold"
-            and tenant.legal_hold
-            or name == "release-hold"
-            and not (tenant.legal_hold)
-        ):
+        if tenant.legal_hold and name in ("legal-hold", "purge"):
+            continue  # no purge while a legal hold stands (the client refuses it too)
+        if name == "release-hold" and not tenant.legal_hold:
             continue
+        pending = (tenant.pending_plan_change or {}).get("operation") == "downgrade"
+        if name == "downgrade" and pending or name == "cancel-downgrade" and not pending:
+            continue  # one downgrade at a time: while one waits, it can only be cancelled
         names.append(name)
     return names
 
@@ -319,6 +366,42 @@ async def tenants_page(request: Request) -> Response:
     )
 
 
+@router.get("/overview")
+async def overview_page(request: Request) -> Response:
+    """Tenants by state, operations per day by outcome (an SVG chart), the purges due within
+    PURGE_HORIZON_DAYS and the latest failed operations with their cause."""
+    try:
+        principal = _signed_in(request)
+    except Refused as exc:
+        return _refusal(request, exc, None)
+    lc = _client(request)
+    now = datetime.now(UTC)
+    counts = await lc.tenant_counts()
+    due = await lc.purges_due(PURGE_HORIZON_DAYS)
+    return _render(
+        request,
+        "overview.html",
+        {
+            "states": [s.value for s in TenantState],
+            "counts": counts,
+            "chart": day_chart(await lc.operations_by_day(CHART_DAYS), now.date(), CHART_DAYS),
+            "chart_days": CHART_DAYS,
+            "due": [(t, _days_left(t.purge_scheduled_at, now)) for t in due],
+            "horizon": PURGE_HORIZON_DAYS,
+            "failed": await lc.failed_operations(20),
+            "ui": _temporal_ui(lc),
+        },
+        principal=principal,
+    )
+
+
+def _days_left(at: datetime | None, now: datetime) -> int | None:
+    """Whole days from ``now`` until ``at``, rounded up, never below 0; None without ``at``."""
+    if at is None:
+        return None
+    return max(0, math.ceil((at - now).total_seconds() / 86400))
+
+
 @router.get("/tenants/{tenant_id}")
 async def tenant_page(request: Request, tenant_id: str) -> Response:
     try:
@@ -328,20 +411,20 @@ async def tenant_page(request: Request, tenant_id: str) -> Response:
         return _refusal(request, exc, _principal(request))
     lc = _client(request)
     events = await lc.events(tenant_id, limit=1000)
-    operations, _ = await lc.tenant_operations(tenant_id, limit=20)
+    recorded, _ = await lc.tenant_operations(tenant_id, limit=20)
+    operations = [await _live(lc, op) for op in recorded]
     exports = await lc.exports.list_exports(tenant_id)
     now = datetime.now(UTC)
-    days_left = None
-    if tenant.purge_scheduled_at is not None and tenant.purged_at is None:
-        seconds = (tenant.purge_scheduled_at - now).total_seconds()
-        days_left = max(0, math.ceil(seconds / 86400))
+    days_left = None if tenant.purged_at else _days_left(tenant.purge_scheduled_at, now)
+    # suspension and deletion revoke the entitlements: usage is not "over" a revoked limit
+    revoked = tenant.state in REVOKED_STATES
     bars = [
         {
             "resource": resource,
             "usage": tenant.usage.get(resource, 0),
             "limit": limit,
             "percent": _percent(tenant.usage.get(resource, 0), limit),
-            "over": limit >= 0 and tenant.usage.get(resource, 0) > limit,
+            "over": not revoked and limit >= 0 and tenant.usage.get(resource, 0) > limit,
         }
         for resource, limit in sorted(tenant.entitlements.items())
     ]
@@ -354,17 +437,134 @@ async def tenant_page(request: Request, tenant_id: str) -> Response:
             "tenant": tenant,
             "events": list(reversed(events)),
             "operations": operations,
-            "running": any(op.status == "running" for op in operations),
+            "refresh": refresh_ms(tenant, operations),
             "exports": exports,
             "days_left": days_left,
+            "retention_percent": _retention_percent(tenant, now),
             "bars": bars,
+            "revoked": revoked,
             "actions": {name: ACTIONS[name] for name in offered(tenant, principal)},
             "higher": plans[current + 1 :] if current >= 0 else [],
             "lower": plans[:current] if current > 0 else [],
             "ui": _temporal_ui(lc),
+            "certificate": await _certificate(lc, tenant) if principal.may("dpo") else None,
             "notice": request.query_params.get("notice", "")[:300],
         },
         principal=principal,
+    )
+
+
+async def _certificate(
+    lc: LifecycleClient, tenant: TenantView
+) -> tuple[CertificateView, Verification] | None:
+    """A purged tenant's deletion certificate and its verification under the control plane's
+    public keys (current and retired), as ``tenantctl certificate verify`` does; None before
+    the purge."""
+    if tenant.purged_at is None:
+        return None
+    try:
+        certificate = await lc.deletion.deletion_certificate(tenant.tenant_id)
+    except CertificateNotFound:
+        return None
+    try:
+        keys = [load_public_key(k.public_key) for k in lc.deletion.certificate_keys().keys]
+    except ConfigError as exc:  # a bad CERTIFICATE_RETIRED_KEYS file: say so, not a 500
+        return certificate, Verification(certificate.algorithm, None, [str(exc)])
+    found = verify(certificate.model_dump(mode="json"), {key_id(k): k for k in keys})
+    return certificate, found
+
+
+@router.get("/tenants/{tenant_id}/certificate")
+async def certificate_download(request: Request, tenant_id: str) -> Response:
+    """The tenant's deletion certificate as a JSON attachment (what
+    ``tenantctl certificate verify FILE`` checks offline); role ``dpo``, as in the API."""
+    try:
+        principal = _signed_in(request)
+        if not principal.may("dpo"):
+            raise Refused(
+                403,
+                f"the certificate needs role 'dpo'; '{principal.name}' has role '{principal.role}'",
+            )
+        await _tenant(request, tenant_id)
+        certificate = await _client(request).deletion.deletion_certificate(tenant_id)
+    except Refused as exc:
+        return _refusal(request, exc, _principal(request))
+    except LifecycleError as exc:
+        return _refusal(request, Refused(exc.status, exc.detail), _principal(request))
+    return JSONResponse(
+        certificate.model_dump(mode="json"),
+        headers={
+            "Content-Disposition": f'attachment; filename="{tenant_id}-deletion-certificate.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+#: States whose entitlements are revoked (access suspended or the tenant deleted).
+REVOKED_STATES = frozenset({TenantState.SUSPENDED, TenantState.DELETING, TenantState.DELETED})
+#: How often the tenant page re-reads itself (ms): while an operation works, and while one
+#: only waits (a retention timer, a downgrade pending until the period ends).
+REFRESH_WORKING_MS, REFRESH_WAITING_MS = 3000, 60_000
+#: Progress fields shown next to a running operation's step (the rest is in its Web UI page).
+PROGRESS_FIELDS = ("phase", "chunks_done", "chunks_total", "purge_at", "effective_at", "to_plan")
+
+
+async def _live(lc: LifecycleClient, op: OperationView) -> OperationView:
+    """A recorded operation run; a running one as Temporal answers it now (its progress
+    query), or as recorded when Temporal does not know it."""
+    if op.status != "running":
+        return op
+    try:
+        return await lc.operation(op.workflow_id) or op
+    except RPCError:  # Temporal unreachable: the page still shows what was recorded
+        return op
+
+
+def progress_text(op: OperationView) -> str:
+    """The PROGRESS_FIELDS of a running operation's live progress, as ``name value`` pairs."""
+    progress = (op.result or {}).get("progress") or {}
+    return ", ".join(
+        f"{k.replace('_', ' ')} {_short(progress[k])}"
+        for k in PROGRESS_FIELDS
+        if progress.get(k) is not None
+    )
+
+
+def _short(value: object) -> str:
+    """A progress value for the page: an ISO 8601 UTC time to the minute, anything else as is."""
+    try:
+        at = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        at = None
+    return f"{at:%Y-%m-%d %H:%M} UTC" if at else str(value)
+
+
+templates.env.filters["progress"] = progress_text
+
+
+def refresh_ms(tenant: TenantView, operations: list[OperationView]) -> int | None:
+    """The tenant page's refresh period: REFRESH_WORKING_MS while a running operation works,
+    REFRESH_WAITING_MS while the running ones only wait, None when none runs."""
+    running = [op for op in operations if op.status == "running"]
+    if not running:
+        return None
+    waiting = {
+        "deletion": tenant.state is TenantState.DELETED,
+        "downgrade": bool(tenant.pending_plan_change),
+    }
+    if all(waiting.get(op.kind or "", False) for op in running):
+        return REFRESH_WAITING_MS
+    return REFRESH_WORKING_MS
+
+
+def _retention_percent(tenant: TenantView, now: datetime) -> int | None:
+    """How much of a soft-deleted tenant's retention has passed, as a bar width (0..100 in
+    steps of 5); None when no purge is pending."""
+    start, end = tenant.deletion_requested_at, tenant.purge_scheduled_at
+    if start is None or end is None or tenant.purged_at is not None or end <= start:
+        return None
+    return _percent(
+        max(0, round((now - start).total_seconds())), round((end - start).total_seconds())
     )
 
 
@@ -420,17 +620,24 @@ async def confirm_page(request: Request, tenant_id: str, name: str) -> Response:
 
 
 async def _confirmation(request: Request, tenant: TenantView, name: str) -> dict[str, Any]:
-    """What the confirmation page shows besides the action's explanation: the target plan and,
-    for a downgrade, the preview's usage, limits and violations."""
+    """What the confirmation page shows besides the action's explanation: the target plan, its
+    limits, the monthly prices (from the plans file), the upgrade's Stripe proration
+    (PRORATION_BEHAVIOR) and, for a downgrade, the preview's usage, limits and violations."""
     lc = _client(request)
     to_plan = request.query_params.get("to_plan", "")
     context: dict[str, Any] = {"to_plan": to_plan, "retention_days": 30}
+    plans = lc.settings.plans
     try:
         if name == "upgrade":
-            target = lc.settings.plans.require_upgrade(tenant.plan, to_plan)
+            target = plans.require_upgrade(tenant.plan, to_plan)
             context["limits"] = target.limits.model_dump()
+            context["proration"] = lc.settings.proration_behavior
         elif name == "downgrade":
             context["preview"] = await lc.plan_changes.downgrade_preview(tenant.tenant_id, to_plan)
+        if name in ("upgrade", "downgrade"):
+            context["prices"] = [
+                plans.get(p).monthly_price_cents / 100 for p in (tenant.plan, to_plan)
+            ]
         elif name == "delete":
             context["retention_days"] = lc.settings.soft_delete_retention_days
     except LifecycleError as exc:
@@ -482,6 +689,7 @@ async def _run(
             "immediately" if form.get("effective") == "immediately" else "period_end",
             actor,
         ),
+        "cancel-downgrade": lambda: lc.plan_changes.cancel_downgrade(tid, actor),
         "suspend": lambda: lc.suspension.suspend_tenant(
             tid, SuspendRequest(reason=reason or "suspended from the console"), actor
         ),
@@ -519,5 +727,5 @@ async def _run(
         raise Refused(422, problems) from None
     except LifecycleError as exc:
         raise Refused(exc.status, exc.detail) from None
-    wid = getattr(result, "workflow_id", None)
+    wid = result if isinstance(result, str) else getattr(result, "workflow_id", None)
     return f"accepted (workflow {wid})" if wid else "accepted"

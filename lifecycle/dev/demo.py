@@ -438,7 +438,8 @@ async def run_demo(
     console.print(
         f"{ok}/{len(demo.steps)} steps as expected"
         + (f", {skipped} not run" if skipped else "")
-        + '. Filter the Web UI with TenantId="<tenant>".'
+        + '. Filter the Web UI with TenantId="<tenant>"; the tenant console is at '
+        + f"http://{settings.api_host}:{settings.api_port}/console."
         + (" Serving until Ctrl-C." if serving else "")
     )
     console.print(

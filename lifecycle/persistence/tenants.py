@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import case, delete, func, select, update
@@ -426,6 +426,30 @@ class TenantRepository:
                 )
             ).all()
             return [self._to_view(t, {}) for t in rows]
+
+    async def operations_by_day(self, since: datetime) -> dict[date, dict[str, int]]:
+        """Operation runs started at or after ``since`` (UTC), counted per UTC start day and
+        status (``running``, ``completed``, ``failed``, ``cancelled``)."""
+        counts: dict[date, dict[str, int]] = {}
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Operation.started_at, Operation.status).where(Operation.started_at >= since)
+            )
+            for started, status in rows.all():
+                day = counts.setdefault(started.date(), {})
+                day[status] = day.get(status, 0) + 1
+        return counts
+
+    async def failed_operations(self, limit: int = 20) -> builtins.list[OperationView]:
+        """The ``limit`` most recently started failed operation runs, with their error."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Operation)
+                .where(Operation.status == "failed")
+                .order_by(*_LATEST_FIRST)
+                .limit(limit)
+            )
+            return [_operation_view(op) for op in rows]
 
     async def operation(self, workflow_id: str, run_id: str | None = None) -> OperationView | None:
         """The recorded run ``run_id`` of ``workflow_id``, or its latest run when ``run_id`` is
