@@ -107,7 +107,8 @@ class PlanMigrationWorkflow:
             self.children.add(child)
             child.add_done_callback(self.children.discard)
             started += 1
-            if started >= data.continue_as_new_after or workflow.info().is_continue_as_new_suggested():
+            suggested = workflow.info().is_continue_as_new_suggested()
+            if started >= data.continue_as_new_after or suggested:
                 await self._drain()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(data)

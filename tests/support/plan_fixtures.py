@@ -17,8 +17,8 @@ from lifecycle.config import Settings
 from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
 from lifecycle.domain.plans import load_plans
-from lifecycle.persistence.tenants import TenantRepository
 from lifecycle.domain.tenants import TenantView
+from lifecycle.persistence.tenants import TenantRepository
 from tests.support.fixtures import make_settings, uid
 from tests.support.stripe_server import StripeServer
 from tests.support.tenant_data import skip_to_result
