@@ -3,7 +3,7 @@ target 5), read the progress, pause, resume, cancel."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
@@ -50,14 +50,28 @@ async def migration_progress(
     return await lifecycle.plan_migrations.progress(migration_id)
 
 
-@router.post("/{migration_id}/{action}", response_model=PlanMigrationProgress)
-async def control_migration(
-    migration_id: MigrationId,
-    action: Literal["pause", "resume", "cancel"],
-    lifecycle: Lifecycle,
-    actor: Admin,
+@router.post("/{migration_id}/pause", response_model=PlanMigrationProgress)
+async def pause_migration(
+    migration_id: MigrationId, lifecycle: Lifecycle, actor: Admin
 ) -> PlanMigrationProgress:
-    """``pause`` (start no more tenants; those in flight finish), ``resume``, or ``cancel``
-    (start no more, ever; ends ``cancelled`` once those in flight have ended); 404 for an
-    unknown migration, 409 once it has ended."""
-    return await lifecycle.plan_migrations.control(migration_id, action, actor)
+    """Start no more tenants until resumed (those in flight finish); 404 for an unknown
+    migration, 409 once it has ended."""
+    return await lifecycle.plan_migrations.control(migration_id, "pause", actor)
+
+
+@router.post("/{migration_id}/resume", response_model=PlanMigrationProgress)
+async def resume_migration(
+    migration_id: MigrationId, lifecycle: Lifecycle, actor: Admin
+) -> PlanMigrationProgress:
+    """Go on after a pause; 404 for an unknown migration, 409 once it has ended."""
+    return await lifecycle.plan_migrations.control(migration_id, "resume", actor)
+
+
+@router.post("/{migration_id}/cancel", response_model=PlanMigrationProgress)
+async def cancel_migration(
+    migration_id: MigrationId, lifecycle: Lifecycle, actor: Admin
+) -> PlanMigrationProgress:
+    """Start no more tenants, ever: the migration ends ``cancelled`` once those in flight
+    have ended (never cut off mid-saga); 404 for an unknown migration, 409 once it has
+    ended."""
+    return await lifecycle.plan_migrations.control(migration_id, "cancel", actor)
