@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import billing_error, make_stripe_client
 from lifecycle.client.base import task_queue_pollers
+from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.domain.errors import InvalidInput, StateConflict
 from lifecycle.domain.plan_migrations import (
     MigrationFilter,
@@ -27,10 +28,11 @@ from lifecycle.domain.tenants import TransitionInput
 from lifecycle.persistence.engine import Sessions, create_engine, migrate
 from lifecycle.persistence.rate_limits import RateLimiter
 from lifecycle.persistence.tenants import TenantRepository
-from tests.support.crash import worker_process
+from tests.support.crash import WorkerProcess, worker_process
 from tests.support.fixtures import make_settings, running_stack, uid
 from tests.support.plan_fixtures import billing_settings, finish, seeded
 from tests.support.stripe_server import StripeServer
+from worker import build_worker
 from workflows.plan_migration import PlanMigrationWorkflow
 
 ITEMS = "/v1/subscription_items/"
@@ -323,3 +325,45 @@ async def test_rate_limiter_spaces_reservations(tmp_path: Path) -> None:
     assert waits[0] == 0.0
     for earlier, later in zip(waits, waits[1:], strict=False):
         assert later - earlier == pytest.approx(0.1, abs=0.02)
+
+
+async def test_a_migration_resumes_after_its_worker_is_killed(
+    dev_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    """SIGKILL the only worker mid-migration; a new worker finishes it from the history:
+    every tenant moved, each billed exactly once."""
+    settings = billing_settings(
+        tmp_path, stripe_server, temporal_address=dev_env.client.service_client.config.target_host
+    )
+    engine = create_engine(settings.db_url)
+    await migrate(engine)
+    repository = TenantRepository(Sessions(engine))
+    lc = LifecycleClient(settings, dev_env.client, repository)
+    ids = await seeded(repository, stripe_server, "starter", 8, uid("crash"))
+    stripe_server.fail("POST", ITEMS, "slow", times=100, seconds=0.5)
+    doomed = WorkerProcess(settings, tmp_path / "doomed.log")
+    try:
+        started = await lc.plan_migrations.start(
+            request(
+                from_plan="starter",
+                to_plan="professional",
+                filter={"tenant_ids": ids},
+                concurrency=2,
+            )
+        )
+        for _ in range(600):
+            if len(stripe_server.price_changes) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        doomed.proc.kill()
+        doomed.proc.wait()
+    finally:
+        doomed.stop()
+    assert len(stripe_server.price_changes) < 8
+    async with build_worker(dev_env.client, settings, repository):
+        final = await asyncio.wait_for(lc.core.handle(started.workflow_id).result(), 180)
+    await engine.dispose()
+    assert (final["done"], final["failed"]) == (8, 0)
+    assert [(await lc.get_tenant(t)).plan for t in ids] == ["professional"] * 8
+    moved = sorted(c["subscription"] for c in stripe_server.price_changes)
+    assert len(moved) == len(set(moved)) == 8  # one change per subscription
