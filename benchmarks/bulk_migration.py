@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from datetime import datetime
 
@@ -46,6 +47,22 @@ from tests.support.plan_fixtures import seeded
 from tests.support.stripe_server import StripeServer
 
 ITEMS = "/v1/subscription_items/"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def machine_ticks() -> tuple[int, int]:
+    """``(busy, total)`` jiffies of all cores so far (/proc/stat), everyone's processes."""
+    with open("/proc/stat") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
 
 
 async def wait_pollers(lc: LifecycleClient, count: int) -> None:
@@ -101,7 +118,8 @@ async def run(args: argparse.Namespace) -> None:
                 seed_s = time.perf_counter() - seed_start
                 if server is not None:
                     server.rate_limit = args.rate
-                began = time.perf_counter()
+                began, busy0 = time.perf_counter(), machine_ticks()
+                cpu0 = sum(cpu_seconds(p.pid) for p in workers)
                 started = await lc.plan_migrations.start(
                     PlanMigrationRequest(
                         from_plan="starter", to_plan="professional", concurrency=args.concurrency
@@ -111,6 +129,9 @@ async def run(args: argparse.Namespace) -> None:
                     await lc.core.handle(started.workflow_id).result()
                 )
                 wall = time.perf_counter() - began
+                workers_cpu = sum(cpu_seconds(p.pid) for p in workers) - cpu0
+                busy1 = machine_ticks()
+                busy = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
                 times = await write_times(lc, server, ids)
             finally:
                 for proc in workers:
@@ -136,6 +157,10 @@ async def run(args: argparse.Namespace) -> None:
     )
     print(f"  first to last write: {span:.1f} s -> {steady:.2f} writes/s")
     print(f"  whole migration (start request to result): {wall:.1f} s -> {overall:.2f} writes/s")
+    print(
+        f"  CPU: worker processes {workers_cpu:.0f} s ({workers_cpu / wall:.2f} cores); "
+        f"machine busy {busy:.0%} of {os.cpu_count()} cores (everyone's processes)"
+    )
     print(
         f"  ratio achieved / limit: {steady / args.rate:.3f} (whole run {overall / args.rate:.3f})"
     )
