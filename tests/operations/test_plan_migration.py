@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import stripe
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from activities.billing import billing_error, make_stripe_client
@@ -367,3 +368,34 @@ async def test_a_migration_resumes_after_its_worker_is_killed(
     assert [(await lc.get_tenant(t)).plan for t in ids] == ["professional"] * 8
     moved = sorted(c["subscription"] for c in stripe_server.price_changes)
     assert len(moved) == len(set(moved)) == 8  # one change per subscription
+
+
+async def test_period_end_downgrades_count_once_scheduled(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A downgrade at period end is done for the migration once scheduled: the tenant keeps
+    its plan with the pending change, and its downgrade goes on waiting after the migration
+    ended (ParentClosePolicy.ABANDON)."""
+    async with running_stack(time_env, make_settings(tmp_path)) as lc:
+        ids = await seeded(lc.repository, None, "professional", 3, uid("later"))
+        started = await lc.plan_migrations.start(
+            request(
+                from_plan="professional",
+                to_plan="starter",
+                effective="period_end",
+                filter={"tenant_ids": ids},
+            )
+        )
+        handle = lc.core.handle(started.workflow_id)
+        final = PlanMigrationProgress.model_validate(await handle.result())
+        assert (final.status, final.done, final.failed) == ("completed", 3, 0)
+        for tenant_id in ids:
+            downgrade = lc.core.handle(f"tenant-{tenant_id}-downgrade")
+            assert (await downgrade.describe()).status == WorkflowExecutionStatus.RUNNING
+            for _ in range(100):
+                tenant = await lc.get_tenant(tenant_id)
+                if tenant.pending_plan_change:
+                    break
+                await asyncio.sleep(0.05)
+            assert tenant.plan == "professional"
+            assert tenant.pending_plan_change and tenant.pending_plan_change["to_plan"] == "starter"
