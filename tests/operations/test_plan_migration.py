@@ -399,3 +399,34 @@ async def test_period_end_downgrades_count_once_scheduled(
                 await asyncio.sleep(0.05)
             assert tenant.plan == "professional"
             assert tenant.pending_plan_change and tenant.pending_plan_change["to_plan"] == "starter"
+
+
+async def test_a_migration_over_the_servers_limit_backs_off_and_finishes(
+    dev_env: WorkflowEnvironment, tmp_path: Path, stripe_server: StripeServer
+) -> None:
+    """No BILLING_RATE_LIMIT, a Stripe-compatible server limited to 1 write/s: writes over
+    it get 429 and are retried after Retry-After (same idempotency key) until every tenant
+    moved, none listed as failed. On the dev server: the retry delays are real time, as the
+    server's limit is (the time-skipping server would skip them and burn the 20 attempts)."""
+    async with running_stack(dev_env, billing_settings(tmp_path, stripe_server)) as lc:
+        ids = await seeded(lc.repository, stripe_server, "starter", 6, uid("burst"))
+        stripe_server.rate_limit = 1
+        started = await lc.plan_migrations.start(
+            request(from_plan="starter", to_plan="professional", filter={"tenant_ids": ids})
+        )
+        handle = lc.core.handle(started.workflow_id)
+        final = PlanMigrationProgress.model_validate(await asyncio.wait_for(handle.result(), 120))
+        progress = await lc.plan_migrations.progress(started.migration_id)
+        assert (final.done, final.failed) == (6, 0), progress.failures
+        writes = [e for e in stripe_server.mutations() if e.path.startswith(ITEMS)]
+        limited = [e for e in writes if e.status == 429]
+        assert stripe_server.rate_limited == len(limited) > 0
+        accepted = {e.idempotency_key for e in writes if e.status == 200}
+        assert len(accepted) == 6 and {e.idempotency_key for e in limited} <= accepted
+        moved = [c["subscription"] for c in stripe_server.price_changes]
+        assert len(moved) == len(set(moved)) == 6  # each billed once
+        # a retry came no sooner than the Retry-After (1 s) after its 429
+        for entry in limited:
+            retried = [e for e in writes if e.idempotency_key == entry.idempotency_key]
+            after = [e for e in retried if e.at_ns > entry.at_ns]
+            assert after and (after[0].at_ns - entry.at_ns) / 1e9 >= 1.0
