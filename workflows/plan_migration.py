@@ -81,6 +81,8 @@ class PlanMigrationWorkflow:
         queue: list[MigrationTenant] = []
         fetched_after, started = data.cursor, 0
         while True:
+            if data.paused:  # list the failures so far while nothing moves
+                await self._record_failures(force=True)
             await workflow.wait_condition(
                 lambda: (
                     data.cancel_requested_by is not None
