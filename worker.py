@@ -28,6 +28,7 @@ from activities.billing import BillingActivities, make_stripe_client
 from activities.deletion import DeletionActivities
 from activities.exports import ExportActivities
 from activities.plan_changes import PlanChangeActivities
+from activities.plan_migrations import PlanMigrationActivities
 from activities.provisioning import ProvisioningActivities
 from activities.purge import PurgeActivities
 from activities.reconciliation import ReconciliationActivities
@@ -41,6 +42,8 @@ from lifecycle.logs import configure_logging
 from lifecycle.persistence.deletion import DeletionRepository
 from lifecycle.persistence.engine import Sessions, create_engine, migrate
 from lifecycle.persistence.exports import ExportRepository
+from lifecycle.persistence.plan_migrations import PlanMigrationRepository
+from lifecycle.persistence.rate_limits import BILLING_WRITES, RateLimiter
 from lifecycle.persistence.tenants import TenantRepository
 from lifecycle.storage.datamap import load_datamap
 from lifecycle.storage.exports import ExportStorage, s3_options
@@ -49,6 +52,7 @@ from workflows.deletion import DeletionWorkflow
 from workflows.downgrade import DowngradeWorkflow
 from workflows.export import ExportRetentionWorkflow, ExportWorkflow
 from workflows.onboarding import OnboardingWorkflow
+from workflows.plan_migration import PlanMigrationWorkflow
 from workflows.reactivation import ReactivationWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.suspension import PaymentFailureWorkflow, SuspensionWorkflow
@@ -65,6 +69,7 @@ WORKFLOWS = [
     ExportWorkflow,
     ExportRetentionWorkflow,
     ReconciliationWorkflow,
+    PlanMigrationWorkflow,
 ]
 #: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
 #: through the sandbox like the models that use them.
@@ -108,7 +113,10 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     webhook_secret = settings.provisioning_webhook_secret
     tenants = TenantActivities(repository)
     stripe_client = make_stripe_client(stripe_key, settings.stripe_api_base)
-    billing = BillingActivities(stripe_client)
+    rate = settings.billing_rate_limit
+    limiter = RateLimiter(repository.sessions, BILLING_WRITES, rate) if rate else None
+    billing = BillingActivities(stripe_client, limiter)
+    plan_migrations = PlanMigrationActivities(PlanMigrationRepository(repository))
     reconciliation = ReconciliationActivities(settings, repository, stripe_client)
     plan_changes = PlanChangeActivities(repository)
     usage = UsageActivities(repository)
@@ -139,6 +147,9 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         billing.release_schedule,
         billing.delete_customer,
         plan_changes.set_pending_plan_change,
+        plan_migrations.count_migration_tenants,
+        plan_migrations.migration_batch,
+        plan_migrations.record_migration_failures,
         usage.current_usage,
         provisioning.provision_entitlements,
         deletion.resolve_plan,

@@ -3,13 +3,19 @@
 Every mutating call carries an idempotency key derived from the workflow id and the step,
 never from the attempt, so a retried activity can never bill twice. In limited mode (no
 STRIPE_API_KEY) every step logs a warning and returns ``skipped: true``.
+
+Billing writes are rate limited for all workers together when BILLING_RATE_LIMIT is set
+(:class:`~lifecycle.persistence.rate_limits.RateLimiter`): each mutating Stripe request, or in
+limited mode each skipped write standing for one, first waits for its slot. A 429 that still
+comes back is retried after Stripe's ``Retry-After`` (:func:`billing_error`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import stripe
@@ -19,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from lifecycle.domain.billing import BillingResult
 from lifecycle.faults import fault_point
+from lifecycle.persistence.rate_limits import RateLimiter
 
 
 class StartSubscriptionInput(BaseModel):
@@ -136,9 +143,19 @@ def billing_error(exc: stripe.StripeError) -> ApplicationError:
     Non-retryable at once: a declined card (``CardDeclined``), an idempotency key reused with
     other parameters (``IdempotencyError``) and every other 4xx but 409 and 429
     (``InvalidBillingRequest``: invalid request, authentication, permission). Retryable
-    (``BillingUnavailable``): 409, 429, 5xx and network errors (no HTTP status).
+    (``BillingUnavailable``): 409, 5xx and network errors (no HTTP status), with the retry
+    policy's backoff; 429 (``BillingRateLimited``) after the answer's ``Retry-After`` seconds
+    (1 s without one) plus up to 50% jitter, so that workers limited together do not all
+    come back in the same instant.
     """
     status = exc.http_status
+    if status == 429:
+        delay = retry_after(exc) * (1 + random.random() / 2)
+        return ApplicationError(
+            f"billing rate limited (HTTP 429), retrying in {delay:.2f} s: {exc}",
+            type="BillingRateLimited",
+            next_retry_delay=timedelta(seconds=delay),
+        )
     if isinstance(exc, stripe.CardError):
         return ApplicationError(
             f"card declined: {exc.user_message or exc}", type="CardDeclined", non_retryable=True
@@ -154,6 +171,18 @@ def billing_error(exc: stripe.StripeError) -> ApplicationError:
     return ApplicationError(
         f"billing unavailable (HTTP {status or 'no answer'}): {exc}", type="BillingUnavailable"
     )
+
+
+def retry_after(exc: stripe.StripeError) -> float:
+    """Seconds Stripe asks to wait (``Retry-After``, header names in any case); 1.0 when
+    absent or unreadable, at most 60."""
+    for name, value in (exc.headers or {}).items():
+        if name.lower() == "retry-after":
+            try:
+                return min(60.0, max(0.0, float(value)))
+            except ValueError:
+                break
+    return 1.0
 
 
 T = TypeVar("T")
@@ -191,10 +220,32 @@ def raise_if_cancelled() -> None:
 
 
 class BillingActivities:
-    """Stripe calls of the lifecycle; ``client`` is None in limited mode."""
+    """Stripe calls of the lifecycle; ``client`` is None in limited mode; ``limiter`` bounds
+    the billing writes of every worker together (BILLING_RATE_LIMIT; None: unbounded)."""
 
-    def __init__(self, client: stripe.StripeClient | None) -> None:
-        self.client = client
+    def __init__(
+        self, client: stripe.StripeClient | None, limiter: RateLimiter | None = None
+    ) -> None:
+        self.client, self.limiter = client, limiter
+
+    async def _slot(self) -> None:
+        """Wait, heartbeating, for this write's slot of the billing rate limit."""
+        if self.limiter is None:
+            return
+        wait = await self.limiter.reserve()
+        while wait > 0:
+            raise_if_cancelled()
+            pause = min(wait, HEARTBEAT_EVERY)
+            await asyncio.sleep(pause)
+            wait -= pause
+
+    async def _skip_write(self, step: str, tenant_id: str) -> BillingResult | None:
+        """:meth:`_skip` for a mutating step: in limited mode the skipped write still takes
+        its slot of the rate limit, so that limited mode shows what the limit allows."""
+        skipped = self._skip(step, tenant_id)
+        if skipped is not None:
+            await self._slot()
+        return skipped
 
     def _skip(self, step: str, tenant_id: str) -> BillingResult | None:
         if self.client is not None:
@@ -209,11 +260,12 @@ class BillingActivities:
     @activity.defn
     async def start_subscription(self, data: StartSubscriptionInput) -> BillingResult:
         """Create the customer, then the subscription; both with step idempotency keys."""
-        if skipped := self._skip("start-subscription", data.tenant_id):
+        if skipped := await self._skip_write("start-subscription", data.tenant_id):
             fault_point("billing.after_start_subscription")
             return skipped
         assert self.client is not None
         try:
+            await self._slot()
             customer = await self.client.v1.customers.create_async(
                 params={
                     "name": data.name,
@@ -222,6 +274,7 @@ class BillingActivities:
                 },
                 options={"idempotency_key": f"{data.idempotency_scope}:customer"},
             )
+            await self._slot()
             subscription = await self.client.v1.subscriptions.create_async(
                 params={
                     "customer": customer.id,
@@ -242,12 +295,13 @@ class BillingActivities:
     @activity.defn
     async def cancel_subscription(self, data: CancelSubscriptionInput) -> BillingResult:
         """Cancel at once without proration; an already-cancelled or missing one is fine."""
-        if skipped := self._skip(data.step, data.tenant_id):
+        if skipped := await self._skip_write(data.step, data.tenant_id):
             return skipped
         if not data.subscription_id:
             return BillingResult(detail={"step": data.step, "nothing_to_cancel": True})
         assert self.client is not None
         try:
+            await self._slot()
             sub = await self.client.v1.subscriptions.cancel_async(
                 data.subscription_id,
                 params={"prorate": False, "invoice_now": False},
@@ -274,7 +328,7 @@ class BillingActivities:
         invalid prices are non-retryable (:func:`billing_error`); 5xx and network errors retry.
         """
         step = f"change-price to {data.price_id}"
-        if skipped := self._skip(step, data.tenant_id):
+        if skipped := await self._skip_write(step, data.tenant_id):
             return skipped
         assert self.client is not None
         if data.subscription_id is None:
@@ -291,6 +345,7 @@ class BillingActivities:
                     subscription_id=sub.id, period_end=_period_end(sub), detail=detail
                 )
             raise_if_cancelled()
+            await self._slot()
             item = await uninterrupted(
                 self.client.v1.subscription_items.update_async(
                     item["id"],
@@ -315,6 +370,7 @@ class BillingActivities:
             customer_id = data.customer_id
             raise_if_cancelled()
             if not customer_id:
+                await self._slot()
                 customer = await uninterrupted(
                     self.client.v1.customers.create_async(
                         params={
@@ -326,6 +382,7 @@ class BillingActivities:
                     )
                 )
                 customer_id = customer.id
+            await self._slot()
             sub = await uninterrupted(
                 self.client.v1.subscriptions.create_async(
                     params={
@@ -371,7 +428,7 @@ class BillingActivities:
         ``data.proration_behavior`` if needed), else create a new one (and the customer if
         missing); idempotency keys from the workflow id. A cancelled Stripe subscription
         cannot be restarted."""
-        if skipped := self._skip("resume-subscription", data.tenant_id):
+        if skipped := await self._skip_write("resume-subscription", data.tenant_id):
             return skipped
         assert self.client is not None
         subs, key = self.client.v1.subscriptions, data.idempotency_scope
@@ -381,6 +438,7 @@ class BillingActivities:
                 if sub.status not in ("canceled", "incomplete_expired"):
                     item = sub["items"]["data"][0]
                     if item["price"]["id"] != data.price_id:
+                        await self._slot()
                         await self.client.v1.subscription_items.update_async(
                             item["id"],
                             params={
@@ -399,6 +457,7 @@ class BillingActivities:
                     )
             customer_id = data.customer_id
             if not customer_id:
+                await self._slot()
                 customer = await self.client.v1.customers.create_async(
                     params={
                         "name": data.name or data.tenant_id,
@@ -408,6 +467,7 @@ class BillingActivities:
                     options={"idempotency_key": f"{key}:resume-customer"},
                 )
                 customer_id = customer.id
+            await self._slot()
             sub = await subs.create_async(
                 params={
                     "customer": customer_id,
@@ -428,13 +488,14 @@ class BillingActivities:
         phases (``<scope>:schedule-phases``); ``detail``: ``schedule_id``, ``price``,
         ``previous_price``, ``phase_end`` (unix seconds). Skipped in limited mode or without
         a subscription (``skipped: true``). Stripe errors as :func:`billing_error`."""
-        if skipped := self._skip("schedule-price-change", data.tenant_id):
+        if skipped := await self._skip_write("schedule-price-change", data.tenant_id):
             return skipped
         if not data.subscription_id:
             return BillingResult(skipped=True, detail={"reason": "no subscription"})
         assert self.client is not None
         schedules, key = self.client.v1.subscription_schedules, data.idempotency_scope
         try:
+            await self._slot()
             schedule = await schedules.create_async(
                 params={"from_subscription": data.subscription_id},
                 options={"idempotency_key": f"{key}:schedule"},
@@ -451,6 +512,7 @@ class BillingActivities:
                 },
                 {"items": [{"price": data.price_id}], "iterations": 1},
             ]
+            await self._slot()
             await schedules.update_async(
                 schedule.id,
                 params={"end_behavior": "release", "phases": phases},
@@ -473,7 +535,7 @@ class BillingActivities:
     async def release_schedule(self, data: ReleaseScheduleInput) -> BillingResult:
         """Release the schedule (key ``<scope>:<step>``); one already released, completed or
         missing is fine (``detail.nothing_to_release``)."""
-        if skipped := self._skip(data.step, data.tenant_id):
+        if skipped := await self._skip_write(data.step, data.tenant_id):
             return skipped
         if not data.schedule_id:
             return BillingResult(detail={"nothing_to_release": True})
@@ -483,6 +545,7 @@ class BillingActivities:
             schedule = await schedules.retrieve_async(data.schedule_id)
             if schedule.status not in ("active", "not_started"):
                 return BillingResult(detail={"nothing_to_release": True, "status": schedule.status})
+            await self._slot()
             schedule = await schedules.release_async(
                 data.schedule_id,
                 options={"idempotency_key": f"{data.idempotency_scope}:{data.step}"},
@@ -499,12 +562,13 @@ class BillingActivities:
     async def delete_customer(self, data: DeleteCustomerInput) -> BillingResult:
         """Delete the customer (Stripe keeps no personal data of a deleted customer in the
         API); an already-deleted or missing one is fine."""
-        if skipped := self._skip("delete-customer", data.tenant_id):
+        if skipped := await self._skip_write("delete-customer", data.tenant_id):
             return skipped
         if not data.customer_id:
             return BillingResult(detail={"nothing_to_delete": True})
         assert self.client is not None
         try:
+            await self._slot()
             await self.client.v1.customers.delete_async(
                 data.customer_id,
                 options={"idempotency_key": f"{data.idempotency_scope}:delete-customer"},

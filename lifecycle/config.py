@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = Field(None, description="Stripe-compatible API base URL")
     stripe_webhook_secret: SecretStr | None = None
     proration_behavior: Literal["create_prorations", "always_invoice", "none"] = "create_prorations"
+    billing_rate_limit: float | None = Field(
+        None,
+        gt=0,
+        le=10_000,
+        description="Billing writes per second for all workers together (Stripe: 100 live, "
+        "25 in test mode); unset: no limit",
+    )
 
     # Lifecycle rules
     soft_delete_retention_days: int = Field(30, ge=30, le=90)

@@ -22,6 +22,7 @@ from lifecycle.api.routes import (
     exports,
     meta,
     plan_changes,
+    plan_migrations,
     reactivation,
     reconciliation,
     suspension,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         compat: tenant_errors,
         billing_events: (400, 408, 413, 503),
         reconciliation: (400, 401, 403, 404, 408, 413, 422, 503),
+        plan_migrations: tenant_errors,
         meta: (400, 401, 403, 404, 422, 503),
     }
     for module, statuses in documented.items():

@@ -15,6 +15,7 @@ from lifecycle.cli import (
     onboarding,
     operations,
     plan_changes,
+    plan_migrations,
     reactivation,
     reconciliation,
     simulate,
@@ -40,3 +41,4 @@ app.add_typer(health.app)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(reconciliation.app)
 app.add_typer(simulate.app)
+app.add_typer(plan_migrations.app, name="bulk")

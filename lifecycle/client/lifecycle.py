@@ -23,6 +23,7 @@ from lifecycle.client.deletion import DeletionService
 from lifecycle.client.exports import ExportService
 from lifecycle.client.onboarding import OnboardingService
 from lifecycle.client.plan_changes import PlanChangeService
+from lifecycle.client.plan_migrations import PlanMigrationService
 from lifecycle.client.reactivation import ReactivationService
 from lifecycle.client.reconciliation import ReconciliationService
 from lifecycle.client.suspension import SuspensionService
@@ -73,6 +74,7 @@ class LifecycleClient:
         self.reactivation = ReactivationService(self.core)
         self.billing_events = BillingEventService(self.core)
         self.reconciliation = ReconciliationService(self.core)
+        self.plan_migrations = PlanMigrationService(self.core)
 
     @property
     def settings(self) -> Settings:

@@ -209,3 +209,25 @@ class Export(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class PlanMigrationFailure(Base):
+    """A tenant a bulk plan migration did not move, with the cause (one row per tenant)."""
+
+    __tablename__ = "plan_migration_failures"
+
+    migration_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    cause: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RateLimit(Base):
+    """A rate limit shared by every worker (GCRA): ``next_at`` is the earliest time (unix
+    seconds) the next call may be made; each call moves it on by 1/rate."""
+
+    __tablename__ = "rate_limits"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)

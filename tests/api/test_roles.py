@@ -19,7 +19,7 @@ from lifecycle.domain.errors import ConfigError
 from tests.support.api import assert_problem, wait_operation
 from tests.support.fixtures import make_settings, running_stack, serve_api, uid
 
-T, E, W = "nobody-co", "0" * 32, "tenant-nobody-co-onboard"
+T, E, W, M = "nobody-co", "0" * 32, "tenant-nobody-co-onboard", "0" * 16
 #: Every route that needs a token: (method, path, role needed, JSON body).
 MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("GET", "/tenants", "viewer", None),
@@ -54,6 +54,11 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("POST", "/delete", "operator", {"tenant_id": T}),
     ("POST", "/reactivate", "operator", {"tenant_data": {"tenant_id": T}}),
     ("GET", "/config", "admin", None),
+    ("GET", f"/bulk/plan-migrations/{M}", "viewer", None),
+    ("POST", "/bulk/plan-migrations", "admin", {"from_plan": "free", "to_plan": "starter"}),
+    ("POST", f"/bulk/plan-migrations/{M}/pause", "admin", None),
+    ("POST", f"/bulk/plan-migrations/{M}/resume", "admin", None),
+    ("POST", f"/bulk/plan-migrations/{M}/cancel", "admin", None),
 ]
 GRANTED = {
     "viewer": {"viewer"},
@@ -117,7 +122,8 @@ def test_matrix_covers_every_route_that_needs_a_token(tmp_path: Path) -> None:
             p.split("?")[0]
             .replace(W, "{workflow_id}")
             .replace(T, "{tenant_id}")
-            .replace(E, "{export_id}"),
+            .replace(E, "{export_id}")
+            .replace(M, "{migration_id}"),
         )
         for m, p, _, _ in MATRIX
     }

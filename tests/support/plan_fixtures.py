@@ -3,6 +3,7 @@ billing through it, onboarded tenants, waiting for workflows in the time-skippin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +14,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
-from lifecycle.domain.onboarding import OnboardRequest
+from lifecycle.domain.billing import BillingResult
+from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
 from lifecycle.domain.plans import load_plans
 from lifecycle.domain.tenants import TenantView
+from lifecycle.persistence.tenants import TenantRepository
 from tests.support.fixtures import make_settings, uid
 from tests.support.stripe_server import StripeServer
 from tests.support.tenant_data import skip_to_result
@@ -82,3 +85,44 @@ async def replay(lc: LifecycleClient, workflow_id: str) -> None:
         workflow_runner=workflow_runner(),
     )
     await replayer.replay_workflow(history)
+
+
+async def seeded(
+    repository: TenantRepository,
+    server: StripeServer | None,
+    plan: str,
+    count: int,
+    prefix: str,
+    concurrency: int = 8,
+) -> list[str]:
+    """``count`` ACTIVE tenants ``<prefix>-00000``... on ``plan`` written straight to the
+    control plane (no onboarding workflow: fast enough for thousands), each with a
+    subscription to the plan's price seeded in ``server`` (none without a server, as in
+    limited mode). Returns their ids in order."""
+    catalog = load_plans()
+    target = catalog.get(plan)
+    ids = [f"{prefix}-{i:05d}" for i in range(count)]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(tenant_id: str) -> None:
+        billing = BillingResult(skipped=True)
+        if server is not None:
+            sub = server.subscribe(target.price_id)
+            customer = server.subscriptions[sub]["customer"]
+            billing = BillingResult(customer_id=customer, subscription_id=sub)
+        request = OnboardRequest(
+            tenant_id=tenant_id, name=tenant_id, email=f"ops@{tenant_id}.io", plan=plan
+        )
+        async with gate:
+            await repository.create_tenant(
+                CreateTenantInput(
+                    request=request,
+                    limits=target.limits.as_dict(),
+                    billing=billing,
+                    workflow_id=f"seed-{tenant_id}",
+                    actor="test",
+                )
+            )
+
+    await asyncio.gather(*(one(t) for t in ids))
+    return ids

@@ -27,6 +27,7 @@ from lifecycle.dev.devserver import installed_binary
 from lifecycle.domain.deletion import DeleteRequest, PurgeNowRequest
 from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.operations import OperationKind, workflow_id
+from lifecycle.domain.plan_migrations import MigrationFilter, PlanMigrationRequest
 from lifecycle.domain.plans import load_plans
 from lifecycle.domain.reactivation import ReactivateRequest
 from lifecycle.domain.suspension import SuspendRequest
@@ -94,8 +95,8 @@ async def purge_now(lc: LifecycleClient) -> WorkflowHandle:
     return handle
 
 
-async def _suspended(lc: LifecycleClient, tenant_id: str) -> WorkflowHandle:
-    await _onboarded(lc, tenant_id, "starter")
+async def _suspended(lc: LifecycleClient, tenant_id: str, plan: str = "starter") -> WorkflowHandle:
+    await _onboarded(lc, tenant_id, plan)
     started = await lc.suspension.suspend_tenant(tenant_id, SuspendRequest(reason="abuse report"))
     handle = lc.core.handle(started.workflow_id)
     await handle.result()
@@ -147,6 +148,27 @@ async def reconciliation(lc: LifecycleClient) -> WorkflowHandle:
     return lc.core.handle(report.workflow_id)
 
 
+async def plan_migration(lc: LifecycleClient) -> WorkflowHandle:
+    """Two tenants moved from free to starter, one listed as failed (suspended), with a
+    pause and a resume on the way."""
+    for tenant_id in ("mig-a", "mig-b"):
+        await _onboarded(lc, tenant_id, "free")
+    await _suspended(lc, "mig-c", "free")
+    started = await lc.plan_migrations.start(
+        PlanMigrationRequest(
+            from_plan="free",
+            to_plan="starter",
+            filter=MigrationFilter(tenant_id_prefix="mig-"),
+            concurrency=1,
+        )
+    )
+    await lc.plan_migrations.control(started.migration_id, "pause")
+    await lc.plan_migrations.control(started.migration_id, "resume")
+    handle = lc.core.handle(started.workflow_id)
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ExportWorkflow": export,
     "ExportRetentionWorkflow": export_retention,
@@ -159,6 +181,7 @@ SCENARIOS: dict[str, Scenario] = {
     "UpgradeWorkflow": upgrade,
     "DowngradeWorkflow": downgrade,
     "ReconciliationWorkflow": reconciliation,
+    "PlanMigrationWorkflow": plan_migration,
 }
 
 

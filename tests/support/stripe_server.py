@@ -44,6 +44,11 @@ stored, then the connection is dropped without an answer, as if the client timed
 still in flight when the test acts; :attr:`StripeServer.in_flight` counts those held),
 ``http_error`` (answers ``status`` with Stripe's error type for it, nothing executed).
 
+Rate limit: with :attr:`StripeServer.rate_limit` set (mutating requests per second, a token
+bucket holding one second's worth), a mutating request over the limit is answered 429
+``rate_limit_error`` with ``Retry-After`` (whole seconds) and is not executed;
+:attr:`StripeServer.rate_limited` counts those answers.
+
 :func:`sign_webhook` signs an event payload the way Stripe signs webhooks.
 """
 
@@ -53,6 +58,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -157,6 +163,11 @@ class StripeServer:
     clock_offset: float = 0.0
     #: Requests held by a ``slow`` failure right now.
     in_flight: int = 0
+    #: Mutating requests per second answered before a 429 (None: no limit).
+    rate_limit: float | None = None
+    #: Requests answered 429 by :attr:`rate_limit`.
+    rate_limited: int = 0
+    _bucket: tuple[float, float] | None = None  # (tokens, monotonic time)
     _clock: Callable[[], Awaitable[datetime]] | None = None
     _failures: list[_Failure] = field(default_factory=list)
     _idempotency: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
@@ -262,6 +273,10 @@ class StripeServer:
         await self.tick()
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._answer(entry, 401, {"error": {"type": "invalid_request_error"}})
+        if request.method != "GET" and (wait := self._over_rate_limit()):
+            self.rate_limited += 1
+            body = {"error": {"type": "rate_limit_error", "message": "Too many requests."}}
+            return self._answer(entry, 429, body, {"Retry-After": str(math.ceil(wait))})
         failure, hold, status_code = self._take_failure(request.method, request.path)
         entry.failure = failure
         if failure == "http_error":
@@ -326,6 +341,20 @@ class StripeServer:
     ) -> web.Response:
         entry.status = status
         return web.json_response(body, status=status, headers=headers)
+
+    def _over_rate_limit(self) -> float:
+        """Take a token of :attr:`rate_limit`; 0.0 when there was one, else the seconds until
+        the next."""
+        if self.rate_limit is None:
+            return 0.0
+        now = time.monotonic()
+        tokens, at = self._bucket or (self.rate_limit, now)
+        tokens = min(self.rate_limit, tokens + (now - at) * self.rate_limit)
+        if tokens < 1:
+            self._bucket = (tokens, now)
+            return (1 - tokens) / self.rate_limit
+        self._bucket = (tokens - 1, now)
+        return 0.0
 
     def _take_failure(self, method: str, path: str) -> tuple[str | None, float, int]:
         for failure in self._failures:

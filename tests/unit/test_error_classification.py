@@ -32,7 +32,7 @@ CASES = [
     (403, "InvalidBillingRequest", True),
     (404, "InvalidBillingRequest", True),
     (409, "BillingUnavailable", False),
-    (429, "BillingUnavailable", False),
+    (429, "BillingRateLimited", False),  # retried after Retry-After
     (500, "BillingUnavailable", False),
     (503, "BillingUnavailable", False),
 ]
