@@ -46,7 +46,7 @@ def migrate_plan(
     concurrency: Annotated[int, typer.Option(help="Tenants in flight at once")] = 50,
     api_url: ApiUrl = None,
 ) -> None:
-    """Start a bulk plan migration; prints its id (follow it with ``tenantctl bulk status``)."""
+    """Start a bulk plan migration; prints its id (follow it with: tenantctl bulk status ID)."""
     body: dict[str, Any] = {
         "from_plan": from_plan,
         "filter": {"tenant_id_prefix": prefix, "tenant_ids": tenant or None},
@@ -85,13 +85,13 @@ def _control(action: str, migration_id: str, api_url: str | None) -> None:
 
 @app.command("pause")
 def pause(migration_id: str, api_url: ApiUrl = None) -> None:
-    """Start no more tenants until ``resume`` (those in flight finish)."""
+    """Start no more tenants until resumed (those in flight finish)."""
     _control("pause", migration_id, api_url)
 
 
 @app.command("resume")
 def resume(migration_id: str, api_url: ApiUrl = None) -> None:
-    """Go on after ``pause``."""
+    """Go on after a pause."""
     _control("resume", migration_id, api_url)
 
 

@@ -86,8 +86,9 @@ AUTH = '-H "Authorization: Bearer $TOKEN"'
 JSON = "-H 'Content-Type: application/json'"
 
 #: The README's commands in the order a reader tries them after `make run`: onboard company
-#: 13 as acme, change its plan, record usage, export it, delete it, take it back, delete it
-#: again and purge it now, then fetch and verify its certificate.
+#: 13 as acme, change its plan, record usage, export it, delete it, take it back, upgrade it
+#: through the compatibility route, delete it again and purge it now, then fetch and verify
+#: its certificate.
 SESSION: list[Step] = [
     Step("TOKEN=$(cat .data/api_token)"),
     Step(
@@ -172,6 +173,14 @@ SESSION: list[Step] = [
         '--input \'{"plan": "starter", "requested_by": "ops@acme.io"}\' '
         "# changed our mind: back to ACTIVE",
         settle=ACTIVE,
+    ),
+    # the specification's flat route: acme came back on starter, up to professional again
+    Step(
+        f"curl -s -X POST localhost:8000/upgrade {AUTH} {JSON} "
+        '-d \'{"tenant_data": {"tenant_id": "acme", "plan": "starter"}, '
+        '"new_plan": "professional"}\'',
+        output='"workflow_id":"tenant-acme-upgrade"',
+        settle=acme(lambda t: t.plan == "professional" and t.state is TenantState.ACTIVE),
     ),
     Step(
         "tenantctl tenants delete acme --requested-by dpo@acme.io "
