@@ -26,6 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.billing import BillingActivities, make_stripe_client
 from activities.deletion import DeletionActivities
+from activities.events import EventActivities
 from activities.exports import ExportActivities
 from activities.plan_changes import PlanChangeActivities
 from activities.provisioning import ProvisioningActivities
@@ -33,13 +34,14 @@ from activities.purge import PurgeActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.tenants import TenantActivities
 from activities.usage import UsageActivities
-from lifecycle.client.lifecycle import connect_temporal
+from lifecycle.client.lifecycle import LifecycleClient, connect_temporal
 from lifecycle.client.reconciliation import ensure_schedule
 from lifecycle.config import Settings
 from lifecycle.domain.errors import ConfigError
 from lifecycle.logs import configure_logging
 from lifecycle.persistence.deletion import DeletionRepository
 from lifecycle.persistence.engine import Sessions, create_engine, migrate
+from lifecycle.persistence.events import EventRepository
 from lifecycle.persistence.exports import ExportRepository
 from lifecycle.persistence.tenants import TenantRepository
 from lifecycle.storage.datamap import load_datamap
@@ -47,6 +49,7 @@ from lifecycle.storage.exports import ExportStorage, s3_options
 from lifecycle.storage.stores import find_unmapped
 from workflows.deletion import DeletionWorkflow
 from workflows.downgrade import DowngradeWorkflow
+from workflows.events import EventDeliveryWorkflow
 from workflows.export import ExportRetentionWorkflow, ExportWorkflow
 from workflows.onboarding import OnboardingWorkflow
 from workflows.reactivation import ReactivationWorkflow
@@ -65,6 +68,7 @@ WORKFLOWS = [
     ExportWorkflow,
     ExportRetentionWorkflow,
     ReconciliationWorkflow,
+    EventDeliveryWorkflow,
 ]
 #: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
 #: through the sandbox like the models that use them.
@@ -119,6 +123,9 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     )
     deletion = DeletionActivities(settings, DeletionRepository(repository))
     purge = PurgeActivities(settings)
+    events = EventActivities(
+        EventRepository(repository.sessions), settings.event_endpoints, settings.event_secret()
+    )
     exports = ExportActivities(
         ExportStorage.from_settings(settings),
         ExportRepository(repository.sessions),
@@ -161,6 +168,9 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         reconciliation.compare_billing,
         reconciliation.record_drift,
         reconciliation.attach_subscription,
+        events.open_event_deliveries,
+        events.deliver_event,
+        events.fail_event_delivery,
     ]
 
 
@@ -236,7 +246,8 @@ async def warn_unmapped(settings: Settings) -> list[str]:
 
 async def run_worker(settings: Settings) -> None:
     """Migrate the control-plane database, make sure the export bucket exists, warn about
-    unmapped tables, connect and poll until cancelled or until SIGTERM/SIGINT, which shuts
+    unmapped tables, connect, relay new lifecycle events to their delivery workflows (with
+    EVENT_WEBHOOK_URLS) and poll until cancelled or until SIGTERM/SIGINT, which shuts
     down gracefully: polling stops and running activities get WORKER_GRACEFUL_SHUTDOWN_SECONDS
     to finish (or to heartbeat their cancellation) before they are cancelled.
 
@@ -248,7 +259,8 @@ async def run_worker(settings: Settings) -> None:
     await ExportStorage.from_settings(settings).ensure_bucket()
     await warn_unmapped(settings)
     client = await connect_temporal(settings, runtime)
-    worker = build_worker(client, settings, TenantRepository(Sessions(engine)))
+    repository = TenantRepository(Sessions(engine))
+    worker = build_worker(client, settings, repository)
     try:
         if await ensure_schedule(client, settings):
             logging.getLogger(__name__).info("created the billing reconciliation schedule")
@@ -273,9 +285,15 @@ async def run_worker(settings: Settings) -> None:
     log.info(
         "worker polling task queue %s on %s", settings.temporal_task_queue, settings.temporal_target
     )
+    relay = None
+    if settings.event_endpoints:  # the transactional outbox's relay: starts the deliveries
+        events = LifecycleClient(settings, client, repository).outbound_events
+        relay = asyncio.create_task(events.relay(settings.event_dispatch_interval_seconds))
     try:
         await worker.run()
     finally:
+        if relay is not None:
+            relay.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         if stopping:

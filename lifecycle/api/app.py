@@ -18,6 +18,7 @@ from lifecycle.api.routes import (
     billing_events,
     certificates,
     deletion,
+    events,
     exports,
     meta,
     plan_changes,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         billing_events: (400, 408, 413, 503),
         reconciliation: (400, 401, 403, 404, 408, 413, 422, 503),
         meta: (400, 401, 403, 404, 422, 503),
+        events: (400, 401, 403, 404, 408, 409, 413, 422, 503),
     }
     for module, statuses in documented.items():
         app.include_router(module.router, responses=problem_responses(*statuses))

@@ -19,7 +19,7 @@ from lifecycle.domain.errors import ConfigError
 from tests.support.api import assert_problem, wait_operation
 from tests.support.fixtures import make_settings, running_stack, serve_api, uid
 
-T, E, W = "nobody-co", "0" * 32, "tenant-nobody-co-onboard"
+T, E, W, V = "nobody-co", "0" * 32, "tenant-nobody-co-onboard", "987654"
 #: Every route that needs a token: (method, path, role needed, JSON body).
 MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("GET", "/tenants", "viewer", None),
@@ -33,6 +33,7 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("GET", "/plans", "viewer", None),
     ("GET", "/status", "viewer", None),
     ("GET", "/reconciliation", "viewer", None),
+    ("GET", "/events/deliveries?status=failed", "viewer", None),
     ("POST", "/tenants", "operator", {"tenant_id": T, "name": "N", "email": "a@b.io"}),
     ("POST", f"/tenants/{T}/upgrade", "operator", {"to_plan": "enterprise"}),
     ("POST", f"/tenants/{T}/downgrade", "operator", {"to_plan": "free"}),
@@ -47,6 +48,7 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("GET", f"/tenants/{T}/deletion-certificate", "dpo", None),
     ("POST", f"/tenants/{T}/purge", "dpo", {"requested_by": "dpo", "reason": "r", "confirm": T}),
     ("POST", "/reconciliation", "operator", None),
+    ("POST", f"/events/{V}/redeliver", "operator", None),
     ("GET", "/config", "admin", None),
 ]
 GRANTED = {
@@ -111,7 +113,8 @@ def test_matrix_covers_every_route_that_needs_a_token(tmp_path: Path) -> None:
             p.split("?")[0]
             .replace(W, "{workflow_id}")
             .replace(T, "{tenant_id}")
-            .replace(E, "{export_id}"),
+            .replace(E, "{export_id}")
+            .replace(V, "{event_id}"),
         )
         for m, p, _, _ in MATRIX
     }
