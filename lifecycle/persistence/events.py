@@ -28,6 +28,7 @@ from lifecycle.persistence.tables import (
     EventDelivery,
     LifecycleEvent,
     OutboundEvent,
+    Tenant,
     TenantEventSequence,
     utcnow,
 )
@@ -49,10 +50,12 @@ async def emit_for_audit(
 ) -> None:
     """Add the event that audit row ``audit`` emits (:func:`event_type`), if any, to the
     outbox in ``session``'s transaction; its data are the row's operation, states, workflow
-    id, actor and detail, plus ``data``."""
+    id, actor, detail and the tenant's data key (how the application knows the tenant), plus
+    ``data``."""
     type_ = event_type(audit.operation, audit.from_state, audit.to_state, plan_changed=plan_changed)
     if type_ is None:
         return
+    tenant = await session.get(Tenant, audit.tenant_id)
     await add_outbound_event(
         session,
         audit.tenant_id,
@@ -64,6 +67,7 @@ async def emit_for_audit(
             "workflow_id": audit.workflow_id,
             "actor": audit.actor,
             "detail": dict(audit.detail or {}),
+            "data_key": tenant.data_key if tenant is not None else None,
             **data,
         },
         audit.at,

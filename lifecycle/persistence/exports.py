@@ -12,7 +12,7 @@ from lifecycle.domain.events import EventType
 from lifecycle.domain.exports import ExportUpdate
 from lifecycle.persistence.engine import Sessions
 from lifecycle.persistence.events import add_outbound_event
-from lifecycle.persistence.tables import Export, utcnow
+from lifecycle.persistence.tables import Export, Tenant, utcnow
 
 #: Assumed when a tenant has no completed export yet (a first estimate only).
 DEFAULT_DURATION = timedelta(seconds=60)
@@ -97,6 +97,9 @@ class ExportRepository:
                     row.tenant_id,
                     EventType.EXPORT_READY,
                     {
+                        "data_key": await session.scalar(
+                            select(Tenant.data_key).where(Tenant.id == row.tenant_id)
+                        ),
                         "export_id": row.export_id,
                         "export_type": row.export_type,
                         "workflow_id": row.workflow_id,
