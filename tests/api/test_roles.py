@@ -28,6 +28,7 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("GET", f"/tenants/{T}/operations", "viewer", None),
     ("GET", f"/tenants/{T}/exports", "viewer", None),
     ("GET", f"/tenants/{T}/downgrade-preview?to_plan=free", "viewer", None),
+    ("GET", f"/tenants/{T}/plan-change-preview?to_plan=free", "viewer", None),
     ("GET", f"/exports/{E}", "viewer", None),
     ("GET", f"/operations/{W}", "viewer", None),
     ("GET", "/plans", "viewer", None),
