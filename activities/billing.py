@@ -520,7 +520,7 @@ class BillingActivities:
 
 
 #: Why a preview has no amount in limited mode.
-LIMITED_MODE = "billing in limited mode (no STRIPE_API_KEY): proration unavailable"
+LIMITED_MODE = "billing in limited mode (no STRIPE_API_KEY)"
 
 
 async def preview_price_change(

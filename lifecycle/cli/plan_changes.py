@@ -75,7 +75,7 @@ def print_preview(preview: dict[str, Any]) -> None:
         f"({preview['direction']}), rule [bold]{preview['rule']}[/bold]: {verdict}"
     )
     for reason in preview["reasons"]:
-        console.print(f"  - {reason}")
+        console.print(f"  - {reason}", markup=False)  # "[changes.x] y" is not markup
     table = Table("resource", "now", "after", "change", "usage")
     over = {v["resource"] for v in preview["violations"]}
     for e in preview["entitlements"]:
@@ -97,7 +97,7 @@ def print_preview(preview: dict[str, Any]) -> None:
             f"{_money(proration['next_invoice_cents'], currency)}"
         )
     else:
-        console.print(f"proration unavailable: {proration['reason']}")
+        console.print(f"proration unavailable: {proration['reason']}", markup=False)
 
 
 def _unlimited(limit: int) -> str:
