@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import compileall
+import contextlib
 import inspect
 import logging
 import signal
@@ -294,6 +295,8 @@ async def run_worker(settings: Settings) -> None:
     finally:
         if relay is not None:
             relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         if stopping:

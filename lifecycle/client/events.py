@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
 from lifecycle.client.base import Service
@@ -65,12 +66,12 @@ class EventService(Service):
     async def relay(self, interval_seconds: float) -> None:
         """Dispatch new events every ``interval_seconds`` until cancelled (the worker runs it
         when EVENT_WEBHOOK_URLS is set). A failed round (database or Temporal down) is
-        logged and tried again next round."""
+        logged and tried again next round: the events wait in the outbox meanwhile."""
         while True:
             try:
                 while await self.dispatch_pending() > 0:
                     pass
-            except (RPCError, OSError) as exc:
+            except (RPCError, OSError, SQLAlchemyError) as exc:
                 log.warning("event relay: %s; retrying in %ss", exc, interval_seconds)
             await asyncio.sleep(interval_seconds)
 

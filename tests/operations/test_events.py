@@ -270,3 +270,21 @@ async def test_the_sample_application_goes_read_only_while_suspended(
         await task
         await app_engine.dispose()
     assert (suspended, reactivated) == (True, False)
+
+
+async def test_the_relay_delivers_new_events_without_being_asked(
+    time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver
+) -> None:
+    settings = make_settings(tmp_path, event_webhook_urls=receiver.url, event_webhook_secret=SECRET)
+    async with running_stack(time_env, settings) as lc:
+        relay = asyncio.create_task(lc.outbound_events.relay(0.05))
+        try:
+            tenant = await onboard(lc)
+            for _ in range(400):
+                if receiver.events(tenant):
+                    break
+                await asyncio.sleep(0.025)
+        finally:
+            relay.cancel()
+        assert await lc.outbound_events.repository.undispatched() == []
+    assert [e["type"] for e in receiver.events(tenant)] == ["tenant.activated"]
