@@ -1,6 +1,6 @@
-"""Logging set-up: readable lines on the embedded default, one JSON object per line in
-production (TEMPORAL_ADDRESS set), each carrying tenant_id, operation and workflow_id when the
-record comes from a lifecycle activity or workflow."""
+"""Logging set-up: one short human line per record on the embedded default, one JSON object
+per line in production (TEMPORAL_ADDRESS set), each carrying tenant_id, operation and
+workflow_id when the record comes from a lifecycle activity or workflow."""
 
 from __future__ import annotations
 
@@ -56,6 +56,31 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(body, default=str))
 
 
+class DevFormatter(logging.Formatter):
+    """One short line per record for a terminal (the embedded default): ``HH:MM:SS LEVEL
+    logger: message [tenant operation]``, the first line of the message only, an exception
+    as ``(Type: text)`` on the same line, cut to ``width`` characters. The Temporal SDK's
+    context dict is left out (see :func:`configure_logging`); the tenant and the operation
+    name where the line comes from."""
+
+    def __init__(self, width: int = 160) -> None:
+        super().__init__()
+        self.width = width
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = (record.getMessage().strip().splitlines() or [""])[0]
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            message += f" ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})"
+        where = correlation(record)
+        if "tenant_id" in where:
+            message += f" [{where['tenant_id']} {where['operation']}]"
+        name = record.name.removeprefix("temporalio.")
+        at = time.strftime("%H:%M:%S", self.converter(record.created))
+        line = f"{at} {record.levelname:<7} {name}: {message}"
+        return redact(line if len(line) <= self.width else line[: self.width - 1] + "…")
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites every record's message with URL userinfo and query strings as ``***``
     (webhook credentials, tokens in URLs, signed download links in the access log)."""
@@ -73,12 +98,18 @@ class RedactingFilter(logging.Filter):
 
 
 def configure_logging(settings: Settings) -> None:
-    """Root logger at LOG_LEVEL; JSON lines unless running the embedded default; every line
-    redacted (:class:`RedactingFilter`)."""
+    """Root logger at LOG_LEVEL; JSON lines unless running the embedded default (then
+    :class:`DevFormatter`); every line redacted (:class:`RedactingFilter`). The Temporal SDK's
+    activity and workflow loggers stop appending their context dict to messages: the
+    correlation fields carry it (``temporal_activity`` / ``temporal_workflow`` extras)."""
+    from temporalio import activity, workflow
+
+    activity.logger.activity_info_on_message = False
+    workflow.logger.workflow_info_on_message = False
     handler = logging.StreamHandler()
     handler.addFilter(RedactingFilter())
     if settings.embedded:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(DevFormatter())
     else:
         formatter = JsonFormatter()
         formatter.converter = time.gmtime

@@ -5,6 +5,7 @@ authenticated caller downloads."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -28,10 +29,12 @@ from lifecycle.domain.states import TenantState
 from lifecycle.persistence.exports import ExportRepository
 from lifecycle.persistence.tables import Export, utcnow
 from lifecycle.storage.exports import ExportStorage, LinkExpired
+from lifecycle.storage.objectstore import ObjectStore
 
 
 class ArchiveNotServed(LifecycleError):
-    """The export has no archive this API serves (not completed, or kept on S3)."""
+    """The export has no archive to serve (not completed, or, for a signed link, kept on
+    S3, whose links S3 presigns)."""
 
     status = 404
     title = "Not found"
@@ -39,15 +42,22 @@ class ArchiveNotServed(LifecycleError):
 
 @dataclass(frozen=True)
 class Archive:
-    """A completed export's archive on local storage: ``path``, the download ``filename``,
-    its ``sha256`` (hex) and the tenant's state when it was looked up."""
+    """A completed export's archive: where it is (``store`` and ``key``; ``path`` too on
+    local storage), the download ``filename``, its ``sha256`` (hex) and the tenant's state
+    when it was looked up."""
 
     tenant_id: str
     export_id: str
-    path: Path
+    store: ObjectStore
+    key: str
+    path: Path | None
     filename: str
     sha256: str
     tenant_state: TenantState
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The archive's bytes, streamed in chunks of at most 1 MiB (local file or S3)."""
+        return self.store.read(self.key)
 
 
 class ExportService(Service):
@@ -173,15 +183,24 @@ class ExportService(Service):
             raise ExportAccessRevoked(refused)
         if row.status == "expired":
             raise LinkExpired(f"export '{export_id}' was deleted after its retention period")
-        if row.status != "completed" or self.storage.kind != "local":
-            raise ArchiveNotServed(f"export '{export_id}' has no archive served by this API")
+        if row.status != "completed":
+            raise ArchiveNotServed(f"export '{export_id}' is {row.status}: no archive yet")
+        if enforce_access and self.storage.kind != "local":
+            raise ArchiveNotServed(f"export '{export_id}' is on S3: its links are presigned")
+        store, key = self.storage.archives(row.tenant_id), self.storage.archive_name(export_id)
         path = self.storage.local_path(row.tenant_id, export_id)
-        if not path.is_file():
+        if self.storage.kind == "local":
+            exists = path.is_file()
+        else:
+            exists = any([name == key async for name, _ in store.list()])
+        if not exists:
             raise LinkExpired(f"the archive of export '{export_id}' no longer exists")
         return Archive(
             tenant_id=row.tenant_id,
             export_id=export_id,
-            path=path,
+            store=store,
+            key=key,
+            path=path if self.storage.kind == "local" else None,
             filename=f"{row.tenant_id}-export-{export_id}.zip",
             sha256=row.sha256 or "",
             tenant_state=tenant.state,

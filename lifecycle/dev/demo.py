@@ -314,7 +314,9 @@ async def delete_for_good(demo: Demo) -> None:
 async def erase(demo: Demo, settings: Settings) -> None:
     """Erasure end to end: soft delete, purge now on a written request, the certificate
     verified offline with the public key of ``GET /certificates/keys``, and the company's rows
-    and files in the sample application counted before and after (the sample uses no cache)."""
+    and files (and cache entries, with APP_REDIS_URL) in the sample application counted before
+    and after."""
+    from lifecycle.dev.adtech.cache import cache_entries
     from lifecycle.dev.adtech.counts import company_rows, storage_usage
     from lifecycle.dev.adtech.env import app_urls
 
@@ -325,13 +327,19 @@ async def erase(demo: Demo, settings: Settings) -> None:
         return
     urls = app_urls(settings.data_dir)
 
-    async def counts() -> tuple[int, int]:
+    async def counts() -> tuple[int, int, int | None]:
+        """Rows, files and cache entries (None when the sample caches nothing)."""
         rows = await company_rows(urls["APP_DATABASE_URL"], int(tenant.data_key))
         usage = await storage_usage(urls["APP_STORAGE_URL"], [tenant.data_key])
-        return sum(rows.values()), usage[tenant.data_key][0]
+        cached = None
+        if "APP_REDIS_URL" in urls:
+            cached = (await cache_entries(urls["APP_REDIS_URL"], [tenant.data_key]))[
+                tenant.data_key
+            ]
+        return sum(rows.values()), usage[tenant.data_key][0], cached
 
     async def act(step: Step) -> str:
-        rows_before, files_before = await counts()
+        rows_before, files_before, cache_before = await counts()
         started = await demo.lc.deletion.delete_tenant(
             tenant.tenant_id,
             DeleteRequest(requested_by="dpo@demo.example", reason="demo: erasure request"),
@@ -357,20 +365,26 @@ async def erase(demo: Demo, settings: Settings) -> None:
             served = (await http.get(f"{base}/certificates/keys")).raise_for_status().json()
         keys = [load_public_key(k["public_key"]) for k in served["keys"]]
         result = verify(certificate, {key_id(k): k for k in keys})
-        rows_after, files_after = await counts()
+        rows_after, files_after, cache_after = await counts()
         step.erasure = {
             "rows_before": rows_before,
             "rows_after": rows_after,
             "files_before": files_before,
             "files_after": files_after,
+            "cache_before": cache_before,
+            "cache_after": cache_after,
             "certificate_valid": result.valid,
         }
         if not result.valid:
             raise AssertionError(f"certificate does not verify: {'; '.join(result.problems)}")
-        if rows_after or files_after:
-            raise AssertionError(f"left after the purge: {rows_after} rows, {files_after} files")
+        if rows_after or files_after or cache_after:
+            raise AssertionError(
+                f"left after the purge: {rows_after} rows, {files_after} files, "
+                f"{cache_after or 0} cache entries"
+            )
+        cache = "" if cache_before is None else f", cache {cache_before} -> {cache_after}"
         return (
-            f"rows {rows_before} -> {rows_after}, files {files_before} -> {files_after}; "
+            f"rows {rows_before} -> {rows_after}, files {files_before} -> {files_after}{cache}; "
             f"certificate {result.algorithm} key {result.kid} verified offline"
         )
 
@@ -396,15 +410,17 @@ async def run_demo(
     size_mb: float = 50,
     serving: bool = False,
 ) -> list[Step]:
-    """Load the sample application (``tenants`` companies, ``size_mb`` MB in all, generated
-    once), run every operation once, print the summary and return its steps (a step that
-    could not run is in the list with ``ok`` False). ``serving``: the stack keeps running
-    after the summary (``tenantctl dev --demo``)."""
+    """Load the sample application (``tenants`` + 1 companies, ``size_mb`` MB in all,
+    generated once), onboard the first ``tenants`` and run every operation once, print the
+    summary and return its steps (a step that could not run is in the list with ``ok``
+    False). The last company stays a company without a tenant, for the README's examples
+    (they onboard it as ``acme``). ``serving``: the stack keeps running after the summary
+    (``tenantctl dev --demo``)."""
     from lifecycle.dev.adtech.sample import load_sample
 
     console.print("loading the sample application (lifecycle/dev/adtech) ...")
-    companies = await load_sample(
-        settings.data_dir, tenants=tenants, size_mb=size_mb, plans=settings.plans
+    *companies, spare = await load_sample(
+        settings.data_dir, tenants=tenants + 1, size_mb=size_mb, plans=settings.plans
     )
     async with await LifecycleClient.connect(settings) as lc:
         demo = Demo(lc, console, {c.tenant_id: c for c in companies})
@@ -424,5 +440,9 @@ async def run_demo(
         + (f", {skipped} not run" if skipped else "")
         + '. Filter the Web UI with TenantId="<tenant>".'
         + (" Serving until Ctrl-C." if serving else "")
+    )
+    console.print(
+        f"Company {spare.company_id} ({spare.name}) has no tenant yet: the README's examples "
+        f"onboard it as 'acme' with data_key '{spare.data_key}'."
     )
     return demo.steps

@@ -130,6 +130,7 @@ async def sandbox(tenant: str | None = None, retention_days: int = 30) -> AsyncI
             "APP_DATABASE_URL": f"sqlite+aiosqlite:///{root / 'app.db'}",
             "APP_STORAGE_URL": f"{(root / 'app-storage').as_uri()}/",
             "DATA_MAP_PATH": str(DATAMAP_PATH),
+            "APP_REDIS_URL": "",  # the scratch sample caches nothing: never the live Redis
         }
         saved = {k: os.environ.get(k) for k in app_env}
         os.environ.update(app_env)  # the sample and the data map read these; restored below

@@ -87,13 +87,13 @@ def sample_application_env(settings: Settings) -> dict[str, str]:
     with its stores under DATA_DIR, so that the embedded default is one coherent system.
 
     Sets ``settings.data_map_path`` and returns the environment variables (``DATA_MAP_PATH``,
-    ``APP_DATABASE_URL``, ``APP_STORAGE_URL``) the worker process and the data map need; empty
-    when DATA_MAP_PATH is already set.
+    ``APP_DATABASE_URL``, ``APP_STORAGE_URL``, and ``APP_REDIS_URL`` when set: the sample's
+    cache store is then in the map) the worker process and the data map need; empty when
+    DATA_MAP_PATH is already set.
     """
     if settings.data_map_path is not None:
         return {}
-    from lifecycle.dev.adtech import DATAMAP_PATH
-    from lifecycle.dev.adtech.env import app_urls
+    from lifecycle.dev.adtech.env import app_urls, sample_datamap
 
-    settings.data_map_path = DATAMAP_PATH
-    return {**app_urls(settings.data_dir), "DATA_MAP_PATH": str(DATAMAP_PATH)}
+    settings.data_map_path = sample_datamap(settings.data_dir)
+    return {**app_urls(settings.data_dir), "DATA_MAP_PATH": str(settings.data_map_path)}

@@ -47,6 +47,7 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("POST", f"/tenants/{T}/legal-hold", "dpo", {"reason": "litigation"}),
     ("DELETE", f"/tenants/{T}/legal-hold", "dpo", None),
     ("GET", f"/tenants/{T}/deletion-certificate", "dpo", None),
+    ("GET", f"/exports/{E}/archive", "dpo", None),
     ("POST", f"/tenants/{T}/purge", "dpo", {"requested_by": "dpo", "reason": "r", "confirm": T}),
     ("POST", "/reconciliation", "operator", None),
     ("POST", f"/events/{V}/redeliver", "operator", None),

@@ -1,5 +1,6 @@
-"""The main job end to end on the dev server: every operation's step ends as expected, and a
-second run on the same data onboards nobody twice."""
+"""The main job end to end on the dev server, with the sample application caching in a real
+Redis: every operation's step ends as expected (the erasure leaves no row, file or cache
+entry), and a second run on the same data onboards nobody twice."""
 
 from pathlib import Path
 
@@ -26,10 +27,11 @@ OPERATIONS = [
 
 
 async def test_main_job_twice(
-    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
     for var in ("APP_DATABASE_URL", "APP_STORAGE_URL", "DATA_MAP_PATH"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("APP_REDIS_URL", redis_url)  # the sample caches in Redis: purged too
     settings = make_settings(
         tmp_path,
         temporal_address=dev_env.client.service_client.config.target_host,
@@ -61,7 +63,9 @@ async def test_main_job_twice(
     (erasure,) = [s for s in first if s.operation.startswith("erase")]
     assert erasure.erasure is not None
     assert erasure.erasure["rows_before"] > 0 and erasure.erasure["files_before"] > 0
+    assert erasure.erasure["cache_before"] > 0
     assert erasure.erasure["rows_after"] == 0 and erasure.erasure["files_after"] == 0
+    assert erasure.erasure["cache_after"] == 0
     assert erasure.erasure["certificate_valid"] is True
     assert erasure.tenant in {t.tenant_id for t in tenants if t.purged_at is not None}
     text = console.export_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import re
 import statistics
@@ -15,12 +16,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from lifecycle.dev.adtech import DATAMAP_PATH
+from lifecycle.dev.adtech.cache import cache_entries
 from lifecycle.dev.adtech.counts import company_rows, rows_by_company, storage_usage
-from lifecycle.dev.adtech.env import app_urls
+from lifecycle.dev.adtech.env import app_urls, sample_datamap
 from lifecycle.dev.adtech.generate import generate
 from lifecycle.dev.adtech.sample import load_sample
 from lifecycle.dev.adtech.schema import TABLES, ad_variants, ads, clicks, create_schema, impressions
@@ -28,6 +31,8 @@ from lifecycle.dev.devserver import free_port
 from lifecycle.domain.plans import load_plans, usage_violations
 from lifecycle.domain.tenants import validate_tenant_id
 from lifecycle.persistence.engine import create_engine
+from lifecycle.storage.datamap import load_datamap
+from lifecycle.storage.stores import TenantStores
 
 DATAMAP = DATAMAP_PATH
 SIZE_MB = 2.0
@@ -254,3 +259,38 @@ async def test_datamap_matches_the_schema(tmp_path: Path, monkeypatch: pytest.Mo
     url = re.sub(r"\$\{(\w+)\}", lambda m: os.environ[m[1]], storage["url"])
     prefix = Path(url.format(tenant_key="2").removeprefix("file://"))
     assert (prefix / "logo.png").is_file() and prefix.parent == tmp_path / "uploads"
+
+
+async def test_with_app_redis_url_the_sample_caches_and_its_map_lists_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    for var in ("APP_DATABASE_URL", "APP_STORAGE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("APP_REDIS_URL", redis_url)
+    companies = await load_sample(tmp_path, tenants=3, size_mb=0.2, seed=2)
+    keys = [c.data_key for c in companies]
+    assert await cache_entries(redis_url, keys) == dict.fromkeys(keys, 3)
+    redis = Redis.from_url(redis_url)
+    summary = json.loads(await redis.get("adtech:1:summary"))
+    assert summary["clicks"] == companies[0].rows["clicks"]
+    assert 0 < await redis.ttl("adtech:1:summary") <= 24 * 3600
+    await redis.aclose()
+
+    path = sample_datamap(tmp_path)
+    assert path == tmp_path / "datamap.toml"
+    for var, value in app_urls(tmp_path).items():
+        monkeypatch.setenv(var, value)
+    dm = load_datamap(path)
+    assert [t.name for t in dm.tables] == [t.name for t in TABLES]
+    (cache,) = dm.cache
+    assert cache.url == redis_url and cache.export and cache.patterns == ["adtech:{tenant_key}:*"]
+
+    # the data map's cache store finds exactly the company's entries ("1" never matches "12")
+    stores = await TenantStores.open(dm)
+    try:
+        assert (await stores.counts("1"))["cache[0]"] == {"keys": 3}
+    finally:
+        await stores.close()
+
+    monkeypatch.setenv("APP_REDIS_URL", "")
+    assert sample_datamap(tmp_path) == DATAMAP_PATH and "APP_REDIS_URL" not in app_urls(tmp_path)

@@ -446,6 +446,27 @@ async def test_purge_now_waives_the_retention_and_the_certificate_records_it(
         await stack.lc.deletion.purge_now(stack.tenant, _purge_now(stack.tenant))
 
 
+async def test_purge_now_sent_before_the_workflow_reaches_its_retention_is_kept(
+    stack: Stack,
+) -> None:
+    """The topology test's failing input: purge now right after the tenant row turned
+    DELETED, while the deletion workflow had not yet run its next task ("starting"), was
+    refused with 409 "not deleted yet". Here the update comes even earlier, with the start:
+    it is accepted, and the purge runs once the soft delete committed."""
+    request = DeleteRequest(requested_by="dpo@example.com", reason="contract ended")
+    await stack.lc.deletion.delete_tenant(stack.tenant, request)
+    waiver = await stack.handle().execute_update(
+        DeletionWorkflow.purge_now,
+        RetentionWaiverRequest(requested_by="dpo@example.com", reason="immediate erasure"),
+    )
+    assert waiver.by == "dpo@example.com"
+    assert (await stack.result())["outcome"] == "purged"
+    assert await stack.counts(stack.tenant) == ZERO
+    assert await stack.counts(stack.other) == stack.app.expected()
+    events = await stack.events()
+    assert events[1:] == ["deletion", "deletion", "retention-waived", "purge-started", "purged"]
+
+
 async def test_purge_now_is_refused_under_legal_hold_and_the_retention_rule_stays(
     stack: Stack,
 ) -> None:

@@ -93,6 +93,11 @@ async def test_export_to_s3_multipart_and_presigned(
         assert files["files/0/video.bin"]["sha256"] == hashlib.sha256(big).hexdigest()
         assert archive.read("files/0/a/readme.txt") == b"hello"
 
+        # the dpo's authenticated download streams the same archive from S3
+        served = await lc.exports.serve_archive(view.export_id, actor="dpo@corp.io", role="dpo")
+        streamed = b"".join([chunk async for chunk in served.chunks()])
+        assert served.path is None and hashlib.sha256(streamed).hexdigest() == view.sha256
+
         # the purge's hook removes every archive and staging object of the tenant
         assert await lc.exports.storage.delete_tenant_exports(tenant) == 2
         async with s3_options(settings).client() as s3:  # type: ignore[attr-defined]

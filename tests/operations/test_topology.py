@@ -7,11 +7,10 @@ S3-compatible server (moto's server, exports), the Stripe-compatible server, 2 A
 through every operation concurrently, alternating between the two APIs, while a random
 worker is SIGKILLed 5 times and replaced each time.
 
-Purge: the retention is 30 to 90 days (``SOFT_DELETE_RETENTION_DAYS`` ge=30,
-``DeleteRequest.retention_days`` >= 30) and the dev server cannot skip time, so no tenant
-reaches a purge in real time here. The purge itself, its 0 rows in every store and its
-certificate are tested on the time-skipping server (tests/operations/test_deletion.py,
-test_billing_journal.py). What this test checks of deletion in the topology: soft-deleted
+Purge: the retention is 30 to 90 days and the dev server cannot skip time, so the tenants of
+the ``purged`` scenario are erased with purge now (``POST /tenants/{id}/purge``, the audited
+waiver of the rest of the retention): 0 rows and files left in every store and a certificate
+that verifies with the public key of ``GET /certificates/keys``. The other soft-deleted
 tenants keep every row and file (nothing is purged early), their purge is scheduled
 retention days after the deletion, no certificate exists yet, the deletion workflows wait on
 their timer, a legal hold is recorded, and a reactivation through the deletion workflow
@@ -44,6 +43,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from lifecycle.client.base import task_queue_pollers
 from lifecycle.dev.adtech.generate import generate
 from lifecycle.dev.devserver import free_port, start_dev_server
+from lifecycle.domain.certificate import key_id, load_public_key, verify
 from lifecycle.domain.plans import load_plans
 from lifecycle.persistence.engine import Sessions, create_engine
 from lifecycle.persistence.tables import Operation
@@ -72,7 +72,7 @@ DATAMAP = ROOT / "lifecycle" / "dev" / "adtech" / "datamap.toml"
 #: Every wait in this test ends by this many seconds (a killed worker's activity is retried
 #: after its start-to-close timeout, 20 s, or its heartbeat timeout, 30 to 60 s).
 WAIT = 180.0
-SCENARIOS = ("full", "reactivated", "legal-hold", "active")
+SCENARIOS = ("full", "reactivated", "legal-hold", "active", "purged")
 
 
 class Proc:
@@ -110,7 +110,10 @@ async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float =
         last = await check()
         if last:
             return last
-        await asyncio.sleep(0.25)
+        # once a second, as a client would: each GET /operations/{id} of a running workflow
+        # is a query its worker answers (a replay of the whole history when not cached), and
+        # 64 tenants polling 4 times a second starved the workers of CPU after the kills
+        await asyncio.sleep(1.0)
     raise AssertionError(f"{what}: not reached within {timeout}s (last: {last!r})")
 
 
@@ -214,6 +217,12 @@ class Driver:
             await until(
                 f"{self.tenant} legal hold", lambda: self._field("legal_hold"), timeout=WAIT
             )
+        elif self.scenario == "purged":
+            await self._delete()
+            self.steps.append("purge-now")
+            waiver = {"requested_by": "dpo@topology.io", "reason": "written request"}
+            await self.post(f"{t}/purge", {**waiver, "confirm": self.tenant})
+            await until(f"{self.tenant} purged", lambda: self._field("purged_at"), timeout=WAIT)
         else:
             await self.step("upgrade", f"{t}/upgrade", {"to_plan": "professional"})
             await self.step("export", f"{t}/exports", {"export_type": "full"})
@@ -244,7 +253,7 @@ def expected_billing(driver: Driver, item: str) -> list[tuple[str, str, str, str
     elif driver.scenario == "reactivated":
         resume = ("POST", "/v1/subscriptions", f"tenant-{tid}-deletion", "resume-subscription")
         calls += [cancel, resume]
-    elif driver.scenario == "legal-hold":
+    elif driver.scenario in ("legal-hold", "purged"):
         calls += [cancel]
     else:
         calls += [upgrade]
@@ -449,6 +458,7 @@ async def _run(
             rows = (await session.scalars(select(Operation))).all()
         by_tenant = {d.tenant: d for d in drivers}
         retained = {d.tenant for d in drivers if d.scenario in ("full", "legal-hold")}
+        purged = {d.company for d in drivers if d.scenario == "purged"}
         # every operation ended, except the deletions in their retention (none stuck)
         for row in rows:
             assert row.tenant_id in by_tenant, row.tenant_id
@@ -469,17 +479,30 @@ async def _run(
                 "export": scenarios["full"] + scenarios["reactivated"] + scenarios["active"],
                 "suspend": scenarios["full"] + scenarios["legal-hold"],
                 "reactivate": scenarios["full"],
-                "deletion": scenarios["full"] + scenarios["reactivated"] + scenarios["legal-hold"],
+                "deletion": scenarios["full"]
+                + scenarios["reactivated"]
+                + scenarios["legal-hold"]
+                + scenarios["purged"],
             }
         ), kinds
 
-        # tenant states, billing and the deletion's retention
+        # tenant states, billing, the deletion's retention, the purged tenants' certificates
+        served = (await apis[0].get("/certificates/keys")).json()["keys"]
+        keys = {key_id(k): k for k in (load_public_key(entry["public_key"]) for entry in served)}
         purge_due = timedelta(days=settings.soft_delete_retention_days)
         for d in drivers:
             tenant = (await apis[0].get(f"/tenants/{d.tenant}")).json()
-            final = {"full": "DELETED", "legal-hold": "DELETED"}.get(d.scenario, "ACTIVE")
+            deleted = ("full", "legal-hold", "purged")
+            final = "DELETED" if d.scenario in deleted else "ACTIVE"
             assert tenant["state"] == final, (d.tenant, d.scenario, tenant)
-            if final == "DELETED":
+            if d.scenario == "purged":
+                assert tenant["purged_at"] is not None, tenant
+                cert = await apis[1].get(f"/tenants/{d.tenant}/deletion-certificate")
+                assert cert.status_code == 200, cert.text
+                checked = verify(cert.json(), keys)
+                assert checked.valid, (d.tenant, checked.problems)
+                assert cert.json()["document"]["retention_waived"]["by"] == "dpo@topology.io"
+            elif final == "DELETED":
                 assert tenant["purged_at"] is None and tenant["legal_hold"] == (
                     d.scenario == "legal-hold"
                 ), tenant
@@ -505,14 +528,20 @@ async def _run(
             len(expected_billing(d, "-")) for d in drivers
         )
 
-        # every tenant's data is untouched in every store (nothing purged before retention)
+        # purged tenants have 0 rows and files in every store; every other tenant's data is
+        # untouched (nothing purged before its retention, nothing of a neighbour)
         stores = await TenantStores.open(load_datamap(DATAMAP))
         try:
             after = {cid: await stores.counts(str(cid)) for cid in report.companies}
         finally:
             await stores.close()
-        assert after == before
-        assert all(c["app.companies"]["rows"] == 1 for c in after.values())
+        for cid, counts in after.items():
+            if cid in purged:
+                assert all(not any(c.values()) for c in counts.values()), (cid, counts)
+                assert any(any(c.values()) for c in before[cid].values()), cid
+            else:
+                assert counts == before[cid], cid
+                assert counts["app.companies"]["rows"] == 1
 
         # both APIs' /metrics equal the operations table
         table = Counter((r.kind, r.status) for r in rows)

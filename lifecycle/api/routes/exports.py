@@ -6,9 +6,9 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
-from lifecycle.api.deps import Lifecycle, Operator, Viewer
+from lifecycle.api.deps import Dpo, Lifecycle, Operator, Viewer, principal_of
 from lifecycle.api.idempotency import IdempotencyHeader, idempotent
 from lifecycle.api.routes.tenants import TenantId
 from lifecycle.domain.exports import ExportRequest, ExportStarted, ExportView
@@ -74,9 +74,35 @@ async def download(
     (naming its state), 410 when expired or the archive was deleted."""
     lifecycle.exports.storage.check_signature(export_id, expires, signature, time.time())
     archive = await lifecycle.exports.linked_archive(export_id)
+    assert archive.path is not None  # signed links are served for local storage only
     return FileResponse(
         archive.path,
         media_type="application/zip",
         filename=archive.filename,
         headers={"X-Content-SHA256": archive.sha256},
+    )
+
+
+@router.get(
+    "/exports/{export_id}/archive",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "the archive"}},
+)
+async def download_as_dpo(
+    export_id: ExportId, request: Request, lifecycle: Lifecycle, actor: Dpo
+) -> StreamingResponse:
+    """The archive for a token with the ``dpo`` role, whatever the tenant's state: after a
+    suspension or soft delete revokes the signed links, the data protection officer still
+    answers the customer's access request (GDPR Art. 15). Local or S3 storage, streamed;
+    audited as ``export-downloaded``. 404 not completed, 410 deleted after its retention."""
+    archive = await lifecycle.exports.serve_archive(
+        export_id, actor=actor, role=principal_of(request).role
+    )
+    return StreamingResponse(
+        archive.chunks(),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{archive.filename}"',
+            "X-Content-SHA256": archive.sha256,
+        },
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from lifecycle.dev.adtech.cache import warm_cache
 from lifecycle.dev.adtech.counts import rows_by_company, storage_usage
 from lifecycle.dev.adtech.env import app_urls
 from lifecycle.dev.adtech.generate import ROW_BYTES, generate
@@ -60,6 +61,7 @@ async def load_sample(
     (:func:`lifecycle.dev.adtech.env.app_urls`). Generates ``tenants`` companies of
     ``size_mb`` MB in all from ``seed`` only when the application holds no company: a second
     call (same ``data_dir``) changes nothing and returns the same list. Companies are ordered by id.
+    With ``APP_REDIS_URL`` set, (re)writes each company's cache entries (``adtech.cache``).
     """
     urls = app_urls(data_dir)
     database_url, storage_url = urls["APP_DATABASE_URL"], urls["APP_STORAGE_URL"]
@@ -68,6 +70,8 @@ async def load_sample(
     if not names:
         await generate(database_url, storage_url, tenants=tenants, size_mb=size_mb, seed=seed)
         names = await _company_names(database_url)
+    if "APP_REDIS_URL" in urls:
+        await warm_cache(urls["APP_REDIS_URL"], database_url, names)
     rows = await rows_by_company(database_url, names)
     files = await storage_usage(storage_url, [str(cid) for cid in names])
     size = {
