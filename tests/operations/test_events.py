@@ -31,8 +31,11 @@ from lifecycle.domain.states import TenantState
 from lifecycle.domain.suspension import SuspendRequest
 from lifecycle.faults import FAULT_ENV
 from lifecycle.persistence.engine import create_engine
+from tests.operations.test_crash import client_for, target
+from tests.support.crash import worker_process
 from tests.support.fixtures import make_settings, running_stack, uid
 from tests.support.plan_fixtures import finish
+from tests.support.tenant_data import new_tenant
 
 SECRET = "whsec-events-test"
 
@@ -288,3 +291,31 @@ async def test_the_relay_delivers_new_events_without_being_asked(
             relay.cancel()
         assert await lc.outbound_events.repository.undispatched() == []
     assert [e["type"] for e in receiver.events(tenant)] == ["tenant.activated"]
+
+
+async def test_a_worker_killed_right_after_a_delivery_does_not_deliver_it_again(
+    dev_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver
+) -> None:
+    """SIGKILL of a worker process (with its relay) right after the delivery was recorded:
+    the activity is retried by another worker and POSTs nothing more."""
+    settings = make_settings(
+        tmp_path,
+        temporal_address=target(dev_env),
+        event_webhook_urls=receiver.url,
+        event_webhook_secret=SECRET,
+        event_dispatch_interval_seconds=0.1,
+    )
+    tenant = uid("kill")
+    async with client_for(settings, dev_env.client) as lc:
+        async with worker_process(settings, tmp_path / "w1.log", "events.after_deliver") as w1:
+            await new_tenant(lc, tenant)
+            await w1.wait_killed()
+        assert len(receiver.requests) == 1
+        (event,) = await lc.outbound_events.events(tenant)
+        async with worker_process(settings, tmp_path / "w2.log"):
+            wid = workflow_id(tenant, OperationKind.EVENT, str(event.event_id))
+            outcome = DeliveryOutcome.model_validate(await lc.core.handle(wid).result())
+        (delivery,) = await lc.outbound_events.deliveries(tenant_id=tenant)
+    assert outcome.delivered == [delivery.delivery_id]
+    assert len(receiver.requests) == 1 and receiver.requests[0]["valid"]
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
