@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import compileall
+import contextlib
 import inspect
 import logging
 import signal
@@ -26,6 +27,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.billing import BillingActivities, make_stripe_client
 from activities.deletion import DeletionActivities
+from activities.events import EventActivities
 from activities.exports import ExportActivities
 from activities.plan_changes import PlanChangeActivities
 from activities.plan_migrations import PlanMigrationActivities
@@ -34,13 +36,14 @@ from activities.purge import PurgeActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.tenants import TenantActivities
 from activities.usage import UsageActivities
-from lifecycle.client.lifecycle import connect_temporal
+from lifecycle.client.lifecycle import LifecycleClient, connect_temporal
 from lifecycle.client.reconciliation import ensure_schedule
 from lifecycle.config import Settings
 from lifecycle.domain.errors import ConfigError
 from lifecycle.logs import configure_logging
 from lifecycle.persistence.deletion import DeletionRepository
 from lifecycle.persistence.engine import Sessions, create_engine, migrate
+from lifecycle.persistence.events import EventRepository
 from lifecycle.persistence.exports import ExportRepository
 from lifecycle.persistence.plan_migrations import PlanMigrationRepository
 from lifecycle.persistence.rate_limits import BILLING_WRITES, RateLimiter
@@ -50,6 +53,7 @@ from lifecycle.storage.exports import ExportStorage, s3_options
 from lifecycle.storage.stores import find_unmapped
 from workflows.deletion import DeletionWorkflow
 from workflows.downgrade import DowngradeWorkflow
+from workflows.events import EventDeliveryWorkflow
 from workflows.export import ExportRetentionWorkflow, ExportWorkflow
 from workflows.onboarding import OnboardingWorkflow
 from workflows.plan_migration import PlanMigrationWorkflow
@@ -70,6 +74,7 @@ WORKFLOWS = [
     ExportRetentionWorkflow,
     ReconciliationWorkflow,
     PlanMigrationWorkflow,
+    EventDeliveryWorkflow,
 ]
 #: Modules pydantic loads lazily while validating workflow inputs (EmailStr): pass them
 #: through the sandbox like the models that use them.
@@ -127,6 +132,9 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     )
     deletion = DeletionActivities(settings, DeletionRepository(repository))
     purge = PurgeActivities(settings)
+    events = EventActivities(
+        EventRepository(repository.sessions), settings.event_endpoints, settings.event_secret()
+    )
     exports = ExportActivities(
         ExportStorage.from_settings(settings),
         ExportRepository(repository.sessions),
@@ -172,6 +180,9 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         reconciliation.compare_billing,
         reconciliation.record_drift,
         reconciliation.attach_subscription,
+        events.open_event_deliveries,
+        events.deliver_event,
+        events.fail_event_delivery,
     ]
 
 
@@ -247,7 +258,8 @@ async def warn_unmapped(settings: Settings) -> list[str]:
 
 async def run_worker(settings: Settings) -> None:
     """Migrate the control-plane database, make sure the export bucket exists, warn about
-    unmapped tables, connect and poll until cancelled or until SIGTERM/SIGINT, which shuts
+    unmapped tables, connect, relay new lifecycle events to their delivery workflows (with
+    EVENT_WEBHOOK_URLS) and poll until cancelled or until SIGTERM/SIGINT, which shuts
     down gracefully: polling stops and running activities get WORKER_GRACEFUL_SHUTDOWN_SECONDS
     to finish (or to heartbeat their cancellation) before they are cancelled.
 
@@ -259,7 +271,8 @@ async def run_worker(settings: Settings) -> None:
     await ExportStorage.from_settings(settings).ensure_bucket()
     await warn_unmapped(settings)
     client = await connect_temporal(settings, runtime)
-    worker = build_worker(client, settings, TenantRepository(Sessions(engine)))
+    repository = TenantRepository(Sessions(engine))
+    worker = build_worker(client, settings, repository)
     try:
         if await ensure_schedule(client, settings):
             logging.getLogger(__name__).info("created the billing reconciliation schedule")
@@ -284,9 +297,17 @@ async def run_worker(settings: Settings) -> None:
     log.info(
         "worker polling task queue %s on %s", settings.temporal_task_queue, settings.temporal_target
     )
+    relay = None
+    if settings.event_endpoints:  # the transactional outbox's relay: starts the deliveries
+        events = LifecycleClient(settings, client, repository).outbound_events
+        relay = asyncio.create_task(events.relay(settings.event_dispatch_interval_seconds))
     try:
         await worker.run()
     finally:
+        if relay is not None:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         if stopping:

@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from lifecycle.domain.billing import BillingResult
+from lifecycle.domain.plan_changes import ProrationLine, ProrationPreview
 from lifecycle.faults import fault_point
 from lifecycle.persistence.rate_limits import RateLimiter
 
@@ -580,6 +581,64 @@ class BillingActivities:
         except stripe.StripeError as exc:
             raise billing_error(exc) from exc
         return BillingResult(customer_id=data.customer_id, detail={"deleted": True})
+
+
+#: Why a preview has no amount in limited mode.
+LIMITED_MODE = "billing in limited mode (no STRIPE_API_KEY)"
+
+
+async def preview_price_change(
+    client: stripe.StripeClient | None,
+    subscription_id: str | None,
+    price_id: str,
+    proration_behavior: str,
+) -> ProrationPreview:
+    """Stripe's invoice preview (``invoices.create_preview``) of moving the subscription's
+    item to ``price_id`` now with ``proration_behavior``: the sum of its proration lines and
+    its total, in the invoice's currency (cents). Read-only: nothing is billed.
+
+    Never raises for billing reasons: limited mode, a tenant without subscription and a
+    Stripe error give ``available: false`` with the reason (never an invented amount).
+    """
+    unavailable = ProrationPreview(available=False, proration_behavior=proration_behavior)
+    if client is None:
+        return unavailable.model_copy(update={"reason": LIMITED_MODE})
+    if not subscription_id:
+        return unavailable.model_copy(update={"reason": "the tenant has no subscription"})
+    try:
+        sub = await client.v1.subscriptions.retrieve_async(subscription_id)
+        item_id = sub.to_dict()["items"]["data"][0]["id"]
+        invoice = await client.v1.invoices.create_preview_async(
+            {
+                "subscription": subscription_id,
+                "subscription_details": {
+                    "items": [{"id": item_id, "price": price_id}],
+                    "proration_behavior": proration_behavior,
+                },
+            }
+        )
+    except stripe.StripeError as exc:
+        reason = f"Stripe's invoice preview failed: {billing_error(exc).message}"
+        return unavailable.model_copy(update={"reason": reason})
+    body = invoice.to_dict()
+    lines = [
+        ProrationLine(
+            description=str(line.get("description") or ""),
+            amount_cents=int(line["amount"]),
+            proration=bool(
+                ((line.get("parent") or {}).get("subscription_item_details") or {}).get("proration")
+            ),
+        )
+        for line in body["lines"]["data"]
+    ]
+    return ProrationPreview(
+        available=True,
+        proration_behavior=proration_behavior,
+        currency=body.get("currency"),
+        amount_cents=sum(line.amount_cents for line in lines if line.proration),
+        next_invoice_cents=int(body["total"]),
+        lines=lines,
+    )
 
 
 def make_stripe_client(api_key: str | None, api_base: str | None) -> stripe.StripeClient | None:

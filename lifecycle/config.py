@@ -27,6 +27,7 @@ SECRET_FIELDS = (
     "api_token",
     "signing_secret",
     "provisioning_webhook_secret",
+    "event_webhook_secret",
     "s3_secret_access_key",
     "certificate_signing_key",
     "temporal_api_key",
@@ -99,6 +100,20 @@ class Settings(BaseSettings):
     # Provisioning of the SaaS application
     provisioning_webhook_url: str | None = None
     provisioning_webhook_secret: SecretStr | None = None
+
+    # Outbound lifecycle events (issue 17, item 5)
+    event_webhook_urls: str = Field(
+        "", description="comma-separated endpoints every lifecycle event is POSTed to"
+    )
+    event_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key of the events; default PROVISIONING_WEBHOOK_SECRET"
+    )
+    event_delivery_retry_days: float = Field(
+        3, gt=0, le=30, description="how long a delivery is retried with back-off"
+    )
+    event_dispatch_interval_seconds: float = Field(
+        1.0, gt=0, le=3600, description="how often a worker starts deliveries of new events"
+    )
 
     # API
     api_host: str = "127.0.0.1"
@@ -188,6 +203,17 @@ class Settings(BaseSettings):
     @property
     def exports_dir(self) -> Path:
         return self.export_storage_path or self.data_dir / "exports"
+
+    @property
+    def event_endpoints(self) -> list[str]:
+        """EVENT_WEBHOOK_URLS as a list (commas or whitespace separate the URLs)."""
+        return [u for u in self.event_webhook_urls.replace(",", " ").split() if u]
+
+    def event_secret(self) -> str | None:
+        """The key that signs outbound events: EVENT_WEBHOOK_SECRET, else the provisioning
+        webhook's (one scheme, one key for a receiver that takes both)."""
+        secret = self.event_webhook_secret or self.provisioning_webhook_secret
+        return secret.get_secret_value() if secret is not None else None
 
     @cached_property
     def plans(self) -> PlanCatalog:

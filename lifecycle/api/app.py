@@ -19,6 +19,7 @@ from lifecycle.api.routes import (
     certificates,
     compat,
     deletion,
+    events,
     exports,
     meta,
     plan_changes,
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, client: LifecycleClient | None 
         reconciliation: (400, 401, 403, 404, 408, 413, 422, 503),
         plan_migrations: tenant_errors,
         meta: (400, 401, 403, 404, 422, 503),
+        events: (400, 401, 403, 404, 408, 409, 413, 422, 503),
     }
     for module, statuses in documented.items():
         app.include_router(module.router, responses=problem_responses(*statuses))

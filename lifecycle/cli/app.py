@@ -10,6 +10,7 @@ from lifecycle.cli import (
     db,
     deletion,
     dev,
+    events,
     exports,
     health,
     onboarding,
@@ -42,3 +43,4 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(reconciliation.app)
 app.add_typer(simulate.app)
 app.add_typer(plan_migrations.app, name="bulk")
+app.add_typer(events.app, name="events")

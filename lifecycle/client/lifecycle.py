@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from lifecycle.client.base import PROGRESS_QUERY_TIMEOUT, Core, connect_temporal
 from lifecycle.client.billing_events import BillingEventService
 from lifecycle.client.deletion import DeletionService
+from lifecycle.client.events import EventService
 from lifecycle.client.exports import ExportService
 from lifecycle.client.onboarding import OnboardingService
 from lifecycle.client.plan_changes import PlanChangeService
@@ -61,7 +62,8 @@ class LifecycleClient:
     """Starts lifecycle operations as Temporal workflows and reads tenants and operations.
 
     One attribute per feature: ``onboarding``, ``plan_changes``, ``exports``, ``deletion``,
-    ``suspension``, ``reactivation``, ``billing_events``.
+    ``suspension``, ``reactivation``, ``billing_events``, ``outbound_events`` (``lc.events``
+    is the audit log; the outbound lifecycle events have their own service).
     """
 
     def __init__(self, settings: Settings, temporal: Client, repository: TenantRepository):
@@ -75,6 +77,7 @@ class LifecycleClient:
         self.billing_events = BillingEventService(self.core)
         self.reconciliation = ReconciliationService(self.core)
         self.plan_migrations = PlanMigrationService(self.core)
+        self.outbound_events = EventService(self.core)
 
     @property
     def settings(self) -> Settings:

@@ -6,20 +6,31 @@ from __future__ import annotations
 from temporalio.service import RPCError, RPCStatusCode
 
 from lifecycle.client.base import Service
-from lifecycle.domain.errors import StateConflict
+from lifecycle.domain.errors import InvalidInput, StateConflict
 from lifecycle.domain.operations import OperationKind, OperationStarted, workflow_id
 from lifecycle.domain.plan_changes import (
     CancelDowngrade,
     DowngradePreview,
+    DowngradeStarted,
     Effective,
+    PlanChangePreview,
     UsageExceedsLimits,
     UsageView,
     cancel_reason,
     check_usage_update,
+    entitlement_diff,
     plan_change_input,
     require_active,
+    require_allowed,
 )
-from lifecycle.domain.plans import usage_violations
+from lifecycle.domain.plans import ChangeRule, usage_violations
+from lifecycle.domain.states import TenantState
+
+#: When a change applies, by the plans file's rule (``not_allowed`` never reaches a workflow).
+RULE_EFFECTIVE: dict[ChangeRule, Effective] = {
+    "immediate": "immediately",
+    "end_of_period": "period_end",
+}
 
 
 class PlanChangeService(Service):
@@ -30,15 +41,17 @@ class PlanChangeService(Service):
     ) -> OperationStarted:
         """Start upgrading to ``to_plan`` now, billed with PRORATION_BEHAVIOR.
 
-        Raises TenantNotFound, InvalidInput (target not above the current plan, naming both)
-        and StateConflict (tenant not ACTIVE, naming its state; upgrade already running)
-        before anything starts. A downgrade waiting for the period end is cancelled by it.
+        Raises TenantNotFound, InvalidInput (target not above the current plan, naming both),
+        PlanChangeNotAllowed (the plans file's rule for the pair) and StateConflict (tenant
+        not ACTIVE, naming its state; upgrade already running) before anything starts. A
+        downgrade waiting for the period end is cancelled by it.
         """
         from workflows.upgrade import UpgradeWorkflow
 
         tenant = await self.core.repository.get(tenant_id)
         catalog = self.core.settings.plans
         target = catalog.require_upgrade(tenant.plan, to_plan)
+        require_allowed(catalog, tenant_id, tenant.plan, to_plan)
         require_active(tenant_id, tenant.state, "upgrade")
         data = plan_change_input(
             catalog,
@@ -56,19 +69,23 @@ class PlanChangeService(Service):
         self,
         tenant_id: str,
         to_plan: str,
-        effective: Effective = "period_end",
+        effective: Effective | None = None,
         actor: str = "api",
-    ) -> OperationStarted:
-        """Start downgrading to ``to_plan`` at the billing period's end or immediately.
+    ) -> DowngradeStarted:
+        """Start downgrading to ``to_plan`` at the billing period's end or immediately
+        (``effective``; None: as the plans file's rule for the pair says).
 
         Raises TenantNotFound, InvalidInput (target not below the current plan),
-        UsageExceedsLimits (an InvalidInput listing each resource over the target's limit)
-        and StateConflict (not ACTIVE; a downgrade already pending or running).
+        PlanChangeNotAllowed (the pair's rule), UsageExceedsLimits (an InvalidInput listing
+        each resource over the target's limit) and StateConflict (not ACTIVE; a downgrade
+        already pending or running), all before anything starts.
         """
         from workflows.downgrade import DowngradeWorkflow
 
         preview = await self.downgrade_preview(tenant_id, to_plan)
         tenant = await self.core.repository.get(tenant_id)
+        rule = require_allowed(self.core.settings.plans, tenant_id, tenant.plan, to_plan)
+        effective = effective or RULE_EFFECTIVE[rule]
         require_active(tenant_id, tenant.state, "downgrade")
         if preview.violations:
             raise UsageExceedsLimits(tenant_id, to_plan, preview.violations)
@@ -82,8 +99,56 @@ class PlanChangeService(Service):
             proration_behavior=self.core.settings.proration_behavior,
             actor=actor,
         )
-        return await self.core.start(
+        started = await self.core.start(
             DowngradeWorkflow.run, data, tenant_id=tenant_id, kind=OperationKind.DOWNGRADE
+        )
+        return DowngradeStarted(**started.model_dump(), effective=effective)
+
+    async def plan_change_preview(self, tenant_id: str, to_plan: str) -> PlanChangePreview:
+        """What a change of plan to ``to_plan`` would do, starting nothing: the plans file's
+        rule, the usage check (a downgrade), the entitlement diff and the prorated amount
+        from Stripe's invoice preview (``available: false`` in limited mode).
+
+        Raises TenantNotFound and InvalidInput (unknown plan, or the tenant's own plan).
+        """
+        from activities.billing import make_stripe_client, preview_price_change
+
+        tenant = await self.core.repository.get(tenant_id)
+        settings, catalog = self.core.settings, self.core.settings.plans
+        target = catalog.get(to_plan)
+        if target.name == tenant.plan:
+            raise InvalidInput(f"to_plan: tenant '{tenant_id}' is already on plan '{to_plan}'")
+        upgrade = catalog.rank(target.name) > catalog.rank(tenant.plan)
+        rule = catalog.rule(tenant.plan, target.name)
+        effective = RULE_EFFECTIVE.get(rule)
+        violations = [] if upgrade else usage_violations(tenant.usage, target.limits)
+        reasons = [str(v) for v in violations]
+        if rule == "not_allowed":
+            reasons.insert(0, f"the plans file's rule [changes.{tenant.plan}] {to_plan}")
+        if tenant.state is not TenantState.ACTIVE:
+            reasons.append(f"tenant is {tenant.state.value}; a plan change needs ACTIVE")
+        behavior = settings.proration_behavior if effective == "immediately" else "none"
+        key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
+        proration = await preview_price_change(
+            make_stripe_client(key, settings.stripe_api_base),
+            tenant.billing_subscription_id,
+            target.price_id,
+            behavior,
+        )
+        return PlanChangePreview(
+            tenant_id=tenant_id,
+            from_plan=tenant.plan,
+            to_plan=target.name,
+            direction="upgrade" if upgrade else "downgrade",
+            rule=rule,
+            effective=effective,
+            allowed=not reasons,
+            reasons=reasons,
+            usage=tenant.usage,
+            limits=target.limits.as_dict(),
+            violations=violations,
+            entitlements=entitlement_diff(tenant.entitlements, target.limits.as_dict()),
+            proration=proration,
         )
 
     async def downgrade_preview(self, tenant_id: str, to_plan: str) -> DowngradePreview:

@@ -12,7 +12,7 @@ from lifecycle.domain.operations import (
     OperationStarted,
     workflow_id,
 )
-from lifecycle.domain.plan_changes import UsageExceedsLimits
+from lifecycle.domain.plan_changes import UsageExceedsLimits, require_allowed
 from lifecycle.domain.plans import usage_violations
 from lifecycle.domain.reactivation import (
     REACTIVATION_DISABLED,
@@ -35,7 +35,8 @@ class ReactivationService(Service):
         A ``request.plan`` below the tenant's plan passes the downgrade's usage check first
         (``UsageExceedsLimits``, a 422 naming every resource over the limit).
 
-        Raises InvalidInput (unknown plan), TenantNotFound, StateConflict: wrong state,
+        Raises InvalidInput (unknown plan; PlanChangeNotAllowed: the plans file forbids the
+        change to ``request.plan``), TenantNotFound, StateConflict: wrong state,
         purged (``purged at ...``), purge running, retention over, or
         ENABLE_REACTIVATION_WORKFLOW=false.
         """
@@ -46,6 +47,8 @@ class ReactivationService(Service):
         if request.plan is not None:
             plans.get(request.plan)
         tenant = await self.core.repository.get(tenant_id)
+        if request.plan is not None and request.plan != tenant.plan:
+            require_allowed(plans, tenant_id, tenant.plan, request.plan)  # the change's rules
         if request.plan is not None and plans.rank(request.plan) < plans.rank(tenant.plan):
             # the downgrade's rule (issue 12, defect 4): usage must fit the lower plan
             target = plans.get(request.plan)

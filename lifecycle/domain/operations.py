@@ -19,6 +19,7 @@ class OperationKind(StrEnum):
     REACTIVATE = "reactivate"
     PAYMENT_FAILURE = "payment-failure"
     RECONCILIATION = "reconciliation"
+    EVENT = "event"
 
 
 TENANT_ID = SearchAttributeKey.for_keyword("TenantId")

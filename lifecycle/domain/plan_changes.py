@@ -3,7 +3,8 @@ workflow starts. Pure: importable from workflow code.
 
 Rules (docs/architecture.md, "Operations"): an upgrade targets a plan strictly above the
 current one; a downgrade one strictly below, and is refused while current usage exceeds any
-target limit.
+target limit; the plans file's change rules refuse ``not_allowed`` pairs and say whether a
+change applies now or at the period's end.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from lifecycle.domain.base import DomainModel
 from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.errors import InvalidInput, StateConflict
 from lifecycle.domain.operations import OperationStarted
-from lifecycle.domain.plans import RESOURCES, Plan, PlanCatalog, UsageViolation
+from lifecycle.domain.plans import RESOURCES, ChangeRule, Plan, PlanCatalog, UsageViolation
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import OperationProgress
 from lifecycle.domain.text import Printable
@@ -37,11 +38,16 @@ class UpgradeRequest(DomainModel):
 
 
 class DowngradeRequest(DomainModel):
-    """Body of ``POST /tenants/{id}/downgrade``: at the billing period's end (default, no
-    proration) or immediately (with a proration credit)."""
+    """Body of ``POST /tenants/{id}/downgrade``: at the billing period's end (no proration)
+    or immediately (with a proration credit); without ``effective``, as the plans file's
+    change rule for the pair says."""
 
     to_plan: Printable = Field(max_length=64)
-    effective: Effective = "period_end"
+    effective: Effective | None = Field(
+        None,
+        description="when it applies; default: the plans file's rule for the pair "
+        "(end_of_period unless the operator changed it)",
+    )
 
 
 class PlanChangeInput(DomainModel):
@@ -79,6 +85,101 @@ class UsageExceedsLimits(InvalidInput):
             "usage before downgrading"
         )
         self.violations = violations
+
+
+class PlanChangeNotAllowed(InvalidInput):
+    """The plans file's change rules say ``not_allowed`` for this (from, to) pair (422 on
+    ``to_plan``)."""
+
+    def __init__(self, tenant_id: str, from_plan: str, to_plan: str) -> None:
+        super().__init__(
+            f"to_plan: tenant '{tenant_id}' cannot change from plan '{from_plan}' to "
+            f"'{to_plan}': the plans file's rule [changes.{from_plan}] {to_plan} is not_allowed"
+        )
+
+
+def require_allowed(catalog: PlanCatalog, tenant_id: str, current: str, target: str) -> ChangeRule:
+    """The rule of moving ``tenant_id`` from plan ``current`` to ``target``; raises
+    :class:`PlanChangeNotAllowed` when it is ``not_allowed`` and InvalidInput for an unknown
+    plan."""
+    rule = catalog.rule(current, target)
+    if rule == "not_allowed":
+        raise PlanChangeNotAllowed(tenant_id, current, target)
+    return rule
+
+
+class EntitlementChange(BaseModel):
+    """One resource's limit now and on the target plan (-1 unlimited)."""
+
+    resource: str
+    current: int
+    target: int
+    change: Literal["more", "less", "same"]
+
+
+def entitlement_diff(current: dict[str, int], target: dict[str, int]) -> list[EntitlementChange]:
+    """Per resource of either side, the current and target limits and which way it moves
+    (unlimited counts as the most; a resource missing on a side counts as 0)."""
+
+    def rank(limit: int) -> float:
+        return float("inf") if limit == -1 else limit
+
+    out = []
+    for resource in sorted(set(current) | set(target)):
+        now, then = current.get(resource, 0), target.get(resource, 0)
+        change: Literal["more", "less", "same"] = (
+            "same" if rank(now) == rank(then) else "more" if rank(then) > rank(now) else "less"
+        )
+        out.append(EntitlementChange(resource=resource, current=now, target=then, change=change))
+    return out
+
+
+class ProrationLine(BaseModel):
+    """A line of Stripe's invoice preview: amount in cents (negative = credit)."""
+
+    description: str
+    amount_cents: int
+    proration: bool
+
+
+class ProrationPreview(BaseModel):
+    """The prorated amount of a plan change from Stripe's invoice preview
+    (``POST /v1/invoices/create_preview``): ``amount_cents`` is the sum of the proration lines
+    (negative = a credit), ``next_invoice_cents`` the preview invoice's total. Without billing
+    (limited mode, no subscription, Stripe failing) ``available`` is false and ``reason``
+    says why; no amount is made up."""
+
+    available: bool
+    proration_behavior: str
+    reason: str | None = None
+    currency: str | None = None
+    amount_cents: int | None = None
+    next_invoice_cents: int | None = None
+    lines: list[ProrationLine] = Field(default_factory=list)
+
+
+class PlanChangePreview(BaseModel):
+    """Answer of ``GET /tenants/{id}/plan-change-preview?to_plan=``: the plans file's rule,
+    the usage check, the entitlement diff and Stripe's proration; starts nothing.
+
+    ``allowed`` is false when the rule is ``not_allowed``, the tenant is not ACTIVE, or (a
+    downgrade) usage exceeds a target limit; ``reasons`` says which. ``effective`` is when
+    the change would apply by the rule (None when not allowed by it).
+    """
+
+    tenant_id: str
+    from_plan: str
+    to_plan: str
+    direction: Literal["upgrade", "downgrade"]
+    rule: ChangeRule
+    effective: Effective | None
+    allowed: bool
+    reasons: list[str]
+    usage: dict[str, int]
+    limits: dict[str, int]
+    violations: list[UsageViolation]
+    entitlements: list[EntitlementChange]
+    proration: ProrationPreview
 
 
 class DowngradePreview(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,6 +19,9 @@ from lifecycle.domain.errors import ConfigError, InvalidInput
 DEFAULT_PLANS_PATH = Path(__file__).with_name("plans.toml")
 RESOURCES = ("users", "storage_gb", "projects", "api_calls_per_day")
 UNLIMITED = -1
+#: How a plan change applies (the plans file's ``[changes.<from>]`` tables): now, at the
+#: billing period's end, or never.
+ChangeRule = Literal["immediate", "end_of_period", "not_allowed"]
 
 
 class PlanLimits(BaseModel):
@@ -62,6 +66,18 @@ class PlanCatalog(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     plans: list[Plan] = Field(min_length=1)
+    #: Plan-change rules: ``changes[from][to]``; a pair not listed takes :meth:`rule`'s default.
+    changes: dict[str, dict[str, ChangeRule]] = Field(default_factory=dict)
+
+    def rule(self, current: str, target: str) -> ChangeRule:
+        """How a change from plan ``current`` to ``target`` applies: the plans file's
+        ``[changes.<current>] <target> = ...``, by default ``immediate`` for an upgrade and
+        ``end_of_period`` for a downgrade. Raises InvalidInput for an unknown plan."""
+        self.get(current), self.get(target)
+        default: ChangeRule = (
+            "immediate" if self.rank(target) > self.rank(current) else "end_of_period"
+        )
+        return self.changes.get(current, {}).get(target, default)
 
     def names(self) -> list[str]:
         return [p.name for p in self.plans]
@@ -116,7 +132,8 @@ def load_plans(path: str | Path | None = None) -> PlanCatalog:
     """Load and validate the plans file (TOML, ``[[plans]]`` entries lowest first).
 
     Raises :class:`ConfigError` naming the file and the offending field when the file is
-    missing, not TOML, or does not validate (unknown field, missing limit, duplicate name).
+    missing, not TOML, or does not validate (unknown field, missing limit, duplicate name, a
+    change rule naming an unknown plan or making an upgrade ``end_of_period``).
     """
     file = Path(path) if path else DEFAULT_PLANS_PATH
     try:
@@ -136,6 +153,18 @@ def load_plans(path: str | Path | None = None) -> PlanCatalog:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"plans file {file}: duplicate plan name(s): {', '.join(duplicates)}")
+    for current, targets in catalog.changes.items():
+        for target, rule in targets.items():
+            where = f"plans file {file}: changes.{current}.{target}"
+            if current not in names or target not in names:
+                raise ConfigError(f"{where}: unknown plan; known plans: {', '.join(names)}")
+            if current == target:
+                raise ConfigError(f"{where}: a plan cannot change to itself")
+            if rule == "end_of_period" and names.index(target) > names.index(current):
+                raise ConfigError(
+                    f"{where}: end_of_period upgrades are not supported (upgrades apply now "
+                    "with proration, or are not_allowed)"
+                )
     return catalog
 
 

@@ -22,6 +22,7 @@ from lifecycle.domain.deletion import (
 from lifecycle.domain.errors import DataKeyConflict, StateConflict, TenantNotFound
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TenantView
+from lifecycle.persistence.events import emit_for_audit
 from lifecycle.persistence.tables import (
     DeletionCertificate,
     Entitlement,
@@ -195,18 +196,18 @@ class DeletionRepository:
                 .execution_options(synchronize_session=False)
             )
             await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant.id))
-            session.add(
-                LifecycleEvent(
-                    at=now,
-                    tenant_id=tenant.id,
-                    operation="purged",
-                    from_state=None,
-                    to_state=None,
-                    workflow_id=data.workflow_id,
-                    actor="system",
-                    detail={"certificate_sha256": sealed.sha256},
-                )
+            audit = LifecycleEvent(
+                at=now,
+                tenant_id=tenant.id,
+                operation="purged",
+                from_state=None,
+                to_state=None,
+                workflow_id=data.workflow_id,
+                actor="system",
+                detail={"certificate_sha256": sealed.sha256},
             )
+            session.add(audit)
+            await emit_for_audit(session, audit)
             await session.flush()
             return _view(row)
 

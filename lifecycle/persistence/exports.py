@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.events import EventType
 from lifecycle.domain.exports import ExportUpdate
 from lifecycle.persistence.engine import Sessions
-from lifecycle.persistence.tables import Export, utcnow
+from lifecycle.persistence.events import add_outbound_event
+from lifecycle.persistence.tables import Export, Tenant, utcnow
 
 #: Assumed when a tenant has no completed export yet (a first estimate only).
 DEFAULT_DURATION = timedelta(seconds=60)
@@ -78,13 +80,35 @@ class ExportRepository:
 
     async def update(self, change: ExportUpdate) -> None:
         """Apply the non-None fields of ``change``; an unknown export is ignored (a purge may
-        have removed the tenant's records meanwhile)."""
+        have removed the tenant's records meanwhile). The change to ``completed`` adds the
+        ``tenant.export_ready`` event to the outbox in the same transaction (no link in it:
+        signed links are secrets; the receiver asks ``GET /exports/{id}``)."""
         fields = change.model_dump(exclude_none=True, exclude={"export_id"})
         async with self.sessions.begin() as session:
             row = await session.get(Export, change.export_id)
-            if row is not None:
-                for name, value in fields.items():
-                    setattr(row, name, value)
+            if row is None:
+                return
+            ready = fields.get("status") == "completed" and row.status != "completed"
+            for name, value in fields.items():
+                setattr(row, name, value)
+            if ready:
+                await add_outbound_event(
+                    session,
+                    row.tenant_id,
+                    EventType.EXPORT_READY,
+                    {
+                        "data_key": await session.scalar(
+                            select(Tenant.data_key).where(Tenant.id == row.tenant_id)
+                        ),
+                        "export_id": row.export_id,
+                        "export_type": row.export_type,
+                        "workflow_id": row.workflow_id,
+                        "size_bytes": row.size_bytes,
+                        "sha256": row.sha256,
+                        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+                    },
+                    utcnow(),
+                )
 
     async def typical_duration(self, tenant_id: str) -> timedelta:
         """How long the tenant's last completed export took (DEFAULT_DURATION without one)."""

@@ -231,3 +231,50 @@ class RateLimit(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     next_at: Mapped[float] = mapped_column(Float)
+
+
+class OutboundEvent(Base):
+    """The transactional outbox of lifecycle events: written in the transaction of the audit
+    row it stems from; ``sequence`` grows by one per tenant; ``dispatched_at`` is set once its
+    delivery workflow was started."""
+
+    __tablename__ = "outbound_events"
+    __table_args__ = (Index("uq_outbound_events_sequence", "tenant_id", "sequence", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    sequence: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class TenantEventSequence(Base):
+    """The last event sequence number given per tenant (incremented under a row lock)."""
+
+    __tablename__ = "tenant_event_sequences"
+
+    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    last_sequence: Mapped[int] = mapped_column(Integer)
+
+
+class EventDelivery(Base):
+    """The delivery of one outbound event to one endpoint of EVENT_WEBHOOK_URLS (its index
+    ``endpoint_index`` and its redacted URL ``endpoint``)."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        Index("uq_event_deliveries_endpoint", "event_id", "endpoint_index", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("outbound_events.id", ondelete="CASCADE"))
+    endpoint_index: Mapped[int] = mapped_column(Integer)
+    endpoint: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,8 +1,9 @@
 """Reads and writes of the control-plane tables.
 
 Every state change is one transaction: a compare-and-set on the tenant row's (state, version)
-plus exactly one audit row. The compare-and-set is the lock between concurrent operations: a
-lost race raises :class:`VersionConflict` or :class:`StateConflict`, never overwrites.
+plus exactly one audit row, and the outbound event that row emits (``persistence.events``).
+The compare-and-set is the lock between concurrent operations: a lost race raises
+:class:`VersionConflict` or :class:`StateConflict`, never overwrites.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from lifecycle.domain.tenants import (
     canonical_data_key,
 )
 from lifecycle.persistence.engine import Sessions
+from lifecycle.persistence.events import emit_for_audit
 from lifecycle.persistence.tables import Entitlement, LifecycleEvent, Operation, Tenant, utcnow
 
 #: Tenant columns a transition may set besides state and version.
@@ -109,18 +111,18 @@ class TenantRepository:
                 session.add(tenant)
                 await session.flush()
                 self._write_entitlements(session, req.tenant_id, data.limits, now)
-                session.add(
-                    LifecycleEvent(
-                        at=now,
-                        tenant_id=req.tenant_id,
-                        operation="onboard",
-                        from_state=None,
-                        to_state=TenantState.ACTIVE.value,
-                        workflow_id=data.workflow_id,
-                        actor=data.actor,
-                        detail={"plan": req.plan, "billing": data.billing.model_dump(mode="json")},
-                    )
+                audit = LifecycleEvent(
+                    at=now,
+                    tenant_id=req.tenant_id,
+                    operation="onboard",
+                    from_state=None,
+                    to_state=TenantState.ACTIVE.value,
+                    workflow_id=data.workflow_id,
+                    actor=data.actor,
+                    detail={"plan": req.plan, "billing": data.billing.model_dump(mode="json")},
                 )
+                session.add(audit)
+                await emit_for_audit(session, audit, plan=req.plan)
                 await session.flush()
                 return await self.view(session, tenant)
         except IntegrityError as exc:  # a concurrent onboarding took the id or the data key
@@ -231,7 +233,7 @@ class TenantRepository:
                     f"state {allowed}"
                 )
             check_transition(tenant.state, change.to_state, reactivation=change.reactivation)
-            from_state, version = tenant.state, tenant.version
+            from_state, version, old_plan = tenant.state, tenant.version, tenant.plan
             result = await session.execute(
                 update(Tenant)
                 .where(
@@ -258,17 +260,20 @@ class TenantRepository:
             detail = dict(change.detail)
             if change.reason:
                 detail["reason"] = change.reason
-            session.add(
-                LifecycleEvent(
-                    at=now,
-                    tenant_id=tenant.id,
-                    operation=change.operation,
-                    from_state=from_state,
-                    to_state=change.to_state.value,
-                    workflow_id=change.workflow_id,
-                    actor=change.actor,
-                    detail=detail,
-                )
+            audit = LifecycleEvent(
+                at=now,
+                tenant_id=tenant.id,
+                operation=change.operation,
+                from_state=from_state,
+                to_state=change.to_state.value,
+                workflow_id=change.workflow_id,
+                actor=change.actor,
+                detail=detail,
+            )
+            session.add(audit)
+            plan = change.changes.get("plan", old_plan)
+            await emit_for_audit(
+                session, audit, plan_changed=plan != old_plan, plan=plan, previous_plan=old_plan
             )
             await session.flush()
             await session.refresh(tenant)
@@ -314,18 +319,18 @@ class TenantRepository:
             if any((d or {}).get("key") == key for d in rows):
                 return
             detail = {**detail, "key": key}
-        session.add(
-            LifecycleEvent(
-                at=utcnow(),
-                tenant_id=tenant_id,
-                operation=operation,
-                from_state=None,
-                to_state=None,
-                workflow_id=workflow_id,
-                actor=actor,
-                detail=detail,
-            )
+        audit = LifecycleEvent(
+            at=utcnow(),
+            tenant_id=tenant_id,
+            operation=operation,
+            from_state=None,
+            to_state=None,
+            workflow_id=workflow_id,
+            actor=actor,
+            detail=detail,
         )
+        session.add(audit)
+        await emit_for_audit(session, audit)
 
     async def events(
         self, tenant_id: str, *, limit: int = 100, offset: int = 0

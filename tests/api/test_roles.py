@@ -19,7 +19,8 @@ from lifecycle.domain.errors import ConfigError
 from tests.support.api import assert_problem, wait_operation
 from tests.support.fixtures import make_settings, running_stack, serve_api, uid
 
-T, E, W, M = "nobody-co", "0" * 32, "tenant-nobody-co-onboard", "0" * 16
+T, E, W = "nobody-co", "0" * 32, "tenant-nobody-co-onboard"
+M, V = "0" * 16, "987654"  # a plan migration id, an outbound event id
 #: Every route that needs a token: (method, path, role needed, JSON body).
 MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("GET", "/tenants", "viewer", None),
@@ -28,11 +29,13 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("GET", f"/tenants/{T}/operations", "viewer", None),
     ("GET", f"/tenants/{T}/exports", "viewer", None),
     ("GET", f"/tenants/{T}/downgrade-preview?to_plan=free", "viewer", None),
+    ("GET", f"/tenants/{T}/plan-change-preview?to_plan=free", "viewer", None),
     ("GET", f"/exports/{E}", "viewer", None),
     ("GET", f"/operations/{W}", "viewer", None),
     ("GET", "/plans", "viewer", None),
     ("GET", "/status", "viewer", None),
     ("GET", "/reconciliation", "viewer", None),
+    ("GET", "/events/deliveries?status=failed", "viewer", None),
     ("POST", "/tenants", "operator", {"tenant_id": T, "name": "N", "email": "a@b.io"}),
     ("POST", f"/tenants/{T}/upgrade", "operator", {"to_plan": "enterprise"}),
     ("POST", f"/tenants/{T}/downgrade", "operator", {"to_plan": "free"}),
@@ -53,6 +56,7 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("POST", "/export", "operator", {"tenant_id": T}),
     ("POST", "/delete", "operator", {"tenant_id": T}),
     ("POST", "/reactivate", "operator", {"tenant_data": {"tenant_id": T}}),
+    ("POST", f"/events/{V}/redeliver", "operator", None),
     ("GET", "/config", "admin", None),
     ("GET", f"/bulk/plan-migrations/{M}", "viewer", None),
     ("POST", "/bulk/plan-migrations", "admin", {"from_plan": "free", "to_plan": "starter"}),
@@ -123,7 +127,8 @@ def test_matrix_covers_every_route_that_needs_a_token(tmp_path: Path) -> None:
             .replace(W, "{workflow_id}")
             .replace(T, "{tenant_id}")
             .replace(E, "{export_id}")
-            .replace(M, "{migration_id}"),
+            .replace(M, "{migration_id}")
+            .replace(V, "{event_id}"),
         )
         for m, p, _, _ in MATRIX
     }

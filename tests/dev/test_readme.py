@@ -86,9 +86,10 @@ AUTH = '-H "Authorization: Bearer $TOKEN"'
 JSON = "-H 'Content-Type: application/json'"
 
 #: The README's commands in the order a reader tries them after `make run`: onboard company
-#: 13 as acme, change its plan, record usage, export it, delete it, take it back, upgrade it
-#: through the compatibility route, delete it again and purge it now, then fetch and verify
-#: its certificate.
+#: 13 as acme, change its plan (and preview changes by the plans file's rules), record usage,
+#: export it, delete it, take it back, upgrade it through the compatibility route, delete it
+#: again and purge it now, then fetch and verify its certificate; list and redeliver
+#: lifecycle events.
 SESSION: list[Step] = [
     Step("TOKEN=$(cat .data/api_token)"),
     Step(
@@ -131,6 +132,27 @@ SESSION: list[Step] = [
     Step(
         "tenantctl tenants downgrade acme --cancel",
         settle=acme(lambda t: t.pending_plan_change is None),
+    ),
+    Step(
+        f'curl -s "localhost:8000/tenants/acme/plan-change-preview?to_plan=enterprise" {AUTH}',
+        output='"rule":"immediate"',
+    ),
+    Step(
+        "tenantctl tenants change-plan acme --to starter --preview "
+        "# rule, usage, entitlements, proration",
+        output="rule end_of_period: allowed",
+    ),
+    Step(
+        "tenantctl tenants change-plan acme --to enterprise "
+        "# upgrade or downgrade, as the rule says",
+        output="upgrade (immediately) started",
+        settle=acme(lambda t: t.plan == "enterprise" and t.state is TenantState.ACTIVE),
+    ),
+    Step(
+        "tenantctl tenants change-plan acme --to free "
+        "# exit 1: [changes.enterprise] free is not_allowed",
+        output="rule not_allowed: refused",
+        code=1,
     ),
     Step(
         f"curl -s -X PUT localhost:8000/tenants/acme/usage {AUTH} {JSON} "
@@ -211,6 +233,15 @@ SESSION: list[Step] = [
         "# offline, no network",
         output="valid",
     ),
+    Step(f'curl -s "localhost:8000/events/deliveries?status=failed" {AUTH}', output="[]"),
+    Step(
+        f"curl -s -X POST localhost:8000/events/1/redeliver {AUTH} # 202",
+        output='"deliveries":[]',  # no EVENT_WEBHOOK_URLS in this session
+    ),
+    Step(
+        "tenantctl events deliveries --status failed # --tenant acme: one tenant's", output="event"
+    ),
+    Step("tenantctl events redeliver 2", output="event 2: redelivery"),
 ]
 
 #: README commands run by other tests (or by CI itself), with where.

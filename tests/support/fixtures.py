@@ -122,7 +122,7 @@ async def repository(
             await conn.execute(
                 text(
                     "TRUNCATE tenants, entitlements, lifecycle_events, operations, "
-                    "idempotency_keys CASCADE"
+                    "idempotency_keys, outbound_events, tenant_event_sequences CASCADE"
                 )
             )
     yield TenantRepository(Sessions(engine))

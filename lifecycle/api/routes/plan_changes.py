@@ -19,6 +19,7 @@ from lifecycle.domain.plan_changes import (
     DowngradePreview,
     DowngradeRequest,
     DowngradeStarted,
+    PlanChangePreview,
     UpgradeRequest,
     UsageExceedsLimits,
     UsageView,
@@ -76,14 +77,14 @@ async def downgrade(
     actor: Operator,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
-    """Start a downgrade at period end (default) or immediately; 202 with the workflow id,
-    422 listing each resource over the target's limits, 409 when not ACTIVE."""
+    """Start a downgrade at period end or immediately (default: the plans file's rule for the
+    pair); 202 with the workflow id, 422 listing each resource over the target's limits or
+    naming a not_allowed rule, 409 when not ACTIVE."""
 
     async def produce() -> DowngradeStarted:
-        started = await lifecycle.plan_changes.downgrade_tenant(
+        return await lifecycle.plan_changes.downgrade_tenant(
             tenant_id, body.to_plan, body.effective, actor
         )
-        return DowngradeStarted(**started.model_dump(), effective=body.effective)
 
     return await idempotent(request, lifecycle, idempotency_key, _usage_problem(produce))
 
@@ -116,6 +117,19 @@ async def downgrade_preview(
 ) -> DowngradePreview:
     """Would a downgrade to ``to_plan`` pass the usage check? Starts nothing."""
     return await lifecycle.plan_changes.downgrade_preview(tenant_id, to_plan)
+
+
+@router.get("/{tenant_id}/plan-change-preview")
+async def plan_change_preview(
+    tenant_id: TenantId,
+    lifecycle: Lifecycle,
+    _: Viewer,
+    to_plan: Annotated[str, Query(max_length=64, description="target plan, above or below")],
+) -> PlanChangePreview:
+    """What changing to ``to_plan`` would do: the plans file's rule (immediate, end of period
+    or not allowed), the usage check, the entitlement diff and the prorated amount from
+    Stripe's invoice preview (unavailable in limited mode). Starts nothing."""
+    return await lifecycle.plan_changes.plan_change_preview(tenant_id, to_plan)
 
 
 @router.put("/{tenant_id}/usage")

@@ -1,0 +1,281 @@
+"""The outbox of lifecycle events and their deliveries (issue 17, item 5).
+
+:func:`emit_for_audit` is called inside the transaction that writes the audit row an event
+stems from, so an event exists exactly when its audit row does. :class:`EventRepository` reads
+the outbox for the relay (``lc.events.dispatch_pending``) and keeps one delivery row per event
+and endpoint for the delivery workflow and ``GET /events/deliveries``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.events import (
+    DeliveryStatus,
+    DeliveryView,
+    EventType,
+    OutboundEventView,
+    event_type,
+)
+from lifecycle.persistence.engine import Sessions
+from lifecycle.persistence.tables import (
+    EventDelivery,
+    LifecycleEvent,
+    OutboundEvent,
+    Tenant,
+    TenantEventSequence,
+    utcnow,
+)
+
+
+class EventNotFound(LifecycleError):
+    """No outbound event (or delivery) with this id (404)."""
+
+    status = 404
+    title = "Event not found"
+
+
+async def emit_for_audit(
+    session: AsyncSession,
+    audit: LifecycleEvent,
+    *,
+    plan_changed: bool = False,
+    **data: Any,
+) -> None:
+    """Add the event that audit row ``audit`` emits (:func:`event_type`), if any, to the
+    outbox in ``session``'s transaction; its data are the row's operation, states, workflow
+    id, actor, detail and the tenant's data key (how the application knows the tenant), plus
+    ``data``."""
+    type_ = event_type(audit.operation, audit.from_state, audit.to_state, plan_changed=plan_changed)
+    if type_ is None:
+        return
+    tenant = await session.get(Tenant, audit.tenant_id)
+    await add_outbound_event(
+        session,
+        audit.tenant_id,
+        type_,
+        {
+            "operation": audit.operation,
+            "from_state": audit.from_state,
+            "to_state": audit.to_state,
+            "workflow_id": audit.workflow_id,
+            "actor": audit.actor,
+            "detail": dict(audit.detail or {}),
+            "data_key": tenant.data_key if tenant is not None else None,
+            **data,
+        },
+        audit.at,
+    )
+
+
+async def add_outbound_event(
+    session: AsyncSession,
+    tenant_id: str,
+    type_: EventType,
+    data: dict[str, Any],
+    at: datetime,
+) -> None:
+    """Add event ``type_`` of ``tenant_id`` to the outbox in ``session``'s transaction, with
+    the tenant's next sequence number.
+
+    The number comes from an upsert of ``tenant_event_sequences`` that increments the row in
+    place: the row lock it takes serialises concurrent writers of one tenant until commit,
+    so numbers are gap-free and grow in commit order.
+    """
+    assert session.bind is not None
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    upsert = insert(TenantEventSequence).values(tenant_id=tenant_id, last_sequence=1)
+    statement = upsert.on_conflict_do_update(
+        index_elements=[TenantEventSequence.tenant_id],
+        set_={"last_sequence": TenantEventSequence.last_sequence + 1},
+    ).returning(TenantEventSequence.last_sequence)
+    sequence = (await session.execute(statement)).scalar_one()
+    session.add(
+        OutboundEvent(
+            tenant_id=tenant_id,
+            sequence=sequence,
+            type=type_.value,
+            occurred_at=at,
+            data=data,
+        )
+    )
+
+
+def _event_view(row: OutboundEvent) -> OutboundEventView:
+    return OutboundEventView(
+        event_id=row.id,
+        type=row.type,
+        tenant_id=row.tenant_id,
+        sequence=row.sequence,
+        occurred_at=row.occurred_at,
+        data=dict(row.data or {}),
+    )
+
+
+def _delivery_view(row: EventDelivery, event: OutboundEvent) -> DeliveryView:
+    return DeliveryView(
+        delivery_id=row.id,
+        event_id=event.id,
+        event_type=event.type,
+        tenant_id=event.tenant_id,
+        sequence=event.sequence,
+        endpoint=row.endpoint,
+        status=row.status,  # type: ignore[arg-type]
+        attempts=row.attempts,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        delivered_at=row.delivered_at,
+        updated_at=row.updated_at,
+    )
+
+
+class EventRepository:
+    """Outbox reads and delivery bookkeeping on the control-plane database."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+
+    async def events(self, tenant_id: str, *, limit: int = 100) -> list[OutboundEventView]:
+        """The tenant's outbound events, by sequence."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(OutboundEvent)
+                .where(OutboundEvent.tenant_id == tenant_id)
+                .order_by(OutboundEvent.sequence)
+                .limit(limit)
+            )
+            return [_event_view(r) for r in rows]
+
+    async def event(self, event_id: int) -> OutboundEventView:
+        """One outbound event; raises :class:`EventNotFound`."""
+        async with self.sessions() as session:
+            row = await session.get(OutboundEvent, event_id)
+            if row is None:
+                raise EventNotFound(f"event {event_id} does not exist")
+            return _event_view(row)
+
+    async def undispatched(self, limit: int = 100) -> list[OutboundEventView]:
+        """Events whose delivery workflow was not started yet, oldest first."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(OutboundEvent)
+                .where(OutboundEvent.dispatched_at.is_(None))
+                .order_by(OutboundEvent.id)
+                .limit(limit)
+            )
+            return [_event_view(r) for r in rows]
+
+    async def mark_dispatched(self, event_id: int) -> None:
+        """Record that the delivery workflow of ``event_id`` was started."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(OutboundEvent)
+                .where(OutboundEvent.id == event_id, OutboundEvent.dispatched_at.is_(None))
+                .values(dispatched_at=utcnow())
+            )
+
+    async def open_deliveries(self, event_id: int, endpoints: list[str]) -> list[int]:
+        """Ensure one delivery row per endpoint (index in ``endpoints``, redacted URLs) and
+        return the ids of those not delivered yet, by endpoint; failed ones become pending
+        again (a redelivery). Idempotent. Raises :class:`EventNotFound`."""
+        now = utcnow()
+        async with self.sessions.begin() as session:
+            if await session.get(OutboundEvent, event_id) is None:
+                raise EventNotFound(f"event {event_id} does not exist")
+            rows = {
+                r.endpoint_index: r
+                for r in await session.scalars(
+                    select(EventDelivery).where(EventDelivery.event_id == event_id)
+                )
+            }
+            for index, endpoint in enumerate(endpoints):
+                if index not in rows:
+                    rows[index] = EventDelivery(
+                        event_id=event_id,
+                        endpoint_index=index,
+                        endpoint=endpoint,
+                        status="pending",
+                        attempts=0,
+                        updated_at=now,
+                    )
+                    session.add(rows[index])
+                elif rows[index].status == "failed":
+                    rows[index].status, rows[index].updated_at = "pending", now
+            await session.flush()
+            return [
+                rows[i].id
+                for i in sorted(rows)
+                if i < len(endpoints) and rows[i].status != "delivered"
+            ]
+
+    async def delivery(self, delivery_id: int) -> tuple[DeliveryView, int, OutboundEventView]:
+        """A delivery, its endpoint index and its event; raises :class:`EventNotFound`."""
+        async with self.sessions() as session:
+            row = await session.get(EventDelivery, delivery_id)
+            if row is None:
+                raise EventNotFound(f"delivery {delivery_id} does not exist")
+            event = await session.get(OutboundEvent, row.event_id)
+            assert event is not None  # foreign key
+            return _delivery_view(row, event), row.endpoint_index, _event_view(event)
+
+    async def record_attempt(
+        self,
+        delivery_id: int,
+        status: DeliveryStatus,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Count one POST of the delivery and store its outcome (``delivered`` sets
+        ``delivered_at``; a failure keeps the status ``pending`` for the next retry)."""
+        now = utcnow()
+        async with self.sessions.begin() as session:
+            row = await session.get(EventDelivery, delivery_id, with_for_update=True)
+            if row is None:
+                raise EventNotFound(f"delivery {delivery_id} does not exist")
+            row.attempts += 1
+            row.status, row.last_status_code, row.updated_at = status, status_code, now
+            row.last_error = error
+            if status == "delivered":
+                row.delivered_at = now
+
+    async def mark_failed(self, delivery_id: int, error: str) -> None:
+        """The delivery gave up (retries exhausted): status ``failed`` with ``error``, unless
+        it was delivered meanwhile."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(EventDelivery)
+                .where(EventDelivery.id == delivery_id, EventDelivery.status != "delivered")
+                .values(status="failed", last_error=error, updated_at=utcnow())
+            )
+
+    async def deliveries(
+        self,
+        *,
+        status: DeliveryStatus | None = None,
+        tenant_id: str | None = None,
+        event_id: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[DeliveryView]:
+        """Deliveries, latest event first, filtered by status, tenant and event."""
+        query = select(EventDelivery, OutboundEvent).join(
+            OutboundEvent, OutboundEvent.id == EventDelivery.event_id
+        )
+        if status is not None:
+            query = query.where(EventDelivery.status == status)
+        if tenant_id is not None:
+            query = query.where(OutboundEvent.tenant_id == tenant_id)
+        if event_id is not None:
+            query = query.where(EventDelivery.event_id == event_id)
+        query = query.order_by(OutboundEvent.id.desc(), EventDelivery.endpoint_index)
+        async with self.sessions() as session:
+            rows = await session.execute(query.limit(limit).offset(offset))
+            return [_delivery_view(d, e) for d, e in rows.all()]
