@@ -17,6 +17,7 @@ from lifecycle.dev.adtech.sample import load_sample
 from lifecycle.dev.devserver import free_port
 from lifecycle.dev.stack import sample_application_env
 from tests.support.fixtures import make_settings, running_stack, serve_api
+from tests.support.tenant_data import new_tenant
 
 NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "tenant_lifecycle.ipynb"
 #: Seconds one cell may take; the whole notebook runs in well under 2 minutes.
@@ -32,9 +33,15 @@ def outputs(nb: nbformat.NotebookNode) -> str:
     return "\n".join(texts)
 
 
+@pytest.mark.parametrize("onboarded", [False, True], ids=["fresh", "after-make-run"])
 async def test_notebook_walks_the_lifecycle(
-    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dev_env: WorkflowEnvironment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    onboarded: bool,
 ) -> None:
+    """``onboarded``: every sample company is a tenant already, as after ``make run``'s main
+    job; the notebook then takes the first ACTIVE one it can upgrade."""
     for var in ("APP_DATABASE_URL", "APP_STORAGE_URL", "DATA_MAP_PATH"):
         monkeypatch.delenv(var, raising=False)
     settings = make_settings(
@@ -60,6 +67,9 @@ async def test_notebook_walks_the_lifecycle(
     companies = await load_sample(settings.data_dir, tenants=4, size_mb=1, seed=seed)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     async with running_stack(dev_env, settings) as lc, serve_api(lc, settings.api_port):
+        if onboarded:
+            for company in companies:
+                await new_tenant(lc, company.tenant_id, "starter", data_key=company.data_key)
         client = NotebookClient(
             nb,
             timeout=CELL_TIMEOUT,
@@ -70,6 +80,8 @@ async def test_notebook_walks_the_lifecycle(
         tenant = await lc.get_tenant(companies[0].tenant_id)
     text = outputs(nb)
     first = companies[0]
+    if onboarded:
+        assert f"every company is a tenant already: taking {first.tenant_id}" in text, text
     assert f"onboarded: {first.tenant_id} is ACTIVE on starter" in text, text
     assert f"upgraded: {first.tenant_id} is ACTIVE on professional" in text, text
     assert "SHA-256 verified: True" in text and "row counts match the application: True" in text
