@@ -145,10 +145,9 @@ class DeletionService(Service):
             raise StateConflict(
                 f"tenant '{tenant_id}' is {tenant.state}; purge needs state DELETED"
             )
-        if tenant.legal_hold:
-            raise StateConflict(
-                f"tenant '{tenant_id}' is under legal hold; it cannot be purged while it stands"
-            )
+        # the legal hold is checked by the workflow's validator, not on the row: a hold placed
+        # or released is a signal the workflow writes to the row a moment later, and signals
+        # reach it before this update, so its answer is the current one
         wid = workflow_id(tenant_id, OperationKind.DELETION)
         update = RetentionWaiverRequest(
             requested_by=request.requested_by or actor, reason=request.reason
