@@ -352,7 +352,8 @@ class TenantRepository:
         """Insert or update the operation row of one workflow run (upsert by workflow id and
         ``run_id``, Temporal's run id). A run never overwrites another run's row, so every
         count derived from the table only grows. A ``running`` row recorded before run ids
-        were kept (``run_id == ''``) is adopted by the run's first record."""
+        were kept (``run_id == ''``) is adopted by the run's first record. A ``running``
+        record arriving after the run's row has ended is ignored (the end stands)."""
         now = utcnow()
         async with self.sessions.begin() as session:
             op = await session.get(Operation, (update_.workflow_id, run_id))
@@ -374,6 +375,10 @@ class TenantRepository:
                     started_at=now,
                 )
                 session.add(op)
+            elif op.status != "running" and update_.status == "running":
+                # a step's record that lost a race with the end (a local activity attempt
+                # that timed out and committed after its retry): the run has ended
+                return
             op.status = update_.status
             if update_.step is not None:
                 op.step = update_.step

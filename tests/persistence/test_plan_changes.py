@@ -127,6 +127,21 @@ async def test_a_rerun_under_a_reused_operation_id_adds_a_run_and_keeps_the_firs
     assert by_status == {("upgrade", "failed"): 1, ("upgrade", "completed"): 1}
 
 
+async def test_a_late_step_record_does_not_reopen_an_ended_run(
+    repository: TenantRepository,
+) -> None:
+    """Seen in the 10,000-tenant bulk migration under load: a ``record commit`` attempt that
+    timed out committed after the run recorded ``completed``, and the row said running."""
+    update = OperationUpdate(
+        workflow_id="tenant-acme-upgrade", tenant_id="acme", kind="upgrade", status="completed"
+    )
+    await repository.record_operation(update, "run-1")
+    late = update.model_copy(update={"status": "running", "step": "commit"})
+    await repository.record_operation(late, "run-1")
+    op = await repository.operation("tenant-acme-upgrade", "run-1")
+    assert op and op.status == "completed" and op.finished_at is not None
+
+
 async def test_a_running_row_recorded_before_run_ids_is_adopted_by_its_run(
     repository: TenantRepository,
 ) -> None:
