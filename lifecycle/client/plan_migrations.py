@@ -36,8 +36,9 @@ class PlanMigrationService(Service):
     ) -> PlanMigrationStarted:
         """Start moving the tenants of ``request.from_plan`` (matching its filter).
 
-        Raises InvalidInput (unknown plan; the same plan without ``to_price_id``;
-        ``period_end`` for a migration that is not a downgrade) before anything starts.
+        Raises InvalidInput (unknown plan; the same plan without ``to_price_id``; a pair the
+        plans file's change rules mark ``not_allowed``; ``period_end`` for a migration that is
+        not a downgrade) before anything starts.
         """
         from workflows.plan_migration import PlanMigrationWorkflow
 
@@ -47,6 +48,11 @@ class PlanMigrationService(Service):
         kind = migration_kind(
             catalog.rank(source.name), catalog.rank(target.name), request.to_price_id
         )
+        if source.name != target.name and catalog.rule(source.name, target.name) == "not_allowed":
+            raise InvalidInput(
+                f"to_plan: no tenant may move from '{source.name}' to '{target.name}': the plans "
+                f"file's rule [changes.{source.name}] {target.name} is not_allowed"
+            )
         if request.effective == "period_end" and kind != "downgrade":
             raise InvalidInput(
                 "effective 'period_end' applies to a migration to a lower plan only; "

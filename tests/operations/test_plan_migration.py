@@ -141,6 +141,8 @@ async def test_bad_requests_are_refused_before_anything_starts(
     async with running_stack(time_env, make_settings(tmp_path)) as lc:
         with pytest.raises(InvalidInput, match="unknown plan 'gold'"):
             await lc.plan_migrations.start(request(from_plan="gold", to_plan="starter"))
+        with pytest.raises(InvalidInput, match=r"rule \[changes.enterprise\] free is not_allowed"):
+            await lc.plan_migrations.start(request(from_plan="enterprise", to_plan="free"))
         with pytest.raises(InvalidInput, match="same plan"):
             await lc.plan_migrations.start(request(from_plan="starter", to_plan="starter"))
         with pytest.raises(InvalidInput, match="period_end"):
