@@ -129,6 +129,7 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         tenants.get_tenant,
         tenants.create_tenant,
         tenants.transition_tenant,
+        tenants.set_dunning,
         tenants.record_operation,
         billing.start_subscription,
         billing.cancel_subscription,
