@@ -117,7 +117,8 @@ async def reactivation(lc: LifecycleClient) -> WorkflowHandle:
 
 
 async def payment_failure(lc: LifecycleClient) -> WorkflowHandle:
-    """A failed payment not recovered within the grace period: the tenant is suspended."""
+    """A failed payment never paid: the default dunning ladder suspends the tenant after the
+    grace days, then the payment window runs out."""
     await _onboarded(lc, "pay-co", "starter")
     await lc.billing_events.payment_failed("pay-co", "in_1", "evt_1")
     return lc.core.handle(workflow_id("pay-co", OperationKind.PAYMENT_FAILURE))
