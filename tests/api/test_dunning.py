@@ -170,3 +170,16 @@ def test_a_ladder_is_checked_when_the_plans_file_loads(tmp_path: Path) -> None:
         load_plans(plans_with_ladder(tmp_path)).dunning_ladder("starter", 3, False)[0].kind
         == "notify"
     )
+
+
+def test_tenantctl_show_says_where_the_tenant_stands() -> None:
+    from lifecycle.cli.tenants import dunning_line
+
+    at = "2026-12-06T09:00:00Z"
+    tenant = {
+        "dunning": {"step": "read_only", "since": at, "next_step": "suspend", "next_step_at": at}
+    }
+    assert dunning_line(tenant) == f"dunning: read_only since {at}; next: suspend at {at}"
+    assert dunning_line({"dunning": None}) is None
+    last = {"dunning": {"step": None, "since": at, "next_step": None, "next_step_at": None}}
+    assert dunning_line(last) == f"dunning: past due since {at}; no step left"
