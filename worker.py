@@ -51,7 +51,7 @@ from workflows.export import ExportRetentionWorkflow, ExportWorkflow
 from workflows.onboarding import OnboardingWorkflow
 from workflows.reactivation import ReactivationWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
-from workflows.suspension import PaymentFailureWorkflow, SuspensionWorkflow
+from workflows.suspension import PauseWorkflow, PaymentFailureWorkflow, SuspensionWorkflow
 from workflows.upgrade import UpgradeWorkflow
 
 WORKFLOWS = [
@@ -61,6 +61,7 @@ WORKFLOWS = [
     DeletionWorkflow,
     ReactivationWorkflow,
     SuspensionWorkflow,
+    PauseWorkflow,
     PaymentFailureWorkflow,
     ExportWorkflow,
     ExportRetentionWorkflow,
@@ -136,6 +137,7 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         billing.change_price,
         billing.current_period,
         billing.resume_subscription,
+        billing.pause_collection,
         billing.schedule_price_change,
         billing.release_schedule,
         billing.delete_customer,

@@ -88,6 +88,18 @@ class ResumeSubscriptionInput(BaseModel):
     proration_behavior: str = "none"
 
 
+class PauseCollectionInput(BaseModel):
+    """Pause the collection of a paused tenant's subscription (Stripe ``pause_collection``)
+    with ``behavior`` (``void``, ``keep_as_draft``, ``mark_uncollectible``) until
+    ``resumes_at`` (UTC; None: until resumed)."""
+
+    tenant_id: str
+    subscription_id: str | None
+    behavior: str
+    resumes_at: datetime | None
+    idempotency_scope: str
+
+
 class ScheduleChangeInput(BaseModel):
     """Schedule a subscription's move to ``price_id`` at its current period's end (a Stripe
     subscription schedule: phase 1 the current price until ``current_period_end``, phase 2
@@ -379,6 +391,12 @@ class BillingActivities:
             if data.subscription_id:
                 sub = await subs.retrieve_async(data.subscription_id)
                 if sub.status not in ("canceled", "incomplete_expired"):
+                    if sub.pause_collection:  # a paused tenant: collection resumes
+                        sub = await subs.update_async(
+                            sub.id,
+                            params={"pause_collection": ""},
+                            options={"idempotency_key": f"{key}:resume-collection"},
+                        )
                     item = sub["items"]["data"][0]
                     if item["price"]["id"] != data.price_id:
                         await self.client.v1.subscription_items.update_async(
@@ -421,6 +439,30 @@ class BillingActivities:
         return BillingResult(
             customer_id=customer_id, subscription_id=sub.id, period_end=_period_end(sub)
         )
+
+    @activity.defn
+    async def pause_collection(self, data: PauseCollectionInput) -> BillingResult:
+        """Set the subscription's ``pause_collection`` (key ``<scope>:pause-collection``);
+        ``detail``: ``behavior`` and ``resumes_at`` (unix seconds). Skipped in limited mode;
+        without a subscription ``nothing_to_pause``. Stripe errors as :func:`billing_error`."""
+        if skipped := self._skip("pause-collection", data.tenant_id):
+            return skipped
+        if not data.subscription_id:
+            return BillingResult(detail={"nothing_to_pause": True})
+        assert self.client is not None
+        pause: dict[str, Any] = {"behavior": data.behavior}
+        if data.resumes_at is not None:
+            pause["resumes_at"] = int(data.resumes_at.timestamp())
+        params: Any = {"pause_collection": pause}  # behavior: a str, not the SDK's Literal
+        try:
+            sub = await self.client.v1.subscriptions.update_async(
+                data.subscription_id,
+                params=params,
+                options={"idempotency_key": f"{data.idempotency_scope}:pause-collection"},
+            )
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(subscription_id=sub.id, detail=dict(pause))
 
     @activity.defn
     async def schedule_price_change(self, data: ScheduleChangeInput) -> BillingResult:

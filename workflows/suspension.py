@@ -23,6 +23,7 @@ the lowest plan).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,11 @@ from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.billing import BillingActivities, CancelSubscriptionInput
+    from activities.billing import (
+        BillingActivities,
+        CancelSubscriptionInput,
+        PauseCollectionInput,
+    )
     from activities.deletion import DeletionActivities
     from activities.provisioning import ProvisioningActivities, ProvisionInput
     from activities.tenants import TenantActivities
@@ -56,7 +61,13 @@ with workflow.unsafe.imports_passed_through():
     from lifecycle.domain.operations import OperationKind, search_attributes, workflow_id
     from lifecycle.domain.plan_changes import StepEventInput
     from lifecycle.domain.states import TenantState
-    from lifecycle.domain.suspension import SuspensionInput, SuspensionResult
+    from lifecycle.domain.suspension import (
+        PauseInput,
+        PauseResult,
+        ResumeSignal,
+        SuspensionInput,
+        SuspensionResult,
+    )
     from lifecycle.domain.tenants import OperationProgress, TenantEvent, TenantView
     from workflows.common import Operation, call, control_plane, idempotency_scope, read_tenant
     from workflows.deletion import DeletionWorkflow
@@ -75,14 +86,19 @@ DUNNING_LADDER = "dunning-ladder"
 
 
 async def suspend(
-    op: Operation, tenant: TenantView, reason: str, kind: str | None = None
+    op: Operation,
+    tenant: TenantView,
+    reason: str,
+    kind: str | None = None,
+    resume_at: datetime | None = None,
 ) -> TenantView:
     """ACTIVE -> SUSPENDED, every entitlement zeroed, ``suspended_reason`` set, and with
-    ``kind`` the ``suspension`` column (``{"kind": ...}``)."""
+    ``kind`` the ``suspension`` column (``{"kind": ..., "resume_at": ISO UTC or None}``)."""
     await op.record("revoke-access")
     changes: dict[str, Any] = {"suspended_reason": reason}
     if kind is not None:
-        changes["suspension"] = {"kind": kind}
+        at = resume_at.isoformat() if resume_at else None
+        changes["suspension"] = {"kind": kind, "resume_at": at}
     return await op.transition(
         [S.ACTIVE],
         S.SUSPENDED,
@@ -120,6 +136,86 @@ class SuspensionWorkflow:
     @workflow.query
     def progress(self) -> OperationProgress:
         """Current step of the suspension."""
+        return self.op.progress()
+
+
+@workflow.defn
+class PauseWorkflow:
+    """Pause an ACTIVE tenant (``tenant-<id>-pause``):
+
+    1. ACTIVE -> SUSPENDED, entitlements zeroed, ``suspension = {kind: "paused", resume_at}``.
+    2. Billing: the subscription's ``pause_collection`` (PAUSE_COLLECTION_BEHAVIOR, with
+       ``resumes_at``); when that fails the tenant is restored and the pause fails.
+    3. A durable timer until ``resume_at`` (none: until resumed), cut short by the ``resume``
+       signal (``POST /tenants/{id}/resume``).
+    4. The reactivation path (:func:`~workflows.reactivation.restore_service`): REACTIVATING,
+       collection resumed on the kept subscription, the plan's entitlements, ACTIVE. A tenant
+       that something else moved meanwhile (reactivated, deleted) is left as it is.
+    """
+
+    @workflow.init
+    def __init__(self, data: PauseInput) -> None:
+        self.op = Operation(data.tenant_id, OperationKind.PAUSE, data.actor)
+        self.resumed: ResumeSignal | None = None
+
+    @workflow.signal
+    def resume(self, signal: ResumeSignal) -> None:
+        """Resume now (the timer is cut short)."""
+        self.resumed = signal
+
+    @workflow.run
+    async def run(self, data: PauseInput) -> PauseResult:
+        op = self.op
+        try:
+            tenant = await read_tenant(data.tenant_id)
+            plan = await call(DeletionActivities.resolve_plan, tenant.plan)
+            tenant = await suspend(op, tenant, data.reason, "paused", data.resume_at)
+            await op.record("pause-collection")
+            try:
+                await call(
+                    BillingActivities.pause_collection,
+                    PauseCollectionInput(
+                        tenant_id=tenant.tenant_id,
+                        subscription_id=tenant.billing_subscription_id,
+                        behavior=data.behavior,
+                        resumes_at=data.resume_at,
+                        idempotency_scope=op.idempotency_scope,
+                    ),
+                    summary=f"pause collection ({data.behavior})",
+                )
+            except ActivityError:
+                await asyncio.shield(restore_service(op, tenant, plan))
+                raise
+            await op.record("paused")
+            until = data.resume_at
+            remaining = until - workflow.now() if until else None
+            if remaining is None or remaining > timedelta(0):
+                try:
+                    await workflow.wait_condition(
+                        lambda: self.resumed is not None,
+                        timeout=remaining,
+                        timeout_summary=f"paused until {until}",
+                    )
+                except TimeoutError:
+                    pass
+            tenant = await read_tenant(data.tenant_id)
+            kind = tenant.suspension.kind if tenant.suspension else None
+            if tenant.state is not S.SUSPENDED or kind != "paused":
+                outcome = f"ended: tenant is {tenant.state}"
+            else:
+                tenant = await restore_service(op, tenant, plan)
+                outcome = "resumed early" if self.resumed else "resumed on schedule"
+        except ActivityError as err:
+            raise await op.fail(err, "pause") from err
+        return await op.complete(
+            PauseResult(
+                tenant_id=tenant.tenant_id, state=tenant.state, plan=tenant.plan, outcome=outcome
+            )
+        )
+
+    @workflow.query
+    def progress(self) -> OperationProgress:
+        """Current step of the pause."""
         return self.op.progress()
 
 
@@ -322,7 +418,7 @@ class PaymentFailureWorkflow:
             and tenant.suspension
             and tenant.suspension.kind == "dunning"
         ):
-            tenant = await restore_service(self.op, tenant, resolved, {"suspension": None})
+            tenant = await restore_service(self.op, tenant, resolved)
         elif tenant.state is S.ACTIVE and READ_ONLY in tenant.entitlements:
             await self._provision(tenant, resolved.limits, "restore-entitlements")
         paid = self.paid.invoice_id if self.paid else None

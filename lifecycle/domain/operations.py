@@ -16,6 +16,7 @@ class OperationKind(StrEnum):
     EXPORT = "export"
     DELETION = "deletion"
     SUSPEND = "suspend"
+    PAUSE = "pause"
     REACTIVATE = "reactivate"
     PAYMENT_FAILURE = "payment-failure"
     RECONCILIATION = "reconciliation"

@@ -7,6 +7,9 @@ answers, ``{"error": {...}}`` errors with Stripe's types and codes):
 
 - ``POST /v1/customers``, ``DELETE /v1/customers/{id}``
 - ``POST /v1/subscriptions``, ``GET /v1/subscriptions/{id}``, ``DELETE /v1/subscriptions/{id}``
+- ``POST /v1/subscriptions/{id}`` (``pause_collection[behavior|resumes_at]``, or
+  ``pause_collection=""`` to resume collection); a pause whose ``resumes_at`` passed is
+  lifted by time, as Stripe does
 - ``POST /v1/subscription_items/{id}`` (``price``, ``proration_behavior``)
 - ``GET /v1/invoices`` (``subscription``, ``status``): invoices seeded by the tests
   (:meth:`StripeServer.add_invoice`)
@@ -64,6 +67,7 @@ from aiohttp import web
 
 PERIOD_SECONDS = 30 * 24 * 3600
 PRORATION_BEHAVIORS = {"create_prorations", "always_invoice", "none"}
+PAUSE_BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
 FailureMode = Literal["card_declined", "server_error", "timeout_after_commit", "slow", "http_error"]
 
 
@@ -351,6 +355,8 @@ class StripeServer:
                 return self._create_subscription(params)
             case "GET", ["v1", "subscriptions", ident]:
                 return self._subscription(ident)
+            case "POST", ["v1", "subscriptions", ident]:
+                return self._update_subscription(ident, params)
             case "DELETE", ["v1", "subscriptions", ident]:
                 sub = self._subscription(ident)
                 sub.update(status="canceled", canceled_at=self.now())
@@ -433,6 +439,7 @@ class StripeServer:
             "start_date": now,
             "billing_cycle_anchor": now + PERIOD_SECONDS,
             "cancel_at_period_end": False,
+            "pause_collection": None,
             "items": {
                 "object": "list",
                 "data": [item],
@@ -447,6 +454,27 @@ class StripeServer:
         if ident not in self.subscriptions:
             raise _missing("subscription", ident)
         return self.subscriptions[ident]
+
+    def _update_subscription(self, ident: str, params: dict[str, Any]) -> dict[str, Any]:
+        sub = self._subscription(ident)
+        if "pause_collection" in params:
+            pause = params["pause_collection"]
+            if pause == "":
+                sub["pause_collection"] = None
+            elif not isinstance(pause, dict) or pause.get("behavior") not in PAUSE_BEHAVIORS:
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    "pause_collection[behavior] must be one of " + ", ".join(PAUSE_BEHAVIORS),
+                    param="pause_collection[behavior]",
+                )
+            else:
+                resumes = pause.get("resumes_at")
+                sub["pause_collection"] = {
+                    "behavior": pause["behavior"],
+                    "resumes_at": int(resumes) if resumes else None,
+                }
+        return sub
 
     def _update_item(self, ident: str, params: dict[str, Any]) -> dict[str, Any]:
         item = next(
@@ -646,6 +674,9 @@ class StripeServer:
             if now >= last_end and schedule["end_behavior"] == "release":
                 self._detach(schedule)
         for sub in self.subscriptions.values():  # renewals: one period after the other
+            pause = sub.get("pause_collection")
+            if pause and pause["resumes_at"] and pause["resumes_at"] <= now:
+                sub["pause_collection"] = None  # Stripe lifts a pause at its resumes_at
             item = sub["items"]["data"][0]
             while (
                 sub["status"] == "active"
