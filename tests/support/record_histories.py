@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from lifecycle.domain.onboarding import OnboardRequest
 from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.domain.plans import load_plans
 from lifecycle.domain.reactivation import ReactivateRequest
-from lifecycle.domain.suspension import SuspendRequest
+from lifecycle.domain.suspension import PauseRequest, SuspendRequest
 from tests.support.fixtures import register_search_attributes, running_stack
 from tests.support.plan_fixtures import billing_settings
 from tests.support.stripe_server import StripeServer
@@ -124,6 +125,15 @@ async def payment_failure(lc: LifecycleClient) -> WorkflowHandle:
     return lc.core.handle(workflow_id("pay-co", OperationKind.PAYMENT_FAILURE))
 
 
+async def pause(lc: LifecycleClient) -> WorkflowHandle:
+    """A pause until a date five days on: suspended, collection paused, resumed by the timer."""
+    await _onboarded(lc, "pause-co", "starter")
+    resume_at = datetime.now(UTC) + timedelta(days=5)
+    request = PauseRequest(reason="holiday", resume_at=resume_at)
+    started = await lc.suspension.pause_tenant("pause-co", request)
+    return lc.core.handle(started.workflow_id)
+
+
 async def export(lc: LifecycleClient) -> WorkflowHandle:
     """A full export of a tenant whose data is in the data map (rows and files)."""
     await _onboarded(lc, "exp-co", "starter")
@@ -154,6 +164,7 @@ SCENARIOS: dict[str, Scenario] = {
     "DeletionWorkflow": deletion,
     "DeletionWorkflow-purge-now": purge_now,
     "SuspensionWorkflow": suspension,
+    "PauseWorkflow": pause,
     "ReactivationWorkflow": reactivation,
     "PaymentFailureWorkflow": payment_failure,
     "OnboardingWorkflow": onboarding,
