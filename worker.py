@@ -52,6 +52,7 @@ from workflows.onboarding import OnboardingWorkflow
 from workflows.reactivation import ReactivationWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.suspension import PauseWorkflow, PaymentFailureWorkflow, SuspensionWorkflow
+from workflows.trials import TrialWorkflow
 from workflows.upgrade import UpgradeWorkflow
 
 WORKFLOWS = [
@@ -63,6 +64,7 @@ WORKFLOWS = [
     SuspensionWorkflow,
     PauseWorkflow,
     PaymentFailureWorkflow,
+    TrialWorkflow,
     ExportWorkflow,
     ExportRetentionWorkflow,
     ReconciliationWorkflow,
@@ -138,6 +140,7 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         billing.current_period,
         billing.resume_subscription,
         billing.pause_collection,
+        billing.has_payment_method,
         billing.schedule_price_change,
         billing.release_schedule,
         billing.delete_customer,

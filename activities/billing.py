@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from lifecycle.domain.billing import BillingResult
+from lifecycle.domain.trials import PaymentMethodInput
 from lifecycle.faults import fault_point
 
 
@@ -33,6 +34,7 @@ class StartSubscriptionInput(BaseModel):
     email: str
     price_id: str
     idempotency_scope: str
+    trial_end: datetime | None = None
 
 
 class CancelSubscriptionInput(BaseModel):
@@ -234,12 +236,15 @@ class BillingActivities:
                 },
                 options={"idempotency_key": f"{data.idempotency_scope}:customer"},
             )
+            params: Any = {
+                "customer": customer.id,
+                "items": [{"price": data.price_id}],
+                "metadata": {"tenant_id": data.tenant_id},
+            }
+            if data.trial_end is not None:
+                params["trial_end"] = int(data.trial_end.timestamp())
             subscription = await self.client.v1.subscriptions.create_async(
-                params={
-                    "customer": customer.id,
-                    "items": [{"price": data.price_id}],
-                    "metadata": {"tenant_id": data.tenant_id},
-                },
+                params=params,
                 options={"idempotency_key": f"{data.idempotency_scope}:subscription"},
             )
         except stripe.StripeError as exc:
@@ -463,6 +468,27 @@ class BillingActivities:
         except stripe.StripeError as exc:
             raise billing_error(exc) from exc
         return BillingResult(subscription_id=sub.id, detail=dict(pause))
+
+    @activity.defn
+    async def has_payment_method(self, data: PaymentMethodInput) -> BillingResult:
+        """Whether Stripe has a payment method on file: ``detail.payment_method`` (the
+        customer's ``invoice_settings.default_payment_method`` or the subscription's
+        ``default_payment_method``); in limited mode ``skipped`` and none is known."""
+        if skipped := self._skip("has-payment-method", data.tenant_id):
+            return skipped.model_copy(update={"detail": {"payment_method": False}})
+        assert self.client is not None
+        found = False
+        try:
+            if data.subscription_id:
+                sub = await self.client.v1.subscriptions.retrieve_async(data.subscription_id)
+                found = bool(getattr(sub, "default_payment_method", None))
+            if not found and data.customer_id:
+                customer = await self.client.v1.customers.retrieve_async(data.customer_id)
+                settings = getattr(customer, "invoice_settings", None)
+                found = bool(settings and getattr(settings, "default_payment_method", None))
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(detail={"payment_method": found})
 
     @activity.defn
     async def schedule_price_change(self, data: ScheduleChangeInput) -> BillingResult:

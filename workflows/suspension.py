@@ -108,6 +108,41 @@ async def suspend(
     )
 
 
+async def downgrade_unpaid(
+    op: Operation, tenant: TenantView, to_plan: str | None, why: str
+) -> tuple[TenantView, str]:
+    """ACTIVE -> DOWNGRADING -> ACTIVE on ``to_plan`` (None: the lowest plan), the paid
+    subscription cancelled (skipped in limited mode); a tenant already on or below that plan
+    is suspended instead (``suspension.kind = "dunning"``). Usage above the plan's limits does
+    not block this: the tenant stopped paying for it. ``why`` starts the audit reason (e.g.
+    ``payment failed: invoice in_1``); returns the tenant and the outcome."""
+    lowest = await call(DeletionActivities.resolve_plan, to_plan)
+    if tenant.plan == lowest.name or tenant.plan in lowest.below:
+        reason = why.replace("payment failed", "payment failed on the lowest plan", 1)
+        return await suspend(op, tenant, reason, "dunning"), "suspended"
+    await op.record("auto-downgrade")
+    reason = f"{why}; moved to {lowest.name}"
+    await op.transition([S.ACTIVE], S.DOWNGRADING, reason=reason, detail={"to": lowest.name})
+    billing = await call(
+        BillingActivities.cancel_subscription,
+        CancelSubscriptionInput(
+            tenant_id=tenant.tenant_id,
+            subscription_id=tenant.billing_subscription_id,
+            idempotency_scope=op.idempotency_scope,
+            step="auto-downgrade-cancel",
+        ),
+        summary="cancel the paid subscription",
+    )
+    tenant = await op.transition(
+        [S.DOWNGRADING],
+        S.ACTIVE,
+        entitlements=lowest.limits,
+        changes={"plan": lowest.name, "billing_subscription_id": None},
+        detail={"plan": lowest.name, "billing": billing.model_dump(mode="json")},
+    )
+    return tenant, f"downgraded to {lowest.name}"
+
+
 @workflow.defn
 class SuspensionWorkflow:
     """Suspend an ACTIVE tenant (admin action)."""
@@ -286,7 +321,9 @@ class PaymentFailureWorkflow:
                 outcome = f"no action: tenant is {tenant.state}"
                 await self._event("payment-failure-no-action", data, state=tenant.state.value)
             elif data.auto_downgrade:
-                tenant, outcome = await self._downgrade(op, tenant, data, None)
+                tenant, outcome = await downgrade_unpaid(
+                    op, tenant, None, f"payment failed: invoice {data.invoice_id}"
+                )
             else:
                 reason = f"payment failed: invoice {data.invoice_id}"
                 tenant, outcome = await suspend(op, tenant, reason, "dunning"), "suspended"
@@ -388,7 +425,9 @@ class PaymentFailureWorkflow:
             reason = f"payment failed: invoice {data.invoice_id}"
             return await suspend(op, tenant, reason, "dunning"), "suspended"
         if step.kind == "downgrade":
-            return await self._downgrade(op, tenant, data, step.to_plan)
+            return await downgrade_unpaid(
+                op, tenant, step.to_plan, f"payment failed: invoice {data.invoice_id}"
+            )
         if step.kind == "cancel_and_delete":
             await op.record("cancel-and-delete")
             await workflow.start_child_workflow(
@@ -483,39 +522,6 @@ class PaymentFailureWorkflow:
                 tenant_id=tenant.tenant_id, state=tenant.state, plan=tenant.plan, outcome=outcome
             )
         )
-
-    async def _downgrade(
-        self, op: Operation, tenant: TenantView, data: PaymentFailureInput, to_plan: str | None
-    ) -> tuple[TenantView, str]:
-        """ACTIVE -> DOWNGRADING -> ACTIVE on ``to_plan`` (None: the lowest plan), the paid
-        subscription cancelled (skipped in limited mode); a tenant already on or below that
-        plan is suspended instead. Usage above the plan's limits does not block this: the
-        tenant stopped paying for it."""
-        lowest = await call(DeletionActivities.resolve_plan, to_plan)
-        if tenant.plan == lowest.name or tenant.plan in lowest.below:
-            reason = f"payment failed on the lowest plan: invoice {data.invoice_id}"
-            return await suspend(op, tenant, reason, "dunning"), "suspended"
-        await op.record("auto-downgrade")
-        reason = f"payment failed: invoice {data.invoice_id}; moved to {lowest.name}"
-        await op.transition([S.ACTIVE], S.DOWNGRADING, reason=reason, detail={"to": lowest.name})
-        billing = await call(
-            BillingActivities.cancel_subscription,
-            CancelSubscriptionInput(
-                tenant_id=tenant.tenant_id,
-                subscription_id=tenant.billing_subscription_id,
-                idempotency_scope=op.idempotency_scope,
-                step="auto-downgrade-cancel",
-            ),
-            summary="cancel the paid subscription",
-        )
-        tenant = await op.transition(
-            [S.DOWNGRADING],
-            S.ACTIVE,
-            entitlements=lowest.limits,
-            changes={"plan": lowest.name, "billing_subscription_id": None},
-            detail={"plan": lowest.name, "billing": billing.model_dump(mode="json")},
-        )
-        return tenant, f"downgraded to {lowest.name}"
 
     async def _event(self, operation: str, data: PaymentFailureInput, **detail: Any) -> None:
         await call(

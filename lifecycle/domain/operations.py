@@ -17,6 +17,7 @@ class OperationKind(StrEnum):
     DELETION = "deletion"
     SUSPEND = "suspend"
     PAUSE = "pause"
+    TRIAL = "trial"
     REACTIVATE = "reactivate"
     PAYMENT_FAILURE = "payment-failure"
     RECONCILIATION = "reconciliation"

@@ -110,6 +110,7 @@ class TenantRepository:
                     created_at=now,
                     updated_at=now,
                     legal_hold=False,
+                    trial_ends_at=data.trial_ends_at,
                 )
                 session.add(tenant)
                 await session.flush()

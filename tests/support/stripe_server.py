@@ -5,8 +5,10 @@ this server (``Settings.stripe_api_base``) on 127.0.0.1. It serves exactly the e
 product calls, with Stripe's wire format (form-encoded bodies with ``a[b][0][c]`` keys, JSON
 answers, ``{"error": {...}}`` errors with Stripe's types and codes):
 
-- ``POST /v1/customers``, ``DELETE /v1/customers/{id}``
-- ``POST /v1/subscriptions``, ``GET /v1/subscriptions/{id}``, ``DELETE /v1/subscriptions/{id}``
+- ``POST /v1/customers``, ``GET`` and ``DELETE /v1/customers/{id}`` (a payment method on file:
+  :meth:`StripeServer.add_payment_method`)
+- ``POST /v1/subscriptions`` (``trial_end``: ``trialing`` until then, ``active`` after),
+  ``GET /v1/subscriptions/{id}``, ``DELETE /v1/subscriptions/{id}``
 - ``POST /v1/subscriptions/{id}`` (``pause_collection[behavior|resumes_at]``, or
   ``pause_collection=""`` to resume collection); a pause whose ``resumes_at`` passed is
   lifted by time, as Stripe does
@@ -229,6 +231,11 @@ class StripeServer:
             "subscription": subscription_id,
         }
 
+    def add_payment_method(self, customer_id: str) -> None:
+        """Put a card on file as the customer's default payment method (as the customer
+        would in Checkout; no journal entry)."""
+        self.customers[customer_id]["invoice_settings"]["default_payment_method"] = "pm_card"
+
     def mutations(self) -> list[JournalEntry]:
         """Journal entries of mutating requests (POST and DELETE)."""
         return [e for e in self.journal if e.method in ("POST", "DELETE")]
@@ -347,6 +354,10 @@ class StripeServer:
         match method, parts:
             case "POST", ["v1", "customers"]:
                 return self._create_customer(params)
+            case "GET", ["v1", "customers", ident]:
+                if ident not in self.customers:
+                    raise _missing("customer", ident)
+                return self.customers[ident]
             case "DELETE", ["v1", "customers", ident]:
                 if self.customers.pop(ident, None) is None:
                     raise _missing("customer", ident)
@@ -401,6 +412,7 @@ class StripeServer:
             "email": params.get("email"),
             "metadata": params.get("metadata", {}),
             "created": self.now(),
+            "invoice_settings": {"default_payment_method": None},
         }
         self.customers[customer["id"]] = customer
         return customer
@@ -440,6 +452,8 @@ class StripeServer:
             "billing_cycle_anchor": now + PERIOD_SECONDS,
             "cancel_at_period_end": False,
             "pause_collection": None,
+            "default_payment_method": None,
+            "trial_end": int(params["trial_end"]) if params.get("trial_end") else None,
             "items": {
                 "object": "list",
                 "data": [item],
@@ -447,6 +461,8 @@ class StripeServer:
                 "url": f"/v1/subscription_items?subscription={sub_id}",
             },
         }
+        if sub["trial_end"]:
+            sub["status"] = "trialing"
         self.subscriptions[sub_id] = sub
         return sub
 
@@ -674,6 +690,8 @@ class StripeServer:
             if now >= last_end and schedule["end_behavior"] == "release":
                 self._detach(schedule)
         for sub in self.subscriptions.values():  # renewals: one period after the other
+            if sub["status"] == "trialing" and sub["trial_end"] <= now:
+                sub["status"] = "active"
             pause = sub.get("pause_collection")
             if pause and pause["resumes_at"] and pause["resumes_at"] <= now:
                 sub["pause_collection"] = None  # Stripe lifts a pause at its resumes_at
