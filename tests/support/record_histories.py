@@ -134,6 +134,16 @@ async def pause(lc: LifecycleClient) -> WorkflowHandle:
     return lc.core.handle(started.workflow_id)
 
 
+async def trial(lc: LifecycleClient) -> WorkflowHandle:
+    """A 7-day trial on starter that ends without a payment method: the notice, then the
+    plan's trial_end_behavior (downgrade to free)."""
+    request = OnboardRequest(
+        tenant_id="trial-co", name="Trial", email="ops@trial.io", plan="starter", trial_days=7
+    )
+    await lc.onboarding.onboard_tenant(request)
+    return lc.core.handle(workflow_id("trial-co", OperationKind.TRIAL))
+
+
 async def export(lc: LifecycleClient) -> WorkflowHandle:
     """A full export of a tenant whose data is in the data map (rows and files)."""
     await _onboarded(lc, "exp-co", "starter")
@@ -165,6 +175,7 @@ SCENARIOS: dict[str, Scenario] = {
     "DeletionWorkflow-purge-now": purge_now,
     "SuspensionWorkflow": suspension,
     "PauseWorkflow": pause,
+    "TrialWorkflow": trial,
     "ReactivationWorkflow": reactivation,
     "PaymentFailureWorkflow": payment_failure,
     "OnboardingWorkflow": onboarding,
