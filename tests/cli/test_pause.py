@@ -1,5 +1,6 @@
-"""``tenantctl tenants pause|resume`` against the API over HTTP (time-skipping server,
-billing in limited mode): paused until a date, shown as such, resumed early."""
+"""``tenantctl tenants pause|resume`` and ``create --trial-days`` against the API over HTTP
+(time-skipping server, billing in limited mode): paused until a date, shown as such, resumed
+early; a trial shown with its end."""
 
 from __future__ import annotations
 
@@ -34,3 +35,20 @@ async def test_pause_then_resume_early(time_env: WorkflowEnvironment, tmp_path: 
         result = await skip_to_result(time_env, lc.core.handle(f"tenant-{tenant}-pause"))
         assert result["outcome"] == "resumed early"
         assert (await lc.get_tenant(tenant)).state is TenantState.ACTIVE
+
+
+async def test_create_with_a_trial_shows_its_end(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    env = {"DATA_DIR": str(tmp_path / "data"), "API_TOKEN": "test-token", "COLUMNS": "200"}
+    tenant = uid("trier")
+    async with running_stack(time_env, make_settings(tmp_path)) as lc, serve_api(lc) as http:
+        api = ["--api", str(http.base_url)]
+        args = ["tenants", "create", tenant, "--name", "T", "--email", "t@t.io"]
+        out = await invoke([*args, "--plan", "starter", "--trial-days", "14", *api], env)
+        assert f"tenant-{tenant}-onboard" in out
+        await lc.core.handle(f"tenant-{tenant}-onboard").result()
+        shown = await invoke(["tenants", "show", tenant, *api], env)
+        assert '"trial_ends_at": "' in shown and '"trial_ends_at": null' not in shown
+        trial = await skip_to_result(time_env, lc.core.handle(f"tenant-{tenant}-trial"))
+        assert trial["outcome"] == "downgraded to free"  # limited mode: no payment method known
