@@ -33,7 +33,9 @@ from lifecycle.config import Settings
 from lifecycle.dev.devserver import installed_binary
 from lifecycle.domain.operations import SEARCH_ATTRIBUTES
 
-SCENARIOS = ("deletion", "downgrade", "export-retention", "payment-failure")
+SCENARIOS = ("deletion", "downgrade", "export-retention", "payment-failure", "trial")
+#: Length of the simulated trial, days.
+TRIAL_DAYS = 14
 #: The dunning ladder the simulator gives every plan of its scratch plans file that declares
 #: none (the shipped default, suspend after the grace days, has only one step to show).
 SIMULATED_LADDER = (
@@ -379,7 +381,42 @@ async def payment_failure(box: Sandbox, t: Timeline) -> None:
     t.add(await box.day(), "reinstated", f"{after.state.value} on {after.plan}, {limits}")
 
 
+async def trial(box: Sandbox, t: Timeline) -> None:
+    """A new tenant on the sample company's plan (starter if that is free) with a trial of
+    :data:`TRIAL_DAYS`: ``trial-ending`` TRIAL_ENDING_NOTICE_DAYS before the end, then (limited
+    mode knows no payment method) the plan's ``trial_end_behavior``."""
+    from lifecycle.domain.onboarding import OnboardRequest
+
+    lc, c = box.lc, box.company
+    plan = c.plan if lc.settings.plans.get(c.plan).monthly_price_cents else "starter"
+    tid = f"{c.tenant_id[:50]}-trial"
+    request = OnboardRequest(
+        tenant_id=tid, name=c.name, email=c.email, plan=plan, trial_days=TRIAL_DAYS
+    )
+    started = await lc.onboarding.onboard_tenant(request, actor="simulate")
+    await lc.core.handle(started.workflow_id).result()
+    tenant = await lc.get_tenant(tid)
+    t.add(await box.day(), "trial-started", f"{tid} on {plan} until {tenant.trial_ends_at}")
+    seen: set[str] = set()
+    handle = lc.core.handle(f"tenant-{tid}-trial")
+    while await box.day() < t.days:
+        await box.advance(1)
+        day = await box.day()
+        for e in await lc.repository.events(tid):
+            if e.operation in ("trial-ending", "trial-ended") and e.operation not in seen:
+                seen.add(e.operation)
+                t.add(day, e.operation, ", ".join(f"{k} {v}" for k, v in sorted(e.detail.items())))
+        described = await handle.describe()
+        if described.status is not None and described.status.name != "RUNNING":
+            result = await handle.result()  # a TrialResult as JSON
+            outcome = f"{result['outcome']}: {result['state']} on {result['plan']}"
+            t.add(day, "trial-over", outcome)
+            return
+        t.add(day, "trialing", f"on {plan}")
+
+
 RUNNERS: dict[str, Callable[[Sandbox, Timeline], Awaitable[None]]] = {
+    "trial": trial,
     "deletion": deletion,
     "downgrade": downgrade,
     "export-retention": export_retention,

@@ -57,6 +57,16 @@ async def test_payment_failure_walks_the_ladder_then_payment_reinstates() -> Non
     assert timeline.events[-1].detail.endswith("plan limits")
 
 
+async def test_trial_notice_then_end() -> None:
+    timeline = await simulate("trial", days=20)
+    names = [e.event for e in timeline.events]
+    assert names[0] == "trial-started" and "trialing" in names
+    (notice,) = days_of(timeline, "trial-ending")
+    (ended,) = days_of(timeline, "trial-ended")
+    assert 11 <= notice <= 12 and 14 <= ended <= 15  # TRIAL_DAYS 14, notice 3 days before
+    assert names[-1] == "trial-over" and "downgraded to free" in timeline.events[-1].detail
+
+
 def test_cli_unknown_scenario_exits_2() -> None:
     result = CliRunner().invoke(app, ["simulate", "time-travel"])
     assert result.exit_code == 2 and "deletion" in result.output
