@@ -395,7 +395,7 @@ class PaymentFailureWorkflow:
                 tenant = await self._restore(data, plan)
                 outcome = "recovered"
             else:
-                await self._mark(None, "dunning-ended", "ended", {"step": tenant.state.value})
+                await self._mark(None, "dunning-ended", "ended", {"state": tenant.state.value})
         except ActivityError as err:
             raise await op.fail(err, "payment failure handling") from err
         return await self._result(tenant, outcome)
