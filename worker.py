@@ -59,7 +59,8 @@ from workflows.onboarding import OnboardingWorkflow
 from workflows.plan_migration import PlanMigrationWorkflow
 from workflows.reactivation import ReactivationWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
-from workflows.suspension import PaymentFailureWorkflow, SuspensionWorkflow
+from workflows.suspension import PauseWorkflow, PaymentFailureWorkflow, SuspensionWorkflow
+from workflows.trials import TrialWorkflow
 from workflows.upgrade import UpgradeWorkflow
 
 WORKFLOWS = [
@@ -69,7 +70,9 @@ WORKFLOWS = [
     DeletionWorkflow,
     ReactivationWorkflow,
     SuspensionWorkflow,
+    PauseWorkflow,
     PaymentFailureWorkflow,
+    TrialWorkflow,
     ExportWorkflow,
     ExportRetentionWorkflow,
     ReconciliationWorkflow,
@@ -145,12 +148,15 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         tenants.get_tenant,
         tenants.create_tenant,
         tenants.transition_tenant,
+        tenants.set_dunning,
         tenants.record_operation,
         billing.start_subscription,
         billing.cancel_subscription,
         billing.change_price,
         billing.current_period,
         billing.resume_subscription,
+        billing.pause_collection,
+        billing.has_payment_method,
         billing.schedule_price_change,
         billing.release_schedule,
         billing.delete_customer,

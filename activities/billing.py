@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.plan_changes import ProrationLine, ProrationPreview
+from lifecycle.domain.trials import PaymentMethodInput
 from lifecycle.faults import fault_point
 from lifecycle.persistence.rate_limits import RateLimiter
 
@@ -41,6 +42,7 @@ class StartSubscriptionInput(BaseModel):
     email: str
     price_id: str
     idempotency_scope: str
+    trial_end: datetime | None = None
 
 
 class CancelSubscriptionInput(BaseModel):
@@ -94,6 +96,18 @@ class ResumeSubscriptionInput(BaseModel):
     price_id: str
     idempotency_scope: str
     proration_behavior: str = "none"
+
+
+class PauseCollectionInput(BaseModel):
+    """Pause the collection of a paused tenant's subscription (Stripe ``pause_collection``)
+    with ``behavior`` (``void``, ``keep_as_draft``, ``mark_uncollectible``) until
+    ``resumes_at`` (UTC; None: until resumed)."""
+
+    tenant_id: str
+    subscription_id: str | None
+    behavior: str
+    resumes_at: datetime | None
+    idempotency_scope: str
 
 
 class ScheduleChangeInput(BaseModel):
@@ -276,12 +290,15 @@ class BillingActivities:
                 options={"idempotency_key": f"{data.idempotency_scope}:customer"},
             )
             await self._slot()
+            params: Any = {
+                "customer": customer.id,
+                "items": [{"price": data.price_id}],
+                "metadata": {"tenant_id": data.tenant_id},
+            }
+            if data.trial_end is not None:
+                params["trial_end"] = int(data.trial_end.timestamp())
             subscription = await self.client.v1.subscriptions.create_async(
-                params={
-                    "customer": customer.id,
-                    "items": [{"price": data.price_id}],
-                    "metadata": {"tenant_id": data.tenant_id},
-                },
+                params=params,
                 options={"idempotency_key": f"{data.idempotency_scope}:subscription"},
             )
         except stripe.StripeError as exc:
@@ -437,6 +454,12 @@ class BillingActivities:
             if data.subscription_id:
                 sub = await subs.retrieve_async(data.subscription_id)
                 if sub.status not in ("canceled", "incomplete_expired"):
+                    if sub.pause_collection:  # a paused tenant: collection resumes
+                        sub = await subs.update_async(
+                            sub.id,
+                            params={"pause_collection": ""},
+                            options={"idempotency_key": f"{key}:resume-collection"},
+                        )
                     item = sub["items"]["data"][0]
                     if item["price"]["id"] != data.price_id:
                         await self._slot()
@@ -482,6 +505,51 @@ class BillingActivities:
         return BillingResult(
             customer_id=customer_id, subscription_id=sub.id, period_end=_period_end(sub)
         )
+
+    @activity.defn
+    async def pause_collection(self, data: PauseCollectionInput) -> BillingResult:
+        """Set the subscription's ``pause_collection`` (key ``<scope>:pause-collection``);
+        ``detail``: ``behavior`` and ``resumes_at`` (unix seconds). Skipped in limited mode;
+        without a subscription ``nothing_to_pause``. Stripe errors as :func:`billing_error`."""
+        if skipped := self._skip("pause-collection", data.tenant_id):
+            return skipped
+        if not data.subscription_id:
+            return BillingResult(detail={"nothing_to_pause": True})
+        assert self.client is not None
+        pause: dict[str, Any] = {"behavior": data.behavior}
+        if data.resumes_at is not None:
+            pause["resumes_at"] = int(data.resumes_at.timestamp())
+        params: Any = {"pause_collection": pause}  # behavior: a str, not the SDK's Literal
+        try:
+            sub = await self.client.v1.subscriptions.update_async(
+                data.subscription_id,
+                params=params,
+                options={"idempotency_key": f"{data.idempotency_scope}:pause-collection"},
+            )
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(subscription_id=sub.id, detail=dict(pause))
+
+    @activity.defn
+    async def has_payment_method(self, data: PaymentMethodInput) -> BillingResult:
+        """Whether Stripe has a payment method on file: ``detail.payment_method`` (the
+        customer's ``invoice_settings.default_payment_method`` or the subscription's
+        ``default_payment_method``); in limited mode ``skipped`` and none is known."""
+        if skipped := self._skip("has-payment-method", data.tenant_id):
+            return skipped.model_copy(update={"detail": {"payment_method": False}})
+        assert self.client is not None
+        found = False
+        try:
+            if data.subscription_id:
+                sub = await self.client.v1.subscriptions.retrieve_async(data.subscription_id)
+                found = bool(getattr(sub, "default_payment_method", None))
+            if not found and data.customer_id:
+                customer = await self.client.v1.customers.retrieve_async(data.customer_id)
+                settings = getattr(customer, "invoice_settings", None)
+                found = bool(settings and getattr(settings, "default_payment_method", None))
+        except stripe.StripeError as exc:
+            raise billing_error(exc) from exc
+        return BillingResult(detail={"payment_method": found})
 
     @activity.defn
     async def schedule_price_change(self, data: ScheduleChangeInput) -> BillingResult:

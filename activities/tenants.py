@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities import domain_errors
+from lifecycle.domain.dunning import DunningUpdate
 from lifecycle.domain.onboarding import CreateTenantInput
 from lifecycle.domain.tenants import OperationUpdate, TenantView, TransitionInput
 from lifecycle.persistence.tenants import TenantRepository
@@ -40,6 +41,12 @@ class TenantActivities:
             change.operation,
         )
         return await self.repository.transition(change)
+
+    @activity.defn
+    @domain_errors
+    async def set_dunning(self, data: DunningUpdate) -> TenantView:
+        """Set or clear the tenant's dunning status with its audit row (once per key)."""
+        return await self.repository.set_dunning(data)
 
     @activity.defn
     async def record_operation(self, update: OperationUpdate) -> None:

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     reconcile_autofix: bool = False
     enable_reactivation_workflow: bool = True
     payment_failure_grace_days: int = Field(3, ge=0, le=60)
+    #: Dunning: days a tenant still waits for its payment after the ladder's last step
+    #: (unless that step ended the ladder); a payment then restores it.
+    dunning_payment_window_days: int = Field(30, ge=0, le=365)
+    #: Pause (``POST /tenants/{id}/pause``): Stripe ``pause_collection[behavior]`` of the
+    #: paused tenant's subscription (invoices voided, kept as drafts, or uncollectible).
+    pause_collection_behavior: Literal["void", "keep_as_draft", "mark_uncollectible"] = "void"
+    #: Trials: days before a trial's end that the ``trial-ending`` event goes out.
+    trial_ending_notice_days: int = Field(3, ge=0, le=30)
     purge_batch_rows: int = Field(10_000, ge=1, le=100_000, description="Rows per purge batch")
 
     # Exports

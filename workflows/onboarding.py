@@ -8,6 +8,7 @@ meanwhile) the subscription is cancelled again (compensation).
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -36,6 +37,9 @@ class OnboardingWorkflow:
     @workflow.run
     async def run(self, data: OnboardInput) -> OnboardingResult:
         req, op = data.request, self.op
+        trial_end = None
+        if data.trial is not None:
+            trial_end = workflow.now() + timedelta(days=data.trial.days)
         billing = await op.step(
             "billing",
             BillingActivities.start_subscription,
@@ -45,6 +49,7 @@ class OnboardingWorkflow:
                 email=str(req.email),
                 price_id=data.price_id,
                 idempotency_scope=op.idempotency_scope,
+                trial_end=trial_end,
             ),
             summary=f"subscribe to {req.plan}",
         )
@@ -58,6 +63,7 @@ class OnboardingWorkflow:
                     billing=billing,
                     workflow_id=op.workflow_id,
                     actor=data.actor,
+                    trial_ends_at=trial_end,
                 ),
                 summary="create tenant and entitlements",
             )

@@ -43,7 +43,7 @@ async def restore_service(
         S.REACTIVATING,
         reactivation=True,
         detail={"plan": plan.name},
-        changes={"suspended_reason": None, **(changes or {})},
+        changes={"suspended_reason": None, "suspension": None, **(changes or {})},
     )
     await op.record("restart-billing")
     try:

@@ -19,14 +19,17 @@ def tenants_create(
     email: Annotated[str, typer.Option(help="Billing e-mail")],
     plan: Annotated[str, typer.Option(help="Plan")] = "free",
     data_key: Annotated[str | None, typer.Option(help="Key of its data in the data map")] = None,
+    trial_days: Annotated[int | None, typer.Option(help="Days of free trial (Stripe)")] = None,
     wait: Wait = False,
     timeout: Timeout = 3600,
     api_url: ApiUrl = None,
 ) -> None:
     """Onboard a tenant (202: prints the workflow id)."""
-    body = {"tenant_id": tenant_id, "name": name, "email": email, "plan": plan}
+    body: dict[str, object] = {"tenant_id": tenant_id, "name": name, "email": email, "plan": plan}
     if data_key:
         body["data_key"] = data_key
+    if trial_days is not None:
+        body["trial_days"] = trial_days
     with api_client(api_url) as http:
         started = checked(http.post("/tenants", json=body))
         console.print(f"onboarding started: workflow [bold]{started['workflow_id']}[/bold]")

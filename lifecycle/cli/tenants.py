@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -32,6 +32,18 @@ def tenants_list(
     console.print(f"{page['total']} tenant(s)")
 
 
+def dunning_line(tenant: dict[str, Any]) -> str | None:
+    """One line saying where a tenant stands on its dunning ladder (None when nothing is
+    overdue), e.g. ``dunning: read_only since <UTC>; next: suspend at <UTC>``."""
+    dunning = tenant.get("dunning")
+    if not dunning:
+        return None
+    now = f"dunning: {dunning['step'] or 'past due'} since {dunning['since']}"
+    if dunning.get("next_step"):
+        return f"{now}; next: {dunning['next_step']} at {dunning['next_step_at']}"
+    return f"{now}; no step left"
+
+
 @app.command("show")
 def tenants_show(tenant_id: str, api_url: ApiUrl = None) -> None:
     """Show one tenant and its audit log."""
@@ -39,6 +51,8 @@ def tenants_show(tenant_id: str, api_url: ApiUrl = None) -> None:
         tenant = checked(http.get(f"/tenants/{tenant_id}"))
         events = checked(http.get(f"/tenants/{tenant_id}/events"))
     console.print_json(data=tenant)
+    if line := dunning_line(tenant):
+        console.print(line)
     table = Table("at", "operation", "from", "to", "actor", "workflow", "detail")
     table.columns[-1].overflow = "fold"  # the audit detail is wrapped, never cut
     for e in events:

@@ -1,11 +1,13 @@
 """Billing events: Stripe webhook events (signature check with the official ``stripe`` SDK,
 each event id processed once), failed payments and their settlement.
 
-``invoice.payment_failed`` starts the tenant's payment-failure grace period. It is cancelled
-only by the payment of the failed invoice (``invoice.paid``), or by the subscription turning
-``active`` with no invoice left open (``invoice.paid`` of another invoice, or
-``customer.subscription.updated``; checked with Stripe). Other event types are acknowledged
-and recorded, nothing else.
+``invoice.payment_failed`` starts the tenant's dunning ladder (the payment-failure workflow,
+with its plan's ladder); a later failure while it runs adds that invoice to the overdue ones
+(signal ``invoice_failed``). It ends only by the payment of the overdue invoices
+(``invoice.paid``), or by the subscription turning ``active`` with no invoice left open
+(``invoice.paid`` of another invoice, or ``customer.subscription.updated``; checked with
+Stripe). Each payment event re-evaluates the ladder. Other event types are acknowledged and
+recorded, nothing else.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from activities.billing import make_stripe_client
 from lifecycle.client.base import Service, not_found
 from lifecycle.domain.billing_events import (
     MAX_EVENT_FIELD,
+    InvoiceFailed,
     InvoicePaid,
     PaymentFailureInput,
     StripeEventEnvelope,
@@ -100,16 +103,24 @@ class BillingEventService(Service):
     """Processes Stripe events and starts or settles payment-failure workflows."""
 
     async def payment_failed(self, tenant_id: str, invoice_id: str | None, event_id: str) -> str:
-        """Start the grace period (PAYMENT_FAILURE_GRACE_DAYS) of a failed payment; returns
-        what was done."""
+        """Start the dunning ladder of the tenant's plan (the plans file's, or the default of
+        PAYMENT_FAILURE_GRACE_DAYS and ENABLE_AUTO_DOWNGRADE); while one runs, add
+        ``invoice_id`` to its overdue invoices. Returns what was done."""
         from workflows.suspension import PaymentFailureWorkflow
 
+        settings = self.core.settings
+        tenant = await self.core.repository.get(tenant_id)
         data = PaymentFailureInput(
             tenant_id=tenant_id,
             invoice_id=invoice_id,
             event_id=event_id,
-            grace_days=self.core.settings.payment_failure_grace_days,
-            auto_downgrade=self.core.settings.enable_auto_downgrade,
+            grace_days=settings.payment_failure_grace_days,
+            auto_downgrade=settings.enable_auto_downgrade,
+            ladder=settings.plans.dunning_ladder(
+                tenant.plan, settings.payment_failure_grace_days, settings.enable_auto_downgrade
+            ),
+            payment_window_days=settings.dunning_payment_window_days,
+            retention_days=settings.soft_delete_retention_days,
         )
         try:
             started = await self.core.start(
@@ -119,8 +130,16 @@ class BillingEventService(Service):
                 kind=OperationKind.PAYMENT_FAILURE,
             )
         except StateConflict:
-            return "a payment failure of this tenant is already in its grace period"
-        return f"grace period of {data.grace_days} days started ({started.workflow_id})"
+            handle = self.core.handle(workflow_id(tenant_id, OperationKind.PAYMENT_FAILURE))
+            failed = InvoiceFailed(invoice_id=invoice_id, event_id=event_id)
+            try:
+                await handle.signal(PaymentFailureWorkflow.invoice_failed, failed)
+            except RPCError as exc:
+                if not not_found(exc):
+                    raise
+            return f"dunning goes on: invoice {invoice_id} is overdue too ({handle.id})"
+        steps = ", ".join(f"{s.kind} on day {s.day}" for s in data.ladder) or "none"
+        return f"dunning started: {steps} ({started.workflow_id})"
 
     async def invoice_paid(
         self,
@@ -144,7 +163,7 @@ class BillingEventService(Service):
         except WorkflowQueryFailedError:
             return "no payment failure pending"
         paid = InvoicePaid(invoice_id=invoice_id, event_id=event_id)
-        if not settles(paid, progress.invoice_id):
+        if not settles(paid, progress.invoice_id) and invoice_id not in progress.open_invoices:
             paid.subscription_settled = await self.subscription_settled(subscription_id)
             if not paid.subscription_settled:
                 return (

@@ -33,7 +33,15 @@ from lifecycle.config import Settings
 from lifecycle.dev.devserver import installed_binary
 from lifecycle.domain.operations import SEARCH_ATTRIBUTES
 
-SCENARIOS = ("deletion", "downgrade", "export-retention", "payment-failure")
+SCENARIOS = ("deletion", "downgrade", "export-retention", "payment-failure", "trial")
+#: Length of the simulated trial, days.
+TRIAL_DAYS = 14
+#: The dunning ladder the simulator gives every plan of its scratch plans file that declares
+#: none (the shipped default, suspend after the grace days, has only one step to show).
+SIMULATED_LADDER = (
+    'dunning = [{ day = 0, kind = "notify" }, { day = 2, kind = "read_only" }, '
+    '{ day = 5, kind = "suspend" }]'
+)
 
 
 @dataclass
@@ -80,8 +88,31 @@ class Sandbox:
         await self.env.sleep(timedelta(days=days))
 
 
+def _plans_file(root: Path) -> Path:
+    """A scratch copy of the plans file (PLANS_PATH or the shipped one) in which each plan
+    without a ``dunning`` ladder has :data:`SIMULATED_LADDER`."""
+    from lifecycle.domain.plans import DEFAULT_PLANS_PATH
+
+    source = Path(os.environ.get("PLANS_PATH") or DEFAULT_PLANS_PATH)
+    lines = source.read_text(encoding="utf-8").splitlines()
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        block = lines[
+            i + 1 : next(
+                (j for j in range(i + 1, len(lines)) if lines[j].startswith("[[")), len(lines)
+            )
+        ]
+        if line.startswith("name = ") and not any(b.startswith("dunning") for b in block):
+            out.append(SIMULATED_LADDER)
+    path = root / "plans.toml"
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
 def _settings(root: Path, target: str, retention_days: int) -> Settings:
     return Settings(
+        plans_path=_plans_file(root),
         _env_file=None,
         data_dir=root,
         database_url=f"sqlite+aiosqlite:///{root / 'control-plane.db'}",
@@ -111,6 +142,7 @@ def _worker_env(settings: Settings, app_env: dict[str, str]) -> dict[str, str]:
         SIGNING_SECRET="simulate",
         SOFT_DELETE_RETENTION_DAYS=str(settings.soft_delete_retention_days),
         EXPORT_RETENTION_DAYS=str(settings.export_retention_days),
+        PLANS_PATH=str(settings.plans_path),
         LOG_LEVEL="WARNING",
     )
     return env
@@ -310,35 +342,82 @@ async def export_retention(box: Sandbox, t: Timeline) -> None:
 
 
 async def payment_failure(box: Sandbox, t: Timeline) -> None:
-    """``invoice.payment_failed``: the grace period (PAYMENT_FAILURE_GRACE_DAYS), suspension
-    at its end, then the payment (``invoice.paid``, which after the suspension changes nothing
-    by itself) and the reinstatement by reactivation."""
-    from lifecycle.domain.reactivation import ReactivateRequest
-    from lifecycle.domain.states import TenantState
-
+    """``invoice.payment_failed``: the plan's dunning ladder day by day (the scratch plans
+    file's, :data:`SIMULATED_LADDER` unless PLANS_PATH declares one), each step as it applies,
+    then the payment (``invoice.paid``) once the tenant is suspended (or the ladder's last
+    step passed), which restores it at once on its plan."""
     tid, lc = box.company.tenant_id, box.lc
-    grace = lc.settings.payment_failure_grace_days
-    await lc.billing_events.payment_failed(tid, "in_sim_1", "evt_sim_1")
-    t.add(await box.day(), "payment-failed", f"grace period of {grace} days")
+    wid = f"tenant-{tid}-payment-failure"
+    answer = await lc.billing_events.payment_failed(tid, "in_sim_1", "evt_sim_1")
+    t.add(await box.day(), "payment-failed", answer.rsplit(" (", 1)[0])
+    seen = 0
     while await box.day() < t.days:
         await box.advance(1)
+        steps = [e for e in await lc.repository.events(tid) if e.operation == "dunning-step"]
+        for step in steps[seen:]:
+            t.add(
+                await box.day(), "dunning-step", f"{step.detail['kind']} (day {step.detail['day']})"
+            )
+        seen = len(steps)
         tenant = await lc.get_tenant(tid)
-        if tenant.state is TenantState.SUSPENDED:
-            t.add(await box.day(), "suspended", "grace period over, invoice unpaid")
+        dunning = tenant.dunning
+        if dunning is None or dunning.next_step is None or tenant.state.value == "SUSPENDED":
             break
-        t.add(await box.day(), "grace", f"{tenant.state.value}")
+        t.add(
+            await box.day(),
+            "past-due",
+            f"{tenant.state.value}, next {dunning.next_step} at {dunning.next_step_at}",
+        )
     else:
         return
-    await box.advance(1)
     answer = await lc.billing_events.invoice_paid(tid, "in_sim_1", "evt_sim_2")
-    t.add(await box.day(), "invoice-paid", answer)
-    started = await lc.reactivation.reactivate_tenant(tid, ReactivateRequest(), "simulate")
-    await lc.core.handle(started.workflow_id).result()
+    t.add(await box.day(), "invoice-paid", answer.rsplit(" (", 1)[0])
+    await lc.core.handle(wid).result()
     after = await lc.get_tenant(tid)
-    t.add(await box.day(), "reinstated", f"reactivated: {after.state.value} on {after.plan}")
+    limits = (
+        "plan limits"
+        if after.entitlements == lc.settings.plans.get(after.plan).limits.as_dict()
+        else "entitlements differ"
+    )
+    t.add(await box.day(), "reinstated", f"{after.state.value} on {after.plan}, {limits}")
+
+
+async def trial(box: Sandbox, t: Timeline) -> None:
+    """A new tenant on the sample company's plan (starter if that is free) with a trial of
+    :data:`TRIAL_DAYS`: ``trial-ending`` TRIAL_ENDING_NOTICE_DAYS before the end, then (limited
+    mode knows no payment method) the plan's ``trial_end_behavior``."""
+    from lifecycle.domain.onboarding import OnboardRequest
+
+    lc, c = box.lc, box.company
+    plan = c.plan if lc.settings.plans.get(c.plan).monthly_price_cents else "starter"
+    tid = f"{c.tenant_id[:50]}-trial"
+    request = OnboardRequest(
+        tenant_id=tid, name=c.name, email=c.email, plan=plan, trial_days=TRIAL_DAYS
+    )
+    started = await lc.onboarding.onboard_tenant(request, actor="simulate")
+    await lc.core.handle(started.workflow_id).result()
+    tenant = await lc.get_tenant(tid)
+    t.add(await box.day(), "trial-started", f"{tid} on {plan} until {tenant.trial_ends_at}")
+    seen: set[str] = set()
+    handle = lc.core.handle(f"tenant-{tid}-trial")
+    while await box.day() < t.days:
+        await box.advance(1)
+        day = await box.day()
+        for e in await lc.repository.events(tid):
+            if e.operation in ("trial-ending", "trial-ended") and e.operation not in seen:
+                seen.add(e.operation)
+                t.add(day, e.operation, ", ".join(f"{k} {v}" for k, v in sorted(e.detail.items())))
+        described = await handle.describe()
+        if described.status is not None and described.status.name != "RUNNING":
+            result = await handle.result()  # a TrialResult as JSON
+            outcome = f"{result['outcome']}: {result['state']} on {result['plan']}"
+            t.add(day, "trial-over", outcome)
+            return
+        t.add(day, "trialing", f"on {plan}")
 
 
 RUNNERS: dict[str, Callable[[Sandbox, Timeline], Awaitable[None]]] = {
+    "trial": trial,
     "deletion": deletion,
     "downgrade": downgrade,
     "export-retention": export_retention,

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle.domain.base import DomainModel
+from lifecycle.domain.dunning import DunningStatus, DunningStep
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import OperationProgress
 from lifecycle.domain.text import Printable
@@ -40,15 +41,32 @@ class StripeEventEnvelope(BaseModel):
 
 
 class PaymentFailureInput(DomainModel):
-    """Input of the payment-failure workflow (``tenant-<id>-payment-failure``): after
-    ``grace_days`` without ``invoice.paid`` the tenant is suspended, or with ``auto_downgrade``
-    moved to the lowest plan."""
+    """Input of the payment-failure workflow (``tenant-<id>-payment-failure``).
+
+    It climbs ``ladder`` (the tenant's plan's dunning ladder, resolved when the payment
+    failed) until the overdue invoices are paid; after the last step that does not end the
+    ladder it still waits ``payment_window_days`` for a payment that restores the tenant.
+    ``retention_days``: the soft delete's retention of a ``cancel_and_delete`` step.
+    Executions started before ladders (``grace_days``, ``auto_downgrade``) suspend, or move to
+    the lowest plan, after ``grace_days``.
+    """
 
     tenant_id: str
     invoice_id: str | None
     event_id: str
     grace_days: int = Field(ge=0)
     auto_downgrade: bool = False
+    ladder: list[DunningStep] = Field(default_factory=list)
+    payment_window_days: int = Field(30, ge=0)
+    retention_days: int = Field(30, ge=1)
+
+
+class InvoiceFailed(BaseModel):
+    """Argument of the payment-failure workflow's ``invoice_failed`` signal: another invoice
+    failed while the tenant is in dunning; it must be paid too."""
+
+    invoice_id: str | None = None
+    event_id: str | None = None
 
 
 class InvoicePaid(BaseModel):
@@ -98,3 +116,5 @@ class PaymentFailureProgress(OperationProgress):
 
     paid: bool
     invoice_id: str | None = None
+    open_invoices: list[str] = Field(default_factory=list)
+    dunning: DunningStatus | None = None

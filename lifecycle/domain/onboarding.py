@@ -5,6 +5,8 @@ Pure pydantic models, importable from workflow code.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from lifecycle.domain.base import DomainModel
@@ -12,6 +14,7 @@ from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.states import TenantState
 from lifecycle.domain.tenants import TENANT_ID_PATTERN, validate_tenant_id
 from lifecycle.domain.text import Printable
+from lifecycle.domain.trials import TrialTerms
 
 
 class OnboardRequest(DomainModel):
@@ -33,6 +36,10 @@ class OnboardRequest(DomainModel):
         "used in SQL comparisons and storage prefixes, so no slashes",
     )
 
+    trial_days: int | None = Field(
+        None, ge=1, le=730, description="Days of free trial (Stripe trial_end); none by default"
+    )
+
     _check_id = field_validator("tenant_id")(classmethod(lambda cls, v: validate_tenant_id(v)))
 
 
@@ -43,6 +50,7 @@ class OnboardInput(DomainModel):
     limits: dict[str, int]
     price_id: str
     actor: str = "api"
+    trial: TrialTerms | None = None
 
 
 class CreateTenantInput(DomainModel):
@@ -53,6 +61,7 @@ class CreateTenantInput(DomainModel):
     billing: BillingResult
     workflow_id: str
     actor: str
+    trial_ends_at: datetime | None = None
 
 
 class OnboardingResult(BaseModel):

@@ -16,6 +16,8 @@ class OperationKind(StrEnum):
     EXPORT = "export"
     DELETION = "deletion"
     SUSPEND = "suspend"
+    PAUSE = "pause"
+    TRIAL = "trial"
     REACTIVATE = "reactivate"
     PAYMENT_FAILURE = "payment-failure"
     RECONCILIATION = "reconciliation"

@@ -11,9 +11,10 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lifecycle.domain.base import DomainModel
+from lifecycle.domain.dunning import DunningStep, check_ladder, default_ladder
 from lifecycle.domain.errors import ConfigError, InvalidInput
 
 DEFAULT_PLANS_PATH = Path(__file__).with_name("plans.toml")
@@ -38,8 +39,16 @@ class PlanLimits(BaseModel):
         return self.model_dump()
 
 
+TrialEndBehavior = Literal["downgrade", "suspend", "dunning"]
+
+
 class Plan(BaseModel):
-    """One plan: its name, Stripe price id, list price (cents per month) and limits."""
+    """One plan: its name, Stripe price id, list price (cents per month) and limits.
+
+    ``dunning``: the plan's dunning ladder (:mod:`lifecycle.domain.dunning`; None: the
+    default built from the settings); ``trial_end_behavior``: what a trial that ends without
+    a payment method does (downgrade to the lowest plan, suspend, or enter dunning).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,6 +56,13 @@ class Plan(BaseModel):
     price_id: str = Field(min_length=1)
     monthly_price_cents: int = Field(ge=0, default=0)
     limits: PlanLimits
+    dunning: list[DunningStep] | None = None
+    trial_end_behavior: TrialEndBehavior = "downgrade"
+
+    @field_validator("dunning")
+    @classmethod
+    def _ladder(cls, steps: list[DunningStep] | None) -> list[DunningStep] | None:
+        return None if steps is None else check_ladder(steps)
 
 
 class UsageViolation(BaseModel):
@@ -92,6 +108,12 @@ class PlanCatalog(BaseModel):
     def rank(self, name: str) -> int:
         """Position of plan ``name`` in the hierarchy (0 = lowest)."""
         return self.names().index(self.get(name).name)
+
+    def dunning_ladder(self, name: str, grace_days: int, auto_downgrade: bool) -> list[DunningStep]:
+        """Plan ``name``'s dunning ladder, or :func:`default_ladder` of the settings
+        (PAYMENT_FAILURE_GRACE_DAYS, ENABLE_AUTO_DOWNGRADE) when it declares none."""
+        ladder = self.get(name).dunning
+        return list(ladder) if ladder is not None else default_ladder(grace_days, auto_downgrade)
 
     def require_upgrade(self, current: str, target: str) -> Plan:
         """Return the target plan if it is strictly above ``current``, else raise InvalidInput."""
@@ -164,6 +186,13 @@ def load_plans(path: str | Path | None = None) -> PlanCatalog:
                 raise ConfigError(
                     f"{where}: end_of_period upgrades are not supported (upgrades apply now "
                     "with proration, or are not_allowed)"
+                )
+    for plan in catalog.plans:
+        for step in plan.dunning or []:
+            if step.to_plan is not None and step.to_plan not in names:
+                raise ConfigError(
+                    f"plans file {file}: plans.{plan.name}.dunning: unknown to_plan "
+                    f"'{step.to_plan}'; known plans: {', '.join(names)}"
                 )
     return catalog
 

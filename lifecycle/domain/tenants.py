@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from lifecycle.domain.base import DomainModel
+from lifecycle.domain.dunning import DunningStatus
 from lifecycle.domain.states import TenantState
 
 TENANT_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$"
@@ -90,8 +91,23 @@ class OperationUpdate(DomainModel):
     error: str | None = None
 
 
+class Suspension(BaseModel):
+    """Why a SUSPENDED tenant is suspended: ``kind`` ``admin`` (``POST .../suspend``),
+    ``dunning`` (a dunning step), ``paused`` (``POST .../pause``, resumed at ``resume_at``
+    UTC, or early) or None (suspended before kinds were kept); ``reason`` as given."""
+
+    kind: str | None = None
+    reason: str | None = None
+    resume_at: datetime | None = None
+
+
 class TenantView(BaseModel):
-    """A tenant as the API and the client return it."""
+    """A tenant as the API and the client return it.
+
+    ``suspension`` only while SUSPENDED; ``dunning`` while an invoice is overdue
+    (:class:`~lifecycle.domain.dunning.DunningStatus`); ``trial_ends_at`` (UTC) of a tenant
+    onboarded with a trial.
+    """
 
     tenant_id: str
     name: str | None
@@ -112,6 +128,9 @@ class TenantView(BaseModel):
     deletion_requested_at: datetime | None
     purge_scheduled_at: datetime | None
     purged_at: datetime | None
+    suspension: Suspension | None = None
+    dunning: DunningStatus | None = None
+    trial_ends_at: datetime | None = None
 
 
 class EventView(BaseModel):

@@ -100,6 +100,11 @@ class Tenant(Base):
     purge_scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: ``{"kind": "admin"|"dunning"|"paused", "resume_at": ISO UTC or None}`` while SUSPENDED.
+    suspension: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: :class:`~lifecycle.domain.dunning.DunningStatus` as JSON while an invoice is overdue.
+    dunning: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    trial_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Entitlement(Base):

@@ -18,6 +18,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lifecycle.domain.dunning import DunningStatus, DunningUpdate
 from lifecycle.domain.errors import (
     DataKeyConflict,
     StateConflict,
@@ -31,6 +32,7 @@ from lifecycle.domain.tenants import (
     EventView,
     OperationUpdate,
     OperationView,
+    Suspension,
     TenantView,
     TransitionInput,
     canonical_data_key,
@@ -56,6 +58,9 @@ MUTABLE_COLUMNS = frozenset(
         "legal_hold",
         "name",
         "email",
+        "suspension",
+        "dunning",
+        "trial_ends_at",
     }
 )
 
@@ -107,6 +112,7 @@ class TenantRepository:
                     created_at=now,
                     updated_at=now,
                     legal_hold=False,
+                    trial_ends_at=data.trial_ends_at,
                 )
                 session.add(tenant)
                 await session.flush()
@@ -562,6 +568,24 @@ class TenantRepository:
             await session.flush()
             return await self.view(session, tenant)
 
+    async def set_dunning(self, data: DunningUpdate) -> TenantView:
+        """Set or clear the tenant's dunning status (no state change) and append the audit
+        row ``data.operation`` (once per ``data.key``), in one transaction."""
+        async with self.sessions.begin() as session:
+            tenant = await self._locked(session, data.tenant_id)
+            tenant.dunning = data.status.model_dump(mode="json") if data.status else None
+            await self._add_event_once(
+                session,
+                data.tenant_id,
+                data.operation,
+                data.workflow_id,
+                "billing",
+                dict(data.detail),
+                data.key,
+            )
+            await session.flush()
+            return await self.view(session, tenant)
+
     async def set_pending_plan_change(self, data: PendingChangeInput) -> TenantView:
         """Set or clear ``pending_plan_change`` without a state change, audited.
 
@@ -702,7 +726,17 @@ class TenantRepository:
             deletion_requested_at=tenant.deletion_requested_at,
             purge_scheduled_at=tenant.purge_scheduled_at,
             purged_at=tenant.purged_at,
+            suspension=_suspension(tenant),
+            dunning=DunningStatus.model_validate(tenant.dunning) if tenant.dunning else None,
+            trial_ends_at=tenant.trial_ends_at,
         )
+
+
+def _suspension(tenant: Tenant) -> Suspension | None:
+    """The :class:`Suspension` of a SUSPENDED tenant (None otherwise)."""
+    if tenant.state != TenantState.SUSPENDED.value:
+        return None
+    return Suspension(**(tenant.suspension or {}), reason=tenant.suspended_reason)
 
 
 _OPERATION_COLUMNS = (

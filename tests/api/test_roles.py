@@ -42,6 +42,8 @@ MATRIX: list[tuple[str, str, str, dict | None]] = [
     ("POST", f"/tenants/{T}/downgrade/cancel", "operator", None),
     ("PUT", f"/tenants/{T}/usage", "operator", {"users": 1}),
     ("POST", f"/tenants/{T}/suspend", "operator", {"reason": "r"}),
+    ("POST", f"/tenants/{T}/pause", "operator", {"reason": "r"}),
+    ("POST", f"/tenants/{T}/resume", "operator", None),
     ("POST", f"/tenants/{T}/reactivate", "operator", {}),
     ("POST", f"/tenants/{T}/delete", "operator", {"requested_by": "dpo"}),
     ("POST", f"/tenants/{T}/exports", "operator", {}),

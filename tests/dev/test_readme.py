@@ -263,7 +263,13 @@ ELSEWHERE: dict[str, str] = {
     "tenantctl simulate export-retention --retention-days 45 "
     "# downloadable until the retention deletes it": "tests/dev/test_simulate.py",
     "tenantctl simulate payment-failure --json "
-    "# failure, grace, suspension, invoice paid, reinstatement": "tests/dev/test_simulate.py",
+    "# failure, the dunning ladder step by step, invoice paid, restored": (
+        "tests/dev/test_simulate.py"
+    ),
+    "tenantctl simulate trial "
+    "# a 14-day trial: trial-ending on day 11, the plan's trial_end_behavior on day 14": (
+        "tests/dev/test_simulate.py"
+    ),
     ".venv/bin/python -m tests.support.record_histories # all, or name classes to refresh": (
         "tests/operations/test_replay.py replays what it records"
     ),

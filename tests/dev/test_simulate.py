@@ -44,14 +44,27 @@ async def test_export_is_deleted_when_its_retention_ends() -> None:
     assert days_of(timeline, "export-deleted") == [30]
 
 
-async def test_payment_failure_grace_suspension_payment_reinstatement() -> None:
+async def test_payment_failure_walks_the_ladder_then_payment_reinstates() -> None:
     timeline = await simulate("payment-failure", days=10)
     names = [e.event for e in timeline.events]
-    assert names[0] == "payment-failed" and "grace" in names
-    (suspended,) = days_of(timeline, "suspended")
-    assert 3 <= suspended <= 4  # PAYMENT_FAILURE_GRACE_DAYS=3
+    assert names[0] == "payment-failed" and "past-due" in names
+    steps = [(e.day, e.detail) for e in timeline.events if e.event == "dunning-step"]
+    assert [d for _, d in steps] == ["notify (day 0)", "read_only (day 2)", "suspend (day 5)"]
+    read_only, suspended = (day for day, _ in steps[1:])  # seen the day after they apply
+    assert 2 <= read_only <= 3 and 5 <= suspended <= 6
     assert names[-2:] == ["invoice-paid", "reinstated"]
-    assert "ACTIVE" in timeline.events[-1].detail
+    assert timeline.events[-1].detail.startswith("ACTIVE on ")
+    assert timeline.events[-1].detail.endswith("plan limits")
+
+
+async def test_trial_notice_then_end() -> None:
+    timeline = await simulate("trial", days=20)
+    names = [e.event for e in timeline.events]
+    assert names[0] == "trial-started" and "trialing" in names
+    (notice,) = days_of(timeline, "trial-ending")
+    (ended,) = days_of(timeline, "trial-ended")
+    assert 11 <= notice <= 12 and 14 <= ended <= 15  # TRIAL_DAYS 14, notice 3 days before
+    assert names[-1] == "trial-over" and "downgraded to free" in timeline.events[-1].detail
 
 
 def test_cli_unknown_scenario_exits_2() -> None:

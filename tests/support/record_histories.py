@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -32,7 +33,7 @@ from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.domain.plan_migrations import MigrationFilter, PlanMigrationRequest
 from lifecycle.domain.plans import load_plans
 from lifecycle.domain.reactivation import ReactivateRequest
-from lifecycle.domain.suspension import SuspendRequest
+from lifecycle.domain.suspension import PauseRequest, SuspendRequest
 from tests.support.fixtures import register_search_attributes, running_stack
 from tests.support.plan_fixtures import billing_settings
 from tests.support.stripe_server import StripeServer
@@ -120,10 +121,30 @@ async def reactivation(lc: LifecycleClient) -> WorkflowHandle:
 
 
 async def payment_failure(lc: LifecycleClient) -> WorkflowHandle:
-    """A failed payment not recovered within the grace period: the tenant is suspended."""
+    """A failed payment never paid: the default dunning ladder suspends the tenant after the
+    grace days, then the payment window runs out."""
     await _onboarded(lc, "pay-co", "starter")
     await lc.billing_events.payment_failed("pay-co", "in_1", "evt_1")
     return lc.core.handle(workflow_id("pay-co", OperationKind.PAYMENT_FAILURE))
+
+
+async def pause(lc: LifecycleClient) -> WorkflowHandle:
+    """A pause until a date five days on: suspended, collection paused, resumed by the timer."""
+    await _onboarded(lc, "pause-co", "starter")
+    resume_at = datetime.now(UTC) + timedelta(days=5)
+    request = PauseRequest(reason="holiday", resume_at=resume_at)
+    started = await lc.suspension.pause_tenant("pause-co", request)
+    return lc.core.handle(started.workflow_id)
+
+
+async def trial(lc: LifecycleClient) -> WorkflowHandle:
+    """A 7-day trial on starter that ends without a payment method: the notice, then the
+    plan's trial_end_behavior (downgrade to free)."""
+    request = OnboardRequest(
+        tenant_id="trial-co", name="Trial", email="ops@trial.io", plan="starter", trial_days=7
+    )
+    await lc.onboarding.onboard_tenant(request)
+    return lc.core.handle(workflow_id("trial-co", OperationKind.TRIAL))
 
 
 async def export(lc: LifecycleClient) -> WorkflowHandle:
@@ -207,6 +228,8 @@ SCENARIOS: dict[str, Scenario] = {
     "DeletionWorkflow": deletion,
     "DeletionWorkflow-purge-now": purge_now,
     "SuspensionWorkflow": suspension,
+    "PauseWorkflow": pause,
+    "TrialWorkflow": trial,
     "ReactivationWorkflow": reactivation,
     "PaymentFailureWorkflow": payment_failure,
     "OnboardingWorkflow": onboarding,

@@ -5,8 +5,13 @@ this server (``Settings.stripe_api_base``) on 127.0.0.1. It serves exactly the e
 product calls, with Stripe's wire format (form-encoded bodies with ``a[b][0][c]`` keys, JSON
 answers, ``{"error": {...}}`` errors with Stripe's types and codes):
 
-- ``POST /v1/customers``, ``DELETE /v1/customers/{id}``
-- ``POST /v1/subscriptions``, ``GET /v1/subscriptions/{id}``, ``DELETE /v1/subscriptions/{id}``
+- ``POST /v1/customers``, ``GET`` and ``DELETE /v1/customers/{id}`` (a payment method on file:
+  :meth:`StripeServer.add_payment_method`)
+- ``POST /v1/subscriptions`` (``trial_end``: ``trialing`` until then, ``active`` after),
+  ``GET /v1/subscriptions/{id}``, ``DELETE /v1/subscriptions/{id}``
+- ``POST /v1/subscriptions/{id}`` (``pause_collection[behavior|resumes_at]``, or
+  ``pause_collection=""`` to resume collection); a pause whose ``resumes_at`` passed is
+  lifted by time, as Stripe does
 - ``POST /v1/subscription_items/{id}`` (``price``, ``proration_behavior``)
 - ``GET /v1/invoices`` (``subscription``, ``status``): invoices seeded by the tests
   (:meth:`StripeServer.add_invoice`)
@@ -73,6 +78,7 @@ from aiohttp import web
 
 PERIOD_SECONDS = 30 * 24 * 3600
 PRORATION_BEHAVIORS = {"create_prorations", "always_invoice", "none"}
+PAUSE_BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
 FailureMode = Literal["card_declined", "server_error", "timeout_after_commit", "slow", "http_error"]
 
 
@@ -239,6 +245,11 @@ class StripeServer:
             "subscription": subscription_id,
         }
 
+    def add_payment_method(self, customer_id: str) -> None:
+        """Put a card on file as the customer's default payment method (as the customer
+        would in Checkout; no journal entry)."""
+        self.customers[customer_id]["invoice_settings"]["default_payment_method"] = "pm_card"
+
     def mutations(self) -> list[JournalEntry]:
         """Journal entries of mutating requests (POST and DELETE)."""
         return [e for e in self.journal if e.method in ("POST", "DELETE")]
@@ -375,6 +386,10 @@ class StripeServer:
         match method, parts:
             case "POST", ["v1", "customers"]:
                 return self._create_customer(params)
+            case "GET", ["v1", "customers", ident]:
+                if ident not in self.customers:
+                    raise _missing("customer", ident)
+                return self.customers[ident]
             case "DELETE", ["v1", "customers", ident]:
                 if self.customers.pop(ident, None) is None:
                     raise _missing("customer", ident)
@@ -383,6 +398,8 @@ class StripeServer:
                 return self._create_subscription(params)
             case "GET", ["v1", "subscriptions", ident]:
                 return self._subscription(ident)
+            case "POST", ["v1", "subscriptions", ident]:
+                return self._update_subscription(ident, params)
             case "DELETE", ["v1", "subscriptions", ident]:
                 sub = self._subscription(ident)
                 sub.update(status="canceled", canceled_at=self.now())
@@ -429,6 +446,7 @@ class StripeServer:
             "email": params.get("email"),
             "metadata": params.get("metadata", {}),
             "created": self.now(),
+            "invoice_settings": {"default_payment_method": None},
         }
         self.customers[customer["id"]] = customer
         return customer
@@ -467,6 +485,9 @@ class StripeServer:
             "start_date": now,
             "billing_cycle_anchor": now + PERIOD_SECONDS,
             "cancel_at_period_end": False,
+            "pause_collection": None,
+            "default_payment_method": None,
+            "trial_end": int(params["trial_end"]) if params.get("trial_end") else None,
             "items": {
                 "object": "list",
                 "data": [item],
@@ -474,6 +495,8 @@ class StripeServer:
                 "url": f"/v1/subscription_items?subscription={sub_id}",
             },
         }
+        if sub["trial_end"]:
+            sub["status"] = "trialing"
         self.subscriptions[sub_id] = sub
         return sub
 
@@ -481,6 +504,27 @@ class StripeServer:
         if ident not in self.subscriptions:
             raise _missing("subscription", ident)
         return self.subscriptions[ident]
+
+    def _update_subscription(self, ident: str, params: dict[str, Any]) -> dict[str, Any]:
+        sub = self._subscription(ident)
+        if "pause_collection" in params:
+            pause = params["pause_collection"]
+            if pause == "":
+                sub["pause_collection"] = None
+            elif not isinstance(pause, dict) or pause.get("behavior") not in PAUSE_BEHAVIORS:
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    "pause_collection[behavior] must be one of " + ", ".join(PAUSE_BEHAVIORS),
+                    param="pause_collection[behavior]",
+                )
+            else:
+                resumes = pause.get("resumes_at")
+                sub["pause_collection"] = {
+                    "behavior": pause["behavior"],
+                    "resumes_at": int(resumes) if resumes else None,
+                }
+        return sub
 
     def _update_item(self, ident: str, params: dict[str, Any]) -> dict[str, Any]:
         item = next(
@@ -736,6 +780,11 @@ class StripeServer:
             if now >= last_end and schedule["end_behavior"] == "release":
                 self._detach(schedule)
         for sub in self.subscriptions.values():  # renewals: one period after the other
+            if sub["status"] == "trialing" and sub["trial_end"] <= now:
+                sub["status"] = "active"
+            pause = sub.get("pause_collection")
+            if pause and pause["resumes_at"] and pause["resumes_at"] <= now:
+                sub["pause_collection"] = None  # Stripe lifts a pause at its resumes_at
             item = sub["items"]["data"][0]
             while (
                 sub["status"] == "active"
