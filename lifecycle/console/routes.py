@@ -622,7 +622,9 @@ async def confirm_page(request: Request, tenant_id: str, name: str) -> Response:
 async def _confirmation(request: Request, tenant: TenantView, name: str) -> dict[str, Any]:
     """What the confirmation page shows besides the action's explanation: the target plan, its
     limits, the monthly prices (from the plans file), the upgrade's Stripe proration
-    (PRORATION_BEHAVIOR) and, for a downgrade, the preview's usage, limits and violations."""
+    (PRORATION_BEHAVIOR), the plan-change preview (the plans file's rule and the prorated
+    amount of Stripe's invoice preview, or why there is none) and, for a downgrade, the
+    preview's usage, limits and violations."""
     lc = _client(request)
     to_plan = request.query_params.get("to_plan", "")
     context: dict[str, Any] = {"to_plan": to_plan, "retention_days": 30}
@@ -635,6 +637,8 @@ async def _confirmation(request: Request, tenant: TenantView, name: str) -> dict
         elif name == "downgrade":
             context["preview"] = await lc.plan_changes.downgrade_preview(tenant.tenant_id, to_plan)
         if name in ("upgrade", "downgrade"):
+            # the rule of the plans file and the amount from Stripe's invoice preview
+            context["priced"] = await lc.plan_changes.plan_change_preview(tenant.tenant_id, to_plan)
             context["prices"] = [
                 plans.get(p).monthly_price_cents / 100 for p in (tenant.plan, to_plan)
             ]

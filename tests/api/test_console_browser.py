@@ -333,6 +333,10 @@ async def test_upgrade_timeline_export_download_and_overview(stack: Stack, brows
     assert "users" in await page.inner_text("[data-testid=limits]")
     prices = await page.inner_text("[data-testid=prices]")
     assert "→ 99.00" in prices and "Stripe proration: create_prorations" in prices
+    # the plan-change preview: the plans file's rule, and no amount made up in limited mode
+    assert "immediate" in await page.inner_text("[data-testid=rule]")
+    amount = await page.inner_text("[data-testid=proration-amount]")
+    assert amount.startswith("No prorated amount: ") and "limited mode" in amount
     await page.click("[data-testid=confirm]")
     await page.wait_for_url(f"{base}/console/tenants/{tenant}?*")
     await until_text(page, "[data-testid=plan]", "professional")

@@ -80,3 +80,46 @@ def test_running_operations_show_their_progress_and_set_the_refresh() -> None:
     assert refresh_ms(tenant, [retained]) == REFRESH_WAITING_MS  # a retention timer waits
     assert refresh_ms(tenant, [retained, export]) == REFRESH_WORKING_MS
     assert refresh_ms(tenant, [_op("onboard", "completed")]) is None
+
+
+def test_tenant_page_shows_the_dunning_step_the_pause_and_the_trial() -> None:
+    from datetime import UTC, datetime
+
+    from starlette.requests import Request
+
+    from lifecycle.api.auth import Principal
+    from lifecycle.console.routes import templates
+    from lifecycle.domain.dunning import DunningStatus
+    from lifecycle.domain.tenants import Suspension
+    from tests.support.mocked_activities import tenant_view
+
+    at = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    tenant = tenant_view(
+        "acme",
+        "starter",
+        {},
+        state=TenantState.SUSPENDED,
+        suspension=Suspension(kind="paused", reason="holiday", resume_at=at),
+        trial_ends_at=at,
+        dunning=DunningStatus(
+            step="read_only", since=at, next_step="suspend", next_step_at=at, plan="starter"
+        ),
+    )
+    viewer = Principal("support", "viewer")
+    request = Request({"type": "http", "path": "/console/tenants/acme", "headers": []})
+    empty: dict[str, object] = dict.fromkeys(
+        ["bars", "exports", "operations", "events", "higher", "lower"], []
+    )
+    html = templates.get_template("tenant.html").render(
+        request=request,
+        tenant=tenant,
+        principal=viewer,
+        actions={},
+        retention_percent=None,
+        **empty,
+    )
+    assert "dunning</span>" in html
+    assert "step read_only since 2026-12-03 · next suspend on 2026-12-03" in html
+    assert "plan at failure starter" in html
+    assert "paused: holiday · resumes 2026-12-03 09:00 UTC" in html
+    assert 'data-testid="trial">2026-12-03 09:00 UTC' in html
