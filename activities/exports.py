@@ -375,26 +375,17 @@ class ExportActivities:
         the part, as the part is copied."""
         entries = []
         for record in records:
-            starts = []
-            for file in record.files:
-                path = stream.path + file.key
-                header = archive.member(
-                    path,
-                    deflated=False,
-                    crc32=file.crc32 or 0,
-                    size=file.size,
-                    compressed=file.size,
-                )
-                starts.append((file.size, header))
-                entries.append(
-                    {
-                        "path": path,
-                        "size_bytes": file.size,
-                        "sha256": file.sha256,
-                        "store": stream.name,
-                    }
-                )
-            await _copy_part(archive, staging, record, starts)
+            members = [(stream.path + file.key, file) for file in record.files]
+            await _copy_part(archive, staging, record, members)
+            entries += [
+                {
+                    "path": path,
+                    "size_bytes": file.size,
+                    "sha256": file.sha256,
+                    "store": stream.name,
+                }
+                for path, file in members
+            ]
         return entries
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -459,34 +450,46 @@ async def _copy_part(
     archive: ArchiveWriter,
     staging: ObjectStore,
     record: ChunkRecord,
-    starts: list[tuple[int, bytes]],
+    files: list[tuple[str, FileEntry]],
 ) -> None:
-    """Copy a chunk's part into the archive byte for byte; ``starts`` lists (size, local
-    header) of the files stored in it, each header written where its file begins. Raises
+    """Copy a chunk's part into the archive byte for byte; ``files`` lists the (path, file)
+    stored in it, each one's local header written where the file begins. Raises
     ChecksumMismatch when the part's length is not the sidecar's (damaged staging)."""
-    pending = collections.deque(starts)
+    pending = collections.deque(files)
     left = copied = 0
     overflow = False
+
+    def header(path: str, file: FileEntry, offset: int) -> bytes:
+        crc = file.crc32 or 0
+        return archive.member(
+            path, deflated=False, crc32=crc, size=file.size, compressed=file.size, offset=offset
+        )
+
     async for block in staging.read(f"{part_name(record.stream, record.seq)}.part"):
         copied += len(block)
         view = memoryview(block)
-        pieces: list[bytes | memoryview] = [] if starts else [view]
-        while starts and view:
+        pieces: list[bytes | memoryview] = [] if files else [view]
+        position = archive.out.tell()
+        while files and view:
             while not left and pending:
-                left, header = pending.popleft()
-                pieces.append(header)
+                path, file = pending.popleft()
+                pieces.append(header(path, file, position))
+                position += len(pieces[-1])
+                left = file.size
             if not left:
                 overflow = True
                 break
             take = view[:left]
             pieces.append(take)
+            position += len(take)
             left, view = left - len(take), view[len(take) :]
         await asyncio.to_thread(write_all, archive.out, pieces)
         await archive.out.drain()
         activity.heartbeat({"bytes": archive.out.size})
-    empty = []  # empty files after the last byte
-    while pending and pending[0][0] == 0:
-        empty.append(pending.popleft()[1])
+    empty: list[bytes] = []  # empty files after the last byte
+    while pending and pending[0][1].size == 0:
+        path, file = pending.popleft()
+        empty.append(header(path, file, archive.out.tell() + sum(map(len, empty))))
     if copied != record.part_bytes or left or pending or overflow:
         raise ApplicationError(
             f"part {record.stream}/{record.seq} is {copied} bytes, not the "

@@ -165,14 +165,24 @@ class ArchiveWriter:
         # a write-only stream: zipfile's own entries get data descriptors instead of seeks
         self.zip = zipfile.ZipFile(cast(IO[bytes], out), "w", allowZip64=True)
 
-    def member(self, name: str, *, deflated: bool, crc32: int, size: int, compressed: int) -> bytes:
+    def member(
+        self,
+        name: str,
+        *,
+        deflated: bool,
+        crc32: int,
+        size: int,
+        compressed: int,
+        offset: int | None = None,
+    ) -> bytes:
         """The local header of a member whose CRC-32 and sizes are known (ZIP64 extra field
-        when a size needs it); the member joins the central directory."""
+        when a size needs it), to be written at ``offset`` (default: the writer's position);
+        the member joins the central directory."""
         info = zipfile.ZipInfo(name, self.date_time)
         info.compress_type = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
         info.external_attr = 0o600 << 16
         info.CRC, info.file_size, info.compress_size = crc32, size, compressed
-        info.header_offset = self.out.tell()
+        info.header_offset = self.out.tell() if offset is None else offset
         self.zip.filelist.append(info)
         self.zip.NameToInfo[name] = info
         return info.FileHeader()

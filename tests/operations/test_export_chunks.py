@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -282,3 +283,22 @@ async def test_assembly_refuses_a_damaged_part_and_parts_of_an_older_worker(
         await ActivityEnvironment().run(acts.assemble_export, again)
     assert legacy.value.type == "LegacyChunks"
     assert not (root / "archives" / "acme" / "e1.json").exists()  # nothing recorded done
+
+
+async def test_files_spanning_read_blocks_get_their_headers_where_they_start(
+    tmp_path: Path,
+) -> None:
+    """Several files in one part, across the 1 MiB read blocks, with empty ones between and
+    at the end: each stored member's header sits where its file starts (testzip, hashes)."""
+    app = await make_app(tmp_path, projects_per_org=2)
+    folder = app.files / "1" / "img"
+    sizes = {"a.bin": 1_500_000, "b.bin": 0, "c.bin": 2_600_000, "d.bin": 7, "e.bin": 0}
+    for name, size in sizes.items():
+        (folder / name).write_bytes(os.urandom(size))
+    acts = await activities(tmp_path / "exports", load_datamap(app.datamap))
+    _, chunks, data = await export_directly(acts, "acme", "1", 10**8)
+    assert chunks[-1] == 1  # one part holds every file
+    manifest, archive = read_archive(data)
+    stored = {f["path"].rsplit("/", 1)[1]: f["size_bytes"] for f in manifest["files"]}
+    assert {name: stored[name] for name in sizes} == sizes
+    assert archive.read("files/0/img/c.bin") == (folder / "c.bin").read_bytes()
