@@ -63,17 +63,25 @@ def open_stores(url: str, storage: Path) -> asyncio.Future[TenantStores]:
     return TenantStores.open(load_datamap(DATAMAP, environ))  # type: ignore[return-value]
 
 
-async def batched_purge(stores: TenantStores, key: str, batch: int) -> tuple[int, float, float]:
+async def batched_purge(
+    stores: TenantStores, key: str, batch: int, per_table: dict[str, str]
+) -> tuple[int, float, float]:
     """``(rows, seconds, longest batch seconds)`` of the product's purge loop."""
     total, longest = 0, 0.0
     t0 = time.perf_counter()
     for entry in stores.deletion_order():
+        b0 = time.perf_counter()
         rows, slowest = await stores.purge_rows(entry, key, batch)
+        per_table[entry.name] = (
+            f"{rows:,} rows {time.perf_counter() - b0:.2f} s (longest {slowest * 1000:.0f} ms)"
+        )
         total, longest = total + rows, max(longest, slowest)
     return total, time.perf_counter() - t0, longest
 
 
-async def plain_purge(stores: TenantStores, key: str) -> tuple[int, float, float]:
+async def plain_purge(
+    stores: TenantStores, key: str, per_table: dict[str, str]
+) -> tuple[int, float, float]:
     """``(rows, seconds, longest statement seconds)`` of one DELETE per table."""
     total, longest = 0, 0.0
     t0 = time.perf_counter()
@@ -81,8 +89,10 @@ async def plain_purge(stores: TenantStores, key: str) -> tuple[int, float, float
         statement = delete(stores.table(entry)).where(stores.tenant_filter(entry, key))
         b0 = time.perf_counter()
         async with stores.engines[entry.database].begin() as conn:
-            total += int((await conn.execute(statement)).rowcount or 0)
-        longest = max(longest, time.perf_counter() - b0)
+            rows = int((await conn.execute(statement)).rowcount or 0)
+        elapsed = time.perf_counter() - b0
+        per_table[entry.name] = f"{rows:,} rows {elapsed:.2f} s"
+        total, longest = total + rows, max(longest, elapsed)
     return total, time.perf_counter() - t0, longest
 
 
@@ -124,13 +134,14 @@ async def main(args: argparse.Namespace) -> None:
                 await db.execute("VACUUM ANALYZE")
                 await db.close()
             results = {}
+            tables: dict[str, dict[str, str]] = {"batched": {}, "plain": {}}
             for name, label in ((first, "batched"), (second, "plain")):
                 stores = await open_stores(url_of[name], Path(tmp))
                 before = await counts(stores, args.tenants)
                 if label == "batched":
-                    results[label] = await batched_purge(stores, str(victim), batch)
+                    results[label] = await batched_purge(stores, str(victim), batch, tables[label])
                 else:
-                    results[label] = await plain_purge(stores, str(victim))
+                    results[label] = await plain_purge(stores, str(victim), tables[label])
                 after = await counts(stores, args.tenants)
                 await stores.close()
                 others_kept = all(after[c] == before[c] for c in before if c != victim)
@@ -145,7 +156,7 @@ async def main(args: argparse.Namespace) -> None:
             results["plain"],
         )
         print(
-            f"\nbatched purge (purge_rows, {batch} rows/transaction): "
+            f"\nbatched purge (purge_rows, at most {batch} rows per index batch): "
             f"{rows_b:,} rows in {sec_b:.1f} s = {rows_b / sec_b:,.0f} rows/s; "
             f"longest batch {longest_b * 1000:.0f} ms"
         )
@@ -154,6 +165,8 @@ async def main(args: argparse.Namespace) -> None:
             f"{sec_p:.1f} s = {rows_p / sec_p:,.0f} rows/s; longest statement "
             f"{longest_p * 1000:.0f} ms"
         )
+        for label, per_table in tables.items():
+            print(f"{label:8s} " + "; ".join(f"{t} {v}" for t, v in per_table.items()))
         print(f"ratio batched / plain: {(rows_b / sec_b) / (rows_p / sec_p):.2f}")
     finally:
         for name in (first, second):
