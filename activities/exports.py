@@ -2,7 +2,9 @@
 discard staging, delete an expired archive, and keep the export record current.
 
 Memory stays bounded whatever the tenant's size: rows are read in keyset pages of about
-PAGE_BYTES, files and parts stream in 1 MiB blocks, and writers hold at most one S3 part.
+PAGE_BYTES, deflated in 1 MiB blocks (a few in flight), files and parts stream in 1 MiB
+blocks, and writers hold at most one S3 part. Chunks write finished ZIP member data and the
+assembly only joins it (``lifecycle.storage.zipmember``).
 Every chunk and the archive end with a sidecar in export storage (see
 ``lifecycle.storage.exports``): a retry after a crash returns it and never redoes the work.
 """

@@ -87,9 +87,9 @@ def _column_equals(column: Any, data_key: str) -> ColumnElement[bool]:
 
 #: A purge transaction's target duration: batch sizes follow it (locks held well under 250 ms).
 BATCH_SECONDS = 0.1
-FIRST_BATCH_ROWS = 1000
+FIRST_BATCH_ROWS = 100
 #: Blocks (8 kB) of the first range of a sweep, and when a sweep pays (``purge_rows``).
-SWEEP_FIRST_BLOCKS = 128
+SWEEP_FIRST_BLOCKS = 16
 SWEEP_MIN_BLOCKS = 1024
 SWEEP_SHARE = 0.1
 
