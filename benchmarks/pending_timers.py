@@ -61,7 +61,8 @@ async def main(args: argparse.Namespace) -> None:
     work = scratch_dir()
     db_file = work / "temporal.db"
     with dev_server(db_file, None) as (address, _):
-        settings = bench_settings(work, address)
+        # generous RPC deadline: this shared machine can stall the dev server for seconds
+        settings = bench_settings(work, address, temporal_rpc_timeout_seconds=60)
         lc = await LifecycleClient.connect(settings)
         env = settings_env(settings)
         tenants = [f"t-{uuid.uuid4().hex[:10]}" for _ in range(args.tenants)]
