@@ -5,7 +5,8 @@ table, on identical copies of the sample application (lifecycle/dev/adtech).
 
 Creates a scratch database ``tl_bench_<random>`` on ``--pg-admin-url``, fills it with
 ``lifecycle.dev.adtech.generate`` sized so that the largest tenant holds about ``--rows`` rows,
-clones it (``CREATE DATABASE ... TEMPLATE``: the same rows) once per purge, then purges the largest tenant:
+clones it once per purge (``CREATE DATABASE ... TEMPLATE``: the same rows), then purges
+the largest tenant:
 
 - product: ``TenantStores.purge_rows`` over ``deletion_order()`` (children first), batch
   sizes following the transaction time (at most PURGE_BATCH_ROWS rows per index batch), as
