@@ -303,7 +303,8 @@ class TenantStores:
         Each batch's size follows the time the previous one took, toward BATCH_SECONDS
         (at most doubled, at least quartered). On PostgreSQL, a tenant holding at least
         SWEEP_SHARE of a table of SWEEP_MIN_BLOCKS blocks or more is first swept by ranges
-        of blocks (:meth:`_delete_blocks`: one pass over the table in all, instead of an
+        of blocks, from the first to the last block holding its rows (:meth:`_delete_blocks`:
+        one pass over them in all, instead of an
         index scan per batch that walks again past the entries of the rows already deleted;
         docs/benchmarks.md). Then batches of at most ``batch_rows`` (PURGE_BATCH_ROWS) rows
         found through the tenant's index delete whatever is left, until one deletes nothing.
@@ -321,8 +322,8 @@ class TenantStores:
                 on_batch(deleted)
             return n, elapsed
 
-        blocks = await self._sweep_blocks(entry, data_key)
-        start, step = 0, SWEEP_FIRST_BLOCKS
+        start, blocks = await self._sweep_blocks(entry, data_key)
+        step = SWEEP_FIRST_BLOCKS
         while start < blocks:
             _, elapsed = await timed(self._delete_blocks(entry, data_key, start, start + step))
             start, step = start + step, _next_size(step, elapsed, blocks)
@@ -333,25 +334,33 @@ class TenantStores:
                 return deleted, longest
             size = _next_size(size, elapsed, batch_rows)
 
-    async def _sweep_blocks(self, entry: TableEntry, data_key: str) -> int:
-        """The table's size in blocks when a sweep by block ranges pays (PostgreSQL, a table
-        of at least SWEEP_MIN_BLOCKS, the tenant at least SWEEP_SHARE of its estimated rows),
-        else 0."""
+    async def _sweep_blocks(self, entry: TableEntry, data_key: str) -> tuple[int, int]:
+        """The blocks ``(first, end)`` holding the tenant's rows when a sweep by block ranges
+        pays (PostgreSQL, a table of at least SWEEP_MIN_BLOCKS, the tenant at least
+        SWEEP_SHARE of its estimated rows), else ``(0, 0)``."""
         engine = self.engines[entry.database]
         if engine.dialect.name != "postgresql":
-            return 0
+            return 0, 0
         table = self.table(entry)
         name = engine.dialect.identifier_preparer.format_table(table)
         size = text(
             "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, c.reltuples "
             "FROM pg_class c WHERE c.oid = CAST(:name AS regclass)"
         ).bindparams(name=name)
+        ctid: ColumnElement[Any] = literal_column("ctid")
+        where = (
+            select(func.count(), func.min(ctid), func.max(ctid))
+            .select_from(table)
+            .where(self.tenant_filter(entry, data_key))
+        )
         async with engine.connect() as conn:
             blocks, estimated = (await conn.execute(size)).one()
-        if blocks < SWEEP_MIN_BLOCKS or estimated <= 0:
-            return 0
-        tenant_rows = await self.count_rows(entry, data_key)
-        return int(blocks) if tenant_rows >= SWEEP_SHARE * estimated else 0
+            if blocks < SWEEP_MIN_BLOCKS or estimated <= 0:
+                return 0, 0
+            rows, first, last = (await conn.execute(where)).one()
+        if rows < SWEEP_SHARE * estimated:
+            return 0, 0
+        return int(first[0]), int(last[0]) + 1  # asyncpg reads a tid as (block, offset)
 
     async def _delete_blocks(self, entry: TableEntry, data_key: str, start: int, end: int) -> int:
         """Delete the tenant's rows stored in blocks ``start`` to ``end - 1`` in one
