@@ -2,7 +2,9 @@
 discard staging, delete an expired archive, and keep the export record current.
 
 Memory stays bounded whatever the tenant's size: rows are read in keyset pages of about
-PAGE_BYTES, files and parts stream in 1 MiB blocks, and writers hold at most one S3 part.
+PAGE_BYTES, deflated in 1 MiB blocks (a few in flight), files and parts stream in 1 MiB
+blocks, and writers hold at most one S3 part. Chunks write finished ZIP member data and the
+assembly only joins it (``lifecycle.storage.zipmember``).
 Every chunk and the archive end with a sidecar in export storage (see
 ``lifecycle.storage.exports``): a retry after a crash returns it and never redoes the work.
 """
@@ -10,13 +12,15 @@ Every chunk and the archive end with a sidecar in export storage (see
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
 import math
 import zipfile
+import zlib
 from collections.abc import AsyncIterator
-from typing import IO, Any, cast
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -43,6 +47,7 @@ from lifecycle.storage.exports import ExportStorage
 from lifecycle.storage.jsonl import decode_value, encode_row, encode_value
 from lifecycle.storage.objectstore import ObjectStore, ObjectWriter, S3Options
 from lifecycle.storage.stores import TenantStores, storage_store_name, table_store_name
+from lifecycle.storage.zipmember import ArchiveWriter, MemberWriter, Sha256, write_all
 
 PAGE_BYTES = 4 * 1024 * 1024  # target encoded bytes per keyset page (memory bound)
 MAX_PAGE_ROWS = 5000
@@ -56,13 +61,6 @@ def part_name(stream: int, seq: int) -> str:
 async def put_bytes(store: ObjectStore, key: str, data: bytes) -> None:
     async with store.writer(key) as out:
         out.write(data)
-
-
-async def _write(out: ObjectWriter, data: bytes) -> None:
-    """Write off the event loop (hashing and disk I/O), then ship full S3 parts."""
-    if data:
-        await asyncio.to_thread(out.write, data)
-        await out.drain()
 
 
 class ExportActivities:
@@ -168,42 +166,59 @@ class ExportActivities:
 
     @activity.defn
     async def export_chunk(self, data: ChunkInput) -> ChunkResult:
-        """Write one chunk's part file and then its sidecar; heartbeat ``{items, bytes}``.
+        """Write one chunk's part (finished ZIP member data, see ``lifecycle.storage.zipmember``)
+        and then its sidecar; heartbeat ``{items, bytes}``.
 
-        A chunk whose sidecar exists was completed before (the worker crashed before
-        reporting it): the sidecar is returned and nothing is rewritten.
+        A table chunk deflates its rows as the next piece of the table's member, continuing
+        the CRC-32 and SHA-256 from the previous chunk's sidecar; a files chunk stores its
+        files one after the other with each one's CRC-32 and SHA-256. A chunk whose sidecar
+        exists was completed before (the worker crashed before reporting it): the sidecar is
+        returned and nothing is rewritten.
         """
         staging = self.storage.staging(data.tenant_id, data.export_id)
         name = part_name(data.stream, data.seq)
         if (done := await staging.get_bytes(f"{name}.json")) is not None:
-            record = ChunkRecord.model_validate_json(done)
-            return ChunkResult(**record.model_dump(exclude={"files"}))
-        async with self._stores() as stores, staging.writer(f"{name}.part") as out:
+            return _result(ChunkRecord.model_validate_json(done))
+        previous = None
+        if data.kind == "table" and data.seq > 0:
+            previous = await _record(staging, data.stream, data.seq - 1, "chunk")
+        async with self._stores() as stores, staging.writer(f"{name}.part", digest=False) as out:
             if data.kind == "table":
-                after, items, finished = await self._write_rows(stores, data, out)
+                member = (
+                    MemberWriter(out, previous.crc32 or 0, Sha256(previous.sha_state))
+                    if previous
+                    else MemberWriter(out)
+                )
+                after, items, finished = await self._write_rows(stores, data, member)
+                await member.finish(last=finished)
                 files: list[FileEntry] = []
+                size, crc, sha = member.raw, member.crc32, member.sha
             else:
                 after, files, finished = await self._write_files(stores, data, out)
-                items = len(files)
+                items, size, crc, sha = len(files), sum(f.size for f in files), None, None
         record = ChunkRecord(
             stream=data.stream,
             seq=data.seq,
             after=after,
             items=items,
-            bytes=out.size,
-            sha256=out.sha256,
+            bytes=size,
+            sha256=sha.hexdigest() if sha else None,
             done=finished,
             files=files,
+            member=True,
+            part_bytes=out.size,
+            crc32=crc,
+            sha_state=sha.state() if sha else None,
         )
         await put_bytes(staging, f"{name}.json", record.model_dump_json().encode())
         fault_point("export.after_chunk")
-        return ChunkResult(**record.model_dump(exclude={"files"}))
+        return _result(record)
 
     async def _write_rows(
-        self, stores: TenantStores, data: ChunkInput, out: ObjectWriter
+        self, stores: TenantStores, data: ChunkInput, member: MemberWriter
     ) -> tuple[Any, int, bool]:
         """Rows after the cursor, in primary-key order, until the next row would pass
-        ``max_bytes``; returns (cursor, rows, stream ended)."""
+        ``max_bytes`` of JSON Lines; returns (cursor, rows, stream ended)."""
         entry = stores.datamap.tables[data.ref]
         pk = stores.primary_key(entry)
         after = data.after
@@ -217,7 +232,7 @@ class ExportActivities:
             page = await stores.fetch_page(entry, data.data_key, cursor, page_rows)
             lines = [encode_row(row) for row in page]
             batch: list[bytes] = []
-            pending = out.size
+            pending = member.raw
             full = False
             for row, line in zip(page, lines, strict=True):
                 if pending > 0 and pending + len(line) > data.max_bytes:
@@ -227,8 +242,8 @@ class ExportActivities:
                 pending += len(line)
                 cursor = [row[c.name] for c in pk]
                 rows += 1
-            await _write(out, b"".join(batch))
-            activity.heartbeat({"items": rows, "bytes": out.size})
+            await member.write(b"".join(batch))
+            activity.heartbeat({"items": rows, "bytes": member.raw})
             if full:
                 return self._cursor(cursor), rows, False
             if len(page) < page_rows:
@@ -243,8 +258,9 @@ class ExportActivities:
     async def _write_files(
         self, stores: TenantStores, data: ChunkInput, out: ObjectWriter
     ) -> tuple[Any, list[FileEntry], bool]:
-        """Files after the cursor key, concatenated into the part, until the next file would
-        pass ``max_bytes``; returns (cursor, files in order, stream ended)."""
+        """Files after the cursor key, stored one after the other in the part (each one's
+        SHA-256 and CRC-32 taken as it is copied), until the next file would pass
+        ``max_bytes``; returns (cursor, files in order, stream ended)."""
         store = stores.storage(data.ref, data.data_key)
         after: str | None = data.after
         files: list[FileEntry] = []
@@ -252,12 +268,15 @@ class ExportActivities:
             async for key, size in listing:
                 if out.size > 0 and out.size + size > data.max_bytes:
                     return after, files, False
-                digest, copied = hashlib.sha256(), 0
+                copy = _StoredCopy(out)
                 async for block in store.read(key):
-                    await asyncio.to_thread(digest.update, block)
-                    await _write(out, block)
-                    copied += len(block)
-                files.append(FileEntry(key=key, size=copied, sha256=digest.hexdigest()))
+                    await asyncio.to_thread(copy.write, block)
+                    await out.drain()
+                files.append(
+                    FileEntry(
+                        key=key, size=copy.size, sha256=copy.sha.hexdigest(), crc32=copy.crc32
+                    )
+                )
                 after = key
                 activity.heartbeat({"items": len(files), "bytes": out.size})
         return after, files, True
@@ -266,39 +285,36 @@ class ExportActivities:
 
     @activity.defn
     async def assemble_export(self, data: AssembleInput) -> ArchiveResult:
-        """Stream every part into the ZIP (tables deflated, files stored, ZIP64 as needed),
-        verifying each part's SHA-256, then ``manifest.json``; record the archive's SHA-256.
+        """Join the chunks' finished members into the ZIP (a local header from each member's
+        CRC-32 and sizes, then its parts byte for byte: no re-compression, no checksum pass),
+        then ``manifest.json`` and the central directory (ZIP64 as needed); the archive's
+        SHA-256 is taken as it streams out, to a non-seekable writer, never held in memory.
 
-        The ZIP is written to a non-seekable writer (entries carry data descriptors), so the
-        archive is hashed as it is written and never held in memory.
+        Raises non-retryable ``MissingChunk`` (a sidecar is gone), ``ChecksumMismatch`` (a
+        part's length differs from its sidecar) or ``LegacyChunks`` (parts written before
+        the member format, by an older worker: export again).
         """
         archives = self.storage.archives(data.tenant_id)
         sidecar = f"{data.export_id}.json"
         if (done := await archives.get_bytes(sidecar)) is not None:
             return ArchiveResult.model_validate_json(done)
         staging = self.storage.staging(data.tenant_id, data.export_id)
-        stamp = data.generated_at.timetuple()[:6]
         entries: list[dict[str, Any]] = []
         async with archives.writer(self.storage.archive_name(data.export_id)) as out:
-            # a write-only stream: zipfile writes data descriptors instead of seeking back
-            archive = zipfile.ZipFile(cast(IO[bytes], out), "w", allowZip64=True)
-            for stream, count in zip(data.streams, data.chunks, strict=True):
-                records = []
-                for seq in range(count):
-                    raw = await staging.get_bytes(f"{part_name(stream.index, seq)}.json")
-                    if raw is None:
-                        raise ApplicationError(
-                            f"chunk {seq} of {stream.name} is missing from staging",
-                            type="MissingChunk",
-                            non_retryable=True,
-                        )
-                    records.append(ChunkRecord.model_validate_json(raw))
-                if stream.kind == "table":
-                    entries.append(
-                        await self._add_table(archive, out, staging, stream, records, stamp)
-                    )
-                else:
-                    entries += await self._add_files(archive, out, staging, stream, records, stamp)
+            archive = ArchiveWriter(out, data.generated_at.timetuple()[:6])
+            try:
+                for stream, count in zip(data.streams, data.chunks, strict=True):
+                    records = [
+                        await _record(staging, stream.index, seq, "assembly")
+                        for seq in range(count)
+                    ]
+                    if stream.kind == "table":
+                        entries.append(await self._add_table(archive, staging, stream, records))
+                    else:
+                        entries += await self._add_files(archive, staging, stream, records)
+            except BaseException:
+                archive.abandon()
+                raise
             manifest = {
                 "export_id": data.export_id,
                 "tenant_id": data.tenant_id,
@@ -306,9 +322,9 @@ class ExportActivities:
                 "generated_at": data.generated_at.isoformat(),
                 "files": entries,
             }
-            info = zipfile.ZipInfo("manifest.json", stamp)
+            info = zipfile.ZipInfo("manifest.json", archive.date_time)
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, json.dumps(manifest, indent=2, ensure_ascii=False))
+            archive.zip.writestr(info, json.dumps(manifest, indent=2, ensure_ascii=False))
             archive.close()
             await out.drain()
         result = ArchiveResult(
@@ -323,84 +339,55 @@ class ExportActivities:
 
     async def _add_table(
         self,
-        archive: zipfile.ZipFile,
-        out: ObjectWriter,
+        archive: ArchiveWriter,
         staging: ObjectStore,
         stream: StreamPlan,
         records: list[ChunkRecord],
-        stamp: Any,
     ) -> dict[str, Any]:
-        """One JSON Lines entry: the table's parts concatenated in chunk order."""
-        info = zipfile.ZipInfo(stream.path, stamp)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.file_size = size = sum(r.bytes for r in records)  # lets zipfile pick ZIP64
-        digest = hashlib.sha256()
-        with archive.open(info, "w") as entry:
-            for record in records:
-                async for block in _verified(staging, record):
-                    await asyncio.to_thread(_feed, entry, digest, block)
-                    await out.drain()
-                activity.heartbeat({"bytes": out.size})
+        """One JSON Lines member: its chunks' DEFLATE pieces in chunk order."""
+        last = records[-1]
+        size = sum(r.bytes for r in records)
+        header = archive.member(
+            stream.path,
+            deflated=True,
+            crc32=last.crc32 or 0,
+            size=size,
+            compressed=sum(r.part_bytes for r in records),
+        )
+        await asyncio.to_thread(archive.out.write, header)
+        for record in records:
+            await _copy_part(archive, staging, record, [])
         return {
             "path": stream.path,
             "size_bytes": size,
             "rows": sum(r.items for r in records),
-            "sha256": digest.hexdigest(),
+            "sha256": last.sha256,
             "store": stream.name,
             "columns": stream.columns,
         }
 
     async def _add_files(
         self,
-        archive: zipfile.ZipFile,
-        out: ObjectWriter,
+        archive: ArchiveWriter,
         staging: ObjectStore,
         stream: StreamPlan,
         records: list[ChunkRecord],
-        stamp: Any,
     ) -> list[dict[str, Any]]:
-        """One stored entry per file, cut from the parts by the sizes in the sidecars."""
+        """One stored member per file: its local header inserted where the file starts in
+        the part, as the part is copied."""
         entries = []
         for record in records:
-            # each file's SHA-256 is verified below, which covers the part's bytes
-            blocks = staging.read(f"{part_name(record.stream, record.seq)}.part")
-            leftover = b""
-            for file in record.files:
-                info = zipfile.ZipInfo(stream.path + file.key, stamp)
-                info.compress_type = zipfile.ZIP_STORED
-                info.file_size = file.size
-                digest, need = hashlib.sha256(), file.size
-                with archive.open(info, "w") as entry:
-                    while need:
-                        block = leftover or await anext(blocks)
-                        take, leftover = block[:need], block[need:]
-                        await asyncio.to_thread(_feed, entry, digest, take)
-                        await out.drain()
-                        need -= len(take)
-                if digest.hexdigest() != file.sha256:
-                    raise ApplicationError(
-                        f"{stream.name} file {file.key} changed in staging (SHA-256 mismatch)",
-                        type="ChecksumMismatch",
-                        non_retryable=True,
-                    )
-                entries.append(
-                    {
-                        "path": info.filename,
-                        "size_bytes": file.size,
-                        "sha256": file.sha256,
-                        "store": stream.name,
-                    }
-                )
-            extra = len(leftover)
-            async for block in blocks:
-                extra += len(block)
-            if extra:
-                raise ApplicationError(
-                    f"{stream.name} part {record.seq} is longer than its files",
-                    type="ChecksumMismatch",
-                    non_retryable=True,
-                )
-            activity.heartbeat({"bytes": out.size})
+            members = [(stream.path + file.key, file) for file in record.files]
+            await _copy_part(archive, staging, record, members)
+            entries += [
+                {
+                    "path": path,
+                    "size_bytes": file.size,
+                    "sha256": file.sha256,
+                    "store": stream.name,
+                }
+                for path, file in members
+            ]
         return entries
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -424,22 +411,92 @@ class ExportActivities:
         await self.records.update(change)
 
 
-def _feed(entry: Any, digest: Any, block: bytes) -> None:
-    digest.update(block)
-    entry.write(block)
+def _result(record: ChunkRecord) -> ChunkResult:
+    return ChunkResult(**record.model_dump(include=set(ChunkResult.model_fields)))
 
 
-async def _verified(staging: ObjectStore, record: ChunkRecord) -> AsyncIterator[bytes]:
-    """Stream a chunk's part, raising ChecksumMismatch at the end when its size or SHA-256
-    differs from the sidecar (staging damaged between the chunk and the assembly)."""
-    digest, size = hashlib.sha256(), 0
-    async for block in staging.read(f"{part_name(record.stream, record.seq)}.part"):
-        digest.update(block)
-        size += len(block)
-        yield block
-    if size != record.bytes or digest.hexdigest() != record.sha256:
+async def _record(staging: ObjectStore, stream: int, seq: int, reader: str) -> ChunkRecord:
+    """The sidecar of chunk ``seq`` of ``stream``, in the member format."""
+    raw = await staging.get_bytes(f"{part_name(stream, seq)}.json")
+    if raw is None:
         raise ApplicationError(
-            f"part {record.stream}/{record.seq} does not match its sidecar (size or SHA-256)",
+            f"chunk {seq} of stream {stream} is missing from staging ({reader})",
+            type="MissingChunk",
+            non_retryable=True,
+        )
+    record = ChunkRecord.model_validate_json(raw)
+    if not record.member:
+        raise ApplicationError(
+            f"chunk {seq} of stream {stream} was written by an older worker (plain parts, "
+            "not ZIP members): start the export again",
+            type="LegacyChunks",
+            non_retryable=True,
+        )
+    return record
+
+
+class _StoredCopy:
+    """Copies a file into a part (from a worker thread), taking its SHA-256 and CRC-32."""
+
+    def __init__(self, out: ObjectWriter) -> None:
+        self.out, self.sha, self.crc32, self.size = out, hashlib.sha256(), 0, 0
+
+    def write(self, block: bytes) -> None:
+        self.sha.update(block)
+        self.crc32 = zlib.crc32(block, self.crc32)
+        self.size += len(block)
+        self.out.write(block)
+
+
+async def _copy_part(
+    archive: ArchiveWriter,
+    staging: ObjectStore,
+    record: ChunkRecord,
+    files: list[tuple[str, FileEntry]],
+) -> None:
+    """Copy a chunk's part into the archive byte for byte; ``files`` lists the (path, file)
+    stored in it, each one's local header written where the file begins. Raises
+    ChecksumMismatch when the part's length is not the sidecar's (damaged staging)."""
+    pending = collections.deque(files)
+    left = copied = 0
+    overflow = False
+
+    def header(path: str, file: FileEntry, offset: int) -> bytes:
+        crc = file.crc32 or 0
+        return archive.member(
+            path, deflated=False, crc32=crc, size=file.size, compressed=file.size, offset=offset
+        )
+
+    async for block in staging.read(f"{part_name(record.stream, record.seq)}.part"):
+        copied += len(block)
+        view = memoryview(block)
+        pieces: list[bytes | memoryview] = [] if files else [view]
+        position = archive.out.tell()
+        while files and view:
+            while not left and pending:
+                path, file = pending.popleft()
+                pieces.append(header(path, file, position))
+                position += len(pieces[-1])
+                left = file.size
+            if not left:
+                overflow = True
+                break
+            take = view[:left]
+            pieces.append(take)
+            position += len(take)
+            left, view = left - len(take), view[len(take) :]
+        await asyncio.to_thread(write_all, archive.out, pieces)
+        await archive.out.drain()
+        activity.heartbeat({"bytes": archive.out.size})
+    empty: list[bytes] = []  # empty files after the last byte
+    while pending and pending[0][1].size == 0:
+        path, file = pending.popleft()
+        empty.append(header(path, file, archive.out.tell() + sum(map(len, empty))))
+    if copied != record.part_bytes or left or pending or overflow:
+        raise ApplicationError(
+            f"part {record.stream}/{record.seq} is {copied} bytes, not the "
+            f"{record.part_bytes} of its sidecar and files",
             type="ChecksumMismatch",
             non_retryable=True,
         )
+    await asyncio.to_thread(write_all, archive.out, empty)

@@ -11,14 +11,21 @@ Tenants are written directly with ``TenantRepository.create_tenant``; deletions 
 Prints deletions/s (until every tenant is DELETED), the worker's RSS after each quarter
 started and each quarter DELETED, the dev server's database size (db + -wal), then restarts
 the worker with a cache of 10 and times onboarding + upgrade of one new tenant.
+
+Baseline, on the same server once the deletions wait: as many bare workflows that start and
+sleep (``benchmarks/sleepers.py``, a worker process of the same settings), started with the
+same concurrency; their rate, the ratio, and that worker's RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -54,7 +61,8 @@ async def main(args: argparse.Namespace) -> None:
     work = scratch_dir()
     db_file = work / "temporal.db"
     with dev_server(db_file, None) as (address, _):
-        settings = bench_settings(work, address)
+        # generous RPC deadline: this shared machine can stall the dev server for seconds
+        settings = bench_settings(work, address, temporal_rpc_timeout_seconds=60)
         lc = await LifecycleClient.connect(settings)
         env = settings_env(settings)
         tenants = [f"t-{uuid.uuid4().hex[:10]}" for _ in range(args.tenants)]
@@ -122,6 +130,54 @@ async def main(args: argparse.Namespace) -> None:
             worker.wait()
         disk = sum(p.stat().st_size for p in work.glob("temporal.db*"))
         print(f"dev server database on disk (db + -wal + -shm): {disk / 1e6:.0f} MB")
+
+        # the baseline on the same server, with the deletions pending: as many bare
+        # workflows that start and sleep, same concurrency of starts, worker settings alike
+        queue, count_file = f"sleepers-{uuid.uuid4().hex[:6]}", work / "arrived"
+        sleepers = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.sleepers",
+                address,
+                queue,
+                str(count_file),
+                "--cache",
+                str(args.cache),
+                "--slots",
+                str(settings.max_concurrent_lifecycle_jobs),
+            ],
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        try:
+            while not count_file.exists():
+                await asyncio.sleep(0.2)
+            print(f"bare worker RSS at start: {rss_mb(sleepers.pid):.0f} MB")
+            from benchmarks.sleepers import SleepingWorkflow
+
+            async def sleep_start(i: int) -> None:
+                async with sem:
+                    await lc.temporal.start_workflow(
+                        SleepingWorkflow.run, 30 + i % 61, id=f"{queue}-{i}", task_queue=queue
+                    )
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(sleep_start(i) for i in range(args.tenants)))
+            print(f"  {args.tenants} bare starts after {time.perf_counter() - t0:.1f} s")
+            while int(count_file.read_text() or 0) < args.tenants:
+                await asyncio.sleep(0.2)
+            bare_s = time.perf_counter() - t0
+            print(
+                f"all {args.tenants} bare workflows sleeping: {bare_s:.1f} s = "
+                f"{args.tenants / bare_s:.1f}/s; bare worker RSS {rss_mb(sleepers.pid):.0f} MB"
+            )
+            print(
+                f"ratio soft deletes / bare start-and-sleep: {bare_s / seconds:.2f} "
+                f"({args.tenants / seconds:.1f} vs {args.tenants / bare_s:.1f} per second)"
+            )
+        finally:
+            sleepers.terminate()
+            sleepers.wait()
 
         worker = worker_process({**env, "WORKER_MAX_CACHED_WORKFLOWS": "10"})
         try:

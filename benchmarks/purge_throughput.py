@@ -5,15 +5,20 @@ table, on identical copies of the sample application (lifecycle/dev/adtech).
 
 Creates a scratch database ``tl_bench_<random>`` on ``--pg-admin-url``, fills it with
 ``lifecycle.dev.adtech.generate`` sized so that the largest tenant holds about ``--rows`` rows,
-clones it (``CREATE DATABASE ... TEMPLATE``: the same rows), then purges the largest tenant:
+clones it once per purge (``CREATE DATABASE ... TEMPLATE``: the same rows), then purges
+the largest tenant:
 
-- product: ``TenantStores.purge_rows`` over ``deletion_order()`` (children first) with
-  PURGE_BATCH_ROWS rows per transaction, as ``activities/purge.py`` does;
+- product: ``TenantStores.purge_rows`` over ``deletion_order()`` (children first), batch
+  sizes following the transaction time (at most PURGE_BATCH_ROWS rows per index batch), as
+  ``activities/purge.py`` does;
 - baseline: one ``DELETE ... WHERE <tenant filter>`` per table, children first, each in its
   own transaction, on the clone.
 
-Prints rows/s of both, their ratio, the longest single batch transaction (locks held) and the
-other tenants' row counts before and after in both databases. Drops both databases at the end.
+``--rounds`` rounds (default 2), each on two fresh copies, alternating which purge goes first
+(this machine's speed drifts within minutes). Prints rows/s of both per round and over all,
+the ratio over the summed times, every transaction's duration (p50, p99, longest, how many
+took 250 ms or more), per-table times, and the other tenants' row counts before and after in
+every database. Drops every database at the end.
 """
 
 from __future__ import annotations
@@ -63,17 +68,33 @@ def open_stores(url: str, storage: Path) -> asyncio.Future[TenantStores]:
     return TenantStores.open(load_datamap(DATAMAP, environ))  # type: ignore[return-value]
 
 
-async def batched_purge(stores: TenantStores, key: str, batch: int) -> tuple[int, float, float]:
-    """``(rows, seconds, longest batch seconds)`` of the product's purge loop."""
+async def batched_purge(
+    stores: TenantStores, key: str, batch: int, per_table: dict[str, str], batches: list[float]
+) -> tuple[int, float, float]:
+    """``(rows, seconds, longest batch seconds)`` of the product's purge loop; ``batches``
+    gets every batch's seconds (the time between two reports of ``purge_rows``)."""
     total, longest = 0, 0.0
     t0 = time.perf_counter()
     for entry in stores.deletion_order():
-        rows, slowest = await stores.purge_rows(entry, key, batch)
+        b0 = last = time.perf_counter()
+
+        def report(_: int) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            batches.append(now - last)
+            last = now
+
+        rows, slowest = await stores.purge_rows(entry, key, batch, report)
+        per_table[entry.name] = (
+            f"{rows:,} rows {time.perf_counter() - b0:.2f} s (longest {slowest * 1000:.0f} ms)"
+        )
         total, longest = total + rows, max(longest, slowest)
     return total, time.perf_counter() - t0, longest
 
 
-async def plain_purge(stores: TenantStores, key: str) -> tuple[int, float, float]:
+async def plain_purge(
+    stores: TenantStores, key: str, per_table: dict[str, str]
+) -> tuple[int, float, float]:
     """``(rows, seconds, longest statement seconds)`` of one DELETE per table."""
     total, longest = 0, 0.0
     t0 = time.perf_counter()
@@ -81,41 +102,43 @@ async def plain_purge(stores: TenantStores, key: str) -> tuple[int, float, float
         statement = delete(stores.table(entry)).where(stores.tenant_filter(entry, key))
         b0 = time.perf_counter()
         async with stores.engines[entry.database].begin() as conn:
-            total += int((await conn.execute(statement)).rowcount or 0)
-        longest = max(longest, time.perf_counter() - b0)
+            rows = int((await conn.execute(statement)).rowcount or 0)
+        elapsed = time.perf_counter() - b0
+        per_table[entry.name] = f"{rows:,} rows {elapsed:.2f} s"
+        total, longest = total + rows, max(longest, elapsed)
     return total, time.perf_counter() - t0, longest
 
 
 async def main(args: argparse.Namespace) -> None:
     admin = make_url(args.pg_admin_url)
     dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    first, second = (f"tl_bench_{uuid.uuid4().hex[:8]}" for _ in range(2))
-    url_of = {
-        n: admin.set(database=n).render_as_string(hide_password=False) for n in (first, second)
-    }
+    # round r purges copy 2r with the product and copy 2r+1 plainly; the order alternates
+    names = [f"tl_bench_{uuid.uuid4().hex[:8]}" for _ in range(2 * args.rounds)]
+    url_of = {n: admin.set(database=n).render_as_string(hide_password=False) for n in names}
     size_mb, victim = size_for(args.rows, args.tenants, args.seed)
     batch = Settings(_env_file=None).purge_batch_rows  # type: ignore[call-arg]
     conn = await asyncpg.connect(dsn)
-    await conn.execute(f'CREATE DATABASE "{first}"')
+    await conn.execute(f'CREATE DATABASE "{names[0]}"')
     try:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             report = await generate(
-                url_of[first],
+                url_of[names[0]],
                 f"{Path(tmp).as_uri()}/",
                 tenants=args.tenants,
                 size_mb=size_mb,
                 seed=args.seed,
             )
-            print(f"machine: {machine()}")
+            print(f"machine: {machine()}; load average {os.getloadavg()}")
             print(
                 f"generated {report.rows:,} rows for {args.tenants} tenants ({size_mb:.0f} MB "
                 f"budget, seed {args.seed}) in {time.perf_counter() - t0:.0f} s; tenant "
                 f"{victim} holds {sum(report.companies[victim].rows.values()):,} rows: "
                 f"{report.companies[victim].rows}"
             )
-            await conn.execute(f'CREATE DATABASE "{second}" TEMPLATE "{first}"')
-            for name in (first, second):  # fresh statistics in both copies
+            for name in names[1:]:
+                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{names[0]}"')
+            for name in names:  # fresh statistics in every copy
                 db = await asyncpg.connect(
                     admin.set(drivername="postgresql", database=name).render_as_string(
                         hide_password=False
@@ -123,40 +146,53 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 await db.execute("VACUUM ANALYZE")
                 await db.close()
-            results = {}
-            for name, label in ((first, "batched"), (second, "plain")):
-                stores = await open_stores(url_of[name], Path(tmp))
-                before = await counts(stores, args.tenants)
-                if label == "batched":
-                    results[label] = await batched_purge(stores, str(victim), batch)
-                else:
-                    results[label] = await plain_purge(stores, str(victim))
-                after = await counts(stores, args.tenants)
-                await stores.close()
-                others_kept = all(after[c] == before[c] for c in before if c != victim)
-                kept_before = sum(v for c, v in before.items() if c != victim)
-                kept_after = sum(v for c, v in after.items() if c != victim)
-                print(
-                    f"{label:8s} other tenants' rows before {kept_before:,} after {kept_after:,} "
-                    f"(untouched: {others_kept}); tenant {victim} left: {after[victim]}"
-                )
+            totals = {"batched": [0, 0.0, 0.0], "plain": [0, 0.0, 0.0]}
+            batches: list[float] = []
+            for r in range(args.rounds):
+                order = [("batched", names[2 * r]), ("plain", names[2 * r + 1])]
+                for label, name in order if r % 2 == 0 else order[::-1]:
+                    per_table: dict[str, str] = {}
+                    stores = await open_stores(url_of[name], Path(tmp))
+                    before = await counts(stores, args.tenants)
+                    if label == "batched":
+                        rows, sec, longest = await batched_purge(
+                            stores, str(victim), batch, per_table, batches
+                        )
+                    else:
+                        rows, sec, longest = await plain_purge(stores, str(victim), per_table)
+                    after = await counts(stores, args.tenants)
+                    await stores.close()
+                    others_kept = all(after[c] == before[c] for c in before if c != victim)
+                    total = totals[label]
+                    total[0], total[1] = int(total[0]) + rows, total[1] + sec
+                    total[2] = max(total[2], longest)
+                    print(
+                        f"round {r + 1} {label:7s}: {rows:,} rows in {sec:.2f} s = "
+                        f"{rows / sec:,.0f} rows/s, longest transaction {longest * 1000:.0f} ms; "
+                        f"other tenants untouched: {others_kept}, tenant {victim} left: "
+                        f"{after[victim]}; load average {os.getloadavg()[0]:.1f}"
+                    )
+                    print("    " + "; ".join(f"{t} {v}" for t, v in per_table.items()))
         (rows_b, sec_b, longest_b), (rows_p, sec_p, longest_p) = (
-            results["batched"],
-            results["plain"],
+            totals["batched"],
+            totals["plain"],
         )
+        ordered = sorted(batches)
+        over = sum(1 for b in batches if b >= 0.25)
         print(
-            f"\nbatched purge (purge_rows, {batch} rows/transaction): "
+            f"\nbatched purge (purge_rows, at most {batch} rows per index batch), all rounds: "
             f"{rows_b:,} rows in {sec_b:.1f} s = {rows_b / sec_b:,.0f} rows/s; "
-            f"longest batch {longest_b * 1000:.0f} ms"
+            f"{len(batches)} transactions, p50 {ordered[len(ordered) // 2] * 1000:.0f} ms, "
+            f"p99 {ordered[int(len(ordered) * 0.99)] * 1000:.0f} ms, longest "
+            f"{longest_b * 1000:.0f} ms, {over} at 250 ms or more"
         )
         print(
-            f"plain DELETE per table:                        {rows_p:,} rows in "
-            f"{sec_p:.1f} s = {rows_p / sec_p:,.0f} rows/s; longest statement "
-            f"{longest_p * 1000:.0f} ms"
+            f"plain DELETE per table, all rounds: {rows_p:,} rows in {sec_p:.1f} s = "
+            f"{rows_p / sec_p:,.0f} rows/s; longest statement {longest_p * 1000:.0f} ms"
         )
-        print(f"ratio batched / plain: {(rows_b / sec_b) / (rows_p / sec_p):.2f}")
+        print(f"ratio batched / plain over the summed times: {sec_p / sec_b:.2f}")
     finally:
-        for name in (first, second):
+        for name in names:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
 
@@ -166,6 +202,7 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the purged tenant")
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     parser.add_argument(
         "--pg-admin-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     )

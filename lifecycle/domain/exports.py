@@ -132,30 +132,45 @@ class ChunkInput(DomainModel):
 
 
 class ChunkResult(DomainModel):
-    """A written chunk: its part file has ``bytes`` bytes with ``sha256``; ``items`` rows or
-    files; ``after`` the cursor where the next chunk starts; ``done`` when the stream ended."""
+    """A written chunk: ``bytes`` of tenant data (JSON Lines or files, before compression),
+    ``items`` rows or files; ``after`` the cursor where the next chunk starts; ``done`` when
+    the stream ended. ``sha256``: of the table's JSON Lines through this chunk (None for
+    files; before the member format, of the part file)."""
 
     stream: int
     seq: int
     after: Any
     items: int
     bytes: int
-    sha256: str
+    sha256: str | None = None
     done: bool
 
 
 class FileEntry(DomainModel):
-    """A file copied into a chunk's part, in order: ``key`` under its storage prefix."""
+    """A file copied into a chunk's part, in order: ``key`` under its storage prefix,
+    ``size`` bytes, its SHA-256 (hex) and CRC-32 (None before the member format)."""
 
     key: str
     size: int
     sha256: str
+    crc32: int | None = None
 
 
 class ChunkRecord(ChunkResult):
-    """The sidecar written next to a part once it is complete (files listed for storage)."""
+    """The sidecar written next to a part once it is complete.
+
+    A part holds finished ZIP member data (``member``): a table chunk's part is the next
+    piece of its member's raw DEFLATE stream (``part_bytes`` long), ``crc32`` and
+    ``sha_state`` (a resumable SHA-256 state, hex) cover the table's JSON Lines through
+    this chunk; a files chunk's part is its ``files`` stored one after the other. Sidecars
+    written before the member format (``member`` False) held plain JSON Lines parts.
+    """
 
     files: list[FileEntry] = Field(default_factory=list)
+    member: bool = False
+    part_bytes: int = 0
+    crc32: int | None = None
+    sha_state: str | None = None
 
 
 class AssembleInput(DomainModel):

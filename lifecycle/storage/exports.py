@@ -2,7 +2,7 @@
 
 Layout under the export storage root (EXPORT_STORAGE_PATH or ``s3://S3_BUCKET/``)::
 
-    staging/<tenant_id>/<export_id>/<stream>/<seq>.part   one chunk's output
+    staging/<tenant_id>/<export_id>/<stream>/<seq>.part   one chunk's ZIP member data
     staging/<tenant_id>/<export_id>/<stream>/<seq>.json   its sidecar, written after the part
     archives/<tenant_id>/<export_id>.zip                  the archive
     archives/<tenant_id>/<export_id>.json                 its size and SHA-256, written after

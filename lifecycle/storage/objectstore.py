@@ -66,9 +66,10 @@ class ObjectStore(Protocol):
         """Stream one object's bytes in chunks of at most 1 MiB."""
         ...
 
-    def writer(self, key: str) -> ObjectWriter:
+    def writer(self, key: str, digest: bool = True) -> ObjectWriter:
         """A streaming writer of object ``key``; the object appears only when the writer
-        exits without error (atomic rename or completed multipart upload)."""
+        exits without error (atomic rename or completed multipart upload). ``digest``: keep
+        the SHA-256 of what is written (``w.sha256``)."""
         ...
 
     async def get_bytes(self, key: str) -> bytes | None:
@@ -90,16 +91,19 @@ class ObjectWriter:
     Memory is bounded: at most one S3 part (PART_SIZE) plus the last write is buffered.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, digest: bool = True) -> None:
         self.size = 0
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if digest else None
 
     @property
     def sha256(self) -> str:
+        if self._hash is None:
+            raise RuntimeError("this writer was opened with digest=False")
         return self._hash.hexdigest()
 
     def write(self, data: bytes | memoryview) -> int:
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         self.size += len(data)
         self._put(data)
         return len(data)
@@ -139,8 +143,8 @@ class ObjectWriter:
 class _LocalWriter(ObjectWriter):
     """Writes ``path`` through a temporary sibling renamed into place on success."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__()
+    def __init__(self, path: Path, digest: bool) -> None:
+        super().__init__(digest)
         self.path = path
         self.tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
 
@@ -198,8 +202,8 @@ class LocalStore:
             while chunk := await asyncio.to_thread(fh.read, READ_CHUNK):
                 yield chunk
 
-    def writer(self, key: str) -> ObjectWriter:
-        return _LocalWriter(self._path(key))
+    def writer(self, key: str, digest: bool = True) -> ObjectWriter:
+        return _LocalWriter(self._path(key), digest)
 
     async def get_bytes(self, key: str) -> bytes | None:
         try:
@@ -231,8 +235,8 @@ class _S3Writer(ObjectWriter):
     """Buffers up to PART_SIZE and uploads it as one part of a multipart upload (started
     with the first full part); an object smaller than one part is a single PUT."""
 
-    def __init__(self, store: S3Store, key: str, part_size: int) -> None:
-        super().__init__()
+    def __init__(self, store: S3Store, key: str, part_size: int, digest: bool) -> None:
+        super().__init__(digest)
         self.store, self.key, self.part_size = store, store.prefix + key, part_size
         self.buffer = bytearray()
         self.upload_id: str | None = None
@@ -314,8 +318,8 @@ class S3Store:
                 for obj in page.get("Contents", []):
                     yield obj["Key"][len(self.prefix) :], int(obj["Size"])
 
-    def writer(self, key: str) -> ObjectWriter:
-        return _S3Writer(self, key, PART_SIZE)
+    def writer(self, key: str, digest: bool = True) -> ObjectWriter:
+        return _S3Writer(self, key, PART_SIZE, digest)
 
     async def get_bytes(self, key: str) -> bytes | None:
         async with self.options.client() as s3:  # type: ignore[attr-defined]

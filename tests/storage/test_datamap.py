@@ -5,12 +5,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 from lifecycle.domain.errors import ConfigError
 from lifecycle.persistence.engine import create_engine
 from lifecycle.storage.datamap import parse_datamap
-from lifecycle.storage.stores import TenantStores
+from lifecycle.storage.stores import SWEEP_MIN_BLOCKS, TenantStores
 from tests.support.datamaps import GOOD
 
 metadata = MetaData()
@@ -196,3 +206,35 @@ def test_tenant_columns_and_ignore_are_validated() -> None:
     no_reason = GOOD + '[[ignore]]\ndatabase = "app"\nname = "stats"\n'
     with pytest.raises(ConfigError, match="reason"):
         parse_datamap(no_reason, "t.toml", env)
+
+
+async def test_large_share_of_a_big_table_is_swept_by_block_ranges(pg_url: str) -> None:
+    """PostgreSQL: a tenant with most of a table of more than SWEEP_MIN_BLOCKS blocks is
+    purged by block ranges (then by index batches for anything left), every one of its rows
+    and only those; each batch is reported."""
+    engine = create_engine(pg_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+        rows = [{"id": i, "org_id": 1 if i % 20 else 2, "title": "x" * 300} for i in range(30_000)]
+        await conn.execute(projects.insert(), rows)
+        await conn.execute(text("ANALYZE projects"))
+    env = {"APP_DATABASE_URL": pg_url, "APP_FILES": "/tmp"}
+    stores = await TenantStores.open(parse_datamap(GOOD, "t.toml", env))
+    try:
+        entry = stores.datamap.table("projects")
+        first, end = await stores._sweep_blocks(entry, "1")
+        assert first == 0 and end >= SWEEP_MIN_BLOCKS
+        assert await stores._sweep_blocks(entry, "2") == (0, 0)  # 5%: a sweep pays from 10%
+        progress: list[int] = []
+        deleted, longest = await stores.purge_rows(entry, "1", 500, progress.append)
+        assert deleted == 28_500 == progress[-1] and len(progress) > 1 and longest > 0
+        assert progress == sorted(progress)
+        counts = await stores.counts("2")
+        assert counts["app.projects"] == {"rows": 1_500}
+        assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
+    finally:
+        await stores.close()
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.drop_all)
+        await engine.dispose()
