@@ -73,9 +73,11 @@ class Sha256:
             self._ctx = ctypes.create_string_buffer(bytes.fromhex(state), self.CTX_BYTES)
 
     def update(self, data: bytes) -> None:
+        """Feed ``data`` (OpenSSL runs without the GIL)."""
         _CRYPTO.SHA256_Update(self._ctx, data, len(data))
 
     def state(self) -> str:
+        """The running state, hex (224 characters), for :class:`Sha256` to resume."""
         return self._ctx.raw.hex()
 
     def hexdigest(self) -> str:
