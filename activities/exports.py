@@ -22,6 +22,7 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -42,6 +43,7 @@ from lifecycle.domain.exports import (
 from lifecycle.faults import fault_point
 from lifecycle.persistence.exports import ExportRepository
 from lifecycle.persistence.tenants import TenantRepository
+from lifecycle.storage.cache import cache_store_name
 from lifecycle.storage.datamap import DataMap
 from lifecycle.storage.exports import ExportStorage
 from lifecycle.storage.jsonl import decode_value, encode_row, encode_value
@@ -52,6 +54,7 @@ from lifecycle.storage.zipmember import ArchiveWriter, MemberWriter, Sha256, wri
 PAGE_BYTES = 4 * 1024 * 1024  # target encoded bytes per keyset page (memory bound)
 MAX_PAGE_ROWS = 5000
 SAMPLE_ROWS = 100  # rows sampled per table to estimate bytes per row when planning
+CACHE_KEY_BYTES = 256  # estimated JSON Lines bytes per cache key when planning
 
 
 def part_name(stream: int, seq: int) -> str:
@@ -140,6 +143,23 @@ class ExportActivities:
                     )
                 )
             if data.export_type == "full":
+                for ref, cache in enumerate(stores.caches):
+                    if not cache.entry.export:
+                        continue
+                    activity.heartbeat(f"cache[{ref}]")
+                    keys = await cache.count(data.data_key)
+                    streams.append(
+                        self._stream(
+                            streams,
+                            data,
+                            kind="cache",
+                            ref=ref,
+                            name=cache_store_name(ref),
+                            path=f"cache/{ref}.jsonl",
+                            items=keys,
+                            est_bytes=keys * CACHE_KEY_BYTES,
+                        )
+                    )
                 for ref in range(len(stores.datamap.storage)):
                     activity.heartbeat(f"storage[{ref}]")
                     files, size = await stores.count_files(ref, data.data_key)
@@ -183,13 +203,16 @@ class ExportActivities:
         if data.kind == "table" and data.seq > 0:
             previous = await _record(staging, data.stream, data.seq - 1, "chunk")
         async with self._stores() as stores, staging.writer(f"{name}.part", digest=False) as out:
-            if data.kind == "table":
+            if data.kind in ("table", "cache"):
                 member = (
                     MemberWriter(out, previous.crc32 or 0, Sha256(previous.sha_state))
                     if previous
                     else MemberWriter(out)
                 )
-                after, items, finished = await self._write_rows(stores, data, member)
+                if data.kind == "table":
+                    after, items, finished = await self._write_rows(stores, data, member)
+                else:
+                    after, items, finished = await self._write_cache(stores, data, member)
                 await member.finish(last=finished)
                 files: list[FileEntry] = []
                 size, crc, sha = member.raw, member.crc32, member.sha
@@ -252,6 +275,21 @@ class ExportActivities:
             page_rows = max(1, min(MAX_PAGE_ROWS, PAGE_BYTES // widest))
 
     @staticmethod
+    async def _write_cache(
+        stores: TenantStores, data: ChunkInput, member: MemberWriter
+    ) -> tuple[Any, int, bool]:
+        """Every key of the tenant in cache store ``data.ref`` as one JSON Lines record each
+        (key, type, value, TTL: :meth:`CacheStore.records`), in one chunk: keys are read by
+        SCAN, which has no cursor that survives a retry, so the chunk is redone whole."""
+        keys = 0
+        async for record in stores.caches[data.ref].records(data.data_key):
+            await member.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+            keys += 1
+            if keys % 500 == 0:
+                activity.heartbeat({"items": keys, "bytes": member.raw})
+        return None, keys, True
+
+    @staticmethod
     def _cursor(values: list[Any] | None) -> Any:
         return None if values is None else [encode_value(v) for v in values]
 
@@ -308,7 +346,7 @@ class ExportActivities:
                         await _record(staging, stream.index, seq, "assembly")
                         for seq in range(count)
                     ]
-                    if stream.kind == "table":
+                    if stream.kind in ("table", "cache"):
                         entries.append(await self._add_table(archive, staging, stream, records))
                     else:
                         entries += await self._add_files(archive, staging, stream, records)
@@ -331,7 +369,7 @@ class ExportActivities:
             key=self.storage.archive_key(data.tenant_id, data.export_id),
             size_bytes=out.size,
             sha256=out.sha256,
-            files=sum(1 for e in entries if "rows" not in e),
+            files=sum(1 for e in entries if "rows" not in e and "keys" not in e),
             rows=sum(e.get("rows", 0) for e in entries),
         )
         await put_bytes(archives, sidecar, result.model_dump_json().encode())
@@ -344,7 +382,8 @@ class ExportActivities:
         stream: StreamPlan,
         records: list[ChunkRecord],
     ) -> dict[str, Any]:
-        """One JSON Lines member: its chunks' DEFLATE pieces in chunk order."""
+        """One JSON Lines member (a table's rows or a cache store's keys): its chunks'
+        DEFLATE pieces in chunk order."""
         last = records[-1]
         size = sum(r.bytes for r in records)
         header = archive.member(
@@ -357,7 +396,7 @@ class ExportActivities:
         await asyncio.to_thread(archive.out.write, header)
         for record in records:
             await _copy_part(archive, staging, record, [])
-        return {
+        entry: dict[str, Any] = {
             "path": stream.path,
             "size_bytes": size,
             "rows": sum(r.items for r in records),
@@ -365,6 +404,10 @@ class ExportActivities:
             "store": stream.name,
             "columns": stream.columns,
         }
+        if stream.kind == "cache":
+            entry["keys"] = entry.pop("rows")
+            del entry["columns"]
+        return entry
 
     async def _add_files(
         self,

@@ -67,10 +67,17 @@ def datamap_check(
     except (ConfigError, TenantNotFound) as exc:
         console.print(f"[red]data map check failed:[/red] {exc}")
         raise typer.Exit(1) from exc
-    table = Table("store", "rows", "files", "bytes", title=f"Data map {path}: {scope}")
+    columns = ("rows", "files", "bytes", "keys")
+    table = Table("store", *columns, title=f"Data map {path}: {scope}")
     for store, c in counts.items():
-        table.add_row(store, *(str(c[k]) if k in c else "" for k in ("rows", "files", "bytes")))
+        table.add_row(store, *(str(c[k]) if k in c else "" for k in columns))
     console.print(table)
+    if tenant is not None and not any(any(c.values()) for c in counts.values()):
+        console.print(
+            f"[yellow]warning:[/yellow] {scope} has no data in any store of the data map: "
+            "its export would be empty and its purge would delete nothing. Is the data key "
+            "the application's key of this tenant?"
+        )
     if unmapped:
         console.print(f"[red]{len(unmapped)} unmapped table(s) hold tenant data:[/red]")
         for item in unmapped:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,6 +44,25 @@ def download_verified(url: str, output: Path, sha256: str, size: int) -> None:
         console.print(f"[red]SHA-256 mismatch[/red]: got {digest.hexdigest()}, expected {sha256}")
         raise typer.Exit(1)
     console.print(f"saved {output} ({size} bytes), SHA-256 {sha256} verified")
+    warn_if_empty(output)
+
+
+def warn_if_empty(archive: Path) -> None:
+    """Warn when the archive's manifest lists no row, no file and no cache key: the tenant's
+    data key matched nothing in any store of the data map (a typo'd or wrong ``data_key`` is
+    the usual cause), which an empty but valid ZIP would otherwise hide."""
+    with zipfile.ZipFile(archive) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    entries = manifest["files"]
+    held = sum(e.get("rows", 0) + e.get("keys", 0) for e in entries)
+    held += sum(1 for e in entries if "rows" not in e and "keys" not in e)
+    if not held:
+        tenant = manifest["tenant_id"]
+        console.print(
+            f"[yellow]warning:[/yellow] tenant '{tenant}' has no data in any store of the data "
+            "map: the archive holds no row, file or cache entry. Check its data key "
+            f"(tenantctl tenants show {tenant}; tenantctl datamap check --tenant {tenant})."
+        )
 
 
 def export_snapshot(view: dict[str, Any]) -> Snapshot:

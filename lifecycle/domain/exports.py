@@ -21,7 +21,7 @@ from lifecycle.domain.tenants import OperationProgress
 
 ExportType = Literal["full", "tables"]
 ExportStatus = Literal["queued", "running", "completed", "failed", "expired"]
-StreamKind = Literal["table", "files"]
+StreamKind = Literal["table", "files", "cache"]
 
 
 #: States in which the tenant's access is revoked (entitlements at 0): its signed download
@@ -91,10 +91,12 @@ class PlanInput(DomainModel):
 class StreamPlan(DomainModel):
     """One stream of the archive with its size estimate.
 
-    ``ref`` indexes ``datamap.tables`` (kind table) or ``datamap.storage`` (kind files);
-    ``path`` is the JSON Lines file (``tables/<db>.<table>.jsonl``) or the folder of the files
-    (``files/<i>/``) in the archive; ``items`` rows or files; ``est_bytes`` estimated output
-    bytes (rows: sampled bytes per row times rows; files: exact at planning time).
+    ``ref`` indexes ``datamap.tables`` (kind table), ``datamap.storage`` (kind files) or
+    ``datamap.cache`` (kind cache, entries with ``export = true``); ``path`` is the JSON Lines
+    file (``tables/<db>.<table>.jsonl``, ``cache/<i>.jsonl``) or the folder of the files
+    (``files/<i>/``) in the archive; ``items`` rows, files or cache keys; ``est_bytes``
+    estimated output bytes (rows: sampled bytes per row times rows; files: exact at planning
+    time; cache keys: CACHE_KEY_BYTES each).
     """
 
     index: int

@@ -88,9 +88,23 @@ async def test_tenantctl_export_downloads_and_verifies(
             env=env,
         )
         assert result.exit_code == 0, result.output
-        assert "verified" in result.output
+        assert "verified" in result.output and "no data in any store" not in result.output
         exports = await lc.exports.list_exports(tenant)
         assert hashlib.sha256(out.read_bytes()).hexdigest() == exports[0].sha256
+
+        # issue 16, item 4: a data key that matches nothing (the README's old acme) is said
+        empty = uid("typo")
+        await new_tenant(lc, empty, data_key="no-such-org")
+        check = await asyncio.to_thread(
+            runner.invoke, cli, ["datamap", "check", "--tenant", empty], env=env
+        )
+        assert check.exit_code == 0 and "has no data in any store" in check.output
+        args = ["export", empty, "--wait", "--output", str(tmp_path / "empty.zip")]
+        result = await asyncio.to_thread(
+            runner.invoke, cli, [*args, "--api", str(http.base_url)], env=env
+        )
+        assert result.exit_code == 0, result.output
+        assert f"tenant '{empty}' has no data in any store" in " ".join(result.output.split())
 
 
 async def test_datamap_check_lists_unmapped_tenant_tables_and_exits_1(tmp_path: Path) -> None:

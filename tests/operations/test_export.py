@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
@@ -258,3 +260,47 @@ async def test_export_refuses_a_data_key_another_live_tenant_holds(
         assert (await lc.get_tenant(intruder)).state is TenantState.ACTIVE
         assert not list((settings.exports_dir / "archives").rglob("*.zip"))
         assert started.workflow_id.endswith(export_id)
+
+
+async def test_full_export_holds_the_tenants_cache_entries_when_the_map_says_so(
+    dev_env: WorkflowEnvironment, tmp_path: Path, redis_url: str
+) -> None:
+    """Issue 13, item 3: a ``[[cache]]`` entry with ``export = true`` adds the tenant's keys
+    to a full export as JSON Lines (key, type, value, TTL); key ``1*`` of another tenant and
+    the keys of org 12 never come along; a ``tables`` export holds no cache."""
+    redis = Redis.from_url(redis_url)
+    for org in ("1", "12", "1*"):
+        await redis.set(f"app:{org}:profile", f"name of {org}", ex=3600)
+        await redis.hset(f"app:{org}:stats", mapping={"clicks": "3"})
+        await redis.rpush(f"app:{org}:recent", "a", "b")
+    await redis.aclose()
+    app = await make_app(tmp_path, projects_per_org=2)
+    with app.datamap.open("a", encoding="utf-8") as f:
+        f.write(f'\n[[cache]]\nurl = "{redis_url}"\npatterns = ["app:{{tenant_key}}:*"]\n')
+        f.write("export = true\n")
+    settings = make_settings(tmp_path, data_map_path=app.datamap)
+    tenant = uid("cached")
+    async with running_stack(dev_env, settings) as lc, serve_api(lc) as http:
+        await new_tenant(lc, tenant, data_key="1")
+        full = await wait_export(http, (await lc.exports.export_tenant(tenant)).export_id)
+        async with httpx.AsyncClient() as anonymous:
+            manifest, archive = read_archive((await anonymous.get(full["download_url"])).content)
+        (entry,) = [e for e in manifest["files"] if e["path"] == "cache/0.jsonl"]
+        assert entry["store"] == "cache[0]" and entry["keys"] == 3 and "rows" not in entry
+        records = {r["key"]: r for r in map(json.loads, archive.read("cache/0.jsonl").splitlines())}
+        assert set(records) == {"app:1:profile", "app:1:stats", "app:1:recent"}
+        assert records["app:1:profile"]["value"] == "name of 1"
+        assert 0 < records["app:1:profile"]["ttl"] <= 3600
+        assert records["app:1:stats"] == {
+            "key": "app:1:stats",
+            "type": "hash",
+            "value": {"clicks": "3"},
+            "ttl": None,
+        }
+        assert records["app:1:recent"]["value"] == ["a", "b"]
+
+        tables = await lc.exports.export_tenant(tenant, "tables")
+        view = await wait_export(http, tables.export_id)
+        async with httpx.AsyncClient() as anonymous:
+            manifest, _ = read_archive((await anonymous.get(view["download_url"])).content)
+        assert not any(e["path"].startswith("cache/") for e in manifest["files"])
