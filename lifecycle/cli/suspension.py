@@ -36,14 +36,24 @@ def tenants_pause(
     resume_at: Annotated[
         str | None, typer.Option(help="When to resume, ISO 8601 with a zone (default: never)")
     ] = None,
+    wait: Wait = False,
+    timeout: Timeout = 3600,
     api_url: ApiUrl = None,
 ) -> None:
-    """Pause an active tenant (suspended, billing collection paused) until --resume-at."""
+    """Pause an active tenant (suspended, billing collection paused) until --resume-at.
+
+    With --wait: until the tenant is paused (the pause itself lasts until it resumes)."""
     body = {"reason": reason, "resume_at": resume_at}
     with api_client(api_url) as http:
         out = checked(http.post(f"/tenants/{tenant_id}/pause", json=body))
-    until = f" until {resume_at}" if resume_at else " until resumed"
-    console.print(f"pause started{until}: workflow [bold]{out['workflow_id']}[/bold]")
+        until = f" until {resume_at}" if resume_at else " until resumed"
+        console.print(f"pause started{until}: workflow [bold]{out['workflow_id']}[/bold]")
+        if wait:
+            wait_operation(http, out["workflow_id"], timeout, settled=_paused)
+
+
+def _paused(progress: dict[str, object]) -> bool:
+    return progress.get("step") == "paused"
 
 
 @app.command("resume")

@@ -42,7 +42,7 @@ def progress_query(workflow_type: str) -> Callable[[Any], OperationProgress] | N
     from workflows.export import ExportWorkflow
     from workflows.onboarding import OnboardingWorkflow
     from workflows.reactivation import ReactivationWorkflow
-    from workflows.suspension import PaymentFailureWorkflow, SuspensionWorkflow
+    from workflows.suspension import PauseWorkflow, PaymentFailureWorkflow, SuspensionWorkflow
     from workflows.upgrade import UpgradeWorkflow
 
     queries: dict[str, Callable[[Any], OperationProgress]] = {
@@ -52,6 +52,7 @@ def progress_query(workflow_type: str) -> Callable[[Any], OperationProgress] | N
         "DeletionWorkflow": DeletionWorkflow.progress,
         "ReactivationWorkflow": ReactivationWorkflow.progress,
         "SuspensionWorkflow": SuspensionWorkflow.progress,
+        "PauseWorkflow": PauseWorkflow.progress,
         "PaymentFailureWorkflow": PaymentFailureWorkflow.progress,
         "ExportWorkflow": ExportWorkflow.progress,
     }

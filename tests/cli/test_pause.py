@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from lifecycle.domain.states import TenantState
 from tests.cli.test_reading import invoke
 from tests.support.fixtures import make_settings, running_stack, serve_api, uid
-from tests.support.tenant_data import new_tenant, skip_to_result, wait_state
+from tests.support.tenant_data import new_tenant, skip_to_result
 
 
 async def test_pause_then_resume_early(time_env: WorkflowEnvironment, tmp_path: Path) -> None:
@@ -22,19 +22,19 @@ async def test_pause_then_resume_early(time_env: WorkflowEnvironment, tmp_path: 
         api = ["--api", str(http.base_url)]
         await new_tenant(lc, tenant)
         resume_at = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0).isoformat()
-        out = await invoke(
-            ["tenants", "pause", tenant, "--reason", "winter", "--resume-at", resume_at, *api], env
-        )
-        assert f"until {resume_at}" in out and f"tenant-{tenant}-pause" in out
-        await wait_state(lc, tenant, TenantState.SUSPENDED)
+        pause = ["tenants", "pause", tenant, "--reason", "winter", "--resume-at", resume_at]
+        out = await invoke([*pause, "--wait", *api], env)
+        assert f"until {resume_at}" in out and f"tenant-{tenant}-pause: paused" in out
+        # --wait returned once paused: no polling needed
+        assert (await lc.get_tenant(tenant)).state is TenantState.SUSPENDED
         shown = await invoke(["tenants", "show", tenant, *api], env)
         assert '"kind": "paused"' in shown and '"reason": "winter"' in shown
 
-        out = await invoke(["tenants", "resume", tenant, *api], env)
-        assert f"resuming: workflow tenant-{tenant}-pause" in out
+        out = await invoke(["tenants", "resume", tenant, "--wait", *api], env)
+        assert f"resuming: workflow tenant-{tenant}-pause" in out and "resumed early" in out
+        assert (await lc.get_tenant(tenant)).state is TenantState.ACTIVE
         result = await skip_to_result(time_env, lc.core.handle(f"tenant-{tenant}-pause"))
         assert result["outcome"] == "resumed early"
-        assert (await lc.get_tenant(tenant)).state is TenantState.ACTIVE
 
 
 async def test_create_with_a_trial_shows_its_end(
