@@ -88,13 +88,13 @@ def downgrade_tenant(
     tenant_id: str | None = None,
     new_plan: str | None = None,
     tenant_data: dict[str, Any] | None = None,
-    effective: Effective = "period_end",
+    effective: Effective | None = None,
     *,
     actor: str = ACTOR,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Downgrade ``tenant_id`` to ``new_plan`` at the period's end or ``immediately``
-    (``POST /downgrade``); returns the upgrade's fields and ``effective``. Raises
+    (default: the plans file's rule for the pair; ``POST /downgrade``); returns the upgrade's fields and ``effective``. Raises
     UsageExceedsLimits (an InvalidInput listing ``violations``) when usage is over the
     target's limits."""
     args = DowngradeTenantData.model_validate(
@@ -107,10 +107,9 @@ def downgrade_tenant(
     )
 
     async def call(lc: LifecycleClient) -> DowngradeStarted:
-        started = await lc.plan_changes.downgrade_tenant(
+        return await lc.plan_changes.downgrade_tenant(
             args.tenant_id, args.new_plan, args.effective, actor
         )
-        return DowngradeStarted(**started.model_dump(), effective=args.effective)
 
     return _run(call, settings)
 

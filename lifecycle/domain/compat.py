@@ -68,11 +68,11 @@ class UpgradeTenantData(TenantData):
 
 
 class DowngradeTenantData(TenantData):
-    """Body of ``POST /downgrade``: downgrade to ``new_plan`` at the billing period's end
-    (default) or ``immediately``."""
+    """Body of ``POST /downgrade``: downgrade to ``new_plan`` at the billing period's end or
+    ``immediately``; without ``effective``, as the plans file's rule for the pair says."""
 
     new_plan: Printable = Field(max_length=64, description="target plan, below the current one")
-    effective: Effective = "period_end"
+    effective: Effective | None = None
 
 
 class ExportTenantData(TenantData):

@@ -27,20 +27,23 @@ OPERATIONS = [
 
 
 async def test_main_job_twice(
-    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str
+    own_dev_env: WorkflowEnvironment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
 ) -> None:
     for var in ("APP_DATABASE_URL", "APP_STORAGE_URL", "DATA_MAP_PATH"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("APP_REDIS_URL", redis_url)  # the sample caches in Redis: purged too
     settings = make_settings(
         tmp_path,
-        temporal_address=dev_env.client.service_client.config.target_host,
+        temporal_address=own_dev_env.client.service_client.config.target_host,
         api_port=free_port(),
     )
     for var, value in sample_application_env(settings).items():  # the embedded default's
         monkeypatch.setenv(var, value)  # data map, restored after the test
     console = Console(record=True, width=200)
-    async with running_stack(dev_env, settings) as lc, serve_api(lc, settings.api_port):
+    async with running_stack(own_dev_env, settings) as lc, serve_api(lc, settings.api_port):
         first = await run_demo(settings, console, tenants=8, size_mb=2)
         second = await run_demo(settings, console, tenants=8, size_mb=2)
         tenants, total = await lc.repository.list(limit=100)

@@ -35,7 +35,7 @@ def outputs(nb: nbformat.NotebookNode) -> str:
 
 @pytest.mark.parametrize("onboarded", [False, True], ids=["fresh", "after-make-run"])
 async def test_notebook_walks_the_lifecycle(
-    dev_env: WorkflowEnvironment,
+    own_dev_env: WorkflowEnvironment,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     onboarded: bool,
@@ -46,7 +46,7 @@ async def test_notebook_walks_the_lifecycle(
         monkeypatch.delenv(var, raising=False)
     settings = make_settings(
         tmp_path,
-        temporal_address=dev_env.client.service_client.config.target_host,
+        temporal_address=own_dev_env.client.service_client.config.target_host,
         api_port=free_port(),
     )
     # what the kernel inherits: the same stack as these settings, found from the environment
@@ -66,7 +66,7 @@ async def test_notebook_walks_the_lifecycle(
     seed = uuid.uuid4().int % 10**6
     companies = await load_sample(settings.data_dir, tenants=4, size_mb=1, seed=seed)
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    async with running_stack(dev_env, settings) as lc, serve_api(lc, settings.api_port):
+    async with running_stack(own_dev_env, settings) as lc, serve_api(lc, settings.api_port):
         if onboarded:
             for company in companies:
                 await new_tenant(lc, company.tenant_id, "starter", data_key=company.data_key)

@@ -328,7 +328,7 @@ async def until(check: Settle, lc: LifecycleClient, what: str, timeout: float = 
 
 @pytest.mark.timeout(600)
 async def test_the_readme_session_runs_as_written_after_the_main_job(
-    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for var in ("APP_DATABASE_URL", "APP_STORAGE_URL", "DATA_MAP_PATH", "APP_REDIS_URL"):
         monkeypatch.delenv(var, raising=False)
@@ -339,7 +339,7 @@ async def test_the_readme_session_runs_as_written_after_the_main_job(
         tmp_path,
         data_dir=project / ".data",
         api_token=None,  # minted into .data/api_token, as `make run` does
-        temporal_address=dev_env.client.service_client.config.target_host,
+        temporal_address=own_dev_env.client.service_client.config.target_host,
         api_port=port,
     )
     for var, value in sample_application_env(settings).items():
@@ -355,7 +355,7 @@ async def test_the_readme_session_runs_as_written_after_the_main_job(
         "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
         **{k: v for k, v in os.environ.items() if k.startswith("APP_") or k == "DATA_MAP_PATH"},
     }
-    async with running_stack(dev_env, settings) as lc, serve_api(lc, port):
+    async with running_stack(own_dev_env, settings) as lc, serve_api(lc, port):
         await run_demo(settings, Console(record=True, width=200), tenants=12, size_mb=3)
         shell = Shell(project, env)
         try:

