@@ -361,7 +361,10 @@ async def payment_failure(box: Sandbox, t: Timeline) -> None:
         seen = len(steps)
         tenant = await lc.get_tenant(tid)
         dunning = tenant.dunning
-        if dunning is None or dunning.next_step is None or tenant.state.value == "SUSPENDED":
+        # the suspension is judged by its audited step, not by the row's state: the state
+        # changes first and the step's audit row follows (a loaded machine showed the gap)
+        suspended = any(step.detail["kind"] == "suspend" for step in steps)
+        if dunning is None or dunning.next_step is None or suspended:
             break
         t.add(
             await box.day(),
