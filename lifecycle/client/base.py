@@ -3,6 +3,7 @@ control-plane repository, and starting a workflow under its deterministic id."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -174,17 +175,38 @@ class Service:
         the tenant's deletion workflow is not running.
         """
         wid = workflow_id(tenant_id, OperationKind.DELETION)
-        try:
-            return await self.core.handle(wid).execute_update(update, arg)
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            raise StateConflict(
-                cause.message if isinstance(cause, ApplicationError) else str(cause)
-            ) from exc
-        except RPCError as exc:
-            if not not_found(exc):
-                raise
-            raise StateConflict(
+
+        async def ended() -> str:
+            return (
                 f"tenant '{tenant_id}' is DELETED but its deletion workflow {wid} is not running "
                 f"(see GET /operations/{wid})"
-            ) from exc
+            )
+
+        answer: Result = await update_or_conflict(self.core.handle(wid), update, arg, ended)
+        return answer
+
+
+async def update_or_conflict(
+    handle: WorkflowHandle[Any, Any],
+    update: Any,
+    arg: Any,
+    ended: Callable[[], Awaitable[str]],
+    result_type: type | None = None,
+) -> Any:
+    """Send ``update`` (a handler, or its name with ``result_type``) with ``arg`` through
+    ``handle`` and return the workflow's answer.
+
+    Raises StateConflict with the validator's or handler's reason when the update is
+    refused, and with ``await ended()`` when the workflow is not running (an update to a
+    closed workflow is "not found")."""
+    try:
+        return await handle.execute_update(update, arg, result_type=result_type)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        raise StateConflict(
+            cause.message if isinstance(cause, ApplicationError) else str(cause)
+        ) from exc
+    except RPCError as exc:
+        if not not_found(exc):
+            raise
+        raise StateConflict(await ended()) from exc

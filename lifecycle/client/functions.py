@@ -94,9 +94,9 @@ def downgrade_tenant(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Downgrade ``tenant_id`` to ``new_plan`` at the period's end or ``immediately``
-    (default: the plans file's rule for the pair; ``POST /downgrade``); returns the upgrade's fields and ``effective``. Raises
-    UsageExceedsLimits (an InvalidInput listing ``violations``) when usage is over the
-    target's limits."""
+    (default: the plans file's rule for the pair; ``POST /downgrade``); returns the upgrade's
+    fields and ``effective``. Raises UsageExceedsLimits (an InvalidInput listing
+    ``violations``) when usage is over the target's limits."""
     args = DowngradeTenantData.model_validate(
         {
             "tenant_id": tenant_id,

@@ -4,14 +4,12 @@ anything starts), read its progress and the tenants it did not move, pause, resu
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from lifecycle.client.base import PROGRESS_QUERY_TIMEOUT, Service, not_found
-from lifecycle.domain.errors import InvalidInput, StateConflict
+from lifecycle.client.base import PROGRESS_QUERY_TIMEOUT, Service, not_found, update_or_conflict
+from lifecycle.domain.errors import InvalidInput
 from lifecycle.domain.plan_migrations import (
     MigrationControl,
     MigrationNotFound,
@@ -123,20 +121,16 @@ class PlanMigrationService(Service):
         if action not in CONTROLS:
             raise InvalidInput(f"unknown action '{action}'; one of {', '.join(CONTROLS)}")
         handle = self.core.handle(migration_workflow_id(migration_id))
-        try:
-            answer: Any = await handle.execute_update(
-                action, MigrationControl(actor=actor), result_type=PlanMigrationProgress
+
+        async def ended() -> str:
+            return (
+                f"plan migration '{migration_id}' has ended ({await self._described(migration_id)})"
             )
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            raise StateConflict(
-                cause.message if isinstance(cause, ApplicationError) else str(cause)
-            ) from exc
-        except RPCError as exc:
-            if not not_found(exc):
-                raise
-            described = await self._described(migration_id)
-            raise StateConflict(f"plan migration '{migration_id}' has ended ({described})") from exc
+
+        control = MigrationControl(actor=actor)
+        answer: PlanMigrationProgress = await update_or_conflict(
+            handle, action, control, ended, result_type=PlanMigrationProgress
+        )
         return answer
 
     async def _described(self, migration_id: str) -> str:
