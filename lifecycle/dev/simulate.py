@@ -33,9 +33,10 @@ from lifecycle.config import Settings
 from lifecycle.dev.devserver import installed_binary
 from lifecycle.domain.operations import SEARCH_ATTRIBUTES
 
-SCENARIOS = ("deletion", "downgrade", "export-retention", "payment-failure", "trial")
+SCENARIOS = ("deletion", "downgrade", "export-retention", "payment-failure", "trial", "pause")
 #: Length of the simulated trial, days.
 TRIAL_DAYS = 14
+PAUSE_DAYS = 10  # the pause scenario's resume_at, days after the pause
 #: The dunning ladder the simulator gives every plan of its scratch plans file that declares
 #: none (the shipped default, suspend after the grace days, has only one step to show).
 SIMULATED_LADDER = (
@@ -419,7 +420,42 @@ async def trial(box: Sandbox, t: Timeline) -> None:
         t.add(day, "trialing", f"on {plan}")
 
 
+async def pause(box: Sandbox, t: Timeline) -> None:
+    """``POST /tenants/{id}/pause`` with ``resume_at`` :data:`PAUSE_DAYS` days later: SUSPENDED
+    (kind ``paused``, collection paused) day by day, then resumed on schedule by the pause
+    workflow's durable timer on the plan's entitlements."""
+    from lifecycle.domain.suspension import PauseRequest
+
+    tid, lc = box.company.tenant_id, box.lc
+    resume_at = await box.env.get_current_time() + timedelta(days=PAUSE_DAYS)
+    request = PauseRequest(reason="simulated: seasonal business", resume_at=resume_at)
+    started = await lc.suspension.pause_tenant(tid, request, actor="simulate")
+    handle = lc.core.handle(started.workflow_id)
+    t.add(await box.day(), "pause", f"resume_at {resume_at.isoformat(timespec='seconds')}")
+    while await box.day() < t.days:
+        await box.advance(1)
+        day = await box.day()
+        described = await handle.describe()
+        if described.status is not None and described.status.name != "RUNNING":
+            result = await handle.result()  # a PauseResult as JSON
+            after = await lc.get_tenant(tid)
+            limits = lc.settings.plans.get(after.plan).limits.as_dict()
+            restored = "plan limits" if after.entitlements == limits else "entitlements differ"
+            t.add(
+                day,
+                "resumed",
+                f"{result['outcome']}: {after.state.value} on {after.plan}, {restored}",
+            )
+            return
+        tenant = await lc.get_tenant(tid)
+        if tenant.suspension is None:  # the timer fired; the workflow is finishing
+            t.add(day, "resuming", tenant.state.value)
+        else:
+            t.add(day, "paused", f"{tenant.state.value} ({tenant.suspension.kind})")
+
+
 RUNNERS: dict[str, Callable[[Sandbox, Timeline], Awaitable[None]]] = {
+    "pause": pause,
     "trial": trial,
     "deletion": deletion,
     "downgrade": downgrade,

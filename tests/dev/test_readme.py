@@ -270,6 +270,10 @@ ELSEWHERE: dict[str, str] = {
     "# a 14-day trial: trial-ending on day 11, the plan's trial_end_behavior on day 14": (
         "tests/dev/test_simulate.py"
     ),
+    "tenantctl simulate pause "
+    "# paused (collection paused) on day 0 with resume_at day 10: resumed on schedule": (
+        "tests/dev/test_simulate.py"
+    ),
     ".venv/bin/python -m tests.support.record_histories # all, or name classes to refresh": (
         "tests/operations/test_replay.py replays what it records"
     ),

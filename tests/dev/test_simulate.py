@@ -67,6 +67,17 @@ async def test_trial_notice_then_end() -> None:
     assert names[-1] == "trial-over" and "downgraded to free" in timeline.events[-1].detail
 
 
+async def test_pause_resumes_on_schedule() -> None:
+    timeline = await simulate("pause", days=20)
+    names = [e.event for e in timeline.events]
+    assert names[0] == "pause" and names.count("paused") >= 8
+    assert all("SUSPENDED (paused)" in e.detail for e in timeline.events if e.event == "paused")
+    (resumed,) = days_of(timeline, "resumed")
+    assert 10 <= resumed <= 11  # PAUSE_DAYS
+    detail = timeline.events[-1].detail
+    assert detail.startswith("resumed on schedule: ACTIVE on ") and detail.endswith("plan limits")
+
+
 def test_cli_unknown_scenario_exits_2() -> None:
     result = CliRunner().invoke(app, ["simulate", "time-travel"])
     assert result.exit_code == 2 and "deletion" in result.output
