@@ -111,9 +111,25 @@ class PlanCatalog(BaseModel):
 
     def dunning_ladder(self, name: str, grace_days: int, auto_downgrade: bool) -> list[DunningStep]:
         """Plan ``name``'s dunning ladder, or :func:`default_ladder` of the settings
-        (PAYMENT_FAILURE_GRACE_DAYS, ENABLE_AUTO_DOWNGRADE) when it declares none."""
+        (PAYMENT_FAILURE_GRACE_DAYS, ENABLE_AUTO_DOWNGRADE) when it declares none.
+
+        A ``downgrade`` step without ``to_plan`` gets the lowest plan below ``name`` that the
+        change rules allow (``[changes]``: not ``not_allowed``); when they allow none, the
+        step suspends instead. An explicit ``to_plan`` the rules forbid is refused at load
+        (:func:`load_plans`)."""
         ladder = self.get(name).dunning
-        return list(ladder) if ladder is not None else default_ladder(grace_days, auto_downgrade)
+        steps = list(ladder) if ladder is not None else default_ladder(grace_days, auto_downgrade)
+        below = [p.name for p in self.plans if self.rank(p.name) < self.rank(name)]
+        allowed = [p for p in below if self.rule(name, p) != "not_allowed"]
+        resolved = []
+        for step in steps:
+            if step.kind == "downgrade" and step.to_plan is None and below:
+                if allowed:
+                    step = step.model_copy(update={"to_plan": allowed[0]})
+                else:
+                    step = step.model_copy(update={"kind": "suspend"})
+            resolved.append(step)
+        return resolved
 
     def require_upgrade(self, current: str, target: str) -> Plan:
         """Return the target plan if it is strictly above ``current``, else raise InvalidInput."""
@@ -193,6 +209,14 @@ def load_plans(path: str | Path | None = None) -> PlanCatalog:
                 raise ConfigError(
                     f"plans file {file}: plans.{plan.name}.dunning: unknown to_plan "
                     f"'{step.to_plan}'; known plans: {', '.join(names)}"
+                )
+            if step.to_plan is not None and catalog.rule(plan.name, step.to_plan) == (
+                "not_allowed"
+            ):
+                raise ConfigError(
+                    f"plans file {file}: plans.{plan.name}.dunning: downgrade to "
+                    f"'{step.to_plan}' but the rule [changes.{plan.name}] {step.to_plan} is "
+                    "not_allowed"
                 )
     return catalog
 

@@ -172,6 +172,29 @@ def test_a_ladder_is_checked_when_the_plans_file_loads(tmp_path: Path) -> None:
     )
 
 
+def test_a_dunning_downgrade_obeys_the_plan_change_rules(tmp_path: Path) -> None:
+    """The shipped rule [changes.enterprise] free = "not_allowed" holds for the ladder too:
+    the default (ENABLE_AUTO_DOWNGRADE) downgrade of an enterprise tenant goes to the lowest
+    plan the rules allow, and a ladder naming a forbidden target is refused at load."""
+    plans = load_plans()
+    assert plans.dunning_ladder("enterprise", 3, True) == [
+        DunningStep(day=3, kind="downgrade", to_plan="starter")
+    ]
+    assert plans.dunning_ladder("professional", 3, True)[0].to_plan == "free"
+    assert plans.dunning_ladder("free", 3, True)[0].to_plan is None  # nothing below: suspended
+    text = DEFAULT_PLANS_PATH.read_text(encoding="utf-8")
+    ladder = 'dunning = [{ day = 3, kind = "downgrade", to_plan = "free" }]'
+    path = tmp_path / "plans.toml"
+    path.write_text(text.replace('name = "enterprise"\n', f'name = "enterprise"\n{ladder}\n'))
+    with pytest.raises(ConfigError, match=r"rule \[changes.enterprise\] free is not_allowed"):
+        load_plans(path)
+    forbid_all = text + 'starter = "not_allowed"\nprofessional = "not_allowed"\n'
+    path.write_text(forbid_all)
+    assert load_plans(path).dunning_ladder("enterprise", 3, True) == [
+        DunningStep(day=3, kind="suspend")
+    ]
+
+
 def test_tenantctl_show_says_where_the_tenant_stands() -> None:
     from lifecycle.cli.tenants import dunning_line
 
