@@ -20,11 +20,13 @@ from temporalio.types import MethodAsyncSingleParam
 from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 with workflow.unsafe.imports_passed_through():
+    from activities.deletion import DeletionActivities
     from activities.tenants import TenantActivities
     from lifecycle.domain.states import TenantState
     from lifecycle.domain.tenants import (
         OperationProgress,
         OperationUpdate,
+        TenantEvent,
         TenantView,
         TransitionInput,
     )
@@ -115,6 +117,23 @@ def _as_activity_error(err: FailureError, activity: Activity[Any, Any]) -> Activ
 async def read_tenant(tenant_id: str) -> TenantView:
     """The tenant's row as a :class:`TenantView` (local activity, see :func:`control_plane`)."""
     return await control_plane(TenantActivities.get_tenant, tenant_id, summary="read tenant")
+
+
+async def audit_event(
+    tenant_id: str, operation: str, detail: dict[str, Any], actor: str = "system"
+) -> None:
+    """Append an audit row that is not a state change (``operation``, ``actor``, ``detail``)
+    under this workflow's id: the ``record_tenant_event`` activity."""
+    await call(
+        DeletionActivities.record_tenant_event,
+        TenantEvent(
+            tenant_id=tenant_id,
+            operation=operation,
+            workflow_id=workflow.info().workflow_id,
+            actor=actor,
+            detail=detail,
+        ),
+    )
 
 
 def idempotency_scope() -> str:

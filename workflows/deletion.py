@@ -59,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from lifecycle.domain.states import TenantState
     from lifecycle.domain.tenants import TenantEvent, TenantView
-    from workflows.common import Operation, call, read_tenant
+    from workflows.common import Operation, audit_event, call, read_tenant
     from workflows.reactivation import restore_service
 
 S = TenantState
@@ -455,15 +455,4 @@ class DeletionWorkflow:
             await call(DeletionActivities.record_tenant_event, self.ignored.pop(0))
 
     async def _event(self, operation: str, detail: dict[str, Any], actor: str = "system") -> None:
-        await asyncio.shield(
-            call(
-                DeletionActivities.record_tenant_event,
-                TenantEvent(
-                    tenant_id=self.tenant_id,
-                    operation=operation,
-                    workflow_id=workflow.info().workflow_id,
-                    actor=actor,
-                    detail=detail,
-                ),
-            )
-        )
+        await asyncio.shield(audit_event(self.tenant_id, operation, detail, actor))

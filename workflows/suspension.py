@@ -68,8 +68,15 @@ with workflow.unsafe.imports_passed_through():
         SuspensionInput,
         SuspensionResult,
     )
-    from lifecycle.domain.tenants import OperationProgress, TenantEvent, TenantView
-    from workflows.common import Operation, call, control_plane, idempotency_scope, read_tenant
+    from lifecycle.domain.tenants import OperationProgress, TenantView
+    from workflows.common import (
+        Operation,
+        audit_event,
+        call,
+        control_plane,
+        idempotency_scope,
+        read_tenant,
+    )
     from workflows.deletion import DeletionWorkflow
     from workflows.reactivation import restore_service
 
@@ -524,15 +531,8 @@ class PaymentFailureWorkflow:
         )
 
     async def _event(self, operation: str, data: PaymentFailureInput, **detail: Any) -> None:
-        await call(
-            DeletionActivities.record_tenant_event,
-            TenantEvent(
-                tenant_id=data.tenant_id,
-                operation=operation,
-                workflow_id=workflow.info().workflow_id,
-                actor="billing",
-                detail={"invoice": data.invoice_id, **detail},
-            ),
+        await audit_event(
+            data.tenant_id, operation, {"invoice": data.invoice_id, **detail}, actor="billing"
         )
 
     @workflow.query

@@ -13,13 +13,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
-    from activities.deletion import DeletionActivities
     from lifecycle.domain.billing_events import PaymentFailureInput
     from lifecycle.domain.operations import OperationKind, search_attributes, workflow_id
     from lifecycle.domain.states import TenantState
-    from lifecycle.domain.tenants import OperationProgress, TenantEvent, TenantView
+    from lifecycle.domain.tenants import OperationProgress, TenantView
     from lifecycle.domain.trials import PaymentMethodInput, TrialInput, TrialResult
-    from workflows.common import Operation, call, read_tenant
+    from workflows.common import Operation, audit_event, call, read_tenant
     from workflows.suspension import PaymentFailureWorkflow, downgrade_unpaid, suspend
 
 
@@ -135,16 +134,7 @@ class TrialWorkflow:
         return True
 
     async def _event(self, operation: str, data: TrialInput, **detail: object) -> None:
-        await call(
-            DeletionActivities.record_tenant_event,
-            TenantEvent(
-                tenant_id=data.tenant_id,
-                operation=operation,
-                workflow_id=workflow.info().workflow_id,
-                actor="billing",
-                detail=detail,
-            ),
-        )
+        await audit_event(data.tenant_id, operation, detail, actor="billing")
 
     @workflow.query
     def progress(self) -> OperationProgress:
