@@ -65,7 +65,11 @@ class Receiver:
         return web.json_response({}, status=status)
 
     def events(self, tenant_id: str) -> list[dict[str, Any]]:
-        return [r["event"] for r in self.requests if r["event"]["tenant_id"] == tenant_id]
+        """The tenant's events in sequence order, as a receiver orders them: each event has
+        its own delivery workflow, so arrival order is not promised (a CI run saw
+        ``tenant.suspended`` arrive before ``tenant.activated``)."""
+        mine = [r["event"] for r in self.requests if r["event"]["tenant_id"] == tenant_id]
+        return sorted(mine, key=lambda e: e["sequence"])
 
 
 @pytest.fixture
