@@ -9,7 +9,9 @@ type), or, for a table reached through its parent, ``column IN (parent's tenant 
 from __future__ import annotations
 
 import graphlib
+import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement, Select
 
 from lifecycle.domain.errors import ConfigError
@@ -44,6 +46,68 @@ def _reflect(connection: Connection, name: str, metadata: MetaData) -> Table:
 
 def _reflect_all(connection: Connection, metadata: MetaData) -> None:
     metadata.reflect(connection)
+
+
+#: PostgreSQL: a digest of the current schema's tables, columns (type, nullability) and
+#: constraints (primary and foreign keys included), with the tables' oids, so a table
+#: dropped and created again under the same name has another fingerprint.
+_PG_FINGERPRINT = text(
+    """
+    SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
+      SELECT concat_ws(':', c.oid, c.relname, c.relkind, a.attnum, a.attname, a.atttypid,
+                       a.atttypmod, a.attnotnull) AS x
+      FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+      UNION ALL
+      SELECT concat_ws(':', con.conrelid, con.conname, con.contype, con.conkey::text,
+                       con.confrelid, con.confkey::text)
+      FROM pg_constraint con
+      JOIN pg_namespace n ON n.oid = con.connamespace AND n.nspname = current_schema()
+    ) s
+    """
+)
+#: Reflected schemas by (database URL, schema fingerprint), most recently used last.
+_SCHEMAS: OrderedDict[tuple[str, str], MetaData] = OrderedDict()
+SCHEMA_CACHE_SIZE = 16
+
+
+async def _fingerprint(conn: AsyncConnection) -> str | None:
+    """A digest of the connection's database schema that changes with any table, column or
+    key; None for a dialect without one (its schema is then reflected at every open)."""
+    if conn.dialect.name == "sqlite":
+        query = "SELECT group_concat(sql, ';') FROM sqlite_master"
+        ddl = (await conn.exec_driver_sql(query)).scalar()
+        return "sqlite:" + hashlib.sha256(str(ddl).encode()).hexdigest()
+    if conn.dialect.name == "postgresql":
+        return "postgresql:" + str((await conn.execute(_PG_FINGERPRINT)).scalar_one())
+    return None
+
+
+async def reflect_schema(url: str, conn: AsyncConnection) -> MetaData:
+    """Every table of ``conn``'s database (its default schema), reflected once per process
+    and schema: later calls cost one catalog query (:func:`_fingerprint`) and reuse the
+    ``MetaData`` until a table, column or key changes.
+
+    Why: every export, purge and count activity opens the stores afresh, and reflecting a
+    database is SQLAlchemy work on the event loop's thread (about 6 ms of CPU per table on
+    PostgreSQL here, 2026-12-03); dozens of activities at once delayed the worker's workflow
+    tasks past their timeout (the topology test, issue 15). The returned ``MetaData`` is
+    shared: read it, never add to it.
+    """
+    fingerprint = await _fingerprint(conn)
+    key = (url, fingerprint or "")
+    if fingerprint is not None and key in _SCHEMAS:
+        _SCHEMAS.move_to_end(key)
+        return _SCHEMAS[key]
+    metadata = MetaData()
+    await conn.run_sync(_reflect_all, metadata)
+    if fingerprint is not None:
+        _SCHEMAS[key] = metadata
+        while len(_SCHEMAS) > SCHEMA_CACHE_SIZE:
+            _SCHEMAS.popitem(last=False)
+    return metadata
 
 
 @dataclass(frozen=True)
@@ -127,6 +191,7 @@ class TenantStores:
         #: filled by :meth:`discover`: unmapped tables and their reflected ``Table``
         self.unmapped: list[UnmappedTable] = []
         self._unmapped_tables: dict[tuple[str, str], Table] = {}
+        self._schemas: dict[str, MetaData] = {}  # database name -> reflected schema
         #: one per ``[[cache]]`` entry, in data-map order
         self.caches = [
             CacheStore(entry, f"data map {datamap.source}: cache[{i}]")
@@ -150,16 +215,16 @@ class TenantStores:
 
     async def _reflect(self) -> None:
         src = self.datamap.source
-        metadata: dict[str, MetaData] = {}
         for name, db in self.datamap.databases.items():
             self.engines[name] = create_engine(db.url)
-            metadata[name] = MetaData()
         for i, entry in enumerate(self.datamap.tables):
             where = f"data map {src}: tables[{i}] ({entry.name})"
-            md = metadata[entry.database]
             try:
-                async with self.engines[entry.database].connect() as conn:
-                    table = await conn.run_sync(_reflect, entry.name, md)
+                schema = await self.schema(entry.database)
+                table = schema.tables.get(entry.name)
+                if table is None:  # not a table reflect() lists, e.g. a view
+                    async with self.engines[entry.database].connect() as conn:
+                        table = await conn.run_sync(_reflect, entry.name, MetaData())
             except NoSuchTableError:
                 raise ConfigError(
                     f"{where}: unknown table '{entry.name}' in database '{entry.database}'"
@@ -185,6 +250,16 @@ class TenantStores:
                         f"{where}: unknown column '{entry.parent.references}' in parent "
                         f"'{entry.parent.table}'"
                     )
+
+    async def schema(self, database: str) -> MetaData:
+        """Every table of ``database`` (a data-map database name), reflected
+        (:func:`reflect_schema`: cached while the schema is unchanged)."""
+        if database not in self._schemas:
+            async with self.engines[database].connect() as conn:
+                self._schemas[database] = await reflect_schema(
+                    self.datamap.databases[database].url, conn
+                )
+        return self._schemas[database]
 
     async def close(self) -> None:
         for engine in self.engines.values():
@@ -387,11 +462,9 @@ class TenantStores:
         names = self.datamap.tenant_column_names()
         mapped = set(self.tables)
         found: list[UnmappedTable] = []
-        for database, engine in self.engines.items():
-            metadata = MetaData()
+        for database in self.engines:
             try:
-                async with engine.connect() as conn:
-                    await conn.run_sync(_reflect_all, metadata)
+                metadata = await self.schema(database)
             except (SQLAlchemyError, OSError) as exc:
                 raise ConfigError(
                     f"data map {self.datamap.source}: cannot reach database '{database}': {exc}"

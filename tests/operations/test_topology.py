@@ -126,6 +126,7 @@ class Driver:
         self.scenario = SCENARIOS[index % len(SCENARIOS)]
         self.calls = 0
         self.subscription: str | None = None
+        self.customer: str | None = None
         self.steps: list[str] = []
         self.unavailable: list[str] = []
 
@@ -192,7 +193,9 @@ class Driver:
                 "data_key": str(self.company),
             },
         )
-        self.subscription = (await self.get(t))["billing_subscription_id"]
+        onboarded = await self.get(t)
+        self.subscription = onboarded["billing_subscription_id"]
+        self.customer = onboarded["billing_customer_id"]
         if self.scenario == "full":
             await self.step("upgrade", f"{t}/upgrade", {"to_plan": "professional"})
             await self.step(
@@ -253,8 +256,11 @@ def expected_billing(driver: Driver, item: str) -> list[tuple[str, str, str, str
     elif driver.scenario == "reactivated":
         resume = ("POST", "/v1/subscriptions", f"tenant-{tid}-deletion", "resume-subscription")
         calls += [cancel, resume]
-    elif driver.scenario in ("legal-hold", "purged"):
+    elif driver.scenario == "legal-hold":
         calls += [cancel]
+    elif driver.scenario == "purged":  # erasure deletes the billing customer too
+        erase = ("DELETE", f"/v1/customers/{driver.customer}", f"tenant-{tid}-deletion")
+        calls += [cancel, (*erase, "delete-customer")]
     else:
         calls += [upgrade]
     return calls
@@ -488,7 +494,9 @@ async def _run(
 
         # tenant states, billing, the deletion's retention, the purged tenants' certificates
         served = (await apis[0].get("/certificates/keys")).json()["keys"]
-        keys = {key_id(k): k for k in (load_public_key(entry["public_key"]) for entry in served)}
+        public_keys = {
+            key_id(k): k for k in (load_public_key(entry["public_key"]) for entry in served)
+        }
         purge_due = timedelta(days=settings.soft_delete_retention_days)
         for d in drivers:
             tenant = (await apis[0].get(f"/tenants/{d.tenant}")).json()
@@ -499,7 +507,7 @@ async def _run(
                 assert tenant["purged_at"] is not None, tenant
                 cert = await apis[1].get(f"/tenants/{d.tenant}/deletion-certificate")
                 assert cert.status_code == 200, cert.text
-                checked = verify(cert.json(), keys)
+                checked = verify(cert.json(), public_keys)
                 assert checked.valid, (d.tenant, checked.problems)
                 assert cert.json()["document"]["retention_waived"]["by"] == "dpo@topology.io"
             elif final == "DELETED":
@@ -522,8 +530,8 @@ async def _run(
             got = [(e.method, e.path, *key_parts(e)) for e in executed]
             assert got == expected_billing(d, item), (d.tenant, d.scenario, got)
             # a retry after a kill may replay a call: with the key of an executed one
-            keys = {e.idempotency_key for e in executed}
-            assert all(e.idempotency_key in keys for e in mine if e.replayed), d.tenant
+            sent = {e.idempotency_key for e in executed}
+            assert all(e.idempotency_key in sent for e in mine if e.replayed), d.tenant
         assert len({e.idempotency_key for e in stripe.mutations()}) == sum(
             len(expected_billing(d, "-")) for d in drivers
         )

@@ -238,3 +238,39 @@ async def test_large_share_of_a_big_table_is_swept_by_block_ranges(pg_url: str) 
         async with engine.begin() as conn:
             await conn.run_sync(metadata.drop_all)
         await engine.dispose()
+
+
+async def test_reflection_is_reused_until_the_schema_changes(app_url: str, tmp_path: Path) -> None:
+    """The stores reflect a database once per schema (every activity opens them afresh): a
+    second open reuses the tables; a column added or a new tenant table created afterwards
+    is seen by the next open (its rows are exported and discovery flags the table)."""
+    dm = parse_datamap(GOOD, "t.toml", {"APP_DATABASE_URL": app_url, "APP_FILES": str(tmp_path)})
+    entry = dm.table("notes")
+    first = await TenantStores.open(dm)
+    second = await TenantStores.open(dm)
+    try:
+        assert second.table(entry) is first.table(entry)
+        assert "extra" not in first.table(entry).c
+    finally:
+        await first.close()
+        await second.close()
+    engine = create_engine(app_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE notes ADD COLUMN extra VARCHAR(10)"))
+            await conn.execute(text("UPDATE notes SET extra = 'new'"))
+            await conn.execute(text("CREATE TABLE audit (id INTEGER PRIMARY KEY, org_id INTEGER)"))
+            await conn.execute(text("INSERT INTO audit VALUES (1, 1)"))
+        changed = await TenantStores.open(dm)
+        try:
+            assert changed.table(entry) is not first.table(entry)
+            page = await changed.fetch_page(entry, "1", None, 5)
+            assert page and all(row["extra"] == "new" for row in page)
+            found = await changed.discover()
+            assert [(u.name, u.column) for u in found] == [("audit", "org_id")]
+        finally:
+            await changed.close()
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE audit"))
+        await engine.dispose()
