@@ -28,9 +28,10 @@ test: $(VENV)/.test-extras
 test-fast: $(VENV)/.test-extras
 	$(BIN)/python -m pytest tests/unit
 
-# The production shape as processes (2 APIs, 3 workers, 5 worker kills); opt-in, see README.
+# The production shape as processes (2 APIs, 3 workers, 5 worker kills) alone, with its output
+# (it is also part of `make test`).
 test-topology: $(VENV)/.test-extras
-	TOPOLOGY_TEST=1 $(BIN)/python -m pytest -s tests/operations/test_topology.py
+	$(BIN)/python -m pytest -s tests/operations/test_topology.py
 
 # Lint, format and type checks (mypy with the pydantic plugin over the product code).
 lint: $(VENV)/.test-extras

@@ -53,17 +53,7 @@ from tests.support.crash import ROOT, settings_env
 from tests.support.fixtures import fresh_pg_database, make_settings
 from tests.support.stripe_server import JournalEntry, StripeServer
 
-pytestmark = [
-    pytest.mark.timeout(420),
-    # Not yet part of `make test`: on these 2-core machines the run does not meet its bounds
-    # (after the kills, export workflow tasks time out again and again under CPU starvation
-    # and an export misses the 180 s bound); `make test-topology` runs it.
-    pytest.mark.skipif(
-        os.environ.get("TOPOLOGY_TEST") != "1",
-        reason="the production topology run is opt-in (TOPOLOGY_TEST=1, make test-topology): "
-        "it does not yet finish within its bounds on 2 cores",
-    ),
-]
+pytestmark = pytest.mark.timeout(420)
 
 TENANTS = 64
 KILLS = 5
