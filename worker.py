@@ -42,7 +42,7 @@ from lifecycle.config import Settings
 from lifecycle.domain.errors import ConfigError
 from lifecycle.logs import configure_logging
 from lifecycle.persistence.deletion import DeletionRepository
-from lifecycle.persistence.engine import Sessions, create_engine, migrate
+from lifecycle.persistence.engine import Sessions, control_plane_engine, migrate
 from lifecycle.persistence.events import EventRepository
 from lifecycle.persistence.exports import ExportRepository
 from lifecycle.persistence.plan_migrations import PlanMigrationRepository
@@ -272,7 +272,7 @@ async def run_worker(settings: Settings) -> None:
     Raises ConfigError (SDK metrics port taken, invalid data map) and connection errors.
     """
     runtime = sdk_runtime(settings)
-    engine = create_engine(settings.db_url)
+    engine = control_plane_engine(settings)
     await migrate(engine)
     await ExportStorage.from_settings(settings).ensure_bucket()
     await warn_unmapped(settings)

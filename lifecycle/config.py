@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     # Storage of the control plane
     data_dir: Path = Field(Path(".data"), description="Embedded state: SQLite, dev server DB")
     database_url: str | None = Field(None, description="SQLAlchemy async URL; default SQLite")
+    #: Control-plane connections a process keeps open, and how many more it may open under
+    #: load (SQLAlchemy's pool_size / max_overflow). A worker uses at most
+    #: 2 x MAX_CONCURRENT_LIFECYCLE_JOBS + 1 at once (activities, local activities, the
+    #: event relay); size the sum over all processes below PostgreSQL's max_connections.
+    database_pool_size: int = Field(5, ge=1, le=1000)
+    database_max_overflow: int = Field(10, ge=0, le=1000)
 
     # Billing
     stripe_api_key: SecretStr | None = None

@@ -30,7 +30,7 @@ def datamap_check(
     hold tenant data (a tenant column or a foreign key into a mapped table) and are not
     under [[ignore]]."""
     from lifecycle.domain.errors import ConfigError, TenantNotFound
-    from lifecycle.persistence.engine import Sessions, create_engine
+    from lifecycle.persistence.engine import Sessions, control_plane_engine
     from lifecycle.persistence.tenants import TenantRepository
     from lifecycle.storage.datamap import load_datamap
     from lifecycle.storage.exports import s3_options
@@ -52,7 +52,7 @@ def datamap_check(
             unmapped = await stores.discover()
             if tenant is None:
                 return "all tenants", await stores.total_counts(), unmapped
-            engine = create_engine(settings.db_url)
+            engine = control_plane_engine(settings)
             try:
                 found = await TenantRepository(Sessions(engine)).get(tenant)
             finally:

@@ -14,12 +14,12 @@ app = typer.Typer(help="The control-plane database.", no_args_is_help=True)
 @app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations to DATABASE_URL."""
-    from lifecycle.persistence.engine import create_engine, migrate
+    from lifecycle.persistence.engine import control_plane_engine, migrate
 
     settings = load_settings()
 
     async def run() -> None:
-        engine = create_engine(settings.db_url)
+        engine = control_plane_engine(settings)
         await migrate(engine)
         await engine.dispose()
 

@@ -30,7 +30,7 @@ from lifecycle.client.reconciliation import ReconciliationService
 from lifecycle.client.suspension import SuspensionService
 from lifecycle.config import Settings
 from lifecycle.domain.tenants import EventView, OperationProgress, OperationView, TenantView
-from lifecycle.persistence.engine import Sessions, create_engine, migrate
+from lifecycle.persistence.engine import Sessions, control_plane_engine, migrate
 from lifecycle.persistence.tenants import TenantRepository
 
 
@@ -96,7 +96,7 @@ class LifecycleClient:
     async def connect(cls, settings: Settings, *, run_migrations: bool = True) -> LifecycleClient:
         """Open the control-plane database (migrating it) and connect to Temporal; each
         Temporal call gives up after TEMPORAL_RPC_TIMEOUT_SECONDS (RPCError)."""
-        engine = create_engine(settings.db_url)
+        engine = control_plane_engine(settings)
         if run_migrations:
             await migrate(engine)
         temporal = await connect_temporal(settings, bounded=True)

@@ -154,7 +154,7 @@ async def sandbox(tenant: str | None = None, retention_days: int = 30) -> AsyncI
     """The scratch world with the sample company ``tenant`` (default the first) onboarded."""
     from lifecycle.dev.adtech import DATAMAP_PATH
     from lifecycle.dev.adtech.sample import load_sample
-    from lifecycle.persistence.engine import Sessions, create_engine, migrate
+    from lifecycle.persistence.engine import Sessions, control_plane_engine, migrate
     from lifecycle.persistence.tenants import TenantRepository
 
     with tempfile.TemporaryDirectory(prefix="tenantctl-simulate-") as tmp:
@@ -191,7 +191,7 @@ async def sandbox(tenant: str | None = None, retention_days: int = 30) -> AsyncI
             if not chosen:
                 names = ", ".join(c.tenant_id for c in companies)
                 raise ValueError(f"no sample company '{tenant}'; the sample has: {names}")
-            engine = create_engine(settings.db_url)
+            engine = control_plane_engine(settings)
             await migrate(engine)
             lc = LifecycleClient(settings, env.client, TenantRepository(Sessions(engine)))
             log = (root / "worker.log").open("wb")  # the worker's lines stay out of the timeline

@@ -30,17 +30,23 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
+from lifecycle.config import Settings
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
     """Create the async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+    ``pool_size`` connections stay open, up to ``max_overflow`` more under load (server
+    databases; SQLite's pool is SQLAlchemy's default).
 
     The SQLite file's directory is created when missing.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
@@ -198,3 +204,11 @@ async def _file_lock(url: URL) -> AsyncIterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def control_plane_engine(settings: Settings) -> AsyncEngine:
+    """The engine of the control-plane database (DATABASE_URL, default SQLite), with the
+    pool of DATABASE_POOL_SIZE and DATABASE_MAX_OVERFLOW."""
+    return create_engine(
+        settings.db_url, settings.database_pool_size, settings.database_max_overflow
+    )

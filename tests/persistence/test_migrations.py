@@ -139,3 +139,29 @@ async def test_operation_runs_migration_keeps_the_existing_operations(
         assert [r.run_id for r in await repo.operation_runs("tenant-acme-suspend")] == ["run-2", ""]
     finally:
         await engine.dispose()
+
+
+async def test_control_plane_pool_follows_the_settings(pg_url: str, tmp_path: Path) -> None:
+    """DATABASE_POOL_SIZE=2 and DATABASE_MAX_OVERFLOW=0: ten concurrent sessions share two
+    PostgreSQL connections (no third is ever opened), and every one of them completes."""
+    from sqlalchemy import event
+
+    from lifecycle.persistence.engine import control_plane_engine
+    from tests.support.fixtures import make_settings
+
+    settings = make_settings(
+        tmp_path, database_url=pg_url, database_pool_size=2, database_max_overflow=0
+    )
+    engine = control_plane_engine(settings)
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda conn, _record: opened.append(conn))
+    try:
+
+        async def query() -> int:
+            async with engine.connect() as conn:
+                return int((await conn.execute(text("SELECT 1 FROM pg_sleep(0.05)"))).scalar_one())
+
+        assert await asyncio.gather(*(query() for _ in range(10))) == [1] * 10
+        assert len(opened) == 2
+    finally:
+        await engine.dispose()
