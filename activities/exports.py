@@ -46,7 +46,7 @@ from lifecycle.persistence.tenants import TenantRepository
 from lifecycle.storage.cache import cache_store_name
 from lifecycle.storage.datamap import DataMap
 from lifecycle.storage.exports import ExportStorage
-from lifecycle.storage.jsonl import decode_value, encode_row, encode_value
+from lifecycle.storage.jsonl import decode_value, encode_value, row_encoder
 from lifecycle.storage.objectstore import ObjectStore, ObjectWriter, S3Options
 from lifecycle.storage.stores import TenantStores, storage_store_name, table_store_name
 from lifecycle.storage.zipmember import ArchiveWriter, MemberWriter, Sha256, write_all
@@ -123,7 +123,8 @@ class ExportActivities:
                 activity.heartbeat(ref)
                 rows = await stores.count_rows(entry, data.data_key)
                 sample = await stores.fetch_page(entry, data.data_key, None, SAMPLE_ROWS)
-                per_row = sum(len(encode_row(r)) for r in sample) / len(sample) if sample else 0
+                encode = row_encoder(stores.table(entry))
+                per_row = sum(len(encode(r)) for r in sample) / len(sample) if sample else 0
                 dialect = stores.engines[entry.database].dialect
                 name = table_store_name(entry)
                 streams.append(
@@ -251,9 +252,10 @@ class ExportActivities:
             else [decode_value(c.type, v) for c, v in zip(pk, after, strict=True)]
         )
         rows, page_rows = 0, 100
+        encode = row_encoder(stores.table(entry))
         while True:
             page = await stores.fetch_page(entry, data.data_key, cursor, page_rows)
-            lines = [encode_row(row) for row in page]
+            lines = [encode(row) for row in page]
             batch: list[bytes] = []
             pending = member.raw
             full = False

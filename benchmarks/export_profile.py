@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.export_throughput import MB, build_app
 from lifecycle.storage.datamap import load_datamap
-from lifecycle.storage.jsonl import encode_row
+from lifecycle.storage.jsonl import encode_row, row_encoder
 from lifecycle.storage.objectstore import ObjectWriter
 from lifecycle.storage.stores import TenantStores
 from lifecycle.storage.zipmember import LEVEL, MemberWriter
@@ -46,6 +46,7 @@ async def main(args: argparse.Namespace) -> None:
             load_datamap(await build_app(work, args.size_mb * MB, 1.0))
         )
         entry = stores.datamap.tables[0]
+        encode = encode_row if args.reference_encoder else row_encoder(stores.table(entry))
         cpu = {"fetch": 0.0, "encode": 0.0}
         pages: list[bytes] = []
         after = None
@@ -53,7 +54,7 @@ async def main(args: argparse.Namespace) -> None:
             c0 = time.process_time()
             page = await stores.fetch_page(entry, "1", after, 4000)
             c1 = time.process_time()
-            pages.append(b"".join([encode_row(row) for row in page]))
+            pages.append(b"".join([encode(row) for row in page]))
             cpu["fetch"] += c1 - c0
             cpu["encode"] += time.process_time() - c1
             if len(page) < 4000:
@@ -95,4 +96,9 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=100)
+    parser.add_argument(
+        "--reference-encoder",
+        action="store_true",
+        help="encode with encode_row (the per-value path) instead of the table's row_encoder",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -12,7 +12,7 @@ import base64
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -70,6 +70,40 @@ def encode_row(row: Mapping[str, Any]) -> bytes:
         return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
     except orjson.JSONEncodeError:
         return _ENCODER.encode(obj).encode("utf-8") + b"\n"
+
+
+def row_encoder(table: Table) -> Callable[[dict[str, Any]], bytes]:
+    """The fastest exact encoder of ``table``'s rows (dicts of column values).
+
+    When no column can hold a value orjson writes otherwise than :func:`encode_row`, orjson
+    encodes the row itself: naive timestamps as UTC, dates, UUIDs and enums natively,
+    the rest (decimals, binary, intervals) through :func:`encode_value`, with no Python
+    loop over the values (2-3x faster here). Otherwise, and for any row orjson refuses, it
+    is :func:`encode_row`. The columns that need the slow path: floats (orjson writes NaN as
+    null), timezone-aware timestamps (orjson keeps their offset, the export writes UTC),
+    times of day (orjson 3.13 writes 10,000 microseconds as ``.10000``), JSON and array
+    values (they may hold floats), and types without a Python type.
+    """
+    if any(_needs_encode_row(column.type) for column in table.columns):
+        return encode_row
+    return _encode_with_orjson
+
+
+def _needs_encode_row(column_type: TypeEngine[Any]) -> bool:
+    kind = _python_type(column_type)
+    if kind is datetime:
+        return bool(getattr(column_type, "timezone", False))
+    return kind is None or kind in (float, dict, list, object, time)
+
+
+def _encode_with_orjson(row: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(row, default=encode_value, option=_ORJSON_ROW)
+    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits, a time with a zone
+        return encode_row(row)
+
+
+_ORJSON_ROW = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NAIVE_UTC
 
 
 def _python_type(column_type: TypeEngine[Any]) -> type | None:
