@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import (
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy import Date as DateType
+from sqlalchemy.sql.elements import quoted_name
 
 from lifecycle.storage.jsonl import decode_row, encode_row, row_encoder
 
@@ -86,3 +88,27 @@ def test_columns_orjson_would_write_otherwise_take_encode_row() -> None:
     )
     naive = datetime(2026, 1, 1, 12, 0, 0, 10_000, tzinfo=UTC).replace(tzinfo=None)
     assert row_encoder(fast)({"id": 1, "at": naive}) == encode_row({"id": 1, "at": naive})
+
+
+def test_rows_of_reflected_tables_never_reach_the_stdlib_encoder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reflected column names are ``quoted_name`` (a str subclass): orjson takes them as keys
+    (it used to refuse them, and every exported row fell back to the stdlib encoder)."""
+    from lifecycle.storage import jsonl
+
+    def refuse(_obj: object) -> str:
+        raise AssertionError("the stdlib encoder ran")
+
+    monkeypatch.setattr(jsonl._ENCODER, "encode", refuse)
+    row = {quoted_name("id", None): 7, quoted_name("name", None): "é"}
+    table = Table("t", MetaData(), Column("id", Integer, primary_key=True), Column("x", Float))
+    assert (
+        json.loads(row_encoder(fast)(row))
+        == json.loads(encode_row(row))
+        == {
+            "id": 7,
+            "name": "é",
+        }
+    )
+    assert row_encoder(table) is encode_row
