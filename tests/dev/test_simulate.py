@@ -78,6 +78,27 @@ async def test_pause_resumes_on_schedule() -> None:
     assert detail.startswith("resumed on schedule: ACTIVE on ") and detail.endswith("plan limits")
 
 
+async def test_event_delivery_backs_off_through_an_outage_then_fails_and_is_redelivered() -> None:
+    timeline = await simulate("event-delivery")
+    names = [e.event for e in timeline.events]
+    assert names.count("receiver-down") == 2
+    # the 6-hour outage: 2 s doubling back-off, at most an hour apart, then the delivery
+    short = names[: names.index("receiver-down", 1)]
+    tries = [e.detail for e in timeline.events[: len(short)] if e.event == "attempt"]
+    assert len(tries) >= 10 and all("tenant.suspended" in d and ": 503" in d for d in tries)
+    assert tries[0].startswith("+00:00:0") and tries[-1] > "+05:00:00"
+    (delivered,) = [e for e in timeline.events[: len(short)] if e.event == "delivered"]
+    assert delivered.detail.startswith("+06:") and ": 200" in delivered.detail
+    # past the 3-day horizon: retried day after day, failed, redelivered once it is back
+    retrying = [e for e in timeline.events if e.event == "retrying"]
+    assert [e.day for e in retrying] == [0, 1, 2, 3] or [e.day for e in retrying] == [0, 1, 2]
+    assert all("tenant.reactivated" in e.detail and "503" in e.detail for e in retrying)
+    assert names[-4:] == ["failed", "receiver-up", "redeliver", "delivered"]
+    (failed,) = [e for e in timeline.events if e.event == "failed"]
+    assert "503" in failed.detail
+    assert 3 <= timeline.events[-2].day <= 5 and ": 200" in timeline.events[-1].detail
+
+
 def test_cli_unknown_scenario_exits_2() -> None:
     result = CliRunner().invoke(app, ["simulate", "time-travel"])
     assert result.exit_code == 2 and "deletion" in result.output
