@@ -263,7 +263,7 @@ class TenantRepository:
                 )
             if change.entitlements is not None:
                 limits = change.entitlements
-                if change.to_state not in (TenantState.SUSPENDED, TenantState.DELETED):
+                if change.to_state is TenantState.ACTIVE:  # a plan's limits, not a revocation
                     dunning = change.changes.get("dunning", tenant.dunning)
                     limits = with_read_only(limits, _dunning(dunning))
                 await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant.id))
@@ -317,11 +317,10 @@ class TenantRepository:
         detail: dict[str, Any],
         key: str | None,
         event: EventType | None = None,
-    ) -> bool:
+    ) -> None:
         """Add an audit row and the outbound event it emits (``event``, else the one its
         operation maps to); with ``key`` (kept in ``detail["key"]``) only if no row of this
-        tenant, workflow and operation carries that key yet (a retried activity adds nothing).
-        Returns whether the row was added."""
+        tenant, workflow and operation carries that key yet (a retried activity adds nothing)."""
         if key is not None:
             rows = await session.scalars(
                 select(LifecycleEvent.detail).where(
@@ -331,7 +330,7 @@ class TenantRepository:
                 )
             )
             if any((d or {}).get("key") == key for d in rows):
-                return False
+                return
             detail = {**detail, "key": key}
         audit = LifecycleEvent(
             at=utcnow(),
@@ -345,7 +344,6 @@ class TenantRepository:
         )
         session.add(audit)
         await emit_for_audit(session, audit, type_=event)
-        return True
 
     async def events(
         self, tenant_id: str, *, limit: int = 100, offset: int = 0
