@@ -642,7 +642,7 @@ async def event_delivery(box: Sandbox, t: Timeline) -> None:
         f"delivery {failed.delivery_id} of {failed.event_type}: {failed.attempts} attempts; "
         f"{failed.last_error}",
     )
-    await box.env.sleep(recv.down_until - await recv.now())
+    await box.env.sleep(max(recv.down_until - await recv.now(), timedelta(seconds=1)))
     t.add(await box.day(), "receiver-up", "answers 200")
     redelivery = await lc.outbound_events.redeliver(failed.event_id)
     t.add(
