@@ -92,14 +92,7 @@ class EventActivities:
         delivery, index, event = await self.repository.delivery(delivery_id)
         if delivery.status == "delivered":
             return delivery.last_status_code or 200
-        if index >= len(self.endpoints) or redact(self.endpoints[index].url) != delivery.endpoint:
-            raise ApplicationError(
-                f"endpoint {delivery.endpoint} is no longer configured (EVENT_WEBHOOK_URLS, "
-                "PROVISIONING_WEBHOOK_URL)",
-                type="EventEndpointRemoved",
-                non_retryable=True,
-            )
-        endpoint = self.endpoints[index]
+        endpoint = self._endpoint(index, delivery.endpoint)
         sent_at = int(time.time())
         body = json.dumps(event.body(sent_at), sort_keys=True).encode()
         headers = {
@@ -129,6 +122,22 @@ class EventActivities:
         unavailable = response.status_code >= 500 or response.status_code in (408, 429)
         raise ApplicationError(
             error, type="EventReceiverUnavailable" if unavailable else "EventRejected"
+        )
+
+    def _endpoint(self, index: int, redacted: str) -> EventEndpoint:
+        """The configured endpoint of a delivery row: the one at its index, else (the list
+        changed meanwhile, e.g. a URL added before the provisioning webhook) the one with its
+        URL. Raises a non-retryable ``EventEndpointRemoved`` when there is none."""
+        if index < len(self.endpoints) and redact(self.endpoints[index].url) == redacted:
+            return self.endpoints[index]
+        for endpoint in self.endpoints:
+            if redact(endpoint.url) == redacted:
+                return endpoint
+        raise ApplicationError(
+            f"endpoint {redacted} is no longer configured (EVENT_WEBHOOK_URLS, "
+            "PROVISIONING_WEBHOOK_URL)",
+            type="EventEndpointRemoved",
+            non_retryable=True,
         )
 
     @activity.defn

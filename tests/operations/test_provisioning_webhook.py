@@ -13,15 +13,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.events import EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from activities.events import EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, EventActivities
 from lifecycle.client.lifecycle import LifecycleClient
+from lifecycle.domain.billing import BillingResult
+from lifecycle.domain.events import PROVISIONING_EVENTS, EventDeliveryInput, EventEndpoint
+from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
 from lifecycle.domain.states import TenantState
+from lifecycle.domain.tenants import TransitionInput
 from lifecycle.domain.text import redact
+from lifecycle.persistence.events import EventRepository
+from lifecycle.persistence.tenants import TenantRepository
 from tests.operations.test_events import deliver_all
-from tests.support.fixtures import running_stack
+from tests.support.fixtures import running_stack, uid
 from tests.support.plan_fixtures import billing_settings, finish, onboarded
 from tests.support.stripe_server import StripeServer
 
@@ -203,6 +211,60 @@ async def test_a_rejected_delivery_is_listed_failed_and_redelivered_on_request(
     assert still_failed == [] and {d.status for d in deliveries} == {"delivered"}
     assert all(r["valid"] for r in hook.requests)
     assert hook.events(acme)[-1]["type"] == "tenant.plan_changed"
+
+
+async def test_a_delivery_finds_its_endpoint_after_a_url_is_added_before_it(
+    repository: TenantRepository,
+) -> None:
+    """A delivery row names its endpoint by index and URL: when EVENT_WEBHOOK_URLS grows, the
+    provisioning webhook moves to a later index and a delivery opened before still reaches
+    it, signed with its own key; an endpoint no longer configured is a final failure."""
+    async with serving(SECRET) as hook, serving(EVENTS_SECRET) as app:
+        tenant = uid("idx")
+        await repository.create_tenant(
+            CreateTenantInput(
+                request=OnboardRequest(tenant_id=tenant, name="I", email="i@i.io", plan="starter"),
+                limits={"users": 3},
+                billing=BillingResult(),
+                workflow_id="seed",
+                actor="test",
+            )
+        )
+        events = EventRepository(repository.sessions)
+        (activated,) = await events.events(tenant)
+        before = [EventEndpoint(hook.url, SECRET, PROVISIONING_EVENTS, "PROVISIONING_WEBHOOK_URL")]
+        data = EventDeliveryInput(event_id=activated.event_id, tenant_id=tenant)
+        (delivery_id,) = await ActivityEnvironment().run(
+            EventActivities(events, before).open_event_deliveries, data
+        )
+        after = [EventEndpoint(app.url, EVENTS_SECRET), *before]
+        status = await ActivityEnvironment().run(
+            EventActivities(events, after).deliver_event, delivery_id
+        )
+        await repository.transition(
+            TransitionInput(
+                tenant_id=tenant,
+                from_states=[TenantState.ACTIVE],
+                to_state=TenantState.SUSPENDED,
+                operation="suspend",
+                workflow_id="w-suspend",
+                actor="test",
+                entitlements={"users": 0},
+            )
+        )
+        suspended = (await events.events(tenant))[-1]
+        data = EventDeliveryInput(event_id=suspended.event_id, tenant_id=tenant)
+        (pending,) = await ActivityEnvironment().run(
+            EventActivities(events, before).open_event_deliveries, data
+        )
+        with pytest.raises(ApplicationError) as removed:  # the webhook left the settings
+            await ActivityEnvironment().run(
+                EventActivities(events, after[:1]).deliver_event, pending
+            )
+    assert status == 200 and app.requests == []
+    (request,) = hook.requests
+    assert request["valid"] and request["event"]["data"]["entitlements"] == {"users": 3}
+    assert (removed.value.type, removed.value.non_retryable) == ("EventEndpointRemoved", True)
 
 
 async def test_onboarding_creates_customer_and_subscription_in_stripe(
