@@ -118,7 +118,6 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     """
     stripe_key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
     datamap = load_datamap(settings.data_map_path) if settings.data_map_path else None
-    webhook_secret = settings.provisioning_webhook_secret
     tenants = TenantActivities(repository)
     stripe_client = make_stripe_client(stripe_key, settings.stripe_api_base)
     rate = settings.billing_rate_limit
@@ -128,16 +127,10 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     reconciliation = ReconciliationActivities(settings, repository, stripe_client)
     plan_changes = PlanChangeActivities(repository)
     usage = UsageActivities(repository)
-    provisioning = ProvisioningActivities(
-        repository,
-        settings.provisioning_webhook_url,
-        webhook_secret.get_secret_value() if webhook_secret else None,
-    )
+    provisioning = ProvisioningActivities(repository)
     deletion = DeletionActivities(settings, DeletionRepository(repository))
     purge = PurgeActivities(settings)
-    events = EventActivities(
-        EventRepository(repository.sessions), settings.event_endpoints, settings.event_secret()
-    )
+    events = EventActivities(EventRepository(repository.sessions), settings.event_subscribers())
     exports = ExportActivities(
         ExportStorage.from_settings(settings),
         ExportRepository(repository.sessions),
@@ -265,9 +258,10 @@ async def warn_unmapped(settings: Settings) -> list[str]:
 async def run_worker(settings: Settings) -> None:
     """Migrate the control-plane database, make sure the export bucket exists, warn about
     unmapped tables, connect, relay new lifecycle events to their delivery workflows (with
-    EVENT_WEBHOOK_URLS) and poll until cancelled or until SIGTERM/SIGINT, which shuts
-    down gracefully: polling stops and running activities get WORKER_GRACEFUL_SHUTDOWN_SECONDS
-    to finish (or to heartbeat their cancellation) before they are cancelled.
+    EVENT_WEBHOOK_URLS or PROVISIONING_WEBHOOK_URL) and poll until cancelled or until
+    SIGTERM/SIGINT, which shuts down gracefully: polling stops and running activities get
+    WORKER_GRACEFUL_SHUTDOWN_SECONDS to finish (or to heartbeat their cancellation) before they
+    are cancelled.
 
     Raises ConfigError (SDK metrics port taken, invalid data map) and connection errors.
     """
@@ -304,7 +298,7 @@ async def run_worker(settings: Settings) -> None:
         "worker polling task queue %s on %s", settings.temporal_task_queue, settings.temporal_target
     )
     relay = None
-    if settings.event_endpoints:  # the transactional outbox's relay: starts the deliveries
+    if settings.event_subscribers():  # the transactional outbox's relay: starts the deliveries
         events = LifecycleClient(settings, client, repository).outbound_events
         relay = asyncio.create_task(events.relay(settings.event_dispatch_interval_seconds))
     try:

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lifecycle.domain.errors import ConfigError
+from lifecycle.domain.events import PROVISIONING_EVENTS, EventEndpoint
 from lifecycle.domain.plans import PlanCatalog, load_plans
 from lifecycle.domain.text import redact
 
@@ -117,7 +118,9 @@ class Settings(BaseSettings):
 
     # Outbound lifecycle events (issue 17, item 5)
     event_webhook_urls: str = Field(
-        "", description="comma-separated endpoints every lifecycle event is POSTed to"
+        "",
+        description="comma-separated endpoints every lifecycle event is POSTed to "
+        "(PROVISIONING_WEBHOOK_URL gets those that change the entitlements)",
     )
     event_webhook_secret: SecretStr | None = Field(
         None, description="HMAC-SHA256 key of the events; default PROVISIONING_WEBHOOK_SECRET"
@@ -228,6 +231,40 @@ class Settings(BaseSettings):
         webhook's (one scheme, one key for a receiver that takes both)."""
         secret = self.event_webhook_secret or self.provisioning_webhook_secret
         return secret.get_secret_value() if secret is not None else None
+
+    def event_subscribers(self) -> list[EventEndpoint]:
+        """Every receiver of lifecycle events, in a fixed order (a delivery row keeps its
+        endpoint's index): each of EVENT_WEBHOOK_URLS, taking every event type and signed
+        with :meth:`event_secret`, then PROVISIONING_WEBHOOK_URL, taking the
+        :data:`~lifecycle.domain.events.PROVISIONING_EVENTS` signed with
+        PROVISIONING_WEBHOOK_SECRET (unless listed in EVENT_WEBHOOK_URLS already: then it
+        gets every event once).
+
+        Raises ConfigError when a URL is set without its secret (events must be signed).
+        """
+        urls, secret = self.event_endpoints, self.event_secret()
+        if urls and not secret:
+            raise ConfigError(
+                "EVENT_WEBHOOK_URLS is set but neither EVENT_WEBHOOK_SECRET nor "
+                "PROVISIONING_WEBHOOK_SECRET is: lifecycle events must be signed"
+            )
+        endpoints = [EventEndpoint(url, secret or "") for url in urls]
+        hook = self.provisioning_webhook_url
+        if hook and hook not in urls:
+            if self.provisioning_webhook_secret is None:
+                raise ConfigError(
+                    "PROVISIONING_WEBHOOK_URL is set but PROVISIONING_WEBHOOK_SECRET is not: "
+                    "provisioning webhooks must be signed"
+                )
+            endpoints.append(
+                EventEndpoint(
+                    hook,
+                    self.provisioning_webhook_secret.get_secret_value(),
+                    PROVISIONING_EVENTS,
+                    "PROVISIONING_WEBHOOK_URL",
+                )
+            )
+        return endpoints
 
     @cached_property
     def plans(self) -> PlanCatalog:

@@ -12,9 +12,11 @@ billing's dunning (:mod:`lifecycle.domain.dunning`):
    applies (after any running operation ends) and is audited as ``dunning-step``
    (kind, day, plan). ``invoice_failed`` adds another overdue invoice.
 3. After the last step (unless it ended the ladder) it waits PAYMENT window days more.
-4. Paid at any point: the tenant is back in full service at once on its original plan and
+4. Paid at any point: the tenant is back in full service at once on its plan and
    entitlements (read-only lifted, or SUSPENDED -> REACTIVATING -> ACTIVE through
-   :func:`~workflows.reactivation.restore_service`), audited ``payment-recovered``.
+   :func:`~workflows.reactivation.restore_service`), audited ``payment-recovered``. Until then
+   a ``read_only`` step stays in force across plan changes (the control plane writes any new
+   plan's limits with ``read_only = 1`` while the dunning status says so).
 
 Executions started before the ladder (``workflow.patched("dunning-ladder")``) keep the single
 grace timer: PAYMENT_FAILURE_GRACE_DAYS, then suspend (or, with ENABLE_AUTO_DOWNGRADE, move to
@@ -399,7 +401,7 @@ class PaymentFailureWorkflow:
                 window = workflow.now() + timedelta(days=data.payment_window_days)
                 await self._paid_by(window, "payment window")
             if self.paid is not None:
-                tenant = await self._restore(data, plan)
+                tenant = await self._restore(data)
                 outcome = "recovered"
             else:
                 await self._mark(None, "dunning-ended", "ended", {"state": tenant.state.value})
@@ -454,11 +456,15 @@ class PaymentFailureWorkflow:
             return tenant, "cancelled and deleted"
         return tenant, "notified"
 
-    async def _restore(self, data: PaymentFailureInput, plan: str) -> TenantView:
-        """Full service at once on ``plan`` (the plan when payment failed): read-only lifted,
-        a dunning suspension reactivated; the dunning status cleared, ``payment-recovered``."""
+    async def _restore(self, data: PaymentFailureInput) -> TenantView:
+        """Full service at once on the tenant's plan (the one when payment failed, unless an
+        operator changed it meanwhile): a dunning suspension reactivated, the plan's
+        entitlements; the dunning status cleared with ``payment-recovered``, which lifts
+        ``read_only`` in the same transaction."""
         tenant = await read_tenant(data.tenant_id)
-        resolved = await call(DeletionActivities.resolve_plan, plan)
+        # the plan in force: an operator's plan change during dunning stands (same activity,
+        # another argument: histories replay unchanged)
+        resolved = await call(DeletionActivities.resolve_plan, tenant.plan)
         if (
             tenant.state is S.SUSPENDED
             and tenant.suspension

@@ -9,7 +9,10 @@ from rich.table import Table
 
 from lifecycle.cli.common import ApiUrl, api_client, checked, console
 
-app = typer.Typer(help="Outbound lifecycle events (EVENT_WEBHOOK_URLS) and their deliveries.")
+app = typer.Typer(
+    help="Outbound lifecycle events (EVENT_WEBHOOK_URLS, PROVISIONING_WEBHOOK_URL) and their "
+    "deliveries."
+)
 
 
 @app.command("deliveries")

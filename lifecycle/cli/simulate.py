@@ -14,7 +14,13 @@ from lifecycle.dev.simulate import SCENARIOS, simulate
 
 app = typer.Typer()
 
-COLOURS = {"purged": "red", "suspended": "red", "certificate-verified": "green"}
+COLOURS = {
+    "purged": "red",
+    "suspended": "red",
+    "failed": "red",
+    "certificate-verified": "green",
+    "delivered": "green",
+}
 
 
 @app.command("simulate")

@@ -65,8 +65,9 @@ class EventService(Service):
 
     async def relay(self, interval_seconds: float) -> None:
         """Dispatch new events every ``interval_seconds`` until cancelled (the worker runs it
-        when EVENT_WEBHOOK_URLS is set). A failed round (database or Temporal down) is
-        logged and tried again next round: the events wait in the outbox meanwhile."""
+        when EVENT_WEBHOOK_URLS or PROVISIONING_WEBHOOK_URL is set). A failed round (database
+        or Temporal down) is logged and tried again next round: the events wait in the outbox
+        meanwhile."""
         while True:
             try:
                 while await self.dispatch_pending() > 0:

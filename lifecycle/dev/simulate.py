@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -30,10 +32,18 @@ from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
-from lifecycle.dev.devserver import installed_binary
+from lifecycle.dev.devserver import free_port, installed_binary
 from lifecycle.domain.operations import SEARCH_ATTRIBUTES
 
-SCENARIOS = ("deletion", "downgrade", "export-retention", "payment-failure", "trial", "pause")
+SCENARIOS = (
+    "deletion",
+    "downgrade",
+    "export-retention",
+    "payment-failure",
+    "trial",
+    "pause",
+    "event-delivery",
+)
 #: Length of the simulated trial, days.
 TRIAL_DAYS = 14
 PAUSE_DAYS = 10  # the pause scenario's resume_at, days after the pause
@@ -43,6 +53,11 @@ SIMULATED_LADDER = (
     'dunning = [{ day = 0, kind = "notify" }, { day = 2, kind = "read_only" }, '
     '{ day = 5, kind = "suspend" }]'
 )
+#: The event-delivery scenario: the receiver's short outage (hours), then one past the retry
+#: horizon (EVENT_DELIVERY_RETRY_DAYS, 3 by default) by this many days.
+OUTAGE_HOURS = 6
+LONG_OUTAGE_EXTRA_DAYS = 1
+EVENTS_SECRET = "simulate-events"
 
 
 @dataclass
@@ -79,6 +94,7 @@ class Sandbox:
     settings: Settings
     company: Any  # lifecycle.dev.adtech.sample.SampleCompany
     start: datetime
+    receiver: Receiver | None = None
 
     async def day(self) -> int:
         """Whole days since the simulation started (server time)."""
@@ -87,6 +103,79 @@ class Sandbox:
     async def advance(self, days: float = 1) -> None:
         """Let ``days`` pass on the test server (timers fire; activities run for real)."""
         await self.env.sleep(timedelta(days=days))
+
+
+@dataclass
+class Attempt:
+    """One POST the receiver got: the simulated time, the event and the status answered."""
+
+    at: datetime
+    event_id: int
+    type: str
+    status: int
+
+
+class Receiver:
+    """The application's endpoint of lifecycle events (EVENT_WEBHOOK_URLS) in the
+    event-delivery scenario, served on 127.0.0.1: it verifies each signature like the sample
+    application (401 when wrong) and answers 503 while the simulated clock is before
+    ``down_until``; every attempt is kept with the test server's time."""
+
+    def __init__(self) -> None:
+        self.env: WorkflowEnvironment | None = None
+        self.down_until: datetime | None = None
+        self.attempts: list[Attempt] = []
+        self.url = ""
+
+    async def now(self) -> datetime:
+        assert self.env is not None
+        return await self.env.get_current_time()
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        from lifecycle.dev.adtech.receiver import verify
+
+        async def receive(request: Request) -> JSONResponse:
+            body = await request.body()
+            refused = verify(
+                body,
+                request.headers.get("X-Lifecycle-Signature", ""),
+                request.headers.get("X-Lifecycle-Timestamp", ""),
+                EVENTS_SECRET,
+                time.time(),
+            )
+            now = await self.now()
+            status = 401 if refused else 200
+            if not refused and self.down_until is not None and now < self.down_until:
+                status = 503
+            event = json.loads(body)
+            self.attempts.append(Attempt(now, int(event["id"]), str(event["type"]), status))
+            return JSONResponse({}, status_code=status)
+
+        return Starlette(routes=[Route("/events", receive, methods=["POST"])])
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """Serve :meth:`app` on a free port of 127.0.0.1 (``url``) until the block ends."""
+        import uvicorn
+
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_level="warning")
+        )
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        self.url = f"http://127.0.0.1:{port}/events"
+        try:
+            yield
+        finally:
+            server.should_exit = True
+            await task
 
 
 def _plans_file(root: Path) -> Path:
@@ -111,8 +200,10 @@ def _plans_file(root: Path) -> Path:
     return path
 
 
-def _settings(root: Path, target: str, retention_days: int) -> Settings:
+def _settings(root: Path, target: str, retention_days: int, events_url: str = "") -> Settings:
     return Settings(
+        event_webhook_urls=events_url,
+        event_webhook_secret=SecretStr(EVENTS_SECRET) if events_url else None,
         plans_path=_plans_file(root),
         _env_file=None,
         data_dir=root,
@@ -146,12 +237,19 @@ def _worker_env(settings: Settings, app_env: dict[str, str]) -> dict[str, str]:
         PLANS_PATH=str(settings.plans_path),
         LOG_LEVEL="WARNING",
     )
+    if settings.event_webhook_urls:
+        env.update(
+            EVENT_WEBHOOK_URLS=settings.event_webhook_urls, EVENT_WEBHOOK_SECRET=EVENTS_SECRET
+        )
     return env
 
 
 @contextlib.asynccontextmanager
-async def sandbox(tenant: str | None = None, retention_days: int = 30) -> AsyncIterator[Sandbox]:
-    """The scratch world with the sample company ``tenant`` (default the first) onboarded."""
+async def sandbox(
+    tenant: str | None = None, retention_days: int = 30, receiver: Receiver | None = None
+) -> AsyncIterator[Sandbox]:
+    """The scratch world with the sample company ``tenant`` (default the first) onboarded;
+    with ``receiver`` (served meanwhile) the lifecycle events go to it (EVENT_WEBHOOK_URLS)."""
     from lifecycle.dev.adtech import DATAMAP_PATH
     from lifecycle.dev.adtech.sample import load_sample
     from lifecycle.persistence.engine import Sessions, control_plane_engine, migrate
@@ -175,6 +273,7 @@ async def sandbox(tenant: str | None = None, retention_days: int = 30) -> AsyncI
         )
         worker: asyncio.subprocess.Process | None = None
         engine = None
+        stack = contextlib.AsyncExitStack()
         try:
             await env.client.operator_service.add_search_attributes(
                 AddSearchAttributesRequest(
@@ -184,7 +283,11 @@ async def sandbox(tenant: str | None = None, retention_days: int = 30) -> AsyncI
                     },
                 )
             )
-            settings = _settings(root, env.client.service_client.config.target_host, retention_days)
+            if receiver is not None:
+                receiver.env = env
+                await stack.enter_async_context(receiver.serving())
+            target = env.client.service_client.config.target_host
+            settings = _settings(root, target, retention_days, receiver.url if receiver else "")
             settings.data_map_path = DATAMAP_PATH
             companies = await load_sample(root, tenants=2, size_mb=0.2, plans=settings.plans)
             chosen = [c for c in companies if tenant in (None, c.tenant_id)]
@@ -199,7 +302,7 @@ async def sandbox(tenant: str | None = None, retention_days: int = 30) -> AsyncI
                 sys.executable, "-m", "worker", cwd=root, env=_worker_env(settings, app_env),
                 stdout=log, stderr=log,
             )  # fmt: skip
-            box = Sandbox(env, lc, settings, chosen[0], await env.get_current_time())
+            box = Sandbox(env, lc, settings, chosen[0], await env.get_current_time(), receiver)
             await _onboard(box)
             yield box
         finally:
@@ -208,6 +311,7 @@ async def sandbox(tenant: str | None = None, retention_days: int = 30) -> AsyncI
                 await worker.wait()
             if engine is not None:
                 await engine.dispose()
+            await stack.aclose()
             await env.shutdown()
             for k, v in saved.items():
                 if v is None:
@@ -454,6 +558,107 @@ async def pause(box: Sandbox, t: Timeline) -> None:
             t.add(day, "paused", f"{tenant.state.value} ({tenant.suspension.kind})")
 
 
+def _clock(delta: timedelta) -> str:
+    """``+HH:MM:SS`` of a time offset (hours go past 24)."""
+    seconds = int(delta.total_seconds())
+    return f"+{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+async def _delivery(box: Sandbox, tenant_id: str, event_id: int, step: timedelta) -> None:
+    """Start the delivery of outbox event ``event_id`` (unless the worker's relay did) and let
+    simulated time pass ``step`` at a time until its workflow has ended; its retries' back-off
+    timers fire meanwhile. (Waiting on the result with time skipping unlocked would let the
+    test server jump to the next far timer once the workflow is done: years.)"""
+    from lifecycle.domain.operations import OperationKind, workflow_id
+
+    await box.lc.outbound_events.dispatch_pending()
+    handle = box.lc.core.handle(workflow_id(tenant_id, OperationKind.EVENT, str(event_id)))
+    while True:
+        described = await handle.describe()
+        if described.status is not None and described.status.name != "RUNNING":
+            await handle.result()
+            return
+        await box.env.sleep(step)
+
+
+async def event_delivery(box: Sandbox, t: Timeline) -> None:
+    """Lifecycle events to an application endpoint that goes down (EVENT_WEBHOOK_URLS, the
+    scenario's own receiver): the tenant is suspended while the receiver answers 503 for
+    :data:`OUTAGE_HOURS` hours, each back-off attempt shown with its simulated time and status
+    until the delivery; then reactivated while it is down past EVENT_DELIVERY_RETRY_DAYS: the
+    attempts per day, the delivery ``failed`` (``GET /events/deliveries?status=failed``), and
+    once the receiver is back, ``POST /events/{id}/redeliver`` delivers it."""
+    from lifecycle.domain.reactivation import ReactivateRequest
+    from lifecycle.domain.suspension import SuspendRequest
+
+    tid, lc, recv = box.company.tenant_id, box.lc, box.receiver
+    assert recv is not None
+    horizon = lc.settings.event_delivery_retry_days
+
+    def day_of(at: datetime) -> int:
+        return (at - box.start) // timedelta(days=1)
+
+    for event in await lc.outbound_events.events(tid):  # the onboarding's: the receiver is up
+        await _delivery(box, tid, event.event_id, timedelta(seconds=1))
+
+    down_at = await recv.now()
+    recv.down_until = down_at + timedelta(hours=OUTAGE_HOURS)
+    t.add(await box.day(), "receiver-down", f"answers 503 for {OUTAGE_HOURS} h")
+    request = SuspendRequest(reason="simulated: admin suspension")
+    started = await lc.suspension.suspend_tenant(tid, request, actor="simulate")
+    await lc.core.handle(started.workflow_id).result()
+    suspended = (await lc.outbound_events.events(tid))[-1]
+    await _delivery(box, tid, suspended.event_id, timedelta(minutes=5))
+    attempts = [a for a in recv.attempts if a.event_id == suspended.event_id]
+    for n, a in enumerate(attempts, 1):
+        line = f"{_clock(a.at - down_at)} {a.type} #{suspended.sequence}: {a.status}"
+        t.add(day_of(a.at), "delivered" if a.status == 200 else "attempt", f"{line} (try {n})")
+
+    started = await lc.reactivation.reactivate_tenant(tid, ReactivateRequest(), actor="simulate")
+    await lc.core.handle(started.workflow_id).result()
+    reactivated = (await lc.outbound_events.events(tid))[-1]
+    down_at = await recv.now()
+    outage = horizon + LONG_OUTAGE_EXTRA_DAYS
+    recv.down_until = down_at + timedelta(days=outage)
+    t.add(
+        await box.day(),
+        "receiver-down",
+        f"answers 503 for {outage:g} days, past the {horizon:g}-day retry horizon",
+    )
+    await _delivery(box, tid, reactivated.event_id, timedelta(hours=1))
+    attempts = [a for a in recv.attempts if a.event_id == reactivated.event_id]
+    by_day: dict[int, list[Attempt]] = {}
+    for a in attempts:
+        by_day.setdefault(day_of(a.at), []).append(a)
+    for day, group in sorted(by_day.items()):
+        statuses = "/".join(sorted({str(a.status) for a in group}))
+        span = f"{_clock(group[0].at - down_at)} to {_clock(group[-1].at - down_at)}"
+        t.add(day, "retrying", f"{reactivated.type}: {len(group)} attempts {span}, {statuses}")
+    (failed,) = await lc.outbound_events.deliveries(status="failed", tenant_id=tid)
+    t.add(
+        await box.day(),
+        "failed",
+        f"delivery {failed.delivery_id} of {failed.event_type}: {failed.attempts} attempts; "
+        f"{failed.last_error}",
+    )
+    await box.env.sleep(max(recv.down_until - await recv.now(), timedelta(seconds=1)))
+    t.add(await box.day(), "receiver-up", "answers 200")
+    redelivery = await lc.outbound_events.redeliver(failed.event_id)
+    t.add(
+        await box.day(),
+        "redeliver",
+        f"POST /events/{failed.event_id}/redeliver: deliveries {redelivery.deliveries}",
+    )
+    await _delivery(box, tid, reactivated.event_id, timedelta(seconds=1))
+    last = recv.attempts[-1]
+    (row,) = await lc.outbound_events.repository.deliveries(event_id=reactivated.event_id)
+    t.add(
+        day_of(last.at),
+        "delivered" if row.status == "delivered" else row.status,
+        f"{last.type} #{reactivated.sequence}: {last.status}, {row.attempts} attempts in all",
+    )
+
+
 RUNNERS: dict[str, Callable[[Sandbox, Timeline], Awaitable[None]]] = {
     "pause": pause,
     "trial": trial,
@@ -461,6 +666,7 @@ RUNNERS: dict[str, Callable[[Sandbox, Timeline], Awaitable[None]]] = {
     "downgrade": downgrade,
     "export-retention": export_retention,
     "payment-failure": payment_failure,
+    "event-delivery": event_delivery,
 }
 
 
@@ -471,7 +677,8 @@ async def simulate(
     Raises ValueError for an unknown scenario or tenant."""
     if scenario not in RUNNERS:
         raise ValueError(f"unknown scenario '{scenario}'; choose one of {', '.join(SCENARIOS)}")
-    async with sandbox(tenant, retention_days) as box:
+    receiver = Receiver() if scenario == "event-delivery" else None
+    async with sandbox(tenant, retention_days, receiver) as box:
         timeline = Timeline(scenario, box.company.tenant_id, days)
         await RUNNERS[scenario](box, timeline)
         return timeline

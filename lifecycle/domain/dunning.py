@@ -15,7 +15,10 @@ behaviour before ladders existed). Step kinds:
   in a default ladder: an operator writes it into the plans file.
 
 Paying the overdue invoices before a ladder ends returns the tenant to full service at once,
-on its original plan and entitlements. Pure pydantic models, importable from workflow code.
+on its plan and entitlements. A ``read_only`` step stays in force across plan changes while
+the tenant is in dunning (:func:`keeps_read_only`: an operator's upgrade or a ``downgrade``
+step writes the new plan's limits with ``read_only = 1``) until the payment lifts it
+(``payment-recovered``). Pure pydantic models, importable from workflow code.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ NEEDS_ACTIVE: frozenset[str] = frozenset({"read_only", "suspend", "downgrade"})
 MAX_DAY = 365
 #: The entitlement that marks a tenant read-only (1) during dunning.
 READ_ONLY = "read_only"
+#: The audit operation of a payment that ends dunning: it lifts the read-only flag.
+PAYMENT_RECOVERED = "payment-recovered"
 
 
 class DunningStep(BaseModel):
@@ -79,13 +84,27 @@ class DunningStatus(BaseModel):
     """A tenant's place on its ladder (``dunning`` of ``GET /tenants/{id}``): ``step`` the
     last applied step's kind (None before the first), ``since`` when it applied (the first
     unpaid invoice's time before), ``next_step`` and ``next_step_at`` (UTC) what comes next
-    (None after the last); ``plan`` the plan the tenant was on when payment failed."""
+    (None after the last); ``plan`` the plan the tenant was on when payment failed;
+    ``read_only`` whether a ``read_only`` step has applied (it stays in force until paid)."""
 
     step: str | None = None
     since: datetime
     next_step: str | None = None
     next_step_at: datetime | None = None
     plan: str | None = None
+    read_only: bool = False
+
+
+def keeps_read_only(status: DunningStatus | None) -> bool:
+    """Whether entitlements written now must carry ``read_only = 1``: the tenant is in dunning
+    at or past a ``read_only`` step (a status stored before ``read_only`` existed: its last
+    step was ``read_only``)."""
+    return status is not None and (status.read_only or status.step == "read_only")
+
+
+def with_read_only(limits: dict[str, int], status: DunningStatus | None) -> dict[str, int]:
+    """``limits`` with ``read_only = 1`` added when :func:`keeps_read_only` holds."""
+    return {**limits, READ_ONLY: 1} if keeps_read_only(status) else limits
 
 
 def status_at(
@@ -100,6 +119,7 @@ def status_at(
         next_step=nxt.kind if nxt else None,
         next_step_at=first_unpaid + timedelta(days=nxt.day) if nxt else None,
         plan=plan,
+        read_only=any(step.kind == "read_only" for step in ladder[:applied]),
     )
 
 
@@ -113,3 +133,9 @@ class DunningUpdate(DomainModel):
     operation: str = "dunning-step"
     key: str
     detail: dict[str, str | int | None] = Field(default_factory=dict)
+
+    @property
+    def lifts_read_only(self) -> bool:
+        """The payment that ends dunning (status cleared, ``payment-recovered``): it lifts
+        ``read_only`` from the entitlements in the same transaction."""
+        return self.status is None and self.operation == PAYMENT_RECOVERED

@@ -3,11 +3,14 @@ them, and the models of the transactional outbox and of its deliveries (issue 17
 
 An event is written in the same transaction as the audit row it stems from (the outbox), with
 a sequence number that grows by one per tenant; the delivery workflow POSTs it, signed, to
-every endpoint of ``EVENT_WEBHOOK_URLS``. Pure: importable from workflow code.
+every endpoint that subscribes to its type (:class:`EventEndpoint`): each of
+``EVENT_WEBHOOK_URLS`` takes every type, the provisioning webhook (PROVISIONING_WEBHOOK_URL)
+the :data:`PROVISIONING_EVENTS`. Pure: importable from workflow code.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -27,6 +30,40 @@ class EventType(StrEnum):
     EXPORT_READY = "tenant.export_ready"
     DUNNING_STEP = "tenant.dunning_step"
     TRIAL_ENDING = "tenant.trial_ending"
+    #: The entitlements changed without a state change: a plan change's provisioning step
+    #: (before billing) or its undo, a dunning ``read_only`` step, read-only lifted on payment.
+    ENTITLEMENTS_CHANGED = "tenant.entitlements_changed"
+
+
+#: The types the provisioning webhook subscribes to: those that change what a tenant may use.
+#: Their ``data`` carries ``plan`` and ``entitlements``, the limits in force after the event.
+PROVISIONING_EVENTS: frozenset[EventType] = frozenset(
+    {
+        EventType.ACTIVATED,
+        EventType.PLAN_CHANGED,
+        EventType.SUSPENDED,
+        EventType.REACTIVATED,
+        EventType.DELETED,
+        EventType.PURGED,
+        EventType.ENTITLEMENTS_CHANGED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class EventEndpoint:
+    """A receiver of lifecycle events: its URL, the HMAC-SHA256 key that signs what it gets
+    (never shown: ``repr`` leaves it out) and the event types it subscribes to (None: all).
+    ``setting`` names where it is configured, for error messages."""
+
+    url: str
+    secret: str = field(repr=False)
+    types: frozenset[EventType] | None = None
+    setting: str = "EVENT_WEBHOOK_URLS"
+
+    def subscribes(self, type_: str) -> bool:
+        """Whether this endpoint takes events of ``type_``."""
+        return self.types is None or type_ in self.types
 
 
 #: Audit operations that are not state changes but emit an event of their own.

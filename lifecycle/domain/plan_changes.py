@@ -314,8 +314,9 @@ class DowngradeCancelRequested(BaseModel):
 
 
 class ProvisionResult(BaseModel):
-    """Result of the ``provision_entitlements`` activity: the limits now in force and the
-    webhook's HTTP status (None when no webhook is configured)."""
+    """Result of the ``provision_entitlements`` activity: the limits now in force.
+    ``webhook_status`` is kept for the histories of executions from before the provisioning
+    webhook became an event subscriber (it was the webhook's HTTP status); now always None."""
 
     entitlements: dict[str, int]
     webhook_status: int | None = None

@@ -25,6 +25,7 @@ from lifecycle.domain.events import (
 )
 from lifecycle.persistence.engine import Sessions
 from lifecycle.persistence.tables import (
+    Entitlement,
     EventDelivery,
     LifecycleEvent,
     OutboundEvent,
@@ -45,17 +46,24 @@ async def emit_for_audit(
     session: AsyncSession,
     audit: LifecycleEvent,
     *,
+    type_: EventType | None = None,
     plan_changed: bool = False,
     **data: Any,
 ) -> None:
-    """Add the event that audit row ``audit`` emits (:func:`event_type`), if any, to the
-    outbox in ``session``'s transaction; its data are the row's operation, states, workflow
-    id, actor, detail and the tenant's data key (how the application knows the tenant), plus
-    ``data``."""
-    type_ = event_type(audit.operation, audit.from_state, audit.to_state, plan_changed=plan_changed)
+    """Add the event that audit row ``audit`` emits (``type_``, else :func:`event_type`), if
+    any, to the outbox in ``session``'s transaction. Its data are the row's operation, states,
+    workflow id, actor and detail, the tenant's data key (how the application knows the
+    tenant), ``plan`` and ``entitlements`` (resource -> limit in force once the transaction
+    commits: what the provisioning webhook applies), plus ``data`` (which wins)."""
+    type_ = type_ or event_type(
+        audit.operation, audit.from_state, audit.to_state, plan_changed=plan_changed
+    )
     if type_ is None:
         return
     tenant = await session.get(Tenant, audit.tenant_id)
+    rows = await session.scalars(
+        select(Entitlement).where(Entitlement.tenant_id == audit.tenant_id)
+    )  # autoflush: the entitlements this transaction wrote
     await add_outbound_event(
         session,
         audit.tenant_id,
@@ -68,6 +76,8 @@ async def emit_for_audit(
             "actor": audit.actor,
             "detail": dict(audit.detail or {}),
             "data_key": tenant.data_key if tenant is not None else None,
+            "plan": tenant.plan if tenant is not None else None,
+            "entitlements": {row.resource: int(row.limit) for row in rows},
             **data,
         },
         audit.at,
@@ -181,10 +191,11 @@ class EventRepository:
                 .values(dispatched_at=utcnow())
             )
 
-    async def open_deliveries(self, event_id: int, endpoints: list[str]) -> list[int]:
-        """Ensure one delivery row per endpoint (index in ``endpoints``, redacted URLs) and
-        return the ids of those not delivered yet, by endpoint; failed ones become pending
-        again (a redelivery). Idempotent. Raises :class:`EventNotFound`."""
+    async def open_deliveries(self, event_id: int, endpoints: dict[int, str]) -> list[int]:
+        """Ensure one delivery row per endpoint of ``endpoints`` (the configured endpoint's
+        index -> its redacted URL; those that subscribe to the event) and return the ids of
+        those not delivered yet, by endpoint; failed ones become pending again (a
+        redelivery). Idempotent. Raises :class:`EventNotFound`."""
         now = utcnow()
         async with self.sessions.begin() as session:
             if await session.get(OutboundEvent, event_id) is None:
@@ -195,7 +206,7 @@ class EventRepository:
                     select(EventDelivery).where(EventDelivery.event_id == event_id)
                 )
             }
-            for index, endpoint in enumerate(endpoints):
+            for index, endpoint in endpoints.items():
                 if index not in rows:
                     rows[index] = EventDelivery(
                         event_id=event_id,
@@ -210,9 +221,7 @@ class EventRepository:
                     rows[index].status, rows[index].updated_at = "pending", now
             await session.flush()
             return [
-                rows[i].id
-                for i in sorted(rows)
-                if i < len(endpoints) and rows[i].status != "delivered"
+                rows[i].id for i in sorted(rows) if i in endpoints and rows[i].status != "delivered"
             ]
 
     async def delivery(self, delivery_id: int) -> tuple[DeliveryView, int, OutboundEventView]:

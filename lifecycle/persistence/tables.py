@@ -265,8 +265,8 @@ class TenantEventSequence(Base):
 
 
 class EventDelivery(Base):
-    """The delivery of one outbound event to one endpoint of EVENT_WEBHOOK_URLS (its index
-    ``endpoint_index`` and its redacted URL ``endpoint``)."""
+    """The delivery of one outbound event to one endpoint (its index ``endpoint_index`` in
+    EVENT_WEBHOOK_URLS, then the provisioning webhook; its redacted URL ``endpoint``)."""
 
     __tablename__ = "event_deliveries"
     __table_args__ = (

@@ -18,13 +18,14 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lifecycle.domain.dunning import DunningStatus, DunningUpdate
+from lifecycle.domain.dunning import READ_ONLY, DunningStatus, DunningUpdate, with_read_only
 from lifecycle.domain.errors import (
     DataKeyConflict,
     StateConflict,
     TenantNotFound,
     VersionConflict,
 )
+from lifecycle.domain.events import EventType
 from lifecycle.domain.onboarding import CreateTenantInput
 from lifecycle.domain.plan_changes import PendingChangeInput, StepEventInput
 from lifecycle.domain.states import TenantState, check_transition
@@ -261,8 +262,12 @@ class TenantRepository:
                     f"v{version}); retry the operation"
                 )
             if change.entitlements is not None:
+                limits = change.entitlements
+                if change.to_state is TenantState.ACTIVE:  # a plan's limits, not a revocation
+                    dunning = change.changes.get("dunning", tenant.dunning)
+                    limits = with_read_only(limits, _dunning(dunning))
                 await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant.id))
-                self._write_entitlements(session, tenant.id, change.entitlements, now)
+                self._write_entitlements(session, tenant.id, limits, now)
             detail = dict(change.detail)
             if change.reason:
                 detail["reason"] = change.reason
@@ -311,8 +316,10 @@ class TenantRepository:
         actor: str,
         detail: dict[str, Any],
         key: str | None,
+        event: EventType | None = None,
     ) -> None:
-        """Add an audit row; with ``key`` (kept in ``detail["key"]``) only if no row of this
+        """Add an audit row and the outbound event it emits (``event``, else the one its
+        operation maps to); with ``key`` (kept in ``detail["key"]``) only if no row of this
         tenant, workflow and operation carries that key yet (a retried activity adds nothing)."""
         if key is not None:
             rows = await session.scalars(
@@ -336,7 +343,7 @@ class TenantRepository:
             detail=detail,
         )
         session.add(audit)
-        await emit_for_audit(session, audit)
+        await emit_for_audit(session, audit, type_=event)
 
     async def events(
         self, tenant_id: str, *, limit: int = 100, offset: int = 0
@@ -550,10 +557,13 @@ class TenantRepository:
     async def replace_entitlements(
         self, tenant_id: str, limits: dict[str, int], event: StepEventInput
     ) -> TenantView:
-        """Replace the tenant's entitlements with ``limits`` (no state change) and append the
-        audit row ``event`` (once per ``event.key``), in one transaction."""
+        """Replace the tenant's entitlements with ``limits`` (no state change; ``read_only``
+        kept while dunning says so, :func:`~lifecycle.domain.dunning.with_read_only`) and
+        append the audit row ``event`` with its ``tenant.entitlements_changed`` outbound
+        event (once per ``event.key``), in one transaction."""
         async with self.sessions.begin() as session:
             tenant = await self._locked(session, tenant_id)
+            limits = with_read_only(limits, _dunning(tenant.dunning))
             await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant_id))
             self._write_entitlements(session, tenant_id, limits, utcnow())
             await self._add_event_once(
@@ -564,16 +574,29 @@ class TenantRepository:
                 event.actor,
                 {**event.detail, "entitlements": limits},
                 event.key,
+                EventType.ENTITLEMENTS_CHANGED,
             )
             await session.flush()
             return await self.view(session, tenant)
 
     async def set_dunning(self, data: DunningUpdate) -> TenantView:
         """Set or clear the tenant's dunning status (no state change) and append the audit
-        row ``data.operation`` (once per ``data.key``), in one transaction."""
+        row ``data.operation`` (once per ``data.key``), in one transaction. The payment that
+        ends dunning (``data.lifts_read_only``) also removes ``read_only`` from the
+        entitlements; when there was one, the row emits ``tenant.entitlements_changed``."""
         async with self.sessions.begin() as session:
             tenant = await self._locked(session, data.tenant_id)
             tenant.dunning = data.status.model_dump(mode="json") if data.status else None
+            lifted = False
+            if data.lifts_read_only:
+                removed = await session.execute(
+                    delete(Entitlement).where(
+                        Entitlement.tenant_id == data.tenant_id,
+                        Entitlement.resource == READ_ONLY,
+                        Entitlement.limit > 0,  # a suspension's zeroed flag stays as it is
+                    )
+                )
+                lifted = cast(CursorResult[Any], removed).rowcount > 0
             await self._add_event_once(
                 session,
                 data.tenant_id,
@@ -582,6 +605,7 @@ class TenantRepository:
                 "billing",
                 dict(data.detail),
                 data.key,
+                EventType.ENTITLEMENTS_CHANGED if lifted else None,
             )
             await session.flush()
             return await self.view(session, tenant)
@@ -757,3 +781,8 @@ _LATEST_FIRST = (Operation.started_at.desc(), Operation.run_id.desc())
 
 def _operation_view(op: Operation) -> OperationView:
     return OperationView.model_validate(op, from_attributes=True)
+
+
+def _dunning(column: dict[str, Any] | None) -> DunningStatus | None:
+    """The ``dunning`` column as a :class:`DunningStatus` (None: not in dunning)."""
+    return DunningStatus.model_validate(column) if column else None

@@ -147,6 +147,68 @@ async def test_payment_before_the_first_step_changes_nothing(
         assert t.state is TenantState.ACTIVE and "read_only" not in t.entitlements
 
 
+async def test_read_only_holds_across_plan_changes_until_the_payment(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """An operator's upgrade during dunning keeps the tenant read-only on the new plan; the
+    payment lifts it on the plan in force, and the provisioning events say each step."""
+    ladder = 'dunning = [{ day = 1, kind = "read_only" }, { day = 10, kind = "suspend" }]'
+    path = plans_with_ladder(tmp_path, ladder)
+    async with webhook_stack(time_env, tmp_path, plans_path=path) as (lc, http):
+        acme = uid("dun")
+        sub = f"sub_{acme}"
+        await new_tenant(lc, acme, subscription_id=sub)
+        professional = lc.settings.plans.get("professional").limits.as_dict()
+        failed = invoice_event("evt_ro1", "invoice.payment_failed", sub, "in_ro")
+        await post(http, failed, sign(failed))
+        await time_env.sleep(timedelta(days=1, hours=1))
+        assert (await lc.get_tenant(acme)).entitlements["read_only"] == 1
+
+        started = await lc.plan_changes.upgrade_tenant(acme, "professional")
+        await skip_to_result(time_env, lc.core.handle(started.workflow_id))
+        upgraded = await lc.get_tenant(acme)
+        assert (upgraded.state, upgraded.plan) == (TenantState.ACTIVE, "professional")
+        assert upgraded.entitlements == {**professional, "read_only": 1}
+        assert upgraded.dunning is not None and upgraded.dunning.read_only
+
+        paid = invoice_event("evt_ro2", "invoice.paid", sub, "in_ro")
+        await post(http, paid, sign(paid))
+        wid = f"tenant-{acme}-payment-failure"
+        assert (await skip_to_result(time_env, lc.core.handle(wid)))["outcome"] == "recovered"
+        after = await lc.get_tenant(acme)
+        events = await lc.outbound_events.events(acme)
+    assert (after.plan, after.entitlements, after.dunning) == ("professional", professional, None)
+    changes = [
+        (e.type, e.data["plan"], e.data["entitlements"].get("read_only"))
+        for e in events
+        if e.type in ("tenant.entitlements_changed", "tenant.plan_changed")
+    ]
+    assert changes[0] == ("tenant.entitlements_changed", "starter", 1)  # the read_only step
+    assert ("tenant.plan_changed", "professional", 1) in changes
+    assert changes[-1] == ("tenant.entitlements_changed", "professional", None)  # paid
+    assert events[-1].data["operation"] == "payment-recovered"
+
+
+async def test_a_downgrade_step_keeps_the_tenant_read_only(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    ladder = 'dunning = [{ day = 1, kind = "read_only" }, { day = 3, kind = "downgrade" }]'
+    path = plans_with_ladder(tmp_path, ladder)
+    async with webhook_stack(time_env, tmp_path, plans_path=path) as (lc, http):
+        acme = uid("dun")
+        await new_tenant(lc, acme, subscription_id=f"sub_{acme}")
+        failed = invoice_event("evt_dd1", "invoice.payment_failed", f"sub_{acme}", "in_dd")
+        await post(http, failed, sign(failed))
+        wid = f"tenant-{acme}-payment-failure"
+        result = await skip_to_result(time_env, lc.core.handle(wid))
+        after = await lc.get_tenant(acme)
+        free = lc.settings.plans.get("free").limits.as_dict()
+        steps = await dunning_steps(lc, acme)
+    assert result["outcome"] == "downgraded to free"
+    assert (after.plan, after.entitlements) == ("free", {**free, "read_only": 1})
+    assert steps == [("read_only", 1), ("downgrade", 3)]
+
+
 def test_a_ladder_is_checked_when_the_plans_file_loads(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be the last"):
         check_ladder(

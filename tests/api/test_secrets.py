@@ -17,6 +17,7 @@ from aiohttp import web
 from temporalio.testing import WorkflowEnvironment
 
 from lifecycle.config import Settings
+from lifecycle.domain.operations import OperationKind, workflow_id
 from lifecycle.logs import configure_logging
 from tests.operations.test_export import wait_export
 from tests.support.api import onboard, wait_operation
@@ -99,6 +100,11 @@ async def test_no_secret_in_logs_or_config_after_a_lifecycle(
             await onboard(http, tenant, "starter")
             r = await http.post(f"/tenants/{tenant}/upgrade", json={"to_plan": "professional"})
             assert await wait_operation(http, r.json()["workflow_id"]) == "completed"
+            # the provisioning webhook is an event subscriber: its deliveries log its URL
+            await lc.outbound_events.dispatch_pending()
+            for event in await lc.outbound_events.events(tenant):
+                wid = workflow_id(tenant, OperationKind.EVENT, str(event.event_id))
+                await lc.core.handle(wid).result()
 
             r = await http.post(f"/tenants/{tenant}/exports", json={"export_type": "tables"})
             assert r.status_code == 202, r.text

@@ -94,4 +94,5 @@ async def test_change_plan_and_event_deliveries_from_the_cli(
             assert_problem(r, 422, "already on plan 'starter'")
     finally:
         await web_runner.cleanup()
-    assert len(received) == len(events) == 3  # both activations, the upgrade's plan change
+    # both activations, the upgrade's provisioning step (entitlements) and its plan change
+    assert len(received) == len(events) == 4

@@ -274,6 +274,10 @@ ELSEWHERE: dict[str, str] = {
     "# paused (collection paused) on day 0 with resume_at day 10: resumed on schedule": (
         "tests/dev/test_simulate.py"
     ),
+    "tenantctl simulate event-delivery "
+    "# a receiver down 6 h: back-off attempts, delivered; down 4 days: failed, redelivered": (
+        "tests/dev/test_simulate.py"
+    ),
     ".venv/bin/python -m tests.support.record_histories # all, or name classes to refresh": (
         "tests/operations/test_replay.py replays what it records"
     ),

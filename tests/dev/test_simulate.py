@@ -1,6 +1,7 @@
 """The policy simulator: each scenario runs the real workflows and activities (a child
 ``python -m worker``) on the time-skipping test server, and its timeline shows the policy."""
 
+import itertools
 import json
 
 from typer.testing import CliRunner
@@ -76,6 +77,32 @@ async def test_pause_resumes_on_schedule() -> None:
     assert 10 <= resumed <= 11  # PAUSE_DAYS
     detail = timeline.events[-1].detail
     assert detail.startswith("resumed on schedule: ACTIVE on ") and detail.endswith("plan limits")
+
+
+async def test_event_delivery_backs_off_through_an_outage_then_fails_and_is_redelivered() -> None:
+    timeline = await simulate("event-delivery")
+    names = [e.event for e in timeline.events]
+    assert names.count("receiver-down") == 2
+    # the 6-hour outage: 2 s doubling back-off, at most an hour apart, then the delivery
+    short = names[: names.index("receiver-down", 1)]
+    tries = [e.detail for e in timeline.events[: len(short)] if e.event == "attempt"]
+    assert len(tries) >= 10 and all("tenant.suspended" in d and ": 503" in d for d in tries)
+    assert tries[0] < "+00:01:00" and tries[-1] > "+05:00:00"
+    hms = [d[1:9].split(":") for d in tries]
+    at = [int(h) * 3600 + int(m) * 60 + int(sec) for h, m, sec in hms]
+    gaps = [b - a for a, b in itertools.pairwise(at)]
+    assert all(abs(gap - 2 ** (i + 1)) <= 1 for i, gap in enumerate(gaps[:6]))  # 2 s doubling
+    assert all(abs(gap - 3600) <= 2 for gap in gaps[-3:])  # at most an hour apart
+    (delivered,) = [e for e in timeline.events[: len(short)] if e.event == "delivered"]
+    assert delivered.detail.startswith("+06:") and ": 200" in delivered.detail
+    # past the 3-day horizon: retried day after day, failed, redelivered once it is back
+    retrying = [e for e in timeline.events if e.event == "retrying"]
+    assert [e.day for e in retrying] == [0, 1, 2, 3]  # from +6 h to the horizon, 3 days later
+    assert all("tenant.reactivated" in e.detail and "503" in e.detail for e in retrying)
+    assert names[-4:] == ["failed", "receiver-up", "redeliver", "delivered"]
+    (failed,) = [e for e in timeline.events if e.event == "failed"]
+    assert "503" in failed.detail
+    assert 3 <= timeline.events[-2].day <= 5 and ": 200" in timeline.events[-1].detail
 
 
 def test_cli_unknown_scenario_exits_2() -> None:

@@ -18,10 +18,14 @@ import uvicorn
 from aiohttp import web
 from temporalio.testing import WorkflowEnvironment
 
-from activities.events import EVENT_HEADER
-from activities.provisioning import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from activities.events import EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from lifecycle.client.lifecycle import LifecycleClient
-from lifecycle.dev.adtech.receiver import apply_event, is_read_only, receiver_app
+from lifecycle.dev.adtech.receiver import (
+    access_metadata,
+    apply_event,
+    is_read_only,
+    receiver_app,
+)
 from lifecycle.dev.devserver import free_port
 from lifecycle.domain.events import DeliveryOutcome
 from lifecycle.domain.onboarding import OnboardRequest
@@ -277,6 +281,32 @@ async def test_the_sample_application_goes_read_only_while_suspended(
         await task
         await app_engine.dispose()
     assert (suspended, reactivated) == (True, False)
+
+
+async def test_the_sample_application_follows_the_read_only_entitlement(tmp_path: Path) -> None:
+    """Dunning's ``read_only`` step reaches the application as entitlements: read-only from
+    the event that carries ``read_only = 1`` (through a plan change) until one without it."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(access_metadata.create_all)
+
+    def event(sequence: int, type_: str, **entitlements: int) -> dict[str, Any]:
+        data = {"data_key": "9", "entitlements": entitlements}
+        return {"id": sequence, "type": type_, "tenant_id": "t", "sequence": sequence, "data": data}
+
+    try:
+        outcomes = [
+            await apply_event(engine, event(1, "tenant.activated", users=5)),
+            await apply_event(
+                engine, event(2, "tenant.entitlements_changed", users=5, read_only=1)
+            ),
+            await apply_event(engine, event(3, "tenant.plan_changed", users=50, read_only=1)),
+            await apply_event(engine, event(4, "tenant.dunning_step", users=50, read_only=1)),
+            await apply_event(engine, event(5, "tenant.entitlements_changed", users=50)),
+        ]
+    finally:
+        await engine.dispose()
+    assert outcomes == ["read-write", "read-only", "read-only", "read-only", "read-write"]
 
 
 async def test_the_relay_delivers_new_events_without_being_asked(

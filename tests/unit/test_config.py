@@ -97,3 +97,32 @@ def test_default_control_plane_file_keeps_its_name(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("DATABASE_URL", raising=False)
     settings = Settings(data_dir=Path("/srv/tl"))
     assert settings.db_url == "sqlite+aiosqlite:////srv/tl/lifecycle.db"
+
+
+def test_event_subscribers_the_urls_take_every_event_the_provisioning_webhook_its_types() -> None:
+    s = Settings(
+        _env_file=None,
+        event_webhook_urls="https://a.example/ev, https://b.example/ev",
+        event_webhook_secret="ev-key",
+        provisioning_webhook_url="https://app.example/provision",
+        provisioning_webhook_secret="prov-key",
+    )
+    a, b, hook = s.event_subscribers()
+    assert (a.url, a.secret, a.types) == ("https://a.example/ev", "ev-key", None)
+    assert (hook.url, hook.secret) == ("https://app.example/provision", "prov-key")
+    assert hook.subscribes("tenant.plan_changed") and hook.subscribes("tenant.suspended")
+    assert not hook.subscribes("tenant.dunning_step") and b.subscribes("tenant.dunning_step")
+    assert "prov-key" not in repr(hook)
+    # a webhook listed among the event URLs already gets every event, once
+    listed = Settings(
+        _env_file=None,
+        event_webhook_urls="https://app.example/provision",
+        provisioning_webhook_url="https://app.example/provision",
+        provisioning_webhook_secret="prov-key",
+    )
+    (only,) = listed.event_subscribers()
+    assert (only.types, only.secret) == (None, "prov-key")  # EVENT_WEBHOOK_SECRET's default
+    unsigned = Settings(_env_file=None, provisioning_webhook_url="https://app.example/p")
+    with pytest.raises(ConfigError, match="PROVISIONING_WEBHOOK_SECRET is not"):
+        unsigned.event_subscribers()
+    assert Settings(_env_file=None).event_subscribers() == []

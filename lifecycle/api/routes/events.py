@@ -25,8 +25,8 @@ async def deliveries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[DeliveryView]:
-    """Deliveries of events to the endpoints of EVENT_WEBHOOK_URLS, latest event first;
-    ``?status=failed`` lists those whose retries ran out."""
+    """Deliveries of events to the endpoints (EVENT_WEBHOOK_URLS, the provisioning webhook),
+    latest event first; ``?status=failed`` lists those whose retries ran out."""
     return await lifecycle.outbound_events.deliveries(
         status=status, tenant_id=tenant_id, limit=limit, offset=offset
     )

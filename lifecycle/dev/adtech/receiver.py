@@ -1,10 +1,12 @@
 """The sample application's receiver of lifecycle events: the application enforces suspension.
 
 ``tenant.suspended`` makes the company read-only, ``tenant.reactivated`` gives it full access
-again, ``tenant.purged`` forgets it. The state is kept in the application's own table
-``company_access`` keyed by the tenant's data key (the company id as a string), with the
-sequence number of the last event applied: a repeated or older event changes nothing, so
-redeliveries and out-of-order retries are harmless.
+again, ``tenant.purged`` forgets it. The entitlements an event carries (``data.entitlements``)
+decide too: ``read_only = 1`` (a dunning ``read_only`` step) makes it read-only, and a
+reactivation, plan change or entitlement change without it gives full access. The state is
+kept in the application's own table ``company_access`` keyed by the tenant's data key (the
+company id as a string), with the sequence number of the last event applied: a repeated or
+older event changes nothing, so redeliveries and out-of-order retries are harmless.
 
 Each request is verified as the control plane signs it (``activities/events.py``):
 ``X-Lifecycle-Signature: sha256=<hex HMAC-SHA256(secret, body)>``, compared in constant time,
@@ -38,6 +40,10 @@ from lifecycle.persistence.engine import create_engine
 
 #: A request whose timestamp is further than this from now is refused (replay protection).
 TOLERANCE_SECONDS = 300
+#: Events of an ACTIVE tenant whose ``data.entitlements`` say whether it is read-only (dunning).
+ENTITLEMENT_EVENTS = frozenset(
+    {"tenant.activated", "tenant.reactivated", "tenant.plan_changed", "tenant.entitlements_changed"}
+)
 
 access_metadata = MetaData()
 #: The application's enforcement state per company (not tenant data the data map exports:
@@ -95,10 +101,13 @@ async def apply_event(engine: AsyncEngine, event: dict[str, Any]) -> str:
             await conn.execute(company_access.delete().where(company_access.c.data_key == key))
             return "forgotten"
         read_only = row.read_only if row is not None else False
+        entitlements = data.get("entitlements")
         if event["type"] == "tenant.suspended":
             read_only = True
         elif event["type"] == "tenant.reactivated":
             read_only = False
+        if isinstance(entitlements, dict) and event["type"] in ENTITLEMENT_EVENTS:
+            read_only = entitlements.get("read_only") == 1
         values = {
             "tenant_id": event["tenant_id"],
             "read_only": read_only,
