@@ -16,9 +16,10 @@ behaviour before ladders existed). Step kinds:
 
 Paying the overdue invoices before a ladder ends returns the tenant to full service at once,
 on its plan and entitlements. A ``read_only`` step stays in force across plan changes while
-the tenant is in dunning (:func:`keeps_read_only`: an operator's upgrade or a ``downgrade``
-step writes the new plan's limits with ``read_only = 1``) until the payment lifts it
-(``payment-recovered``). Pure pydantic models, importable from workflow code.
+the tenant is in dunning (:func:`keeps_read_only`: an operator's plan change writes the new
+plan's limits with ``read_only = 1``) until the payment lifts it (``payment-recovered``), or a
+``downgrade`` step ends the ladder on the lower plan (:attr:`DunningUpdate.lifts_read_only`).
+Pure pydantic models, importable from workflow code.
 """
 
 from __future__ import annotations
@@ -136,6 +137,13 @@ class DunningUpdate(DomainModel):
 
     @property
     def lifts_read_only(self) -> bool:
-        """The payment that ends dunning (status cleared, ``payment-recovered``): it lifts
-        ``read_only`` from the entitlements in the same transaction."""
-        return self.status is None and self.operation == PAYMENT_RECOVERED
+        """The update that ends dunning with the tenant back in service lifts ``read_only``
+        from the entitlements in the same transaction: the payment (``payment-recovered``),
+        or a ``downgrade`` step that ends the ladder (the tenant is on the plan it is billed
+        for; a read-only cheaper plan would be neither). A ladder that ends unpaid without
+        one (``dunning-ended``) leaves the flag."""
+        if self.status is not None:
+            return False
+        return self.operation == PAYMENT_RECOVERED or (
+            self.operation == "dunning-step" and self.detail.get("kind") == "downgrade"
+        )

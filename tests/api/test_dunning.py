@@ -189,7 +189,7 @@ async def test_read_only_holds_across_plan_changes_until_the_payment(
     assert events[-1].data["operation"] == "payment-recovered"
 
 
-async def test_a_downgrade_step_keeps_the_tenant_read_only(
+async def test_a_downgrade_step_ends_the_ladder_with_read_only_lifted(
     time_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     ladder = 'dunning = [{ day = 1, kind = "read_only" }, { day = 3, kind = "downgrade" }]'
@@ -205,7 +205,9 @@ async def test_a_downgrade_step_keeps_the_tenant_read_only(
         free = lc.settings.plans.get("free").limits.as_dict()
         steps = await dunning_steps(lc, acme)
     assert result["outcome"] == "downgraded to free"
-    assert (after.plan, after.entitlements) == ("free", {**free, "read_only": 1})
+    # the downgrade resolves the unpaid invoice: full service on the cheaper plan
+    assert (after.plan, after.entitlements) == ("free", free)
+    assert after.dunning is None
     assert steps == [("read_only", 1), ("downgrade", 3)]
 
 
