@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -137,17 +136,10 @@ class Receiver:
         from starlette.responses import JSONResponse
         from starlette.routing import Route
 
-        from lifecycle.dev.adtech.receiver import verify
+        from lifecycle.dev.adtech.receiver import refusal
 
         async def receive(request: Request) -> JSONResponse:
-            body = await request.body()
-            refused = verify(
-                body,
-                request.headers.get("X-Lifecycle-Signature", ""),
-                request.headers.get("X-Lifecycle-Timestamp", ""),
-                EVENTS_SECRET,
-                time.time(),
-            )
+            body, refused = await refusal(request, EVENTS_SECRET)
             now = await self.now()
             status = 401 if refused else 200
             if not refused and self.down_until is not None and now < self.down_until:

@@ -74,6 +74,20 @@ def verify(body: bytes, signature: str, timestamp: str, secret: str, now: float)
     return None
 
 
+async def refusal(request: Request, secret: str) -> tuple[bytes, str | None]:
+    """The request's body and why it is refused (:func:`verify` over its signature and
+    timestamp headers, now), or None when it holds."""
+    body = await request.body()
+    refused = verify(
+        body,
+        request.headers.get("X-Lifecycle-Signature", ""),
+        request.headers.get("X-Lifecycle-Timestamp", ""),
+        secret,
+        time.time(),
+    )
+    return body, refused
+
+
 async def is_read_only(engine: AsyncEngine, data_key: str) -> bool:
     """Whether the application serves company ``data_key`` read-only."""
     async with engine.connect() as conn:
@@ -129,14 +143,7 @@ def receiver_app(engine: AsyncEngine, secret: str) -> Starlette:
     401 for a bad signature or a stale timestamp, 400 for a body that is not an event."""
 
     async def receive(request: Request) -> JSONResponse:
-        body = await request.body()
-        refused = verify(
-            body,
-            request.headers.get("X-Lifecycle-Signature", ""),
-            request.headers.get("X-Lifecycle-Timestamp", ""),
-            secret,
-            time.time(),
-        )
+        body, refused = await refusal(request, secret)
         if refused:
             return JSONResponse({"error": refused}, status_code=401)
         try:
