@@ -92,13 +92,15 @@ async def connect_temporal(
 
 async def task_queue_pollers(client: Client, namespace: str, task_queue: str) -> list[str]:
     """Identities of the workers that polled ``task_queue``'s workflow tasks recently (the
-    server forgets a poller about a minute after its last poll)."""
+    server forgets a poller about a minute after its last poll). Transient RPC errors are
+    retried by the SDK's retry policy; others raise RPCError."""
     response = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=namespace,
             task_queue=TaskQueue(name=task_queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
+        ),
+        retry=True,
     )
     return [p.identity for p in response.pollers]
 
