@@ -32,7 +32,9 @@ class TenantActivities:
     @activity.defn
     @domain_errors
     async def transition_tenant(self, change: TransitionInput) -> TenantView:
-        """Compare-and-set the tenant's state plus one audit row (idempotent per workflow)."""
+        """Compare-and-set the tenant's state plus one audit row, and the operation's step
+        (``change.record``) in the row of the calling workflow's run, in one transaction
+        (idempotent per workflow)."""
         activity.logger.info(
             "tenant %s: %s -> %s (%s)",
             change.tenant_id,
@@ -40,7 +42,7 @@ class TenantActivities:
             change.to_state,
             change.operation,
         )
-        return await self.repository.transition(change)
+        return await self.repository.transition(change, activity.info().workflow_run_id or "")
 
     @activity.defn
     @domain_errors

@@ -59,11 +59,25 @@ def canonical_data_key(data_key: str) -> str:
         return data_key
 
 
+class OperationUpdate(DomainModel):
+    """Progress or outcome of an operation, mirrored into the ``operations`` table."""
+
+    workflow_id: str
+    tenant_id: str
+    kind: str
+    status: Literal["running", "completed", "failed", "cancelled"]
+    step: str | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
 class TransitionInput(DomainModel):
     """A compare-and-set state change of one tenant plus its audit row.
 
     ``from_states``: the states the change is allowed from; ``changes``: other tenant columns
-    to set in the same transaction; ``entitlements``: limits to write in the same transaction.
+    to set in the same transaction; ``entitlements``: limits to write in the same transaction;
+    ``record``: the operation's step recorded in the same transaction (the ``operations`` row
+    of the calling workflow run), instead of a ``record_operation`` step of its own.
     """
 
     tenant_id: str
@@ -77,18 +91,7 @@ class TransitionInput(DomainModel):
     changes: dict[str, Any] = Field(default_factory=dict)
     entitlements: dict[str, int] | None = None
     reactivation: bool = False
-
-
-class OperationUpdate(DomainModel):
-    """Progress or outcome of an operation, mirrored into the ``operations`` table."""
-
-    workflow_id: str
-    tenant_id: str
-    kind: str
-    status: Literal["running", "completed", "failed", "cancelled"]
-    step: str | None = None
-    result: dict[str, Any] | None = None
-    error: str | None = None
+    record: OperationUpdate | None = None
 
 
 class Suspension(BaseModel):

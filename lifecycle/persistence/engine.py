@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -110,13 +111,16 @@ class Sessions:
     first), a read begins DEFERRED and, under WAL, reads a snapshot without waiting for a
     writer. That keeps API reads off the worker's write lock. On PostgreSQL both are plain
     transactions.
+
+    The operations' hot paths (a workflow's control-plane steps) use Core statements on a
+    connection instead of ORM sessions, with the same two kinds: :meth:`reading` and
+    :meth:`writing`.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._reads = async_sessionmaker(
-            engine.execution_options(**{_READ_OPTION: True}), expire_on_commit=False
-        )
+        self._read_engine = engine.execution_options(**{_READ_OPTION: True})
+        self._reads = async_sessionmaker(self._read_engine, expire_on_commit=False)
         self._writes = async_sessionmaker(engine, expire_on_commit=False)
 
     def __call__(self) -> AsyncSession:
@@ -126,6 +130,15 @@ class Sessions:
     def begin(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A write transaction: ``async with sessions.begin() as session: ...``."""
         return self._writes.begin()
+
+    def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for Core reads (rolled back at the end; DEFERRED on SQLite)."""
+        return self._read_engine.connect()
+
+    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A Core write transaction (committed on success; IMMEDIATE on SQLite):
+        ``async with sessions.writing() as conn: ...``."""
+        return self.engine.begin()
 
 
 #: Key of the PostgreSQL advisory lock every migrator takes (any constant bigint; this one is

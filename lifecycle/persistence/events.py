@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.events import (
@@ -25,6 +25,7 @@ from lifecycle.domain.events import (
 )
 from lifecycle.persistence.engine import Sessions
 from lifecycle.persistence.tables import (
+    OUTBOUND_EVENTS,
     Entitlement,
     EventDelivery,
     LifecycleEvent,
@@ -42,6 +43,10 @@ class EventNotFound(LifecycleError):
     title = "Event not found"
 
 
+#: Where a Core statement of the outbox runs: an ORM session's transaction, or a connection's.
+Executor = AsyncSession | AsyncConnection
+
+
 async def emit_for_audit(
     session: AsyncSession,
     audit: LifecycleEvent,
@@ -51,10 +56,7 @@ async def emit_for_audit(
     **data: Any,
 ) -> None:
     """Add the event that audit row ``audit`` emits (``type_``, else :func:`event_type`), if
-    any, to the outbox in ``session``'s transaction. Its data are the row's operation, states,
-    workflow id, actor and detail, the tenant's data key (how the application knows the
-    tenant), ``plan`` and ``entitlements`` (resource -> limit in force once the transaction
-    commits: what the provisioning webhook applies), plus ``data`` (which wins)."""
+    any, to the outbox in ``session``'s transaction (see :func:`emit_event`)."""
     type_ = type_ or event_type(
         audit.operation, audit.from_state, audit.to_state, plan_changed=plan_changed
     )
@@ -64,56 +66,101 @@ async def emit_for_audit(
     rows = await session.scalars(
         select(Entitlement).where(Entitlement.tenant_id == audit.tenant_id)
     )  # autoflush: the entitlements this transaction wrote
-    await add_outbound_event(
+    plan = tenant.plan if tenant is not None else None
+    await emit_event(
         session,
-        audit.tenant_id,
+        type_=type_,
+        tenant_id=audit.tenant_id,
+        data_key=tenant.data_key if tenant is not None else None,
+        plan=data.pop("plan", plan),
+        entitlements=data.pop("entitlements", {row.resource: int(row.limit) for row in rows}),
+        operation=audit.operation,
+        from_state=audit.from_state,
+        to_state=audit.to_state,
+        workflow_id=audit.workflow_id,
+        actor=audit.actor,
+        detail=audit.detail,
+        at=audit.at,
+        **data,
+    )
+
+
+async def emit_event(
+    db: Executor,
+    *,
+    type_: EventType | None = None,
+    tenant_id: str,
+    data_key: str | None,
+    plan: str | None,
+    entitlements: dict[str, int],
+    operation: str,
+    from_state: str | None,
+    to_state: str | None,
+    workflow_id: str | None,
+    actor: str,
+    detail: dict[str, Any] | None,
+    at: datetime,
+    plan_changed: bool = False,
+    **data: Any,
+) -> None:
+    """Add the event an audit row with these columns emits (``type_``, else
+    :func:`event_type`), if any, to the outbox in ``db``'s transaction. Its data are the row's
+    operation, states, workflow id, actor and detail, the tenant's data key (how the
+    application knows the tenant), ``plan`` and ``entitlements`` (resource -> limit in force
+    once the transaction commits: what the provisioning webhook applies), plus ``data``
+    (which wins)."""
+    type_ = type_ or event_type(operation, from_state, to_state, plan_changed=plan_changed)
+    if type_ is None:
+        return
+    await add_outbound_event(
+        db,
+        tenant_id,
         type_,
         {
-            "operation": audit.operation,
-            "from_state": audit.from_state,
-            "to_state": audit.to_state,
-            "workflow_id": audit.workflow_id,
-            "actor": audit.actor,
-            "detail": dict(audit.detail or {}),
-            "data_key": tenant.data_key if tenant is not None else None,
-            "plan": tenant.plan if tenant is not None else None,
-            "entitlements": {row.resource: int(row.limit) for row in rows},
+            "operation": operation,
+            "from_state": from_state,
+            "to_state": to_state,
+            "workflow_id": workflow_id,
+            "actor": actor,
+            "detail": dict(detail or {}),
+            "data_key": data_key,
+            "plan": plan,
+            "entitlements": entitlements,
             **data,
         },
-        audit.at,
+        at,
     )
 
 
 async def add_outbound_event(
-    session: AsyncSession,
+    db: Executor,
     tenant_id: str,
     type_: EventType,
     data: dict[str, Any],
     at: datetime,
 ) -> None:
-    """Add event ``type_`` of ``tenant_id`` to the outbox in ``session``'s transaction, with
+    """Add event ``type_`` of ``tenant_id`` to the outbox in ``db``'s transaction, with
     the tenant's next sequence number.
 
     The number comes from an upsert of ``tenant_event_sequences`` that increments the row in
     place: the row lock it takes serialises concurrent writers of one tenant until commit,
     so numbers are gap-free and grow in commit order.
     """
-    assert session.bind is not None
-    dialect = session.bind.dialect.name
+    if isinstance(db, AsyncConnection):
+        dialect = db.dialect.name
+    else:
+        assert db.bind is not None
+        dialect = db.bind.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     upsert = insert(TenantEventSequence).values(tenant_id=tenant_id, last_sequence=1)
     statement = upsert.on_conflict_do_update(
         index_elements=[TenantEventSequence.tenant_id],
         set_={"last_sequence": TenantEventSequence.last_sequence + 1},
     ).returning(TenantEventSequence.last_sequence)
-    sequence = (await session.execute(statement)).scalar_one()
-    session.add(
-        OutboundEvent(
-            tenant_id=tenant_id,
-            sequence=sequence,
-            type=type_.value,
-            occurred_at=at,
-            data=data,
+    sequence = (await db.execute(statement)).scalar_one()
+    await db.execute(
+        OUTBOUND_EVENTS.insert().values(
+            tenant_id=tenant_id, sequence=sequence, type=type_.value, occurred_at=at, data=data
         )
     )
 

@@ -8,7 +8,7 @@ The schema is created and upgraded by the Alembic migrations in
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     text,
 )
@@ -283,3 +284,15 @@ class EventDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+#: The tables of the hot paths, for Core statements (no ORM objects, no unit of work).
+TENANTS = _table(Tenant)
+ENTITLEMENTS = _table(Entitlement)
+AUDIT_EVENTS = _table(LifecycleEvent)
+OPERATIONS = _table(Operation)
+OUTBOUND_EVENTS = _table(OutboundEvent)

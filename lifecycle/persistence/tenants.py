@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import case, delete, func, select, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lifecycle.domain.dunning import READ_ONLY, DunningStatus, DunningUpdate, with_read_only
 from lifecycle.domain.errors import (
@@ -25,7 +25,7 @@ from lifecycle.domain.errors import (
     TenantNotFound,
     VersionConflict,
 )
-from lifecycle.domain.events import EventType
+from lifecycle.domain.events import EventType, event_type
 from lifecycle.domain.onboarding import CreateTenantInput
 from lifecycle.domain.plan_changes import PendingChangeInput, StepEventInput
 from lifecycle.domain.states import TenantState, check_transition
@@ -39,8 +39,21 @@ from lifecycle.domain.tenants import (
     canonical_data_key,
 )
 from lifecycle.persistence.engine import Sessions
-from lifecycle.persistence.events import emit_for_audit
-from lifecycle.persistence.tables import Entitlement, LifecycleEvent, Operation, Tenant, utcnow
+from lifecycle.persistence.events import Executor, emit_event, emit_for_audit
+from lifecycle.persistence.tables import (
+    AUDIT_EVENTS,
+    ENTITLEMENTS,
+    OPERATIONS,
+    TENANTS,
+    Entitlement,
+    LifecycleEvent,
+    Operation,
+    Tenant,
+    utcnow,
+)
+
+#: A tenant as an ORM object or as a Core row of ``tenants`` (same attribute names).
+TenantRow = Tenant | Row[Any]
 
 #: Tenant columns a transition may set besides state and version.
 MUTABLE_COLUMNS = frozenset(
@@ -165,12 +178,13 @@ class TenantRepository:
         return None
 
     async def get(self, tenant_id: str) -> TenantView:
-        """Return the tenant; raise :class:`TenantNotFound`."""
-        async with self.sessions() as session:
-            tenant = await session.get(Tenant, tenant_id)
-            if tenant is None:
-                raise TenantNotFound(tenant_id)
-            return await self.view(session, tenant)
+        """Return the tenant; raise :class:`TenantNotFound`.
+
+        One Core statement (the row joined with its entitlements): every workflow step that
+        reads the tenant comes here."""
+        async with self.sessions.reading() as conn:
+            tenant, limits = await self._tenant_row(conn, tenant_id)
+        return self._to_view(tenant, limits)
 
     async def exists(self, tenant_id: str) -> bool:
         async with self.sessions() as session:
@@ -212,27 +226,29 @@ class TenantRepository:
             rows = await session.execute(select(Tenant.state, func.count()).group_by(Tenant.state))
             return {state: int(n) for state, n in rows.all()}
 
-    async def transition(self, change: TransitionInput) -> TenantView:
-        """Apply a state change as compare-and-set on (state, version) plus one audit row.
+    async def transition(self, change: TransitionInput, run_id: str = "") -> TenantView:
+        """Apply a state change as compare-and-set on (state, version) plus one audit row,
+        and ``change.record`` (the operation's step, if given) into the ``operations`` row of
+        run ``run_id`` (:meth:`record_operation`), all in one transaction.
 
         Idempotent per workflow: when the tenant is already in ``to_state`` by an audit row of
         this workflow and operation (an activity retried after its commit), returns the tenant
         unchanged. Raises :class:`TenantNotFound`, :class:`StateConflict` (current state not in
         ``from_states``, naming it), :class:`InvalidTransition`, or :class:`VersionConflict`
         when another writer changed the row between read and write.
+
+        Core statements on one connection (no ORM unit of work): a workflow's hot path.
         """
         unknown = set(change.changes) - MUTABLE_COLUMNS
         if unknown:
             raise ValueError(f"columns not settable by a transition: {sorted(unknown)}")
         now = utcnow()
-        async with self.sessions.begin() as session:
-            tenant = await session.get(Tenant, change.tenant_id)
-            if tenant is None:
-                raise TenantNotFound(change.tenant_id)
+        async with self.sessions.writing() as conn:
+            tenant, limits = await self._tenant_row(conn, change.tenant_id)
             if tenant.state == change.to_state.value and await self.has_event(
-                session, tenant.id, change.workflow_id, change.operation, change.to_state.value
+                conn, tenant.id, change.workflow_id, change.operation, change.to_state.value
             ):
-                return await self.view(session, tenant)
+                return self._to_view(tenant, limits)
             if tenant.state not in {s.value for s in change.from_states}:
                 allowed = ", ".join(s.value for s in change.from_states)
                 raise StateConflict(
@@ -241,54 +257,57 @@ class TenantRepository:
                 )
             check_transition(tenant.state, change.to_state, reactivation=change.reactivation)
             from_state, version, old_plan = tenant.state, tenant.version, tenant.plan
-            result = await session.execute(
-                update(Tenant)
-                .where(
-                    Tenant.id == tenant.id,
-                    Tenant.state == from_state,
-                    Tenant.version == version,
+            updated = (
+                await conn.execute(
+                    update(TENANTS)
+                    .where(
+                        TENANTS.c.id == tenant.id,
+                        TENANTS.c.state == from_state,
+                        TENANTS.c.version == version,
+                    )
+                    .values(
+                        state=change.to_state.value,
+                        version=version + 1,
+                        updated_at=now,
+                        **change.changes,
+                    )
+                    .returning(*TENANTS.c)
                 )
-                .values(
-                    state=change.to_state.value,
-                    version=version + 1,
-                    updated_at=now,
-                    **change.changes,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if cast(CursorResult[Any], result).rowcount != 1:
+            ).first()
+            if updated is None:
                 raise VersionConflict(
                     f"tenant '{tenant.id}' was changed concurrently (expected {from_state} "
                     f"v{version}); retry the operation"
                 )
             if change.entitlements is not None:
-                limits = change.entitlements
+                limits = dict(change.entitlements)
                 if change.to_state is TenantState.ACTIVE:  # a plan's limits, not a revocation
                     dunning = change.changes.get("dunning", tenant.dunning)
                     limits = with_read_only(limits, _dunning(dunning))
-                await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant.id))
-                self._write_entitlements(session, tenant.id, limits, now)
+                await self._replace_entitlements(conn, tenant.id, limits, now)
             detail = dict(change.detail)
             if change.reason:
                 detail["reason"] = change.reason
-            audit = LifecycleEvent(
-                at=now,
+            plan = change.changes.get("plan", old_plan)
+            await self._audit(
+                conn,
                 tenant_id=tenant.id,
+                data_key=tenant.data_key,
+                plan=plan,
+                entitlements=limits,
                 operation=change.operation,
                 from_state=from_state,
                 to_state=change.to_state.value,
                 workflow_id=change.workflow_id,
                 actor=change.actor,
                 detail=detail,
+                at=now,
+                plan_changed=plan != old_plan,
+                previous_plan=old_plan,
             )
-            session.add(audit)
-            plan = change.changes.get("plan", old_plan)
-            await emit_for_audit(
-                session, audit, plan_changed=plan != old_plan, plan=plan, previous_plan=old_plan
-            )
-            await session.flush()
-            await session.refresh(tenant)
-            return await self.view(session, tenant)
+            if change.record is not None:
+                await self._record_operation(conn, change.record, run_id, now)
+            return self._to_view(updated, limits)
 
     # -- audit log -------------------------------------------------------------------------
 
@@ -302,14 +321,14 @@ class TenantRepository:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Append an audit row that is not a state change (e.g. a compensation step)."""
-        async with self.sessions.begin() as session:
+        async with self.sessions.writing() as conn:
             await self._add_event_once(
-                session, tenant_id, operation, workflow_id, actor, detail or {}, None
+                conn, tenant_id, operation, workflow_id, actor, detail or {}, None
             )
 
     async def _add_event_once(
         self,
-        session: AsyncSession,
+        db: Executor,
         tenant_id: str,
         operation: str,
         workflow_id: str | None,
@@ -317,33 +336,102 @@ class TenantRepository:
         detail: dict[str, Any],
         key: str | None,
         event: EventType | None = None,
+        *,
+        tenant: TenantRow | None = None,
+        entitlements: dict[str, int] | None = None,
     ) -> None:
         """Add an audit row and the outbound event it emits (``event``, else the one its
         operation maps to); with ``key`` (kept in ``detail["key"]``) only if no row of this
-        tenant, workflow and operation carries that key yet (a retried activity adds nothing)."""
+        tenant, workflow and operation carries that key yet (a retried activity adds nothing).
+        ``tenant`` (its row) and ``entitlements`` (in force once the transaction commits) feed
+        the event's data; what is not given is read in the transaction."""
         if key is not None:
-            rows = await session.scalars(
-                select(LifecycleEvent.detail).where(
-                    LifecycleEvent.tenant_id == tenant_id,
-                    LifecycleEvent.workflow_id == workflow_id,
-                    LifecycleEvent.operation == operation,
+            rows = await db.execute(
+                select(AUDIT_EVENTS.c.detail).where(
+                    AUDIT_EVENTS.c.tenant_id == tenant_id,
+                    AUDIT_EVENTS.c.workflow_id == workflow_id,
+                    AUDIT_EVENTS.c.operation == operation,
                 )
             )
-            if any((d or {}).get("key") == key for d in rows):
+            if any((d or {}).get("key") == key for (d,) in rows):
                 return
             detail = {**detail, "key": key}
-        audit = LifecycleEvent(
-            at=utcnow(),
+        data_key = plan = None
+        if event is not None or event_type(operation, None, None) is not None:
+            if tenant is None:
+                tenant = (
+                    await db.execute(select(TENANTS).where(TENANTS.c.id == tenant_id))
+                ).first()
+            if tenant is not None:
+                data_key, plan = tenant.data_key, tenant.plan
+            if entitlements is None:
+                entitlements = await self._entitlements_of(db, tenant_id)
+        await self._audit(
+            db,
+            event=event,
             tenant_id=tenant_id,
+            data_key=data_key,
+            plan=plan,
+            entitlements=entitlements or {},
             operation=operation,
             from_state=None,
             to_state=None,
             workflow_id=workflow_id,
             actor=actor,
             detail=detail,
+            at=utcnow(),
         )
-        session.add(audit)
-        await emit_for_audit(session, audit, type_=event)
+
+    @staticmethod
+    async def _audit(
+        db: Executor,
+        *,
+        event: EventType | None = None,
+        tenant_id: str,
+        data_key: str | None,
+        plan: str | None,
+        entitlements: dict[str, int],
+        operation: str,
+        from_state: str | None,
+        to_state: str | None,
+        workflow_id: str | None,
+        actor: str,
+        detail: dict[str, Any],
+        at: datetime,
+        plan_changed: bool = False,
+        **data: Any,
+    ) -> None:
+        """Insert one audit row and the outbound event it emits (``event``, else
+        :func:`event_type`; :func:`emit_event`)."""
+        await db.execute(
+            insert(AUDIT_EVENTS).values(
+                at=at,
+                tenant_id=tenant_id,
+                operation=operation,
+                from_state=from_state,
+                to_state=to_state,
+                workflow_id=workflow_id,
+                actor=actor,
+                detail=detail,
+            )
+        )
+        await emit_event(
+            db,
+            type_=event,
+            tenant_id=tenant_id,
+            data_key=data_key,
+            plan=plan,
+            entitlements=entitlements,
+            operation=operation,
+            from_state=from_state,
+            to_state=to_state,
+            workflow_id=workflow_id,
+            actor=actor,
+            detail=detail,
+            at=at,
+            plan_changed=plan_changed,
+            **data,
+        )
 
     async def events(
         self, tenant_id: str, *, limit: int = 100, offset: int = 0
@@ -367,41 +455,72 @@ class TenantRepository:
         count derived from the table only grows. A ``running`` row recorded before run ids
         were kept (``run_id == ''``) is adopted by the run's first record. A ``running``
         record arriving after the run's row has ended is ignored (the end stands)."""
-        now = utcnow()
-        async with self.sessions.begin() as session:
-            op = await session.get(Operation, (update_.workflow_id, run_id))
-            if op is None and run_id:
-                legacy = await session.get(Operation, (update_.workflow_id, ""))
-                if legacy is not None and legacy.status == "running":
-                    await session.delete(legacy)
-                    await session.flush()
-                    op = Operation(
-                        **{c: getattr(legacy, c) for c in _OPERATION_COLUMNS}, run_id=run_id
-                    )
-                    session.add(op)
-            if op is None:
-                op = Operation(
+        async with self.sessions.writing() as conn:
+            await self._record_operation(conn, update_, run_id, utcnow())
+
+    @staticmethod
+    async def _record_operation(
+        conn: AsyncConnection, update_: OperationUpdate, run_id: str, now: datetime
+    ) -> None:
+        """:meth:`record_operation` in ``conn``'s transaction, at ``now``."""
+        ops = OPERATIONS
+        of_run = (ops.c.workflow_id == update_.workflow_id) & (ops.c.run_id == run_id)
+        values: dict[str, Any] = {"status": update_.status}
+        if update_.step is not None:
+            values["step"] = update_.step
+        if update_.result is not None:
+            values["result"] = update_.result
+        if update_.error is not None:
+            values["error"] = update_.error
+        ended = update_.status != "running"
+        if not ended:  # a step of a running run (the usual record): one UPDATE
+            done = await conn.execute(
+                update(ops).where(of_run, ops.c.status == "running").values(**values)
+            )
+            if done.rowcount == 1:
+                return
+        rows = {
+            r.run_id: r
+            for r in await conn.execute(
+                select(ops.c.run_id, ops.c.status, ops.c.started_at, ops.c.finished_at).where(
+                    ops.c.workflow_id == update_.workflow_id, ops.c.run_id.in_([run_id, ""])
+                )
+            )
+        }
+        row = rows.get(run_id)
+        legacy = rows.get("")
+        if row is None and run_id and legacy is not None and legacy.status == "running":
+            # adopt the row recorded before run ids were kept: it becomes this run's
+            await conn.execute(
+                update(ops)
+                .where(ops.c.workflow_id == update_.workflow_id, ops.c.run_id == "")
+                .values(run_id=run_id)
+            )
+            row = legacy
+        if row is None:
+            if ended:
+                values |= {"finished_at": now, "duration_seconds": 0.0}
+            await conn.execute(
+                insert(ops).values(
                     workflow_id=update_.workflow_id,
                     run_id=run_id,
                     tenant_id=update_.tenant_id,
                     kind=update_.kind,
                     started_at=now,
+                    **values,
                 )
-                session.add(op)
-            elif op.status != "running" and update_.status == "running":
-                # a step's record that lost a race with the end (a local activity attempt
-                # that timed out and committed after its retry): the run has ended
-                return
-            op.status = update_.status
-            if update_.step is not None:
-                op.step = update_.step
-            if update_.result is not None:
-                op.result = update_.result
-            if update_.error is not None:
-                op.error = update_.error
-            if update_.status != "running" and op.finished_at is None:
-                op.finished_at = now
-                op.duration_seconds = (now - op.started_at).total_seconds()
+            )
+            return
+        if row.status != "running" and not ended:
+            # a step's record that lost a race with the end (a local activity attempt
+            # that timed out and committed after its retry): the run has ended
+            return
+        if ended and row.finished_at is None:
+            values |= {
+                "finished_at": now,
+                "duration_seconds": (now - row.started_at).total_seconds(),
+            }
+        await conn.execute(update(ops).where(of_run).values(**values))
 
     async def operation_stats(
         self, buckets: Sequence[float]
@@ -548,6 +667,7 @@ class TenantRepository:
                 actor,
                 {"subscription_id": subscription_id, "previous": previous},
                 subscription_id,
+                tenant=tenant,
             )
             await session.flush()
             return await self.view(session, tenant)
@@ -560,14 +680,14 @@ class TenantRepository:
         """Replace the tenant's entitlements with ``limits`` (no state change; ``read_only``
         kept while dunning says so, :func:`~lifecycle.domain.dunning.with_read_only`) and
         append the audit row ``event`` with its ``tenant.entitlements_changed`` outbound
-        event (once per ``event.key``), in one transaction."""
-        async with self.sessions.begin() as session:
-            tenant = await self._locked(session, tenant_id)
+        event (once per ``event.key``), in one transaction (Core statements: every plan
+        change's provisioning step)."""
+        async with self.sessions.writing() as conn:
+            tenant, _ = await self._tenant_row(conn, tenant_id, lock=True)
             limits = with_read_only(limits, _dunning(tenant.dunning))
-            await session.execute(delete(Entitlement).where(Entitlement.tenant_id == tenant_id))
-            self._write_entitlements(session, tenant_id, limits, utcnow())
+            await self._replace_entitlements(conn, tenant_id, limits, utcnow())
             await self._add_event_once(
-                session,
+                conn,
                 tenant_id,
                 event.operation,
                 event.workflow_id,
@@ -575,9 +695,10 @@ class TenantRepository:
                 {**event.detail, "entitlements": limits},
                 event.key,
                 EventType.ENTITLEMENTS_CHANGED,
+                tenant=tenant,
+                entitlements=limits,
             )
-            await session.flush()
-            return await self.view(session, tenant)
+            return self._to_view(tenant, dict(limits))
 
     async def set_dunning(self, data: DunningUpdate) -> TenantView:
         """Set or clear the tenant's dunning status (no state change) and append the audit
@@ -606,6 +727,7 @@ class TenantRepository:
                 dict(data.detail),
                 data.key,
                 EventType.ENTITLEMENTS_CHANGED if lifted else None,
+                tenant=tenant,
             )
             await session.flush()
             return await self.view(session, tenant)
@@ -652,6 +774,7 @@ class TenantRepository:
                 data.actor,
                 detail,
                 data.key,
+                tenant=tenant,
             )
             await session.flush()
             return await self.view(session, tenant)
@@ -694,20 +817,61 @@ class TenantRepository:
 
     @staticmethod
     async def has_event(
-        session: AsyncSession,
+        db: Executor,
         tenant_id: str,
         workflow_id: str,
         operation: str,
         to_state: str | None = None,
     ) -> bool:
-        query = select(LifecycleEvent.id).where(
-            LifecycleEvent.tenant_id == tenant_id,
-            LifecycleEvent.workflow_id == workflow_id,
-            LifecycleEvent.operation == operation,
+        query = select(AUDIT_EVENTS.c.id).where(
+            AUDIT_EVENTS.c.tenant_id == tenant_id,
+            AUDIT_EVENTS.c.workflow_id == workflow_id,
+            AUDIT_EVENTS.c.operation == operation,
         )
         if to_state is not None:
-            query = query.where(LifecycleEvent.to_state == to_state)
-        return (await session.scalar(query.limit(1))) is not None
+            query = query.where(AUDIT_EVENTS.c.to_state == to_state)
+        return (await db.scalar(query.limit(1))) is not None
+
+    @staticmethod
+    async def _entitlements_of(db: Executor, tenant_id: str) -> dict[str, int]:
+        rows = await db.execute(
+            select(ENTITLEMENTS.c.resource, ENTITLEMENTS.c.limit).where(
+                ENTITLEMENTS.c.tenant_id == tenant_id
+            )
+        )
+        return {resource: int(limit) for resource, limit in rows}
+
+    @staticmethod
+    async def _tenant_row(
+        conn: AsyncConnection, tenant_id: str, *, lock: bool = False
+    ) -> tuple[Row[Any], dict[str, int]]:
+        """The tenant's row and its entitlements, in one statement; ``lock``: FOR UPDATE
+        (SQLite locks on BEGIN). Raises :class:`TenantNotFound`."""
+        query = (
+            select(TENANTS, ENTITLEMENTS.c.resource, ENTITLEMENTS.c.limit)
+            .outerjoin(ENTITLEMENTS, ENTITLEMENTS.c.tenant_id == TENANTS.c.id)
+            .where(TENANTS.c.id == tenant_id)
+        )
+        if lock:
+            query = query.with_for_update(of=TENANTS)
+        rows = (await conn.execute(query)).all()
+        if not rows:
+            raise TenantNotFound(tenant_id)
+        return rows[0], {r.resource: int(r.limit) for r in rows if r.resource is not None}
+
+    @staticmethod
+    async def _replace_entitlements(
+        conn: AsyncConnection, tenant_id: str, limits: dict[str, int], now: datetime
+    ) -> None:
+        await conn.execute(delete(ENTITLEMENTS).where(ENTITLEMENTS.c.tenant_id == tenant_id))
+        if limits:
+            await conn.execute(
+                insert(ENTITLEMENTS),
+                [
+                    {"tenant_id": tenant_id, "resource": r, "limit": n, "updated_at": now}
+                    for r, n in limits.items()
+                ],
+            )
 
     @staticmethod
     async def _entitlements(
@@ -729,7 +893,7 @@ class TenantRepository:
         return self._to_view(tenant, limits.get(tenant.id, {}))
 
     @staticmethod
-    def _to_view(tenant: Tenant, entitlements: dict[str, int]) -> TenantView:
+    def _to_view(tenant: TenantRow, entitlements: dict[str, int]) -> TenantView:
         return TenantView(
             tenant_id=tenant.id,
             name=tenant.name,
@@ -756,25 +920,13 @@ class TenantRepository:
         )
 
 
-def _suspension(tenant: Tenant) -> Suspension | None:
+def _suspension(tenant: TenantRow) -> Suspension | None:
     """The :class:`Suspension` of a SUSPENDED tenant (None otherwise)."""
     if tenant.state != TenantState.SUSPENDED.value:
         return None
     return Suspension(**(tenant.suspension or {}), reason=tenant.suspended_reason)
 
 
-_OPERATION_COLUMNS = (
-    "workflow_id",
-    "tenant_id",
-    "kind",
-    "status",
-    "step",
-    "started_at",
-    "finished_at",
-    "duration_seconds",
-    "result",
-    "error",
-)
 #: Order of an operation's runs: the newest start first (run id breaks ties stably).
 _LATEST_FIRST = (Operation.started_at.desc(), Operation.run_id.desc())
 

@@ -8,7 +8,7 @@ from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.errors import StateConflict, TenantNotFound, VersionConflict
 from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
 from lifecycle.domain.states import TenantState as S
-from lifecycle.domain.tenants import TransitionInput
+from lifecycle.domain.tenants import OperationUpdate, TransitionInput
 from lifecycle.persistence.engine import Sessions
 from lifecycle.persistence.tenants import TenantRepository
 
@@ -74,6 +74,44 @@ async def test_transition_writes_state_version_and_one_audit_row(
     # the same workflow retrying its committed step is a no-op, not a conflict
     again = await repository.transition(_change("wf-1"))
     assert again.version == 2 and len(await repository.events("acme")) == 2
+
+
+async def test_a_transition_records_the_operation_step_in_its_transaction(
+    repository: TenantRepository,
+) -> None:
+    """A plan change's lock and commit (patch ``folded-steps``) record the operation's step
+    with the transition, in the row of the calling run; a refused transition records
+    nothing."""
+    await _create(repository)
+    lock = OperationUpdate(
+        workflow_id="wf-1", tenant_id="acme", kind="upgrade", status="running", step="lock"
+    )
+    tenant = await repository.transition(_change("wf-1").model_copy(update={"record": lock}), "r1")
+    assert tenant.state is S.UPGRADING and tenant.entitlements == LIMITS
+    op = await repository.operation("wf-1", "r1")
+    assert op and (op.status, op.step, op.finished_at) == ("running", "lock", None)
+    done = lock.model_copy(
+        update={"status": "completed", "step": "completed", "result": {"plan": "professional"}}
+    )
+    commit = _change("wf-1", S.ACTIVE, S.UPGRADING).model_copy(
+        update={"record": done, "changes": {"plan": "professional"}}
+    )
+    tenant = await repository.transition(commit, "r1")
+    assert (tenant.state, tenant.plan, tenant.version) == (S.ACTIVE, "professional", 3)
+    op = await repository.operation("wf-1", "r1")
+    assert op and (op.status, op.step, op.result) == ("completed", "completed", done.result)
+    assert op.finished_at is not None and op.duration_seconds is not None
+    refused = _change("wf-2", S.UPGRADING, S.SUSPENDED).model_copy(
+        update={"record": lock.model_copy(update={"workflow_id": "wf-2"})}
+    )
+    with pytest.raises(StateConflict, match="is ACTIVE"):
+        await repository.transition(refused, "r2")
+    assert await repository.operation("wf-2") is None
+    assert [e.to_state for e in await repository.events("acme")] == [
+        "ACTIVE",
+        "UPGRADING",
+        "ACTIVE",
+    ]
 
 
 async def test_wrong_state_names_the_current_state(repository: TenantRepository) -> None:
