@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeVar, Unpack
 
@@ -52,6 +53,10 @@ LOCAL_BOOKKEEPING = "local-bookkeeping"
 #: (2026-12-03): temporalio 1.35 hands a failed *local* activity to the workflow as the
 #: activity's own error, so the ``except ActivityError`` bookkeeping never ran for them.
 LOCAL_FAILURES = "local-activity-failures"
+#: ``workflow.patched`` id of recording an operation's step in the transaction of the state
+#: transition it goes with (2026-12-03; :meth:`Operation.fold_steps`): one control-plane step
+#: instead of a ``record_operation`` and a ``transition_tenant``.
+FOLDED_STEPS = "folded-steps"
 
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
@@ -156,6 +161,17 @@ def failure(err: ActivityError | ApplicationError, operation: str) -> Applicatio
     )
 
 
+@dataclass(frozen=True)
+class End:
+    """How an operation ends with a state transition (:meth:`Operation.transition`): its
+    last ``step``, ``status`` and ``result`` or ``error`` for the ``operations`` row."""
+
+    step: str
+    status: Status
+    result: BaseModel | None = None
+    error: str | None = None
+
+
 class Operation:
     """Bookkeeping of one running operation: its step (for the progress query and the
     ``operations`` table) and the audited state transitions it makes. Built in the workflow's
@@ -164,6 +180,15 @@ class Operation:
     def __init__(self, tenant_id: str, kind: str, actor: str = "system") -> None:
         self.tenant_id, self.kind, self.actor = tenant_id, kind, actor
         self.current_step = "started"
+        self.folds_steps = False
+
+    def fold_steps(self) -> bool:
+        """Whether this execution records a transition's step in the transition's own
+        transaction (patch :data:`FOLDED_STEPS`); remembered for :meth:`transition`. Call it
+        first thing in ``run``, before any other command (see
+        ``workflows.plan_change.settles_steps``)."""
+        self.folds_steps = workflow.patched(FOLDED_STEPS)
+        return self.folds_steps
 
     @property
     def workflow_id(self) -> str:
@@ -177,6 +202,31 @@ class Operation:
         """The answer of a ``progress`` query: this operation and its current step."""
         return OperationProgress(operation=str(self.kind), step=self.current_step)
 
+    def _enter(self, step: str) -> None:
+        """Make ``step`` the current step (progress query, Web UI's current details)."""
+        self.current_step = step
+        workflow.set_current_details(f"{self.kind}: {step}")
+
+    @staticmethod
+    def _summary(edge: str, step: str | None, end: End | None) -> str:
+        """The Web UI's label of a transition that records steps: ``<step>: <edge>`` and the
+        step it ends the operation with in brackets."""
+        summary = f"{step}: {edge}" if step else edge
+        return f"{summary} ({end.step})" if end else summary
+
+    def _update(
+        self, step: str, status: Status, result: BaseModel | None, error: str | None
+    ) -> OperationUpdate:
+        return OperationUpdate(
+            workflow_id=self.workflow_id,
+            tenant_id=self.tenant_id,
+            kind=self.kind,
+            status=status,
+            step=step,
+            result=result.model_dump(mode="json") if result is not None else None,
+            error=error,
+        )
+
     async def record(
         self,
         step: str,
@@ -187,17 +237,8 @@ class Operation:
     ) -> None:
         """Set the current step and mirror it (with ``result``/``error``) to the database
         (an idempotent upsert, run by :func:`control_plane`)."""
-        self.current_step = step
-        workflow.set_current_details(f"{self.kind}: {step}")
-        update = OperationUpdate(
-            workflow_id=self.workflow_id,
-            tenant_id=self.tenant_id,
-            kind=self.kind,
-            status=status,
-            step=step,
-            result=result.model_dump(mode="json") if result is not None else None,
-            error=error,
-        )
+        self._enter(step)
+        update = self._update(step, status, result, error)
         await control_plane(TenantActivities.record_operation, update, summary=f"record {step}")
 
     async def step(
@@ -236,6 +277,8 @@ class Operation:
         from_states: list[TenantState],
         to_state: TenantState,
         *,
+        step: str | None = None,
+        end: End | None = None,
         reason: str | None = None,
         detail: dict[str, Any] | None = None,
         changes: dict[str, Any] | None = None,
@@ -245,8 +288,25 @@ class Operation:
     ) -> TenantView:
         """Compare-and-set the tenant's state with an audit row naming this workflow and
         ``actor`` (default: the operation's) (idempotent per workflow, run by
-        :func:`control_plane`)."""
-        return await control_plane(
+        :func:`control_plane`).
+
+        ``step``: the step this transition is, recorded before it; ``end``: the operation
+        ends with it, recorded after it. An execution that :meth:`fold_steps` records them
+        in the transition's own transaction instead (the later one stands in the row).
+        """
+        folded = self.folds_steps and (step is not None or end is not None)
+        if step is not None:
+            if folded:
+                self._enter(step)
+            else:
+                await self.record(step)
+        edge = f"{'/'.join(from_states)} -> {to_state}"
+        record = None
+        if folded and end is not None:
+            record = self._update(end.step, end.status, end.result, end.error)
+        elif folded and step is not None:
+            record = self._update(step, "running", None, None)
+        view = await control_plane(
             TenantActivities.transition_tenant,
             TransitionInput(
                 tenant_id=self.tenant_id,
@@ -260,6 +320,13 @@ class Operation:
                 changes=changes or {},
                 entitlements=entitlements,
                 reactivation=reactivation,
+                record=record,
             ),
-            summary=f"{'/'.join(from_states)} -> {to_state}",
+            summary=self._summary(edge, step, end) if folded else edge,
         )
+        if end is not None:
+            if folded:
+                self._enter(end.step)
+            else:
+                await self.record(end.step, end.status, result=end.result, error=end.error)
+        return view

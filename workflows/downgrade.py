@@ -96,6 +96,7 @@ class DowngradeWorkflow:
         # the patches first, before any other command (see plan_change.settles_steps)
         op, settle = self.op, settles_steps()
         self.use_schedule = workflow.patched(DOWNGRADE_SCHEDULE)
+        op.fold_steps()
         at_period_end = data.effective == "period_end"
         if at_period_end:
             await self._wait_for_period_end(data)

@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from lifecycle.domain.states import TenantState
     from lifecycle.domain.tenants import TenantView
-    from workflows.common import Operation, Status, call, idempotency_scope
+    from workflows.common import End, Operation, Status, call, idempotency_scope
 
 Undo = Callable[[], Awaitable[str]]
 T = TypeVar("T")
@@ -143,11 +143,11 @@ class PlanChangeSaga:
         """ACTIVE -> ``busy`` (clearing any pending plan change); raises a non-retryable
         ApplicationError (``StateConflict`` naming the state) when the tenant is not ACTIVE."""
         op, data = self.op, self.data
-        await op.record("lock")
         try:
             self.tenant = await op.transition(
                 [TenantState.ACTIVE],
                 self.busy,
+                step="lock",
                 changes={"pending_plan_change": None},
                 detail={
                     "from_plan": data.from_plan,
@@ -158,9 +158,10 @@ class PlanChangeSaga:
         except ActivityError as err:
             raise await op.fail(err, op.kind) from err
 
-    async def apply(self) -> PlanChangeResult:
+    async def apply(self, complete: bool = False) -> PlanChangeResult:
         """Provision, bill, commit; returns the change for the caller to complete the
-        operation with (:meth:`Operation.complete`). Raises a non-retryable ApplicationError
+        operation with (:meth:`Operation.complete`), or, with ``complete``, after the commit
+        recorded the operation completed with it. Raises a non-retryable ApplicationError
         typed by the cause (e.g. ``CardDeclined``) after compensating."""
         op, data = self.op, self.data
         undo: list[tuple[str, Undo]] = []
@@ -178,10 +179,13 @@ class PlanChangeSaga:
                     "billing_customer_id": billing.customer_id,
                     "billing_subscription_id": billing.subscription_id,
                 }
-            await op.record("commit")
+            # with ``complete``, the result is known before the commit, which records it
+            result = self._result(billing) if complete else None
             await op.transition(
                 [self.busy],
                 TenantState.ACTIVE,
+                step="commit",
+                end=End("completed", "completed", result) if result is not None else None,
                 changes=changes,
                 detail={
                     "from_plan": data.from_plan,
@@ -191,6 +195,10 @@ class PlanChangeSaga:
             )
         except (Exception, asyncio.CancelledError) as err:
             await self._compensate(err, undo)
+        return result if result is not None else self._result(billing)
+
+    def _result(self, billing: BillingResult) -> PlanChangeResult:
+        data = self.data
         return PlanChangeResult(
             tenant_id=data.tenant_id,
             state=TenantState.ACTIVE,
@@ -310,13 +318,17 @@ class PlanChangeSaga:
         audit = result.model_dump(
             mode="json", include={"failed_step", "cause", "compensations", "cancelled_by"}
         )
+        status: Status = "cancelled" if cancelled else "failed"
         await asyncio.shield(
             op.transition(
-                [self.busy], TenantState.ACTIVE, reason=message, detail=audit, actor=cancelled_by
+                [self.busy],
+                TenantState.ACTIVE,
+                end=End("compensated", status, result, message),
+                reason=message,
+                detail=audit,
+                actor=cancelled_by,
             )
         )
-        status: Status = "cancelled" if cancelled else "failed"
-        await asyncio.shield(op.record("compensated", status, result=result, error=message))
         if cancelled:
             if isinstance(err, asyncio.CancelledError):
                 raise err

@@ -30,7 +30,9 @@ class UpgradeWorkflow:
 
     @workflow.run
     async def run(self, data: PlanChangeInput) -> PlanChangeResult:
-        op, settle = self.op, settles_steps()  # first: before any other command
+        # the patches first, before any other command (see plan_change.settles_steps)
+        op, settle = self.op, settles_steps()
+        folded = op.fold_steps()
         tenant = await read_tenant(data.tenant_id)
         pending = tenant.pending_plan_change
         saga = PlanChangeSaga(op, data, TenantState.UPGRADING, data.proration_behavior, settle)
@@ -38,6 +40,8 @@ class UpgradeWorkflow:
         if pending:
             # after the lock: a period-end timer firing meanwhile finds the tenant UPGRADING
             await self._cancel_downgrade(pending["workflow_id"])
+        if folded:  # the commit records the operation completed
+            return await saga.apply(complete=True)
         return await op.complete(await saga.apply())
 
     async def _cancel_downgrade(self, downgrade_id: str) -> None:

@@ -66,7 +66,8 @@ class FakeTenant:
     def __init__(self, tenant: TenantView) -> None:
         self.tenant = tenant
         self.calls: list[Call] = []
-        self.operations: list[dict[str, Any]] = []  # every record_operation payload
+        #: every operation record: ``record_operation`` payloads and transitions' ``record``
+        self.operations: list[dict[str, Any]] = []
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="get_tenant")
@@ -77,7 +78,11 @@ class FakeTenant:
         @activity.defn(name="transition_tenant")
         async def transition_tenant(change: dict[str, Any]) -> TenantView:
             edge = f"{'/'.join(change['from_states'])}->{change['to_state']}"
-            self.calls.append(("transition_tenant", edge))
+            record = change.get("record")
+            if record:  # the operation's step, recorded in the transition's transaction
+                self.calls.append(("transition_tenant", edge, record["step"], record["status"]))
+            else:
+                self.calls.append(("transition_tenant", edge))
             if self.tenant.state not in change["from_states"]:
                 raise ApplicationError(
                     f"tenant {self.tenant.tenant_id} is {self.tenant.state.value}",
@@ -86,6 +91,8 @@ class FakeTenant:
                 )
             update = {"state": TenantState(change["to_state"]), **change.get("changes", {})}
             self.tenant = self.tenant.model_copy(update=update)
+            if record:
+                self.operations.append(record)
             return self.tenant
 
         @activity.defn(name="record_operation")

@@ -35,16 +35,15 @@ async def test_upgrade_provisions_then_bills_then_commits(time_env: WorkflowEnvi
 
     assert fake.calls == [
         ("get_tenant",),
-        ("record_operation", "lock", "running"),
-        ("transition_tenant", "ACTIVE->UPGRADING"),
+        ("transition_tenant", "ACTIVE->UPGRADING", "lock", "running"),
         ("record_operation", "provision-entitlements", "running"),
         ("provision_entitlements", "professional"),
         ("record_operation", "billing", "running"),
         ("change_price", PROFESSIONAL.price_id, "do"),
-        ("record_operation", "commit", "running"),
-        ("transition_tenant", "UPGRADING->ACTIVE"),
-        ("record_operation", "completed", "completed"),
+        # the commit records the operation completed, in the transition's transaction
+        ("transition_tenant", "UPGRADING->ACTIVE", "completed", "completed"),
     ]
+    assert fake.operations[-1]["result"]["plan"] == "professional"
     assert field(result, "outcome") == "changed" and field(result, "plan") == "professional"
     assert fake.tenant.state == TenantState.ACTIVE and fake.tenant.plan == "professional"
     assert fake.tenant.entitlements == PROFESSIONAL.limits.as_dict()
@@ -62,8 +61,7 @@ async def test_declined_card_compensates_in_reverse_order(time_env: WorkflowEnvi
 
     assert fake.calls == [
         ("get_tenant",),
-        ("record_operation", "lock", "running"),
-        ("transition_tenant", "ACTIVE->UPGRADING"),
+        ("transition_tenant", "ACTIVE->UPGRADING", "lock", "running"),
         ("record_operation", "provision-entitlements", "running"),
         ("provision_entitlements", "professional"),
         ("record_operation", "billing", "running"),
@@ -71,8 +69,7 @@ async def test_declined_card_compensates_in_reverse_order(time_env: WorkflowEnvi
         # undo in reverse: billing (registered last) first, then the entitlements
         ("change_price", STARTER.price_id, "undo"),
         ("provision_entitlements", "starter"),
-        ("transition_tenant", "UPGRADING->ACTIVE"),
-        ("record_operation", "compensated", "failed"),
+        ("transition_tenant", "UPGRADING->ACTIVE", "compensated", "failed"),
     ]
     cause = err.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "CardDeclined"
@@ -109,10 +106,9 @@ async def test_upgrade_of_a_suspended_tenant_changes_nothing(
     time_env: WorkflowEnvironment,
 ) -> None:
     fake, cause = await upgrade_suspended(time_env)
-    assert fake.calls[:3] == [
+    assert fake.calls[:2] == [
         ("get_tenant",),
-        ("record_operation", "lock", "running"),
-        ("transition_tenant", "ACTIVE->UPGRADING"),  # refused: SUSPENDED
+        ("transition_tenant", "ACTIVE->UPGRADING", "lock", "running"),  # refused: SUSPENDED
     ]
     assert "provision_entitlements" not in fake.names() and "change_price" not in fake.names()
     assert isinstance(cause, ApplicationError) and cause.type == "StateConflict"
