@@ -15,6 +15,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -122,23 +123,55 @@ class Sessions:
         self._read_engine = engine.execution_options(**{_READ_OPTION: True})
         self._reads = async_sessionmaker(self._read_engine, expire_on_commit=False)
         self._writes = async_sessionmaker(engine, expire_on_commit=False)
+        self._queue_writers = engine.dialect.name == "sqlite"
+        self._writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @asynccontextmanager
+    async def _writer_turn(self) -> AsyncIterator[None]:
+        """On SQLite, this process's writers take turns (first come, first served) before
+        they ask for the database's one write lock: a writer that finds the lock taken
+        otherwise sleeps in SQLite's busy handler (1, 2, 5, ... up to 100 ms at a time) even
+        when the lock is released long before, which under load kept a workflow's
+        control-plane step waiting for seconds. Other processes still meet the busy
+        handler. On PostgreSQL (row locks), nothing to wait for.
+
+        Raises TimeoutError after SQLite's busy timeout (30 s), as SQLite would ("database
+        is locked")."""
+        if not self._queue_writers:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._writer_locks.get(loop)
+        if lock is None:
+            lock = self._writer_locks[loop] = asyncio.Lock()
+        await asyncio.wait_for(lock.acquire(), _BUSY_TIMEOUT_MS / 1000)
+        try:
+            yield
+        finally:
+            lock.release()
 
     def __call__(self) -> AsyncSession:
         """A session for reads; every write goes through :meth:`begin`."""
         return self._reads()
 
-    def begin(self) -> AbstractAsyncContextManager[AsyncSession]:
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: ``async with sessions.begin() as session: ...``."""
-        return self._writes.begin()
+        async with self._writer_turn(), self._writes.begin() as session:
+            yield session
 
     def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for Core reads (rolled back at the end; DEFERRED on SQLite)."""
         return self._read_engine.connect()
 
-    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
         """A Core write transaction (committed on success; IMMEDIATE on SQLite):
         ``async with sessions.writing() as conn: ...``."""
-        return self.engine.begin()
+        async with self._writer_turn(), self.engine.begin() as conn:
+            yield conn
 
 
 #: Key of the PostgreSQL advisory lock every migrator takes (any constant bigint; this one is
