@@ -9,12 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import asyncpg
@@ -139,6 +142,79 @@ async def history_activities(handle: WorkflowHandle[Any, Any]) -> tuple[int, int
     return regular, local
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` shows them."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+class CoreLogTap:
+    """The Temporal core's log lines (it writes them to file descriptor 1, bypassing
+    ``sys.stdout``), kept in ``path`` while active; this process's own prints still go to
+    the real stdout. :meth:`count` counts the lines holding a text logged since the previous
+    count."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("wb+")
+        self._saved = -1
+        self._stdout: Any = None
+        self._offset = 0
+
+    def __enter__(self) -> CoreLogTap:
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        os.dup2(self._file.fileno(), 1)
+        self._stdout = sys.stdout
+        sys.stdout = open(os.dup(self._saved), "w", buffering=1, encoding="utf-8")
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        sys.stdout.close()
+        sys.stdout = self._stdout
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
+        self._file.close()
+
+    def count(self, text: bytes) -> int:
+        """Lines holding ``text`` logged since the previous call."""
+        end = os.fstat(self._file.fileno()).st_size
+        written = os.pread(self._file.fileno(), end - self._offset, self._offset)
+        self._offset = end
+        return sum(text in line for line in written.splitlines())
+
+
+@contextlib.contextmanager
+def py_spy(output: Path | None, pid: int | None = None) -> Iterator[None]:
+    """Sample process ``pid`` (default: this one) with ``py-spy record`` while the block
+    runs, active threads only, into ``output`` as collapsed stacks (py-spy's ``raw`` format:
+    ``frame;frame;... count`` per line); does nothing when ``output`` is None."""
+    if output is None:
+        yield
+        return
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    proc = subprocess.Popen(
+        [exe, "record", "--pid", str(pid or os.getpid()), "--rate", "100", "--format", "raw"]
+        + ["--nonblocking", "--output", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q``-quantile (0..1) of ``values`` (nearest rank)."""
     ordered = sorted(values)
@@ -158,14 +234,18 @@ def worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 __all__ = [
+    "CoreLogTap",
     "bench_settings",
+    "cpu_seconds",
     "dev_server",
     "free_port",
     "history_activities",
+    "load_average",
     "machine",
     "peak_rss_mb",
     "percentile",
     "product_stack",
+    "py_spy",
     "rss_mb",
     "scratch_dir",
     "scratch_pg_database",
