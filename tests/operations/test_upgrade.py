@@ -72,8 +72,9 @@ async def test_upgrade_provisions_then_bills_with_proration(
             if e.HasField("marker_recorded_event_attributes")
         ]
         assert scheduled == ["provision_entitlements", "change_price"]
-        # read, 2 transitions, 5 recorded steps
-        assert markers.count("core_local_activity") == 8
+        # read, the lock (recording its step), 2 recorded steps, the commit (recording the
+        # operation completed): patch folded-steps
+        assert markers.count("core_local_activity") == 5
 
 
 async def test_card_declined_after_provisioning_compensates(
