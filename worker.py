@@ -166,6 +166,7 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
         deletion.record_tenant_event,
         purge.count_tenant_data,
         purge.list_purge_stores,
+        purge.list_purge_levels,
         purge.purge_store,
         purge.purge_exports,
         purge.verify_purge,

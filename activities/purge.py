@@ -78,6 +78,19 @@ class PurgeActivities:
 
     @activity.defn
     @domain_errors
+    async def list_purge_levels(self, _: PurgeTarget) -> list[list[str]]:
+        """Store names in purge levels, each level purged at once after the one before it:
+        the tables by :meth:`TenantStores.deletion_levels` (children before parents, no two
+        tables of a level referencing each other), then every storage prefix, then every
+        cache (last, as in :meth:`list_purge_stores`). Empty levels are left out."""
+        async with self.stores() as stores:
+            tables = [[table_store_name(e) for e in level] for level in stores.deletion_levels()]
+            storage = [storage_store_name(i) for i in range(len(stores.datamap.storage))]
+            caches = [cache_store_name(i) for i in range(len(stores.caches))]
+        return [level for level in [*tables, storage, caches] if level]
+
+    @activity.defn
+    @domain_errors
     async def purge_store(self, data: PurgeStoreInput) -> int:
         """Delete the tenant's rows of one table in batches of PURGE_BATCH_ROWS (each batch
         one short transaction), its objects under one storage prefix, or its keys of one

@@ -48,6 +48,7 @@ from tests.support.stripe_server import StripeServer
 
 ITEMS = "/v1/subscription_items/"
 TICKS = os.sysconf("SC_CLK_TCK")
+PROGRESS_SECONDS = 60.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -93,6 +94,24 @@ async def write_times(
     return sorted(times)
 
 
+async def report_progress(lc: LifecycleClient, migration_id: str, began: float) -> None:
+    """Every PROGRESS_SECONDS, print the tenants done and failed so far and the rate of the
+    last interval, so that a run stopped early still leaves its figures."""
+    last_done, last_at = 0, began
+    while True:
+        await asyncio.sleep(PROGRESS_SECONDS)
+        progress = await lc.plan_migrations.progress(migration_id)
+        now = time.perf_counter()
+        rate = (progress.done - last_done) / (now - last_at)
+        print(
+            f"  +{now - began:6.0f} s: done {progress.done}, failed {progress.failed}, "
+            f"in flight {progress.in_flight}, remaining {progress.remaining}; "
+            f"{rate:.2f}/s over the last {now - last_at:.0f} s",
+            flush=True,
+        )
+        last_done, last_at = progress.done, now
+
+
 async def run(args: argparse.Namespace) -> None:
     work = scratch_dir()
     server: StripeServer | None = None
@@ -125,9 +144,13 @@ async def run(args: argparse.Namespace) -> None:
                         from_plan="starter", to_plan="professional", concurrency=args.concurrency
                     )
                 )
-                final = PlanMigrationProgress.model_validate(
-                    await lc.core.handle(started.workflow_id).result()
-                )
+                reporter = asyncio.create_task(report_progress(lc, started.migration_id, began))
+                try:
+                    final = PlanMigrationProgress.model_validate(
+                        await lc.core.handle(started.workflow_id).result()
+                    )
+                finally:
+                    reporter.cancel()
                 wall = time.perf_counter() - began
                 workers_cpu = sum(cpu_seconds(p.pid) for p in workers) - cpu0
                 busy1 = machine_ticks()

@@ -159,6 +159,30 @@ async def phase_seconds(handle: Any) -> dict[str, float]:
     return {n: last[n] - first[n] for n in wanted if n in last}
 
 
+async def timeline(handle: Any) -> list[str]:
+    """One line per activity of the export: its Web UI summary, when it started and how long
+    it ran (seconds from the workflow's first event), to see which steps overlap."""
+    began: float | None = None
+    scheduled: dict[int, str] = {}
+    started: dict[int, float] = {}
+    lines = []
+    async for event in handle.fetch_history_events():
+        at = event.event_time.ToMicroseconds() / 1e6
+        began = at if began is None else began
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            summary = event.user_metadata.summary.data.decode().strip('"')
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            scheduled[event.event_id] = summary or name
+        elif event.HasField("activity_task_started_event_attributes"):
+            started[event.activity_task_started_event_attributes.scheduled_event_id] = at
+        elif event.HasField("activity_task_completed_event_attributes"):
+            key = event.activity_task_completed_event_attributes.scheduled_event_id
+            lines.append(
+                f"{started[key] - began:7.2f} s +{at - started[key]:6.2f} s  {scheduled[key]}"
+            )
+    return lines
+
+
 def floor_pass(source: Path, out: Path) -> float:
     """Seconds to ZIP ``source`` (JSONL deflated, files stored) hashing every file and the
     archive: the floor an export cannot beat."""
@@ -250,6 +274,8 @@ async def main(args: argparse.Namespace) -> None:
                 seconds = time.perf_counter() - t0
                 cpu = cpu_seconds(worker.pid) - cpu0
                 phases = await phase_seconds(lc.core.handle(started.workflow_id))
+                if args.timeline:
+                    print("\n".join(await timeline(lc.core.handle(started.workflow_id))))
                 if not source.exists():
                     archive = (
                         settings.exports_dir / "archives" / "bench" / f"{started.export_id}.zip"
@@ -313,4 +339,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2, help="export + floor rounds")
     parser.add_argument("--workdir", default=None, help="where to build (default: TMPDIR)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--timeline", action="store_true", help="print each export's activities as they ran"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -8,9 +8,10 @@ Creates a scratch database ``tl_bench_<random>`` on ``--pg-admin-url``, fills it
 clones it once per purge (``CREATE DATABASE ... TEMPLATE``: the same rows), then purges
 the largest tenant:
 
-- product: ``TenantStores.purge_rows`` over ``deletion_order()`` (children first), batch
-  sizes following the transaction time (at most PURGE_BATCH_ROWS rows per index batch), as
-  ``activities/purge.py`` does;
+- product: ``TenantStores.purge_rows`` over ``deletion_levels()`` (children first, the tables
+  of one level at once), batch sizes following the transaction time (at most
+  PURGE_BATCH_ROWS rows per index batch), as the deletion workflow's ``purge_store``
+  activities do;
 - baseline: one ``DELETE ... WHERE <tenant filter>`` per table, children first, each in its
   own transaction, on the clone.
 
@@ -39,7 +40,7 @@ from benchmarks.harness import machine
 from lifecycle.config import Settings
 from lifecycle.dev.adtech import DATAMAP_PATH
 from lifecycle.dev.adtech.generate import ROW_BYTES, generate, zipf_weights
-from lifecycle.storage.datamap import load_datamap
+from lifecycle.storage.datamap import TableEntry, load_datamap
 from lifecycle.storage.stores import TenantStores
 
 DATAMAP = DATAMAP_PATH
@@ -73,9 +74,8 @@ async def batched_purge(
 ) -> tuple[int, float, float]:
     """``(rows, seconds, longest batch seconds)`` of the product's purge loop; ``batches``
     gets every batch's seconds (the time between two reports of ``purge_rows``)."""
-    total, longest = 0, 0.0
-    t0 = time.perf_counter()
-    for entry in stores.deletion_order():
+
+    async def purge(entry: TableEntry) -> tuple[int, float]:
         b0 = last = time.perf_counter()
 
         def report(_: int) -> None:
@@ -88,7 +88,13 @@ async def batched_purge(
         per_table[entry.name] = (
             f"{rows:,} rows {time.perf_counter() - b0:.2f} s (longest {slowest * 1000:.0f} ms)"
         )
-        total, longest = total + rows, max(longest, slowest)
+        return rows, slowest
+
+    total, longest = 0, 0.0
+    t0 = time.perf_counter()
+    for level in stores.deletion_levels():
+        for rows, slowest in await asyncio.gather(*(purge(entry) for entry in level)):
+            total, longest = total + rows, max(longest, slowest)
     return total, time.perf_counter() - t0, longest
 
 

@@ -68,6 +68,9 @@ S = TenantState
 PURGE_STORE_OPTIONS = ActivityConfig(
     start_to_close_timeout=timedelta(hours=12), heartbeat_timeout=timedelta(seconds=20)
 )
+#: ``workflow.patched`` id of purging the stores of one level at once (2026-12-03,
+#: :func:`purge_level`); executions started before it purge one store after the other.
+PARALLEL_PURGE = "parallel-purge"
 #: Verification retries a few times (e.g. an S3 listing lagging), then the purge fails for
 #: an operator to see instead of ever reporting a silent success.
 VERIFY_RETRY = RetryPolicy(
@@ -83,6 +86,26 @@ DELETION_COLUMNS = {
     "plan_at_deletion": None,
     "purge_scheduled_at": None,
 }
+
+
+async def purge_level(level: list[str], target: PurgeTarget) -> None:
+    """Purge the stores of one level (``PurgeActivities.list_purge_levels``) at once, one
+    ``purge_store`` activity each. A failure does not cancel the siblings: every activity
+    runs to its end, then the first failure is raised (``ActivityError``)."""
+    results = await asyncio.gather(
+        *(
+            call(
+                PurgeActivities.purge_store,
+                PurgeStoreInput(tenant_id=target.tenant_id, data_key=target.data_key, store=store),
+                **(PURGE_STORE_OPTIONS | {"summary": f"purge {store}"}),
+            )
+            for store in level
+        ),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 @workflow.defn
@@ -394,14 +417,14 @@ class DeletionWorkflow:
         self.before = await op.step(
             "count-before", PurgeActivities.count_tenant_data, target, summary="count before purge"
         )
-        stores = await call(PurgeActivities.list_purge_stores, target)
-        for store in stores:
-            await op.step(
-                f"purge {store}"[:64],
-                PurgeActivities.purge_store,
-                PurgeStoreInput(tenant_id=data.tenant_id, data_key=tenant.data_key, store=store),
-                **(PURGE_STORE_OPTIONS | {"summary": f"purge {store}"}),
-            )
+        # asked right after a regular activity's result, never after a local one (common.py)
+        if workflow.patched(PARALLEL_PURGE):
+            levels = await call(PurgeActivities.list_purge_levels, target)
+        else:
+            levels = [[s] for s in await call(PurgeActivities.list_purge_stores, target)]
+        for level in levels:
+            await op.record(f"purge {', '.join(level)}"[:64])
+            await purge_level(level, target)
         await op.step(
             "purge exports", PurgeActivities.purge_exports, target, summary="purge exports"
         )

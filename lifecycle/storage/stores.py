@@ -156,6 +156,11 @@ FIRST_BATCH_ROWS = 100
 SWEEP_FIRST_BLOCKS = 16
 SWEEP_MIN_BLOCKS = 1024
 SWEEP_SHARE = 0.1
+#: How much larger an index batch may be than the one before: rows found through the index
+#: cost about the same each, and a first batch's time is mostly its round trips, so the
+#: estimate errs small. A sweep's ranges double at most (a range's share of the tenant's rows
+#: varies from one to the next).
+INDEX_BATCH_GROWTH = 8.0
 
 
 #: A purge batch does not wait for its WAL flush (PostgreSQL, this transaction only): a batch
@@ -164,10 +169,10 @@ SWEEP_SHARE = 0.1
 NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
-def _next_size(size: int, elapsed: float, most: int) -> int:
+def _next_size(size: int, elapsed: float, most: int, grow: float = 2.0) -> int:
     """The next batch's size: ``size`` scaled toward BATCH_SECONDS from the ``elapsed``
-    seconds it took, at most doubled, at least quartered, within 1..``most``."""
-    scale = min(2.0, max(0.25, BATCH_SECONDS / max(elapsed, 1e-6)))
+    seconds it took, at most ``grow`` times larger, at least quartered, within 1..``most``."""
+    scale = min(grow, max(0.25, BATCH_SECONDS / max(elapsed, 1e-6)))
     return max(1, min(most, int(size * scale)))
 
 
@@ -316,8 +321,12 @@ class TenantStores:
             result = await conn.execute(query)
             return [dict(row) for row in result.mappings()]
 
-    def deletion_order(self) -> list[TableEntry]:
-        """Mapped tables, children before parents (data-map parents and foreign keys)."""
+    def deletion_levels(self) -> list[list[TableEntry]]:
+        """Mapped tables in levels, children before parents (data-map parents and foreign
+        keys): no table of a level references another of the same level, so a level's tables
+        may be purged at once, each level after the one before it.
+
+        Raises ConfigError when the tables reference each other in a cycle."""
         sorter: graphlib.TopologicalSorter[tuple[str, str]] = graphlib.TopologicalSorter()
         mapped = {(e.database, e.name) for e in self.datamap.tables}
         for entry in self.datamap.tables:
@@ -330,13 +339,23 @@ class TenantStores:
                 if target in mapped and target != node:
                     sorter.add(target, node)  # the referencing table goes first
         try:
-            order = list(sorter.static_order())
+            sorter.prepare()
         except graphlib.CycleError as exc:
             raise ConfigError(
                 f"data map {self.datamap.source}: tables reference each other in a cycle "
                 f"{exc.args[1]}; the purge cannot order them"
             ) from exc
-        return [self.datamap.table(name, db) for db, name in order]
+        levels = []
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready())  # sorted: the same levels on every worker
+            levels.append([self.datamap.table(name, db) for db, name in ready])
+            sorter.done(*ready)
+        return levels
+
+    def deletion_order(self) -> list[TableEntry]:
+        """Mapped tables, children before parents: :meth:`deletion_levels` one after the
+        other."""
+        return [entry for level in self.deletion_levels() for entry in level]
 
     async def delete_batch(self, entry: TableEntry, data_key: str, batch_size: int) -> int:
         """Delete at most ``batch_size`` of the tenant's rows of ``entry`` in one short
@@ -376,7 +395,8 @@ class TenantStores:
         deleted, longest batch in seconds)``: the longest time any batch held its row locks.
 
         Each batch's size follows the time the previous one took, toward BATCH_SECONDS
-        (at most doubled, at least quartered). On PostgreSQL, a tenant holding at least
+        (at least quartered; a range of blocks at most doubled, an index batch at most
+        INDEX_BATCH_GROWTH times larger). On PostgreSQL, a tenant holding at least
         SWEEP_SHARE of a table of SWEEP_MIN_BLOCKS blocks or more is first swept by ranges
         of blocks, from the first to the last block holding its rows (:meth:`_delete_blocks`:
         one pass over them in all, instead of an
@@ -407,7 +427,7 @@ class TenantStores:
             n, elapsed = await timed(self.delete_batch(entry, data_key, size))
             if not n:
                 return deleted, longest
-            size = _next_size(size, elapsed, batch_rows)
+            size = _next_size(size, elapsed, batch_rows, INDEX_BATCH_GROWTH)
 
     async def _sweep_blocks(self, entry: TableEntry, data_key: str) -> tuple[int, int]:
         """The blocks ``(first, end)`` holding the tenant's rows when a sweep by block ranges

@@ -71,6 +71,22 @@ async def test_main_job_twice(
     assert erasure.erasure["cache_after"] == 0
     assert erasure.erasure["certificate_valid"] is True
     assert erasure.tenant in {t.tenant_id for t in tenants if t.purged_at is not None}
+    # the tables of one level of the deletion order were purged at once
+    history = own_dev_env.client.get_workflow_handle(f"tenant-{erasure.tenant}-deletion")
+    order: list[tuple[str, str]] = []  # ("scheduled" | "completed", store)
+    stores: dict[int, str] = {}
+    async for event in history.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name == "purge_store":
+                stores[event.event_id] = event.user_metadata.summary.data.decode().strip('"')
+                order.append(("scheduled", stores[event.event_id]))
+        elif event.HasField("activity_task_completed_event_attributes"):
+            scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
+            if scheduled in stores:
+                order.append(("completed", stores[scheduled]))
+    children = [f"purge app.{t}" for t in ("ad_variants", "clicks", "impressions")]
+    assert order[:3] == [("scheduled", c) for c in children], order
     text = console.export_text()
     assert "verified" in text and "rows match the source" in text
     assert "verified offline" in text

@@ -255,6 +255,16 @@ async def test_datamap_matches_the_schema(tmp_path: Path, monkeypatch: pytest.Mo
         else:
             assert entry["tenant_column"] in columns[entry["name"]]
 
+    # the purge's levels: the three children of ads at once, then each parent
+    monkeypatch.setenv("APP_DATABASE_URL", urls["APP_DATABASE_URL"])
+    stores = await TenantStores.open(load_datamap(DATAMAP))
+    try:
+        levels = [[e.name for e in level] for level in stores.deletion_levels()]
+    finally:
+        await stores.close()
+    children = ["ad_variants", "clicks", "impressions"]
+    assert levels == [children, ["ads"], ["campaigns"], ["companies"]]
+
     (storage,) = datamap["storage"]
     url = re.sub(r"\$\{(\w+)\}", lambda m: os.environ[m[1]], storage["url"])
     prefix = Path(url.format(tenant_key="2").removeprefix("file://"))
