@@ -70,7 +70,12 @@ def open_stores(url: str, storage: Path) -> asyncio.Future[TenantStores]:
 
 
 async def batched_purge(
-    stores: TenantStores, key: str, batch: int, per_table: dict[str, str], batches: list[float]
+    stores: TenantStores,
+    key: str,
+    batch: int,
+    per_table: dict[str, str],
+    batches: list[float],
+    one_at_a_time: bool = False,
 ) -> tuple[int, float, float]:
     """``(rows, seconds, longest batch seconds)`` of the product's purge loop; ``batches``
     gets every batch's seconds (the time between two reports of ``purge_rows``)."""
@@ -92,7 +97,10 @@ async def batched_purge(
 
     total, longest = 0, 0.0
     t0 = time.perf_counter()
-    for level in stores.deletion_levels():
+    levels = stores.deletion_levels()
+    if one_at_a_time:
+        levels = [[entry] for level in levels for entry in level]
+    for level in levels:
         for rows, slowest in await asyncio.gather(*(purge(entry) for entry in level)):
             total, longest = total + rows, max(longest, slowest)
     return total, time.perf_counter() - t0, longest
@@ -162,7 +170,7 @@ async def main(args: argparse.Namespace) -> None:
                     before = await counts(stores, args.tenants)
                     if label == "batched":
                         rows, sec, longest = await batched_purge(
-                            stores, str(victim), batch, per_table, batches
+                            stores, str(victim), batch, per_table, batches, args.one_at_a_time
                         )
                     else:
                         rows, sec, longest = await plain_purge(stores, str(victim), per_table)
@@ -209,6 +217,11 @@ if __name__ == "__main__":
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
+    parser.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="purge the tables one after the other (as before the parallel-purge patch)",
+    )
     parser.add_argument(
         "--pg-admin-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     )

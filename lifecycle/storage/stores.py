@@ -167,6 +167,16 @@ INDEX_BATCH_GROWTH = 8.0
 #: lost in a database crash is deleted again by the retried step, and the verification counts
 #: every store afterwards, so the wait per commit bought nothing but time.
 NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit TO OFF")
+#: The same, and the victims found by a bitmap scan of the tenant's index (one statement: one
+#: round trip). After a sweep the planner's statistics still count the tenant's rows just
+#: deleted, so for the next batch's ``LIMIT`` it picked a sequential scan of the whole table
+#: (135 ms for 735,000 impressions, 274,549 of them the tenant's and dead); an index scan
+#: visits each dead entry's heap tuple (110 ms); a bitmap scan reads the entries, then each
+#: heap page once and in order (78 ms; measured 2026-12-03, docs/benchmarks.md).
+NO_FLUSH_WAIT_BITMAP = text(
+    "SELECT set_config('synchronous_commit', 'off', true), "
+    "set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)"
+)
 
 
 def _next_size(size: int, elapsed: float, most: int, grow: float = 2.0) -> int:
@@ -357,7 +367,9 @@ class TenantStores:
         other."""
         return [entry for level in self.deletion_levels() for entry in level]
 
-    async def delete_batch(self, entry: TableEntry, data_key: str, batch_size: int) -> int:
+    async def delete_batch(
+        self, entry: TableEntry, data_key: str, batch_size: int, after_sweep: bool = False
+    ) -> int:
         """Delete at most ``batch_size`` of the tenant's rows of ``entry`` in one short
         transaction; return how many were deleted (0 when none are left).
 
@@ -365,7 +377,9 @@ class TenantStores:
         index scan for the victims, then a TID scan), which stays index-driven whatever the
         batch size; other databases by primary key (``pk IN (SELECT pk ... LIMIT n)``).
         A row moved by a concurrent update between the two scans is simply left for the next
-        batch: the purge loops until a batch deletes nothing.
+        batch: the purge loops until a batch deletes nothing. ``after_sweep`` (PostgreSQL):
+        the victims are found by a bitmap scan of the index, whatever the statistics say
+        (:data:`NO_FLUSH_WAIT_BITMAP`).
         """
         table, pk = self.table(entry), self.primary_key(entry)
         engine = self.engines[entry.database]
@@ -380,7 +394,7 @@ class TenantStores:
             statement = delete(table).where(target.in_(victims))
         async with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
-                await conn.execute(NO_FLUSH_WAIT)
+                await conn.execute(NO_FLUSH_WAIT_BITMAP if after_sweep else NO_FLUSH_WAIT)
             return int((await conn.execute(statement)).rowcount or 0)
 
     async def purge_rows(
@@ -424,7 +438,7 @@ class TenantStores:
             start, step = start + step, _next_size(step, elapsed, blocks)
         size = min(batch_rows, FIRST_BATCH_ROWS)
         while True:
-            n, elapsed = await timed(self.delete_batch(entry, data_key, size))
+            n, elapsed = await timed(self.delete_batch(entry, data_key, size, blocks > 0))
             if not n:
                 return deleted, longest
             size = _next_size(size, elapsed, batch_rows, INDEX_BATCH_GROWTH)
