@@ -300,8 +300,10 @@ async def test_two_workers_share_the_billing_rate_limit(
     assert (final["done"], final["failed"]) == (20, 0)
     writes = sorted(e.at_ns for e in stripe_server.mutations() if e.path.startswith(ITEMS))
     assert len(writes) == 20
-    # evenly spaced by the shared limiter (a little slack for two processes' event loops)
-    assert (writes[-1] - writes[0]) / 1e9 >= 19 / 4 - 0.3
+    # evenly spaced by the shared limiter: 19 intervals of 0.25 s. Slack for the two
+    # processes' event loops: under a loaded CI the first write went out 0.48 s late (its
+    # worker's first connection to the server) and the span measured 4.27 s (2026-12-03)
+    assert (writes[-1] - writes[0]) / 1e9 >= 19 / 4 - 1.0
     for first, later in zip(writes, writes[4:], strict=False):
         assert (later - first) / 1e9 >= 1 - 0.3  # never 5 writes within a second
     assert stripe_server.rate_limited == 0
