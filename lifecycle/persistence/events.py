@@ -290,14 +290,18 @@ class EventRepository:
         error: str | None = None,
     ) -> None:
         """Count one POST of the delivery and store its outcome (``delivered`` sets
-        ``delivered_at``; a failure keeps the status ``pending`` for the next retry)."""
+        ``delivered_at``; a failure keeps the status ``pending`` for the next retry). A
+        failed attempt that ends after the delivery gave up (its retry window closed while
+        the POST was in flight) leaves it ``failed``: only a redelivery reopens it."""
         now = utcnow()
         async with self.sessions.begin() as session:
             row = await session.get(EventDelivery, delivery_id, with_for_update=True)
             if row is None:
                 raise EventNotFound(f"delivery {delivery_id} does not exist")
             row.attempts += 1
-            row.status, row.last_status_code, row.updated_at = status, status_code, now
+            if not (row.status == "failed" and status == "pending"):
+                row.status = status
+            row.last_status_code, row.updated_at = status_code, now
             row.last_error = error
             if status == "delivered":
                 row.delivered_at = now

@@ -107,3 +107,26 @@ async def test_a_plan_change_emits_only_when_the_plan_moved(repository: TenantRe
     assert [e.type for e in listed] == ["tenant.activated", "tenant.plan_changed"]
     changed = listed[1].data
     assert (changed["previous_plan"], changed["plan"]) == ("starter", "professional")
+
+
+async def test_an_attempt_ending_after_the_delivery_gave_up_leaves_it_failed(
+    repository: TenantRepository,
+) -> None:
+    """The retry window closed while a POST was in flight: the workflow marked the delivery
+    failed, then the attempt's own "pending" record came in (seen under a loaded CI: the
+    failed delivery vanished from ``status=failed``). Only a redelivery reopens it."""
+    tenant = await _deleted(DeletionRepository(repository))
+    events = EventRepository(repository.sessions)
+    event = (await events.events(tenant))[0]
+    (delivery,) = await events.open_deliveries(event.event_id, {0: "http://hook/***"})
+    await events.record_attempt(delivery, "pending", status_code=400, error="answered 400")
+    await events.mark_failed(delivery, "retries ran out")
+    await events.record_attempt(delivery, "pending", status_code=400, error="answered 400")
+    (row,) = await events.deliveries(event_id=event.event_id)
+    assert (row.status, row.attempts, row.last_error) == ("failed", 2, "answered 400")
+    assert await events.open_deliveries(event.event_id, {0: "http://hook/***"}) == [delivery]
+    (row,) = await events.deliveries(event_id=event.event_id)
+    assert row.status == "pending"
+    await events.record_attempt(delivery, "delivered", status_code=200)
+    (row,) = await events.deliveries(event_id=event.event_id)
+    assert row.status == "delivered" and row.delivered_at is not None
