@@ -67,14 +67,10 @@ class PurgeActivities:
 
     @activity.defn
     @domain_errors
-    async def list_purge_stores(self, _: PurgeTarget) -> list[str]:
-        """Store names in purge order: tables children before parents, then storage, then
-        caches (last: the application may refill a cache from rows until they are gone)."""
-        async with self.stores() as stores:
-            tables = [table_store_name(e) for e in stores.deletion_order()]
-            storage = [storage_store_name(i) for i in range(len(stores.datamap.storage))]
-            caches = [cache_store_name(i) for i in range(len(stores.caches))]
-        return tables + storage + caches
+    async def list_purge_stores(self, target: PurgeTarget) -> list[str]:
+        """Store names in purge order, one after the other: :meth:`list_purge_levels`
+        flattened (executions started before the ``parallel-purge`` patch call this)."""
+        return [store for level in await self.list_purge_levels(target) for store in level]
 
     @activity.defn
     @domain_errors
@@ -82,7 +78,8 @@ class PurgeActivities:
         """Store names in purge levels, each level purged at once after the one before it:
         the tables by :meth:`TenantStores.deletion_levels` (children before parents, no two
         tables of a level referencing each other), then every storage prefix, then every
-        cache (last, as in :meth:`list_purge_stores`). Empty levels are left out."""
+        cache (last: the application may refill a cache from rows until they are gone).
+        Empty levels are left out."""
         async with self.stores() as stores:
             tables = [[table_store_name(e) for e in level] for level in stores.deletion_levels()]
             storage = [storage_store_name(i) for i in range(len(stores.datamap.storage))]

@@ -18,12 +18,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.purge import PurgeActivities
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.domain.certificate import key_id, verify
 from lifecycle.domain.deletion import (
     DeleteRequest,
     LegalHoldRequest,
     PurgeNowRequest,
+    PurgeTarget,
     RetentionWaiverRequest,
 )
 from lifecycle.domain.errors import InvalidInput, StateConflict
@@ -522,3 +524,13 @@ async def test_purge_clears_the_cache_store_and_the_certificate_counts_it(
     assert document["stores"]["cache[0]"] == {"before": {"keys": 8}, "after": {"keys": 0}}
     assert {"store": "cache[0]", "kind": "cache"} in document["coverage"]
     assert document["cache"].startswith("counted per store: cache[i]")
+
+
+async def test_purge_levels_and_the_order_of_runs_started_before_them(stack: Stack) -> None:
+    """Runs started before the ``parallel-purge`` patch still ask for one flat order: the
+    levels one after the other, tables children first, then storage."""
+    purge = PurgeActivities(stack.lc.settings)
+    target = PurgeTarget(tenant_id=stack.tenant, data_key=stack.tenant)
+    levels = await purge.list_purge_levels(target)
+    assert levels == [["app.notes"], ["app.projects"], ["storage[0]"]]
+    assert await purge.list_purge_stores(target) == ["app.notes", "app.projects", "storage[0]"]
