@@ -86,14 +86,16 @@ def tenantctl(*args: str, cwd: Path) -> str:
     return result.stdout
 
 
-@pytest.fixture
-def tokens(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A tokens file with one token per role, made with ``tenantctl tokens create``."""
-    path = tmp_path / "tokens.toml"
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A tokens file with one token per role, made with ``tenantctl tokens create`` (once per
+    module: each command is a new interpreter, ~4 s under a loaded CI)."""
+    folder = tmp_path_factory.mktemp("tokens")
+    path = folder / "tokens.toml"
     made = {}
     for role in ROLES:
         out = tenantctl(
-            "tokens", "create", f"{role}-bot", "--role", role, "--file", str(path), cwd=tmp_path
+            "tokens", "create", f"{role}-bot", "--role", role, "--file", str(path), cwd=folder
         )
         made[role] = out.strip().splitlines()[-1]
     assert not any(token in path.read_text() for token in made.values())
