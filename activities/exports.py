@@ -127,22 +127,42 @@ class ExportActivities:
                 per_row = sum(len(encode(r)) for r in sample) / len(sample) if sample else 0
                 dialect = stores.engines[entry.database].dialect
                 name = table_store_name(entry)
-                streams.append(
-                    self._stream(
-                        streams,
-                        data,
-                        kind="table",
-                        ref=ref,
-                        name=name,
-                        path=f"tables/{name}.jsonl",
-                        items=rows,
-                        est_bytes=int(rows * per_row),
-                        columns={
-                            c.name: str(c.type.compile(dialect=dialect))
-                            for c in stores.table(entry).columns
-                        },
+                columns = {
+                    c.name: str(c.type.compile(dialect=dialect))
+                    for c in stores.table(entry).columns
+                }
+                # a table of several chunks is split into key ranges exported at once
+                parts = min(rows, math.ceil(rows * per_row / data.chunk_bytes))
+                every = math.ceil(rows / parts) if parts > 1 else rows
+                bounds = [
+                    self._cursor(key)
+                    for key in (
+                        await stores.split_keys(entry, data.data_key, every) if parts > 1 else []
                     )
-                )
+                ]
+                for part, (start, until) in enumerate(
+                    zip([None, *bounds], [*bounds, None], strict=True), 1
+                ):
+                    items = every if until is not None else max(0, rows - every * len(bounds))
+                    split = len(bounds) > 0
+                    path = f"{name}-{part:05d}-of-{len(bounds) + 1:05d}" if split else name
+                    streams.append(
+                        self._stream(
+                            streams,
+                            data,
+                            kind="table",
+                            ref=ref,
+                            name=name,
+                            path=f"tables/{path}.jsonl",
+                            items=items,
+                            est_bytes=int(items * per_row),
+                            columns=columns,
+                            part=part if split else None,
+                            parts=len(bounds) + 1 if split else None,
+                            start=start,
+                            until=until,
+                        )
+                    )
             if data.export_type == "full":
                 for ref, cache in enumerate(stores.caches):
                     if not cache.entry.export:
@@ -241,8 +261,9 @@ class ExportActivities:
     async def _write_rows(
         self, stores: TenantStores, data: ChunkInput, member: MemberWriter
     ) -> tuple[Any, int, bool]:
-        """Rows after the cursor, in primary-key order, until the next row would pass
-        ``max_bytes`` of JSON Lines; returns (cursor, rows, stream ended)."""
+        """Rows after the cursor (and up to the part's last key), in primary-key order, until
+        the next row would pass ``max_bytes`` of JSON Lines; returns (cursor, rows, stream
+        ended)."""
         entry = stores.datamap.tables[data.ref]
         pk = stores.primary_key(entry)
         after = data.after
@@ -251,10 +272,15 @@ class ExportActivities:
             if after is None
             else [decode_value(c.type, v) for c, v in zip(pk, after, strict=True)]
         )
+        until = (
+            None
+            if data.until is None
+            else [decode_value(c.type, v) for c, v in zip(pk, data.until, strict=True)]
+        )
         rows, page_rows = 0, 100
         encode = row_encoder(stores.table(entry))
         while True:
-            page = await stores.fetch_page(entry, data.data_key, cursor, page_rows)
+            page = await stores.fetch_page(entry, data.data_key, cursor, page_rows, until)
             lines = [encode(row) for row in page]
             batch: list[bytes] = []
             pending = member.raw
@@ -406,6 +432,8 @@ class ExportActivities:
             "store": stream.name,
             "columns": stream.columns,
         }
+        if stream.part is not None:
+            entry["part"], entry["parts"] = stream.part, stream.parts
         if stream.kind == "cache":
             entry["keys"] = entry.pop("rows")
             del entry["columns"]

@@ -203,7 +203,7 @@ class ExportWorkflow:
         self, data: ExportInput, data_key: str, stream: StreamPlan, limit: asyncio.Semaphore
     ) -> int:
         """Export one stream chunk after chunk; returns its number of chunks."""
-        after: Any = None
+        after: Any = stream.start
         seq = 0
         async with limit:
             while True:
@@ -218,9 +218,10 @@ class ExportWorkflow:
                         ref=stream.ref,
                         seq=seq,
                         after=after,
+                        until=stream.until,
                         max_bytes=data.chunk_bytes,
                     ),
-                    **(CHUNK_OPTIONS | {"summary": f"{stream.name} chunk {seq}"}),
+                    **(CHUNK_OPTIONS | {"summary": f"{self._label(stream)} chunk {seq}"}),
                 )
                 seq, after = seq + 1, done.after
                 self.chunks_done += 1
@@ -231,6 +232,15 @@ class ExportWorkflow:
                     workflow.set_current_details(self._details())
                     return seq
                 workflow.set_current_details(self._details())
+
+    @staticmethod
+    def _label(stream: StreamPlan) -> str:
+        """The stream's name in activity summaries: ``app.events part 2/4`` for a part."""
+        return (
+            stream.name
+            if stream.part is None
+            else f"{stream.name} part {stream.part}/{stream.parts}"
+        )
 
     async def _record_failure(self, failed: ApplicationError) -> None:
         await self._update(status="failed", error=str(failed), progress=self.progress_counts())

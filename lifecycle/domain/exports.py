@@ -97,6 +97,12 @@ class StreamPlan(DomainModel):
     (``files/<i>/``) in the archive; ``items`` rows, files or cache keys; ``est_bytes``
     estimated output bytes (rows: sampled bytes per row times rows; files: exact at planning
     time; cache keys: CACHE_KEY_BYTES each).
+
+    A table larger than one chunk is split into ``parts`` streams of consecutive primary-key
+    ranges, exported at once: part ``part`` (1-based) holds the keys > ``start`` and <=
+    ``until`` (None: unbounded; encoded primary-key values), in the member
+    ``tables/<db>.<table>-<part>-of-<parts>.jsonl`` (both numbers five digits). Plans made
+    before the split have ``part`` None: one stream per table.
     """
 
     index: int
@@ -108,6 +114,10 @@ class StreamPlan(DomainModel):
     est_bytes: int
     est_chunks: int
     columns: dict[str, str] = Field(default_factory=dict)
+    part: int | None = None
+    parts: int | None = None
+    start: Any = None
+    until: Any = None
 
 
 class ExportPlan(DomainModel):
@@ -120,7 +130,8 @@ class ExportPlan(DomainModel):
 
 class ChunkInput(DomainModel):
     """One chunk of stream ``stream``: items after cursor ``after`` (None = from the start;
-    the primary-key values of a table's last row, or a file's key), at most ``max_bytes``."""
+    the primary-key values of a table's last row, or a file's key), at most ``max_bytes``;
+    a table part's rows stop at primary key ``until`` (inclusive; None = the table's end)."""
 
     tenant_id: str
     export_id: str
@@ -130,6 +141,7 @@ class ChunkInput(DomainModel):
     ref: int
     seq: int
     after: Any = None
+    until: Any = None
     max_bytes: int
 
 

@@ -318,18 +318,62 @@ class TenantStores:
         async with self.engines[entry.database].connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
-    async def fetch_page(
-        self, entry: TableEntry, data_key: str, after: Sequence[Any] | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """Up to ``limit`` of the tenant's rows with primary key > ``after``, in key order
-        (keyset pagination: stable and index-backed whatever the table's size)."""
+    def _key_range(
+        self,
+        entry: TableEntry,
+        query: Select[Any],
+        after: Sequence[Any] | None,
+        until: Sequence[Any] | None = None,
+    ) -> Select[Any]:
+        """``query`` limited to primary keys > ``after`` and <= ``until`` (None: unbounded)."""
         pk = self.primary_key(entry)
-        query = self.rows_query(entry, data_key).order_by(*pk).limit(limit)
+        key = tuple_(*pk) if len(pk) > 1 else pk[0]
         if after is not None:
-            query = query.where(tuple_(*pk) > tuple_(*after) if len(pk) > 1 else pk[0] > after[0])
+            query = query.where(key > (tuple_(*after) if len(pk) > 1 else after[0]))
+        if until is not None:
+            query = query.where(key <= (tuple_(*until) if len(pk) > 1 else until[0]))
+        return query
+
+    async def fetch_page(
+        self,
+        entry: TableEntry,
+        data_key: str,
+        after: Sequence[Any] | None,
+        limit: int,
+        until: Sequence[Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` of the tenant's rows with primary key > ``after`` (and <=
+        ``until`` when given), in key order (keyset pagination: stable and index-backed
+        whatever the table's size)."""
+        query = self.rows_query(entry, data_key).order_by(*self.primary_key(entry)).limit(limit)
         async with self.engines[entry.database].connect() as conn:
-            result = await conn.execute(query)
+            result = await conn.execute(self._key_range(entry, query, after, until))
             return [dict(row) for row in result.mappings()]
+
+    async def split_keys(self, entry: TableEntry, data_key: str, every: int) -> list[list[Any]]:
+        """The primary keys of the tenant's rows number ``every``, ``2 * every``, ... in key
+        order, short of the last row: the inclusive upper bounds of key ranges of ``every``
+        rows each (the last range runs to the end). One index-ordered query per bound, each
+        skipping ``every`` keys from the previous one, so the whole walk reads each key once.
+        Raises ValueError when ``every`` < 1."""
+        if every < 1:
+            raise ValueError(f"every must be >= 1 row, got {every}")
+        pk = self.primary_key(entry)
+        query = (
+            select(*pk)
+            .where(self.tenant_filter(entry, data_key))
+            .order_by(*pk)
+            .offset(every - 1)
+            .limit(2)  # the bound and whether a row follows it
+        )
+        bounds: list[list[Any]] = []
+        async with self.engines[entry.database].connect() as conn:
+            while True:
+                after = bounds[-1] if bounds else None
+                found = (await conn.execute(self._key_range(entry, query, after))).all()
+                if len(found) < 2:  # the rest fits in one range
+                    return bounds
+                bounds.append(list(found[0]))
 
     def deletion_levels(self) -> list[list[TableEntry]]:
         """Mapped tables in levels, children before parents (data-map parents and foreign

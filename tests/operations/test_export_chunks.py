@@ -7,6 +7,7 @@ import asyncio
 import io
 import os
 import zipfile
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from lifecycle.storage.objectstore import S3Options
 from tests.support.export_helpers import (
     make_app,
     notes,
+    project_row,
     projects,
     read_archive,
     source_rows,
@@ -66,9 +68,15 @@ async def activities(root: Path, datamap: Any) -> ExportActivities:
 
 
 async def export_directly(
-    acts: ExportActivities, tenant: str, data_key: str, chunk_bytes: int, export_type: str = "full"
+    acts: ExportActivities,
+    tenant: str,
+    data_key: str,
+    chunk_bytes: int,
+    export_type: str = "full",
+    after_plan: Callable[[ExportPlan], Awaitable[None]] | None = None,
 ) -> tuple[ExportPlan, list[int], bytes]:
-    """Plan, every chain of chunks, and the assembly, as the workflow runs them."""
+    """Plan, every chain of chunks, and the assembly, as the workflow runs them;
+    ``after_plan`` runs between the plan and the first chunk."""
     env = ActivityEnvironment()
     plan = await env.run(
         acts.plan_export,
@@ -80,9 +88,11 @@ async def export_directly(
             chunk_bytes=chunk_bytes,
         ),
     )
+    if after_plan is not None:
+        await after_plan(plan)
     chunks = []
     for stream in plan.streams:
-        seq, after = 0, None
+        seq, after = 0, stream.start
         while True:
             done = await env.run(
                 acts.export_chunk,
@@ -95,6 +105,7 @@ async def export_directly(
                     ref=stream.ref,
                     seq=seq,
                     after=after,
+                    until=stream.until,
                     max_bytes=chunk_bytes,
                 ),
             )
@@ -122,14 +133,26 @@ async def app_url(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -
     return f"sqlite+aiosqlite:///{tmp_path / 'app.db'}" if request.param == "sqlite" else pg_url
 
 
-async def test_table_larger_than_three_chunks(app_url: str, tmp_path: Path) -> None:
+async def test_table_larger_than_a_chunk_is_split_into_key_ranges(
+    app_url: str, tmp_path: Path
+) -> None:
+    """A table of several chunks becomes parts of consecutive primary-key ranges (one
+    column for projects, two for notes, whose tenant is found through its parent), each
+    part its own member with its own SHA-256; the parts joined hold every row once, in key
+    order, and every part stayed under the chunk bound."""
     app = await make_app(tmp_path, app_url, projects_per_org=40)
     acts = await activities(tmp_path / "exports", load_datamap(app.datamap))
     bound = 1500
     plan, chunks, data = await export_directly(acts, "acme", "1", bound)
-    assert [s.name for s in plan.streams] == ["app.projects", "app.notes", "storage[0]"]
-    assert plan.streams[0].items == 40 and plan.streams[1].items == 120
-    assert chunks[0] > 3 and chunks[1] > 3
+    names = [s.name for s in plan.streams]
+    assert names[-1] == "storage[0]" and set(names) == {"app.projects", "app.notes", "storage[0]"}
+    for name, rows in (("app.projects", 40), ("app.notes", 120)):
+        parts = [s for s in plan.streams if s.name == name]
+        assert len(parts) > 3 and [s.part for s in parts] == list(range(1, len(parts) + 1))
+        assert sum(s.items for s in parts) == rows
+        # consecutive ranges: each part starts after the previous one's last key
+        assert parts[0].start is None and parts[-1].until is None
+        assert all(a.until == b.start for a, b in zip(parts, parts[1:], strict=False))
     # every part stayed under the bound (checked in the sidecars before staging is discarded)
     staging = tmp_path / "exports" / "staging" / "acme" / "e1"
     for stream, count in enumerate(chunks):
@@ -139,13 +162,38 @@ async def test_table_larger_than_three_chunks(app_url: str, tmp_path: Path) -> N
             )
             assert record.bytes <= bound or record.items == 1
     manifest, archive = read_archive(data)
-    rows = {f["path"]: f.get("rows") for f in manifest["files"]}
-    assert rows["tables/app.projects.jsonl"] == 40 and rows["tables/app.notes.jsonl"] == 120
-    assert table_rows(archive, projects, "tables/app.projects.jsonl") == source_rows(1, 40)
-    assert {r["project_id"] for r in table_rows(archive, notes, "tables/app.notes.jsonl")} == {
-        1000 + i for i in range(40)
-    }
+    assert table_rows(archive, projects, "app.projects") == source_rows(1, 40)
+    exported_notes = table_rows(archive, notes, "app.notes")
+    assert [(r["project_id"], r["seq"]) for r in exported_notes] == [
+        (1000 + i, s) for i in range(40) for s in range(3)
+    ]
     assert manifest["files"][0]["columns"]["budget"].startswith("NUMERIC")
+
+
+async def test_a_part_that_grew_after_planning_continues_in_more_chunks(
+    app_url: str, tmp_path: Path
+) -> None:
+    """Rows added after the plan inside a part's key range make that part's chain longer,
+    not another part's: each chunk stays under the bound and every row is exported once."""
+    app = await make_app(tmp_path, app_url, projects_per_org=40)
+    acts = await activities(tmp_path / "exports", load_datamap(app.datamap))
+    added = [project_row(500 + i, 1) for i in range(20)]  # keys before the first part's last
+
+    async def grow(plan: ExportPlan) -> None:
+        first = next(s for s in plan.streams if s.name == "app.projects")
+        assert first.part == 1 and first.until is not None and first.until[0] > 500 + 20
+        engine = create_engine(app.url)
+        async with engine.begin() as conn:
+            await conn.execute(projects.insert(), added)
+        await engine.dispose()
+
+    plan, chunks, data = await export_directly(acts, "acme", "1", 1500, after_plan=grow)
+    first = next(s for s in plan.streams if s.name == "app.projects")
+    assert chunks[first.index] > 1
+    _manifest, archive = read_archive(data)
+    assert table_rows(archive, projects, "app.projects") == (
+        [project_row(500 + i, 1) for i in range(20)] + source_rows(1, 40)
+    )
 
 
 async def test_completed_chunk_is_never_redone(tmp_path: Path) -> None:
@@ -237,7 +285,7 @@ async def _roundtrip(root: Path, rows: list[dict[str, Any]], chunk_bytes: int) -
     for key in ("t1", "t2"):
         _plan, _chunks, data = await export_directly(acts, key, key, chunk_bytes, "tables")
         archive = zipfile.ZipFile(io.BytesIO(data))
-        exported = table_rows(archive, items, "tables/app.items.jsonl")
+        exported = table_rows(archive, items, "app.items")
         assert exported == [r for r in stored if r["tenant"] == key]
         await acts.storage.delete_tenant_exports(key)
 
@@ -271,11 +319,13 @@ async def test_assembly_refuses_a_damaged_part_and_parts_of_an_older_worker(
         streams=plan.streams,
         chunks=chunks,
     )
-    part = root / "staging" / "acme" / "e1" / f"{part_name(1, 2)}.part"
+    stream = len(chunks) // 2  # a table's part
+    assert plan.streams[stream].kind == "table"
+    part = root / "staging" / "acme" / "e1" / f"{part_name(stream, 0)}.part"
     part.write_bytes(part.read_bytes()[:-1])
     with pytest.raises(ApplicationError) as damaged:
         await ActivityEnvironment().run(acts.assemble_export, again)
-    assert damaged.value.type == "ChecksumMismatch" and "1/2" in str(damaged.value)
+    assert damaged.value.type == "ChecksumMismatch" and f"{stream}/0" in str(damaged.value)
     sidecar = root / "staging" / "acme" / "e1" / f"{part_name(0, 0)}.json"
     record = ChunkRecord.model_validate_json(sidecar.read_bytes())
     sidecar.write_text(record.model_copy(update={"member": False}).model_dump_json())

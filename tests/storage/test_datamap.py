@@ -100,6 +100,25 @@ async def test_keyset_pages_cover_every_row_once(stores: TenantStores) -> None:
     assert seen == [(p, s) for p in range(1, 8) for s in range(3)]
 
 
+async def test_split_keys_bound_ranges_that_pages_fill_exactly(stores: TenantStores) -> None:
+    """The export's part bounds: every 5th key of the tenant's 21 notes (two-column key,
+    tenant through the parent), the pages of each range (after, until] rebuild the table."""
+    entry = stores.datamap.table("notes")
+    bounds = await stores.split_keys(entry, "1", 5)
+    assert bounds == [[2, 1], [4, 0], [5, 2], [7, 1]]  # rows 5, 10, 15, 20; 21 is the last
+    seen = []
+    for after, until in zip([None, *bounds], [*bounds, None], strict=True):
+        seen.append(await stores.fetch_page(entry, "1", after, 100, until))
+    assert [len(p) for p in seen] == [5, 5, 5, 5, 1]
+    assert [(r["project_id"], r["seq"]) for p in seen for r in p] == [
+        (p, s) for p in range(1, 8) for s in range(3)
+    ]
+    assert await stores.split_keys(entry, "1", 21) == []  # one range holds them all
+    assert await stores.split_keys(entry, "acme", 1) == []  # no rows
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        await stores.split_keys(entry, "1", 0)
+
+
 async def test_batched_delete_children_first_leaves_others(stores: TenantStores) -> None:
     assert [e.name for e in stores.deletion_order()] == ["notes", "projects"]
     for entry in stores.deletion_order():

@@ -115,8 +115,26 @@ def read_archive(data: bytes) -> tuple[dict[str, Any], zipfile.ZipFile]:
     return manifest, archive
 
 
-def table_rows(archive: zipfile.ZipFile, table: Table, path: str) -> list[dict[str, Any]]:
-    return [decode_row(table, line) for line in archive.read(path).splitlines()]
+def table_rows(archive: zipfile.ZipFile, table: Table, store: str) -> list[dict[str, Any]]:
+    """The rows of table store ``store`` (``app.projects``) in the archive, decoded: its one
+    member ``tables/<store>.jsonl``, or its parts ``tables/<store>-00001-of-0000N.jsonl``
+    joined in order (checked against the manifest's ``part``/``parts``)."""
+    entries = [
+        f for f in json.loads(archive.read("manifest.json"))["files"] if f.get("store") == store
+    ]
+    if len(entries) == 1 and "part" not in entries[0]:
+        assert entries[0]["path"] == f"tables/{store}.jsonl"
+    else:
+        assert [(f["part"], f["parts"]) for f in entries] == [
+            (i, len(entries)) for i in range(1, len(entries) + 1)
+        ]
+        assert [f["path"] for f in entries] == [
+            f"tables/{store}-{i:05d}-of-{len(entries):05d}.jsonl"
+            for i in range(1, len(entries) + 1)
+        ]
+    return [
+        decode_row(table, line) for f in entries for line in archive.read(f["path"]).splitlines()
+    ]
 
 
 def source_rows(org: int, count: int) -> list[dict[str, Any]]:
