@@ -49,6 +49,7 @@ from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest  # noq
 from lifecycle.domain.operations import LIFECYCLE_OPERATION, TENANT_ID  # noqa: E402
 from lifecycle.persistence.engine import Sessions, create_engine, migrate  # noqa: E402
 from lifecycle.persistence.tenants import TenantRepository  # noqa: E402
+from tests.support.histories import activity_spans  # noqa: E402
 
 MB = 1_000_000
 metadata = MetaData()
@@ -143,44 +144,30 @@ async def wait_for_poller(client: Any, task_queue: str) -> None:
 async def phase_seconds(handle: Any) -> dict[str, float]:
     """Wall-clock seconds from the first start to the last completion of each activity type
     (chunks of different streams overlap)."""
-    first: dict[str, float] = {}
-    last: dict[str, float] = {}
-    names: dict[int, str] = {}
-    async for event in handle.fetch_history_events():
-        at = event.event_time.ToMicroseconds() / 1e6
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            name = event.activity_task_scheduled_event_attributes.activity_type.name
-            names[event.event_id] = name
-            first.setdefault(name, at)
-        elif event.HasField("activity_task_completed_event_attributes"):
-            name = names[event.activity_task_completed_event_attributes.scheduled_event_id]
-            last[name] = at
+    _began, spans = await activity_spans(handle)
     wanted = ("plan_export", "export_chunk", "assemble_export", "discard_staging")
-    return {n: last[n] - first[n] for n in wanted if n in last}
+    done = [s for s in spans if s.name in wanted and s.completed is not None]
+    return {
+        n: max(s.completed or 0 for s in done if s.name == n)
+        - min(s.scheduled for s in done if s.name == n)
+        for n in wanted
+        if any(s.name == n for s in done)
+    }
 
 
 async def timeline(handle: Any) -> list[str]:
     """One line per activity of the export: its Web UI summary, when it started and how long
     it ran (seconds from the workflow's first event), to see which steps overlap."""
-    began: float | None = None
-    scheduled: dict[int, str] = {}
-    started: dict[int, float] = {}
-    lines = []
-    async for event in handle.fetch_history_events():
-        at = event.event_time.ToMicroseconds() / 1e6
-        began = at if began is None else began
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            summary = event.user_metadata.summary.data.decode().strip('"')
-            name = event.activity_task_scheduled_event_attributes.activity_type.name
-            scheduled[event.event_id] = summary or name
-        elif event.HasField("activity_task_started_event_attributes"):
-            started[event.activity_task_started_event_attributes.scheduled_event_id] = at
-        elif event.HasField("activity_task_completed_event_attributes"):
-            key = event.activity_task_completed_event_attributes.scheduled_event_id
-            lines.append(
-                f"{started[key] - began:7.2f} s +{at - started[key]:6.2f} s  {scheduled[key]}"
-            )
-    return lines
+    began, spans = await activity_spans(handle)
+    done = sorted(
+        (s for s in spans if s.started is not None and s.completed is not None),
+        key=lambda s: s.completed or 0,
+    )
+    return [
+        f"{(s.started or 0) - began:7.2f} s +{(s.completed or 0) - (s.started or 0):6.2f} s  "
+        f"{s.summary}"
+        for s in done
+    ]
 
 
 def floor_pass(source: Path, out: Path) -> float:

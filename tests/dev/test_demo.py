@@ -13,6 +13,7 @@ from lifecycle.dev.devserver import free_port
 from lifecycle.dev.stack import sample_application_env
 from lifecycle.domain.states import TenantState
 from tests.support.fixtures import make_settings, running_stack, serve_api
+from tests.support.histories import activity_spans
 
 OPERATIONS = [
     "upgrade",
@@ -73,18 +74,13 @@ async def test_main_job_twice(
     assert erasure.tenant in {t.tenant_id for t in tenants if t.purged_at is not None}
     # the tables of one level of the deletion order were purged at once
     history = own_dev_env.client.get_workflow_handle(f"tenant-{erasure.tenant}-deletion")
-    order: list[tuple[str, str]] = []  # ("scheduled" | "completed", store)
-    stores: dict[int, str] = {}
-    async for event in history.fetch_history_events():
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            attributes = event.activity_task_scheduled_event_attributes
-            if attributes.activity_type.name == "purge_store":
-                stores[event.event_id] = event.user_metadata.summary.data.decode().strip('"')
-                order.append(("scheduled", stores[event.event_id]))
-        elif event.HasField("activity_task_completed_event_attributes"):
-            scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
-            if scheduled in stores:
-                order.append(("completed", stores[scheduled]))
+    _began, spans = await activity_spans(history)
+    purges = [s for s in spans if s.name == "purge_store"]
+    events = sorted(
+        [(s.scheduled_event, "scheduled", s.summary) for s in purges]
+        + [(s.completed_event, "completed", s.summary) for s in purges if s.completed_event]
+    )
+    order = [(kind, store) for _event, kind, store in events]
     children = [f"purge app.{t}" for t in ("ad_variants", "clicks", "impressions")]
     assert order[:3] == [("scheduled", c) for c in children], order
     text = console.export_text()
