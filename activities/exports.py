@@ -51,7 +51,7 @@ from lifecycle.storage.objectstore import ObjectStore, ObjectWriter, S3Options
 from lifecycle.storage.stores import TenantStores, storage_store_name, table_store_name
 from lifecycle.storage.zipmember import ArchiveWriter, MemberWriter, Sha256, write_all
 
-PAGE_BYTES = 4 * 1024 * 1024  # target encoded bytes per keyset page (memory bound)
+PAGE_BYTES = 1024 * 1024  # target encoded bytes per keyset page (memory bound)
 MAX_PAGE_ROWS = 5000
 SAMPLE_ROWS = 100  # rows sampled per table to estimate bytes per row when planning
 CACHE_KEY_BYTES = 256  # estimated JSON Lines bytes per cache key when planning

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import functools
 import hashlib
 import os
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -161,13 +163,23 @@ class ObjectWriter:
             raise
 
 
+#: Bytes a local object is written between two write-behind flushes: an ``fdatasync`` in a
+#: background thread while the writer goes on, so the commit's ``fsync`` finds little left
+#: to write (a 400 MB archive's single fsync took 0.7 s here).
+WRITE_BEHIND = 32 * 1024 * 1024
+_FLUSHES = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="write-behind")
+
+
 class _LocalWriter(ObjectWriter):
-    """Writes ``path`` through a temporary sibling renamed into place on success."""
+    """Writes ``path`` through a temporary sibling renamed into place on success, durable
+    (fsync) before the rename."""
 
     def __init__(self, path: Path, digest: bool) -> None:
         super().__init__(digest)
         self.path = path
         self.tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        self._unflushed = 0
+        self._flushing: Future[None] | None = None
 
     async def __aenter__(self) -> ObjectWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,9 +188,20 @@ class _LocalWriter(ObjectWriter):
 
     def _put(self, data: bytes | memoryview) -> None:
         self.fh.write(data)
+        self._unflushed += len(data)
+        if self._unflushed >= WRITE_BEHIND and (self._flushing is None or self._flushing.done()):
+            self.fh.flush()
+            self._flushing = _FLUSHES.submit(os.fdatasync, self.fh.fileno())
+            self._unflushed = 0
+
+    def _settle(self) -> None:
+        """Wait for the write-behind flush in progress (raising its error, if any)."""
+        if self._flushing is not None:
+            self._flushing.result()
 
     async def _commit(self) -> None:
         def finish() -> None:
+            self._settle()
             self.fh.flush()
             os.fsync(self.fh.fileno())
             self.fh.close()
@@ -187,8 +210,13 @@ class _LocalWriter(ObjectWriter):
         await asyncio.to_thread(finish)
 
     async def _abort(self) -> None:
-        self.fh.close()
-        self.tmp.unlink(missing_ok=True)
+        def discard() -> None:
+            with contextlib.suppress(OSError):
+                self._settle()
+            self.fh.close()
+            self.tmp.unlink(missing_ok=True)
+
+        await asyncio.to_thread(discard)
 
 
 class LocalStore:

@@ -1,9 +1,12 @@
 """ZIP members written in parts by chunk activities, then joined into an archive as they are.
 
-A table's JSON Lines are one ZIP member written by a chain of chunks. Each chunk deflates its
-rows into raw DEFLATE blocks (1 MiB of input each, compressed in parallel on a thread pool
-bounded by the cores: zlib releases the GIL; each block is primed with the previous 32 KiB,
-as pigz does, so the ratio is that of one stream). Every block but the member's last ends
+A table's JSON Lines (or one part of a split table) are one ZIP member written by a chain of
+chunks. Each chunk deflates its rows into raw DEFLATE blocks (1 MiB of input each,
+compressed in parallel on a thread pool bounded by the cores, GIL released; each block is
+primed with the previous 32 KiB, as pigz does, so the ratio is that of one stream). The
+compressor is zlib-ng at zlib's default level 6 (zipfile's): on the export benchmark's rows
+it deflates 1.8x faster than zlib with a slightly smaller output (44.3% against 45.7%), and
+any ZIP reader inflates it. Every block but the member's last ends
 with a sync flush, so the chunks' parts concatenated form one valid DEFLATE stream. The
 member's CRC-32 and SHA-256 run once over the input, in order, and are carried from one
 chunk to the next through its sidecar (:class:`Sha256` saves and resumes OpenSSL's state).
@@ -27,13 +30,15 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, cast
 
+from zlib_ng import zlib_ng
+
 from lifecycle.storage.objectstore import ObjectWriter
 
 BLOCK = 1024 * 1024  #: input bytes per DEFLATE block
 WINDOW = 32 * 1024  #: DEFLATE's window: the dictionary a block is primed with
-LEVEL = zlib.Z_DEFAULT_COMPRESSION  #: zipfile's own level, so archives match a plain zip
+LEVEL = 6  #: zlib's default level, the one zipfile deflates with
 #: blocks in flight per writer: enough to keep every core busy, and a memory bound
-IN_FLIGHT = 2 * (os.cpu_count() or 1)
+IN_FLIGHT = (os.cpu_count() or 1) + 1
 
 _DEFLATE = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="deflate")
 #: one thread hashes in submission order, so each writer's blocks are hashed in sequence
@@ -96,11 +101,11 @@ def _deflate(block: bytes, primer: bytes, last: bool) -> bytes:
     """Raw DEFLATE of ``block``: ends the stream when ``last``, else a sync flush (byte
     aligned, so the next block's output can follow it)."""
     if primer:
-        compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15, zdict=primer)
+        compressor = zlib_ng.compressobj(LEVEL, zlib_ng.DEFLATED, -15, zdict=primer)
     else:
-        compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+        compressor = zlib_ng.compressobj(LEVEL, zlib_ng.DEFLATED, -15)
     return compressor.compress(block) + compressor.flush(
-        zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH
+        zlib_ng.Z_FINISH if last else zlib_ng.Z_SYNC_FLUSH
     )
 
 
