@@ -223,7 +223,10 @@ class ExportActivities:
         previous = None
         if data.kind == "table" and data.seq > 0:
             previous = await _record(staging, data.stream, data.seq - 1, "chunk")
-        async with self._stores() as stores, staging.writer(f"{name}.part", digest=False) as out:
+        async with (
+            self._stores() as stores,
+            staging.writer(f"{name}.part", digest=False, scratch=True) as out,
+        ):
             if data.kind in ("table", "cache"):
                 member = (
                     MemberWriter(out, previous.crc32 or 0, Sha256(previous.sha_state))
@@ -251,6 +254,7 @@ class ExportActivities:
             files=files,
             member=True,
             part_bytes=out.size,
+            part_crc32=out.crc32,
             crc32=crc,
             sha_state=sha.state() if sha else None,
         )
@@ -529,9 +533,16 @@ async def _copy_part(
 ) -> None:
     """Copy a chunk's part into the archive byte for byte; ``files`` lists the (path, file)
     stored in it, each one's local header written where the file begins. Raises
-    ChecksumMismatch when the part's length is not the sidecar's (damaged staging)."""
+    ChecksumMismatch when the part's length or CRC-32 is not the sidecar's (damaged staging:
+    parts are scratch objects, not fsynced, so an operating-system crash may have lost them)."""
     pending = collections.deque(files)
     left = copied = 0
+    crc = 0
+
+    def copy(pieces: list[bytes | memoryview], block: bytes) -> int:
+        write_all(archive.out, pieces)
+        return zlib.crc32(block, crc)
+
     overflow = False
 
     def header(path: str, file: FileEntry, offset: int) -> bytes:
@@ -558,17 +569,19 @@ async def _copy_part(
             pieces.append(take)
             position += len(take)
             left, view = left - len(take), view[len(take) :]
-        await asyncio.to_thread(write_all, archive.out, pieces)
+        crc = await asyncio.to_thread(copy, pieces, block)
         await archive.out.drain()
         activity.heartbeat({"bytes": archive.out.size})
     empty: list[bytes] = []  # empty files after the last byte
     while pending and pending[0][1].size == 0:
         path, file = pending.popleft()
         empty.append(header(path, file, archive.out.tell() + sum(map(len, empty))))
-    if copied != record.part_bytes or left or pending or overflow:
+    damaged = record.part_crc32 is not None and crc != record.part_crc32
+    if copied != record.part_bytes or left or pending or overflow or damaged:
         raise ApplicationError(
-            f"part {record.stream}/{record.seq} is {copied} bytes, not the "
-            f"{record.part_bytes} of its sidecar and files",
+            f"part {record.stream}/{record.seq} is {copied} bytes with CRC-32 {crc:08x}, not "
+            f"the {record.part_bytes} of its sidecar and files"
+            + (f" with CRC-32 {record.part_crc32:08x}" if record.part_crc32 is not None else ""),
             type="ChecksumMismatch",
             non_retryable=True,
         )

@@ -178,11 +178,14 @@ class ChunkRecord(ChunkResult):
     ``sha_state`` (a resumable SHA-256 state, hex) cover the table's JSON Lines through
     this chunk; a files chunk's part is its ``files`` stored one after the other. Sidecars
     written before the member format (``member`` False) held plain JSON Lines parts.
+    ``part_crc32``: the CRC-32 of the part's bytes, checked by the assembly (None in
+    sidecars written before parts were scratch objects).
     """
 
     files: list[FileEntry] = Field(default_factory=list)
     member: bool = False
     part_bytes: int = 0
+    part_crc32: int | None = None
     crc32: int | None = None
     sha_state: str | None = None
 

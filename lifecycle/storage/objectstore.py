@@ -14,6 +14,7 @@ import functools
 import hashlib
 import os
 import uuid
+import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -89,10 +90,13 @@ class ObjectStore(Protocol):
         """Stream one object's bytes in chunks of at most 1 MiB."""
         ...
 
-    def writer(self, key: str, digest: bool = True) -> ObjectWriter:
+    def writer(self, key: str, digest: bool = True, scratch: bool = False) -> ObjectWriter:
         """A streaming writer of object ``key``; the object appears only when the writer
         exits without error (atomic rename or completed multipart upload). ``digest``: keep
-        the SHA-256 of what is written (``w.sha256``)."""
+        the SHA-256 of what is written (``w.sha256``). ``scratch``: a short-lived object
+        (export staging, deleted within minutes): a local one is not fsynced, so the kernel
+        mostly never writes it to disk, and its CRC-32 is kept (``w.crc32``) for the reader
+        to check, since an operating-system crash may lose or zero what was not written."""
         ...
 
     async def get_bytes(self, key: str) -> bytes | None:
@@ -112,11 +116,13 @@ class ObjectWriter:
     afterwards ``w.size`` (bytes) and ``w.sha256`` (hex) describe what was written.
 
     Memory is bounded: at most one S3 part (PART_SIZE) plus the last write is buffered.
+    ``crc32`` is the CRC-32 of what was written when the writer keeps it (scratch objects).
     """
 
-    def __init__(self, digest: bool = True) -> None:
+    def __init__(self, digest: bool = True, crc: bool = False) -> None:
         self.size = 0
         self._hash = hashlib.sha256() if digest else None
+        self.crc32: int | None = 0 if crc else None
 
     @property
     def sha256(self) -> str:
@@ -127,6 +133,8 @@ class ObjectWriter:
     def write(self, data: bytes | memoryview) -> int:
         if self._hash is not None:
             self._hash.update(data)
+        if self.crc32 is not None:
+            self.crc32 = zlib.crc32(data, self.crc32)
         self.size += len(data)
         self._put(data)
         return len(data)
@@ -174,9 +182,9 @@ class _LocalWriter(ObjectWriter):
     """Writes ``path`` through a temporary sibling renamed into place on success, durable
     (fsync) before the rename."""
 
-    def __init__(self, path: Path, digest: bool) -> None:
-        super().__init__(digest)
-        self.path = path
+    def __init__(self, path: Path, digest: bool, scratch: bool) -> None:
+        super().__init__(digest, crc=scratch)
+        self.path, self.durable = path, not scratch
         self.tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         self._unflushed = 0
         self._flushing: Future[None] | None = None
@@ -189,7 +197,8 @@ class _LocalWriter(ObjectWriter):
     def _put(self, data: bytes | memoryview) -> None:
         self.fh.write(data)
         self._unflushed += len(data)
-        if self._unflushed >= WRITE_BEHIND and (self._flushing is None or self._flushing.done()):
+        idle = self._flushing is None or self._flushing.done()
+        if self.durable and self._unflushed >= WRITE_BEHIND and idle:
             self.fh.flush()
             self._flushing = _FLUSHES.submit(os.fdatasync, self.fh.fileno())
             self._unflushed = 0
@@ -203,7 +212,8 @@ class _LocalWriter(ObjectWriter):
         def finish() -> None:
             self._settle()
             self.fh.flush()
-            os.fsync(self.fh.fileno())
+            if self.durable:
+                os.fsync(self.fh.fileno())
             self.fh.close()
             os.replace(self.tmp, self.path)
 
@@ -251,8 +261,8 @@ class LocalStore:
             while chunk := await asyncio.to_thread(fh.read, READ_CHUNK):
                 yield chunk
 
-    def writer(self, key: str, digest: bool = True) -> ObjectWriter:
-        return _LocalWriter(self._path(key), digest)
+    def writer(self, key: str, digest: bool = True, scratch: bool = False) -> ObjectWriter:
+        return _LocalWriter(self._path(key), digest, scratch)
 
     async def get_bytes(self, key: str) -> bytes | None:
         try:
@@ -284,8 +294,10 @@ class _S3Writer(ObjectWriter):
     """Buffers up to PART_SIZE and uploads it as one part of a multipart upload (started
     with the first full part); an object smaller than one part is a single PUT."""
 
-    def __init__(self, store: S3Store, key: str, part_size: int, digest: bool) -> None:
-        super().__init__(digest)
+    def __init__(
+        self, store: S3Store, key: str, part_size: int, digest: bool, crc: bool = False
+    ) -> None:
+        super().__init__(digest, crc)
         self.store, self.key, self.part_size = store, store.prefix + key, part_size
         self.buffer = bytearray()
         self.upload_id: str | None = None
@@ -367,8 +379,8 @@ class S3Store:
                 for obj in page.get("Contents", []):
                     yield obj["Key"][len(self.prefix) :], int(obj["Size"])
 
-    def writer(self, key: str, digest: bool = True) -> ObjectWriter:
-        return _S3Writer(self, key, PART_SIZE, digest)
+    def writer(self, key: str, digest: bool = True, scratch: bool = False) -> ObjectWriter:
+        return _S3Writer(self, key, PART_SIZE, digest, crc=scratch)
 
     async def get_bytes(self, key: str) -> bytes | None:
         async with self.options.client() as s3:  # type: ignore[attr-defined]

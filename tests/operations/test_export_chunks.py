@@ -322,7 +322,14 @@ async def test_assembly_refuses_a_damaged_part_and_parts_of_an_older_worker(
     stream = len(chunks) // 2  # a table's part
     assert plan.streams[stream].kind == "table"
     part = root / "staging" / "acme" / "e1" / f"{part_name(stream, 0)}.part"
-    part.write_bytes(part.read_bytes()[:-1])
+    intact = part.read_bytes()
+    # zeroed in place, its length intact (an OS crash before the kernel wrote the page:
+    # parts are not fsynced): the CRC-32 of the sidecar tells
+    part.write_bytes(intact[:10] + bytes(len(intact) - 20) + intact[-10:])
+    with pytest.raises(ApplicationError) as zeroed:
+        await ActivityEnvironment().run(acts.assemble_export, again)
+    assert zeroed.value.type == "ChecksumMismatch" and "CRC-32" in str(zeroed.value)
+    part.write_bytes(intact[:-1])
     with pytest.raises(ApplicationError) as damaged:
         await ActivityEnvironment().run(acts.assemble_export, again)
     assert damaged.value.type == "ChecksumMismatch" and f"{stream}/0" in str(damaged.value)
