@@ -170,29 +170,35 @@ async def test_table_larger_than_a_chunk_is_split_into_key_ranges(
     assert manifest["files"][0]["columns"]["budget"].startswith("NUMERIC")
 
 
-async def test_a_part_that_grew_after_planning_continues_in_more_chunks(
-    app_url: str, tmp_path: Path
-) -> None:
+async def test_parts_that_changed_after_planning(app_url: str, tmp_path: Path) -> None:
     """Rows added after the plan inside a part's key range make that part's chain longer,
-    not another part's: each chunk stays under the bound and every row is exported once."""
+    not another part's; a part whose rows were all deleted is an empty member. Each chunk
+    stays under the bound and every row is exported once."""
     app = await make_app(tmp_path, app_url, projects_per_org=40)
     acts = await activities(tmp_path / "exports", load_datamap(app.datamap))
     added = [project_row(500 + i, 1) for i in range(20)]  # keys before the first part's last
+    gone: list[int] = []
 
-    async def grow(plan: ExportPlan) -> None:
-        first = next(s for s in plan.streams if s.name == "app.projects")
+    async def change(plan: ExportPlan) -> None:
+        first, second = [s for s in plan.streams if s.name == "app.projects"][:2]
         assert first.part == 1 and first.until is not None and first.until[0] > 500 + 20
+        gone.extend(range(second.start[0] + 1, second.until[0] + 1))  # the second part's keys
         engine = create_engine(app.url)
         async with engine.begin() as conn:
             await conn.execute(projects.insert(), added)
+            await conn.execute(delete(notes).where(notes.c.project_id.in_(gone)))
+            await conn.execute(delete(projects).where(projects.c.id.in_(gone)))
         await engine.dispose()
 
-    plan, chunks, data = await export_directly(acts, "acme", "1", 1500, after_plan=grow)
-    first = next(s for s in plan.streams if s.name == "app.projects")
-    assert chunks[first.index] > 1
-    _manifest, archive = read_archive(data)
+    plan, chunks, data = await export_directly(acts, "acme", "1", 1500, after_plan=change)
+    first, second = [s for s in plan.streams if s.name == "app.projects"][:2]
+    assert chunks[first.index] > 1 and gone
+    manifest, archive = read_archive(data)
+    emptied = next(f for f in manifest["files"] if f["path"] == second.path)
+    assert emptied["rows"] == 0 and emptied["size_bytes"] == 0
     assert table_rows(archive, projects, "app.projects") == (
-        [project_row(500 + i, 1) for i in range(20)] + source_rows(1, 40)
+        [project_row(500 + i, 1) for i in range(20)]
+        + [r for r in source_rows(1, 40) if r["id"] not in gone]
     )
 
 
