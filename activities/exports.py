@@ -99,7 +99,9 @@ class ExportActivities:
 
     @activity.defn
     async def plan_export(self, data: PlanInput) -> ExportPlan:
-        """Count each stream's rows or files and estimate its output bytes and chunks.
+        """Count each stream's rows or files and estimate its output bytes and chunks; a
+        table estimated at more than one chunk becomes parts of consecutive primary-key
+        ranges of equal row counts (:meth:`TenantStores.split_keys`), one stream each.
 
         Raises a non-retryable ``DataKeyConflict`` when another live tenant holds the same
         data key (defence in depth behind the unique index: the archive would hold that
@@ -137,7 +139,9 @@ class ExportActivities:
                 bounds = [
                     self._cursor(key)
                     for key in (
-                        await stores.split_keys(entry, data.data_key, every) if parts > 1 else []
+                        await stores.split_keys(entry, data.data_key, every, activity.heartbeat)
+                        if parts > 1
+                        else []
                     )
                 ]
                 for part, (start, until) in enumerate(

@@ -352,11 +352,18 @@ class TenantStores:
             keys = [str(key) for key in result.keys()]
             return [dict(zip(keys, row, strict=True)) for row in result]
 
-    async def split_keys(self, entry: TableEntry, data_key: str, every: int) -> list[list[Any]]:
+    async def split_keys(
+        self,
+        entry: TableEntry,
+        data_key: str,
+        every: int,
+        progress: Callable[[int], object] | None = None,
+    ) -> list[list[Any]]:
         """The primary keys of the tenant's rows number ``every``, ``2 * every``, ... in key
         order, short of the last row: the inclusive upper bounds of key ranges of ``every``
         rows each (the last range runs to the end). One index-ordered query per bound, each
-        skipping ``every`` keys from the previous one, so the whole walk reads each key once.
+        skipping ``every`` keys from the previous one, so the whole walk reads each key once;
+        ``progress`` is called with the bounds found so far after each query (a heartbeat).
         Raises ValueError when ``every`` < 1."""
         if every < 1:
             raise ValueError(f"every must be >= 1 row, got {every}")
@@ -376,6 +383,8 @@ class TenantStores:
                 if len(found) < 2:  # the rest fits in one range
                     return bounds
                 bounds.append(list(found[0]))
+                if progress is not None:
+                    progress(len(bounds))
 
     def deletion_levels(self) -> list[list[TableEntry]]:
         """Mapped tables in levels, children before parents (data-map parents and foreign

@@ -104,8 +104,10 @@ async def test_split_keys_bound_ranges_that_pages_fill_exactly(stores: TenantSto
     """The export's part bounds: every 5th key of the tenant's 21 notes (two-column key,
     tenant through the parent), the pages of each range (after, until] rebuild the table."""
     entry = stores.datamap.table("notes")
-    bounds = await stores.split_keys(entry, "1", 5)
+    beats: list[int] = []
+    bounds = await stores.split_keys(entry, "1", 5, beats.append)
     assert bounds == [[2, 1], [4, 0], [5, 2], [7, 1]]  # rows 5, 10, 15, 20; 21 is the last
+    assert beats == [1, 2, 3, 4]  # the plan heartbeats once per bound
     seen = []
     for after, until in zip([None, *bounds], [*bounds, None], strict=True):
         seen.append(await stores.fetch_page(entry, "1", after, 100, until))
