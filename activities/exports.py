@@ -144,12 +144,13 @@ class ExportActivities:
                         else []
                     )
                 ]
+                count = len(bounds) + 1
                 for part, (start, until) in enumerate(
                     zip([None, *bounds], [*bounds, None], strict=True), 1
                 ):
                     items = every if until is not None else max(0, rows - every * len(bounds))
-                    split = len(bounds) > 0
-                    path = f"{name}-{part:05d}-of-{len(bounds) + 1:05d}" if split else name
+                    split = count > 1
+                    path = f"{name}-{part:05d}-of-{count:05d}" if split else name
                     streams.append(
                         self._stream(
                             streams,
@@ -162,7 +163,7 @@ class ExportActivities:
                             est_bytes=int(items * per_row),
                             columns=columns,
                             part=part if split else None,
-                            parts=len(bounds) + 1 if split else None,
+                            parts=count if split else None,
                             start=start,
                             until=until,
                         )
@@ -274,17 +275,7 @@ class ExportActivities:
         ended)."""
         entry = stores.datamap.tables[data.ref]
         pk = stores.primary_key(entry)
-        after = data.after
-        cursor = (
-            None
-            if after is None
-            else [decode_value(c.type, v) for c, v in zip(pk, after, strict=True)]
-        )
-        until = (
-            None
-            if data.until is None
-            else [decode_value(c.type, v) for c, v in zip(pk, data.until, strict=True)]
-        )
+        cursor, until = self._key(pk, data.after), self._key(pk, data.until)
         rows, page_rows = 0, 100
         encode = row_encoder(stores.table(entry))
         while True:
@@ -324,6 +315,13 @@ class ExportActivities:
             if keys % 500 == 0:
                 activity.heartbeat({"items": keys, "bytes": member.raw})
         return None, keys, True
+
+    @staticmethod
+    def _key(pk: list[Any], encoded: Any) -> list[Any] | None:
+        """Primary-key values from their JSON form (:meth:`_cursor`); None stays None."""
+        if encoded is None:
+            return None
+        return [decode_value(c.type, v) for c, v in zip(pk, encoded, strict=True)]
 
     @staticmethod
     def _cursor(values: list[Any] | None) -> Any:
@@ -543,7 +541,8 @@ async def _copy_part(
     left = copied = 0
     crc = 0
 
-    def copy(pieces: list[bytes | memoryview], block: bytes) -> int:
+    def copy(pieces: list[bytes | memoryview], block: bytes, crc: int) -> int:
+        """Write the pieces; the part's CRC-32 continued over ``block`` (a worker thread)."""
         write_all(archive.out, pieces)
         return zlib.crc32(block, crc)
 
@@ -573,7 +572,7 @@ async def _copy_part(
             pieces.append(take)
             position += len(take)
             left, view = left - len(take), view[len(take) :]
-        crc = await asyncio.to_thread(copy, pieces, block)
+        crc = await asyncio.to_thread(copy, pieces, block, crc)
         await archive.out.drain()
         activity.heartbeat({"bytes": archive.out.size})
     empty: list[bytes] = []  # empty files after the last byte

@@ -180,7 +180,7 @@ _FLUSHES = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="write-beh
 
 class _LocalWriter(ObjectWriter):
     """Writes ``path`` through a temporary sibling renamed into place on success, durable
-    (fsync) before the rename."""
+    (fsync, with write-behind flushes on the way) before the rename unless ``scratch``."""
 
     def __init__(self, path: Path, digest: bool, scratch: bool) -> None:
         super().__init__(digest, crc=scratch)

@@ -327,11 +327,14 @@ class TenantStores:
     ) -> Select[Any]:
         """``query`` limited to primary keys > ``after`` and <= ``until`` (None: unbounded)."""
         pk = self.primary_key(entry)
-        key = tuple_(*pk) if len(pk) > 1 else pk[0]
+
+        def key(values: Sequence[Any]) -> Any:  # a row value where the key has 2+ columns
+            return tuple_(*values) if len(pk) > 1 else values[0]
+
         if after is not None:
-            query = query.where(key > (tuple_(*after) if len(pk) > 1 else after[0]))
+            query = query.where(key(pk) > key(after))
         if until is not None:
-            query = query.where(key <= (tuple_(*until) if len(pk) > 1 else until[0]))
+            query = query.where(key(pk) <= key(until))
         return query
 
     async def fetch_page(
