@@ -40,6 +40,7 @@ from lifecycle.client.lifecycle import LifecycleClient, connect_temporal
 from lifecycle.client.reconciliation import ensure_schedule
 from lifecycle.config import Settings
 from lifecycle.domain.errors import ConfigError
+from lifecycle.domain.exports import assembly_task_queue
 from lifecycle.logs import configure_logging
 from lifecycle.persistence.deletion import DeletionRepository
 from lifecycle.persistence.engine import Sessions, control_plane_engine, migrate
@@ -111,13 +112,30 @@ def warm_bytecode(*workflow_classes: type) -> None:
         )
 
 
-def build_activities(settings: Settings, repository: TenantRepository) -> list[Callable[..., Any]]:
-    """Every activity, wired to the real clients named in ``settings``.
+def export_activities(settings: Settings, repository: TenantRepository) -> ExportActivities:
+    """The export activities over EXPORT_STORAGE and the data map of DATA_MAP_PATH.
 
     Raises ConfigError when DATA_MAP_PATH is set and the data map is invalid.
     """
-    stripe_key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
     datamap = load_datamap(settings.data_map_path) if settings.data_map_path else None
+    return ExportActivities(
+        ExportStorage.from_settings(settings),
+        ExportRepository(repository.sessions),
+        datamap,
+        s3_options(settings),
+    )
+
+
+def build_activities(
+    settings: Settings, repository: TenantRepository, exports: ExportActivities | None = None
+) -> list[Callable[..., Any]]:
+    """Every activity, wired to the real clients named in ``settings`` (``exports``: the
+    export activities, built from ``settings`` when None).
+
+    Raises ConfigError when DATA_MAP_PATH is set and the data map is invalid.
+    """
+    exports = exports or export_activities(settings, repository)
+    stripe_key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
     tenants = TenantActivities(repository)
     stripe_client = make_stripe_client(stripe_key, settings.stripe_api_base)
     rate = settings.billing_rate_limit
@@ -131,12 +149,6 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     deletion = DeletionActivities(settings, DeletionRepository(repository))
     purge = PurgeActivities(settings)
     events = EventActivities(EventRepository(repository.sessions), settings.event_subscribers())
-    exports = ExportActivities(
-        ExportStorage.from_settings(settings),
-        ExportRepository(repository.sessions),
-        datamap,
-        s3_options(settings),
-    )
     return [
         tenants.get_tenant,
         tenants.create_tenant,
@@ -186,23 +198,84 @@ def build_activities(settings: Settings, repository: TenantRepository) -> list[C
     ]
 
 
-def build_worker(
-    client: Client, settings: Settings, repository: TenantRepository, **options: object
+ASSEMBLY_HEARTBEAT_SECONDS = 1
+
+
+class LifecycleWorker:
+    """A worker process's Temporal workers, run and shut down as one (``run``, ``shutdown``,
+    ``async with``): every workflow and activity on TEMPORAL_TASK_QUEUE, and the export
+    assemblies that run beside their chunks on :func:`assembly_task_queue` with slots of
+    their own (an assembly waiting for chunks never holds a slot a chunk needs)."""
+
+    def __init__(self, *workers: Worker) -> None:
+        self.workers = workers
+        self._stack = contextlib.AsyncExitStack()
+
+    async def run(self) -> None:
+        """Poll every queue until :meth:`shutdown`; a worker that fails shuts the others
+        down (cancelling ``Worker.run`` shuts that worker down) and its error is raised."""
+        runs = [asyncio.create_task(worker.run()) for worker in self.workers]
+        try:
+            await asyncio.gather(*runs)
+        finally:
+            for run in runs:
+                run.cancel()
+            await asyncio.gather(*runs, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """Stop polling; running activities get the graceful shutdown timeout to finish."""
+        await asyncio.gather(*(worker.shutdown() for worker in self.workers))
+
+    async def __aenter__(self) -> LifecycleWorker:
+        for worker in self.workers:
+            await self._stack.enter_async_context(worker)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._stack.__aexit__(*exc)
+
+
+def assembly_worker(
+    client: Client, task_queue: str, exports: ExportActivities, slots: int, grace: timedelta
 ) -> Worker:
-    """The worker for ``settings.temporal_task_queue``; MAX_CONCURRENT_LIFECYCLE_JOBS bounds
-    the activities running at once."""
-    warm_bytecode(*WORKFLOWS)
+    """The worker of the export assemblies beside their chunks (``exports.assemble_export``
+    on ``assembly_task_queue(task_queue)``), at most ``slots`` at once; ``grace``: the
+    graceful shutdown timeout. Heartbeats reach the server at least every
+    ASSEMBLY_HEARTBEAT_SECONDS (the SDK's throttle would otherwise hold them for 0.8 of the
+    60 s heartbeat timeout): a waiting assembly learns within that time that its export
+    failed or was cancelled, since a cancellation arrives with a heartbeat's response."""
     return Worker(
         client,
-        task_queue=settings.temporal_task_queue,
-        workflows=WORKFLOWS,
-        workflow_runner=workflow_runner(),
-        activities=build_activities(settings, repository),
-        max_concurrent_activities=settings.max_concurrent_lifecycle_jobs,
-        max_concurrent_local_activities=settings.max_concurrent_lifecycle_jobs,
-        max_cached_workflows=settings.worker_max_cached_workflows,
-        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
-        **options,  # type: ignore[arg-type]
+        task_queue=assembly_task_queue(task_queue),
+        activities=[exports.assemble_export],
+        max_concurrent_activities=slots,
+        max_heartbeat_throttle_interval=timedelta(seconds=ASSEMBLY_HEARTBEAT_SECONDS),
+        graceful_shutdown_timeout=grace,
+    )
+
+
+def build_worker(
+    client: Client, settings: Settings, repository: TenantRepository
+) -> LifecycleWorker:
+    """The workers for ``settings.temporal_task_queue`` (:class:`LifecycleWorker`);
+    MAX_CONCURRENT_LIFECYCLE_JOBS bounds the activities running at once on each queue."""
+    warm_bytecode(*WORKFLOWS)
+    exports = export_activities(settings, repository)
+    slots = settings.max_concurrent_lifecycle_jobs
+    grace = timedelta(seconds=settings.worker_graceful_shutdown_seconds)
+    return LifecycleWorker(
+        Worker(
+            client,
+            task_queue=settings.temporal_task_queue,
+            workflows=WORKFLOWS,
+            workflow_runner=workflow_runner(),
+            activities=build_activities(settings, repository, exports),
+            max_concurrent_activities=slots,
+            max_concurrent_local_activities=slots,
+            max_cached_workflows=settings.worker_max_cached_workflows,
+            graceful_shutdown_timeout=grace,
+        ),
+        assembly_worker(client, settings.temporal_task_queue, exports, slots, grace),
     )
 
 

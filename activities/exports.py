@@ -55,6 +55,7 @@ PAGE_BYTES = 1024 * 1024  # target encoded bytes per keyset page (memory bound)
 MAX_PAGE_ROWS = 5000
 SAMPLE_ROWS = 100  # rows sampled per table to estimate bytes per row when planning
 CACHE_KEY_BYTES = 256  # estimated JSON Lines bytes per cache key when planning
+POLL_SECONDS = (0.02, 0.5)  # an assembly beside its chunks polls staging for their sidecars
 
 
 def part_name(stream: int, seq: int) -> str:
@@ -362,6 +363,10 @@ class ExportActivities:
         then ``manifest.json`` and the central directory (ZIP64 as needed); the archive's
         SHA-256 is taken as it streams out, to a non-seekable writer, never held in memory.
 
+        With ``data.chunks`` None the assembly runs while the chunks are written: it waits
+        for each sidecar in turn (polling staging, heartbeating), copies a files chunk as
+        soon as it is there and a table's member once its last chunk is.
+
         Raises non-retryable ``MissingChunk`` (a sidecar is gone), ``ChecksumMismatch`` (a
         part's length differs from its sidecar) or ``LegacyChunks`` (parts written before
         the member format, by an older worker: export again).
@@ -375,13 +380,14 @@ class ExportActivities:
         async with archives.writer(self.storage.archive_name(data.export_id)) as out:
             archive = ArchiveWriter(out, data.generated_at.timetuple()[:6])
             try:
-                for stream, count in zip(data.streams, data.chunks, strict=True):
-                    records = [
-                        await _record(staging, stream.index, seq, "assembly")
-                        for seq in range(count)
-                    ]
+                counts: list[int | None] = [None] * len(data.streams)
+                if data.chunks is not None:
+                    counts = list(data.chunks)
+                for stream, count in zip(data.streams, counts, strict=True):
+                    records = _records(staging, stream.index, count, archive)
                     if stream.kind in ("table", "cache"):
-                        entries.append(await self._add_table(archive, staging, stream, records))
+                        member = [record async for record in records]
+                        entries.append(await self._add_table(archive, staging, stream, member))
                     else:
                         entries += await self._add_files(archive, staging, stream, records)
             except BaseException:
@@ -450,12 +456,12 @@ class ExportActivities:
         archive: ArchiveWriter,
         staging: ObjectStore,
         stream: StreamPlan,
-        records: list[ChunkRecord],
+        records: AsyncIterator[ChunkRecord],
     ) -> list[dict[str, Any]]:
         """One stored member per file: its local header inserted where the file starts in
         the part, as the part is copied."""
         entries = []
-        for record in records:
+        async for record in records:
             members = [(stream.path + file.key, file) for file in record.files]
             await _copy_part(archive, staging, record, members)
             entries += [
@@ -494,9 +500,37 @@ def _result(record: ChunkRecord) -> ChunkResult:
     return ChunkResult(**record.model_dump(include=set(ChunkResult.model_fields)))
 
 
-async def _record(staging: ObjectStore, stream: int, seq: int, reader: str) -> ChunkRecord:
-    """The sidecar of chunk ``seq`` of ``stream``, in the member format."""
-    raw = await staging.get_bytes(f"{part_name(stream, seq)}.json")
+async def _records(
+    staging: ObjectStore, stream: int, count: int | None, archive: ArchiveWriter
+) -> AsyncIterator[ChunkRecord]:
+    """The sidecars of ``stream``'s ``count`` chunks in order; ``count`` None: each one
+    awaited until it appears, up to the one marked done (the chain's last)."""
+    seq = 0
+    while count is None or seq < count:
+        record = await _record(staging, stream, seq, "assembly", archive if count is None else None)
+        yield record
+        seq += 1
+        if count is None and record.done:
+            return
+
+
+async def _record(
+    staging: ObjectStore,
+    stream: int,
+    seq: int,
+    reader: str,
+    follow: ArchiveWriter | None = None,
+) -> ChunkRecord:
+    """The sidecar of chunk ``seq`` of ``stream``, in the member format. With ``follow`` (the
+    archive an assembly beside the chunks writes) a missing sidecar is awaited: staging is
+    polled from POLL_SECONDS[0], doubling up to POLL_SECONDS[1], with a heartbeat each time,
+    so a cancelled export ends the wait at the next poll."""
+    name = f"{part_name(stream, seq)}.json"
+    delay = POLL_SECONDS[0]
+    while (raw := await staging.get_bytes(name)) is None and follow is not None:
+        activity.heartbeat({"bytes": follow.out.size, "waiting_for": name})
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, POLL_SECONDS[1])
     if raw is None:
         raise ApplicationError(
             f"chunk {seq} of stream {stream} is missing from staging ({reader})",

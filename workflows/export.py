@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         PlanInput,
         RetentionInput,
         StreamPlan,
+        assembly_task_queue,
     )
     from lifecycle.domain.operations import OperationKind, search_attributes, workflow_id
     from lifecycle.domain.states import TenantState
@@ -51,6 +52,14 @@ RETENTION_SEARCH_ATTRIBUTES = "export-retention-search-attributes"
 #: chains, so a tenant's files are copied while its table parts are deflated instead of
 #: waiting for a free chain behind them (the archive's member order is the plan's either way).
 FILES_FIRST = "export-files-first"
+#: ``workflow.patched`` id (2026-12-03): the assembly starts with the chunks, on its own task
+#: queue (:func:`assembly_task_queue`), and copies each chunk as it is finished, its members
+#: in the order the chains start (files and caches first), instead of starting after the last.
+ASSEMBLY_BESIDE_CHUNKS = "export-assembly-beside-chunks"
+#: ``workflow.patched`` id (2026-12-03): an export cancelled while activities run is recorded
+#: "export cancelled" and ends cancelled (the cancellation reaches the workflow as the
+#: activities' ActivityError), and a cancelled export's staging is discarded like a failed one's.
+CANCELLED_DISCARDS = "export-cancelled-discards-staging"
 #: Rough export rate for the first estimate of the completion time (docs/benchmarks.md).
 ESTIMATE_BYTES_PER_SECOND = 10 * 1024 * 1024
 CHUNK_OPTIONS = ActivityConfig(
@@ -63,6 +72,11 @@ ASSEMBLE_OPTIONS = ActivityConfig(
     heartbeat_timeout=timedelta(seconds=60),
     retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
     summary="assemble ZIP",
+)
+#: An assembly beside the chunks is cancelled with them; the staging is discarded only after
+#: it stopped reading.
+BESIDE_OPTIONS = ASSEMBLE_OPTIONS | ActivityConfig(
+    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 )
 
 
@@ -78,6 +92,8 @@ class ExportWorkflow:
         self.bytes_done = 0
         self.retention_attributes = False  # patched: the child carries search attributes
         self.files_first = False  # patched: file and cache chains start first
+        self.beside = False  # patched: the assembly runs beside the chunks
+        self.cancelled_discards = False  # patched: a cancelled export discards its staging
         self.estimates: dict[int, int] = {}  # stream -> chunks (estimated until it ends)
         self.bytes_total = 0
 
@@ -87,6 +103,8 @@ class ExportWorkflow:
         # asked first, before any local activity of this workflow task (plan_change.settles_steps)
         self.retention_attributes = workflow.patched(RETENTION_SEARCH_ATTRIBUTES)
         self.files_first = workflow.patched(FILES_FIRST)
+        self.beside = workflow.patched(ASSEMBLY_BESIDE_CHUNKS)
+        self.cancelled_discards = workflow.patched(CANCELLED_DISCARDS)
         ref = ExportRef(tenant_id=data.tenant_id, export_id=data.export_id)
         await op.record("starting")
         try:
@@ -103,7 +121,12 @@ class ExportWorkflow:
             if not workflow.patched(ACTIVE_BEFORE_FAILED):
                 raise await op.fail(err, "export", self._record_failure) from err
             stopped = err
+            if self.cancelled_discards and workflow.cancellation_reason() is not None:
+                stopped = asyncio.CancelledError()
         except asyncio.CancelledError as err:
+            if self.cancelled_discards:
+                discard = call(ExportActivities.discard_staging, ref, summary="discard")
+                await asyncio.shield(discard)
             if not workflow.patched(ACTIVE_BEFORE_FAILED):
                 await asyncio.shield(self._cancelled())
                 raise
@@ -185,29 +208,53 @@ class ExportWorkflow:
             stream.index: asyncio.create_task(self._chain(data, data_key, stream, limit))
             for stream in order
         }
-        tasks = [started[stream.index] for stream in plan.streams]
+        chains = [started[stream.index] for stream in plan.streams]
+        jobs: list[asyncio.Task[Any]] = [asyncio.create_task(self._chunks(chains))]
+        if self.beside:
+            arg = self._assembly(data, order, None)
+            queue = assembly_task_queue(workflow.info().task_queue)
+            options = BESIDE_OPTIONS | ActivityConfig(task_queue=queue)
+            beside = call(ExportActivities.assemble_export, arg, **options)
+            jobs.append(asyncio.create_task(beside))
         try:
-            chunks = await asyncio.gather(*tasks)
+            done = await asyncio.gather(*jobs)
         except BaseException:
-            for task in tasks:
+            for task in [*chains, *jobs]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*chains, *jobs, return_exceptions=True)
             raise
-        archive = await self.op.step(
-            "assemble",
-            ExportActivities.assemble_export,
-            AssembleInput(
-                tenant_id=data.tenant_id,
-                export_id=data.export_id,
-                export_type=data.export_type,
-                generated_at=workflow.now(),
-                streams=plan.streams,
-                chunks=list(chunks),
-            ),
-            **ASSEMBLE_OPTIONS,
-        )
+        if self.beside:
+            archive: ArchiveResult = done[1]
+        else:
+            archive = await self.op.step(
+                "assemble",
+                ExportActivities.assemble_export,
+                self._assembly(data, plan.streams, done[0]),
+                **ASSEMBLE_OPTIONS,
+            )
         await call(ExportActivities.discard_staging, ref, summary="discard staging")
         return archive
+
+    async def _chunks(self, chains: list[asyncio.Task[int]]) -> list[int]:
+        """Each chain's number of chunks once all ended; the step becomes ``assemble`` then
+        when the assembly runs beside them (it finishes the members left)."""
+        counts = list(await asyncio.gather(*chains))
+        if self.beside:
+            await self.op.record("assemble")
+        return counts
+
+    @staticmethod
+    def _assembly(
+        data: ExportInput, streams: list[StreamPlan], chunks: list[int] | None
+    ) -> AssembleInput:
+        return AssembleInput(
+            tenant_id=data.tenant_id,
+            export_id=data.export_id,
+            export_type=data.export_type,
+            generated_at=workflow.now(),
+            streams=streams,
+            chunks=chunks,
+        )
 
     async def _chain(
         self, data: ExportInput, data_key: str, stream: StreamPlan, limit: asyncio.Semaphore

@@ -191,14 +191,23 @@ class ChunkRecord(ChunkResult):
 
 
 class AssembleInput(DomainModel):
-    """Assemble the archive from ``chunks[i]`` parts of each stream ``i`` of ``streams``."""
+    """Assemble the archive from ``chunks[i]`` parts of each stream ``streams[i]``, its
+    members in the order of ``streams``. ``chunks`` None: the assembly runs beside the chunks
+    and follows each stream's sidecars as they appear until the one marked done."""
 
     tenant_id: str
     export_id: str
     export_type: ExportType
     generated_at: datetime
     streams: list[StreamPlan]
-    chunks: list[int]
+    chunks: list[int] | None
+
+
+def assembly_task_queue(task_queue: str) -> str:
+    """The task queue of the assemblies that run beside their chunks, next to the workflow's
+    ``task_queue``: an assembly waiting for chunks holds a slot of its own queue, never one
+    the chunks need (two exports' waiting assemblies could otherwise take every slot)."""
+    return f"{task_queue}-export-assembly"
 
 
 class ArchiveResult(DomainModel):

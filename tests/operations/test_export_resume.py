@@ -9,21 +9,15 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.exports import ExportActivities
-from activities.tenants import TenantActivities
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.domain.exports import ChunkInput, ChunkResult
 from lifecycle.persistence.engine import Sessions, create_engine, migrate
-from lifecycle.persistence.exports import ExportRepository
 from lifecycle.persistence.tenants import TenantRepository
-from lifecycle.storage.datamap import load_datamap
-from lifecycle.storage.exports import ExportStorage
-from tests.support.export_helpers import make_app, read_archive
+from tests.support.export_helpers import export_parts, export_worker, make_app, read_archive
 from tests.support.fixtures import make_settings, uid
 from tests.support.tenant_data import new_tenant
-from worker import WORKFLOWS, workflow_runner
 
 CRASH_AFTER = 5
 
@@ -69,40 +63,15 @@ async def test_worker_crash_mid_export_resumes_identically(
     lc = LifecycleClient(settings, dev_env.client, repo)
     await new_tenant(lc, tenant, data_key="1")
 
-    def worker_with(exports: ExportActivities) -> Worker:
-        tenants = TenantActivities(repo)
-        return Worker(
-            dev_env.client,
-            task_queue=settings.temporal_task_queue,
-            workflows=WORKFLOWS,
-            workflow_runner=workflow_runner(),
-            activities=[
-                tenants.get_tenant,
-                tenants.create_tenant,
-                tenants.transition_tenant,
-                tenants.record_operation,
-                exports.plan_export,
-                exports.export_chunk,
-                exports.assemble_export,
-                exports.discard_staging,
-                exports.delete_export,
-                exports.record_export,
-            ],
-        )
-
-    parts = (
-        ExportStorage.from_settings(settings),
-        ExportRepository(repo.sessions),
-        load_datamap(app.datamap),
-    )
+    parts = export_parts(settings, repo)
     dying = DyingExportActivities(*parts)
-    async with worker_with(dying):
+    async with export_worker(dev_env.client, settings, repo, dying):
         started = await lc.exports.export_tenant(tenant)
         await asyncio.wait_for(dying.dying.wait(), 60)
         assert (await lc.get_tenant(tenant)).state == "EXPORTING"
     # the first worker is gone with chunks in flight; a new one finishes the export
     counting = CountingExportActivities(*parts)
-    async with worker_with(counting):
+    async with export_worker(dev_env.client, settings, repo, counting):
         result = await lc.core.handle(started.workflow_id).result()
         view = await lc.exports.get_export(started.export_id)
         again = await lc.exports.export_tenant(tenant)  # a reference export of the same data

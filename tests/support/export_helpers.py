@@ -25,10 +25,20 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from temporalio.client import Client
+from temporalio.worker import Worker
 
+from activities.exports import ExportActivities
+from activities.tenants import TenantActivities
+from lifecycle.config import Settings
 from lifecycle.persistence.engine import create_engine
+from lifecycle.persistence.exports import ExportRepository
+from lifecycle.persistence.tenants import TenantRepository
+from lifecycle.storage.datamap import load_datamap
+from lifecycle.storage.exports import ExportStorage
 from lifecycle.storage.jsonl import decode_row
 from tests.support.datamaps import two_table_datamap
+from worker import WORKFLOWS, LifecycleWorker, assembly_worker, workflow_runner
 
 metadata = MetaData()
 projects = Table(
@@ -140,3 +150,42 @@ def table_rows(archive: zipfile.ZipFile, table: Table, store: str) -> list[dict[
 def source_rows(org: int, count: int) -> list[dict[str, Any]]:
     """The projects rows of ``org`` as the database returns them (SQLite: naive UTC)."""
     return [project_row(org * 1000 + i, org) for i in range(count)]
+
+
+def export_parts(settings: Settings, repo: TenantRepository) -> tuple[Any, ...]:
+    """The arguments of ``ExportActivities`` (or a test's subclass of it) for ``settings``."""
+    datamap = load_datamap(settings.data_map_path) if settings.data_map_path else None
+    return (ExportStorage.from_settings(settings), ExportRepository(repo.sessions), datamap)
+
+
+def export_worker(
+    client: Client, settings: Settings, repo: TenantRepository, exports: ExportActivities
+) -> LifecycleWorker:
+    """A worker running exports with ``exports`` (a test's subclass, e.g. one whose chunks
+    fail or hang) on both queues, like ``build_worker``'s: the export workflows, the tenant
+    bookkeeping activities and the export activities."""
+    tenants = TenantActivities(repo)
+    queue, slots = settings.temporal_task_queue, settings.max_concurrent_lifecycle_jobs
+    main = Worker(
+        client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(),
+        activities=[
+            tenants.get_tenant,
+            tenants.create_tenant,
+            tenants.transition_tenant,
+            tenants.record_operation,
+            exports.plan_export,
+            exports.export_chunk,
+            exports.assemble_export,
+            exports.discard_staging,
+            exports.delete_export,
+            exports.record_export,
+        ],
+        max_concurrent_activities=slots,
+        # a stalled chunk of a test learns of its cancellation within a second, not 24 s
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+    )
+    grace = timedelta(0)
+    return LifecycleWorker(main, assembly_worker(client, queue, exports, slots, grace))
