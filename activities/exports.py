@@ -18,13 +18,13 @@ import hashlib
 import json
 import math
 import zipfile
-import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from zlib_ng import zlib_ng
 
 from lifecycle.domain.errors import ConfigError, DataKeyConflict
 from lifecycle.domain.exports import (
@@ -556,7 +556,7 @@ class _StoredCopy:
 
     def write(self, block: bytes) -> None:
         self.sha.update(block)
-        self.crc32 = zlib.crc32(block, self.crc32)
+        self.crc32 = zlib_ng.crc32(block, self.crc32)
         self.size += len(block)
         self.out.write(block)
 
@@ -578,7 +578,7 @@ async def _copy_part(
     def copy(pieces: list[bytes | memoryview], block: bytes, crc: int) -> int:
         """Write the pieces; the part's CRC-32 continued over ``block`` (a worker thread)."""
         write_all(archive.out, pieces)
-        return zlib.crc32(block, crc)
+        return zlib_ng.crc32(block, crc)
 
     overflow = False
 

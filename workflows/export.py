@@ -1,7 +1,8 @@
 """GDPR export (Art. 15 access, Art. 20 portability): ACTIVE -> EXPORTING -> ACTIVE.
 
 Plan the streams, export each stream as a chain of chunks (one activity per chunk, at most
-PARALLEL_STREAMS chains at a time), assemble the ZIP, discard the staging, and start the
+PARALLEL_STREAMS chains at a time) while the assembly, started with them on its own task queue,
+joins each finished chunk into the ZIP, discard the staging, and start the
 retention workflow that deletes the archive after EXPORT_RETENTION_DAYS. The tenant returns
 to ACTIVE whatever happens (``finally`` under ``asyncio.shield``), before the export is
 reported completed or failed. Workflow id

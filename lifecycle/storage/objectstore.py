@@ -14,7 +14,6 @@ import functools
 import hashlib
 import os
 import uuid
-import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from urllib.parse import unquote, urlparse
 
 import aioboto3
 from botocore.config import Config as BotoConfig
+from zlib_ng import zlib_ng
 
 from lifecycle.domain.errors import ConfigError
 
@@ -134,7 +134,7 @@ class ObjectWriter:
         if self._hash is not None:
             self._hash.update(data)
         if self.crc32 is not None:
-            self.crc32 = zlib.crc32(data, self.crc32)
+            self.crc32 = zlib_ng.crc32(data, self.crc32)
         self.size += len(data)
         self._put(data)
         return len(data)

@@ -24,7 +24,6 @@ import ctypes.util
 import hashlib
 import os
 import zipfile
-import zlib
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -127,7 +126,7 @@ class MemberWriter:
 
     def _feed(self, block: bytes) -> None:
         self.sha.update(block)
-        self.crc32 = zlib.crc32(block, self.crc32)
+        self.crc32 = zlib_ng.crc32(block, self.crc32)
 
     async def write(self, data: bytes) -> None:
         """Take ``data``; full blocks go to the pool, finished ones to ``out`` in order."""
