@@ -340,7 +340,7 @@ async def run_worker(settings: Settings) -> None:
     Raises ConfigError (SDK metrics port taken, invalid data map) and connection errors.
     """
     runtime = sdk_runtime(settings)
-    engine = control_plane_engine(settings)
+    engine = control_plane_engine(settings, retried=True)
     await migrate(engine)
     await ExportStorage.from_settings(settings).ensure_bucket()
     await warn_unmapped(settings)

@@ -27,6 +27,8 @@ from temporalio.client import WorkflowHandle
 from lifecycle.client.lifecycle import LifecycleClient
 from lifecycle.config import Settings
 from lifecycle.dev.devserver import free_port, start_dev_server
+from lifecycle.persistence.engine import Sessions, control_plane_engine
+from lifecycle.persistence.tenants import TenantRepository
 
 PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
@@ -115,13 +117,16 @@ async def scratch_pg_database(admin_url: str = PG_ADMIN) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def product_stack(settings: Settings) -> AsyncIterator[LifecycleClient]:
-    """The product's worker (``build_worker``, in this process) and a LifecycleClient on a
-    migrated control-plane database."""
+    """The product's worker (``build_worker``, in this process, with the worker's own engine
+    as ``python worker.py`` has it) and a LifecycleClient on a migrated control-plane
+    database."""
     from worker import build_worker
 
     lc = await LifecycleClient.connect(settings)
-    async with build_worker(lc.temporal, settings, lc.repository):
+    engine = control_plane_engine(settings, retried=True)
+    async with build_worker(lc.temporal, settings, TenantRepository(Sessions(engine))):
         yield lc
+    await engine.dispose()
     await lc.close()
 
 

@@ -37,17 +37,22 @@ from lifecycle.config import Settings
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def create_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, pool_size: int = 5, max_overflow: int = 10, pre_ping: bool = True
+) -> AsyncEngine:
     """Create the async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
     ``pool_size`` connections stay open, up to ``max_overflow`` more under load (server
-    databases; SQLite's pool is SQLAlchemy's default).
+    databases; SQLite's pool is SQLAlchemy's default). ``pre_ping``: a server database's
+    pooled connection is tested (one round trip) at each checkout; without it a connection
+    the server dropped fails its first statement, and that error invalidates the whole pool,
+    so the next attempt connects afresh (SQLAlchemy's optimistic disconnect handling).
 
     The SQLite file's directory is created when missing.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(
-            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+            url, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=max_overflow
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -252,9 +257,18 @@ async def _file_lock(url: URL) -> AsyncIterator[None]:
         os.close(fd)  # releases the lock
 
 
-def control_plane_engine(settings: Settings) -> AsyncEngine:
+def control_plane_engine(settings: Settings, *, retried: bool = False) -> AsyncEngine:
     """The engine of the control-plane database (DATABASE_URL, default SQLite), with the
-    pool of DATABASE_POOL_SIZE and DATABASE_MAX_OVERFLOW."""
+    pool of DATABASE_POOL_SIZE and DATABASE_MAX_OVERFLOW.
+
+    ``retried``: every statement runs in an activity that Temporal retries (the worker's
+    engine), so checkouts skip the pre-ping round trip: after a database restart one attempt
+    fails on a dropped connection, the pool is invalidated, and the retry connects afresh.
+    Elsewhere (API, CLI) an error would reach a user, so each checkout is pinged first.
+    """
     return create_engine(
-        settings.db_url, settings.database_pool_size, settings.database_max_overflow
+        settings.db_url,
+        settings.database_pool_size,
+        settings.database_max_overflow,
+        pre_ping=not retried,
     )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -165,3 +166,45 @@ async def test_control_plane_pool_follows_the_settings(pg_url: str, tmp_path: Pa
         assert len(opened) == 2
     finally:
         await engine.dispose()
+
+
+async def test_the_workers_engine_reconnects_after_the_server_dropped_its_connections(
+    fresh_pg_url: str, tmp_path: Path
+) -> None:
+    """The worker's engine (``retried=True``) skips the checkout ping: once the server has
+    dropped its connections, one statement fails (an activity attempt Temporal retries) and
+    the next one reconnects. The API's engine pings, so none of its statements fails."""
+    from sqlalchemy.exc import DBAPIError
+
+    from lifecycle.persistence.engine import control_plane_engine
+    from tests.support.fixtures import make_settings
+
+    settings = make_settings(tmp_path, database_url=fresh_pg_url, database_pool_size=2)
+    worker, api = control_plane_engine(settings, retried=True), control_plane_engine(settings)
+    database = make_url(fresh_pg_url).database
+
+    async def query(engine: Any) -> int:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text("SELECT 1"))).scalar_one())
+
+    try:
+        assert [await query(worker), await query(api)] == [1, 1]
+        admin = make_url(fresh_pg_url).set(drivername="postgresql", database="postgres")
+        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+        try:
+            dropped = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+        finally:
+            await conn.close()
+        assert dropped == 2
+        assert await query(api) == 1
+        with pytest.raises(DBAPIError) as failed:
+            await query(worker)
+        assert failed.value.connection_invalidated
+        assert await query(worker) == 1
+    finally:
+        await worker.dispose()
+        await api.dispose()
