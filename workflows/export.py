@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from lifecycle.domain.operations import OperationKind, search_attributes, workflow_id
     from lifecycle.domain.states import TenantState
-    from workflows.common import Operation, call
+    from workflows.common import RETRY, Operation, call
 
 PARALLEL_STREAMS = 4
 #: ``workflow.patched`` id (2026-12-02): a failed or cancelled export returns the tenant to
@@ -74,10 +74,11 @@ ASSEMBLE_OPTIONS = ActivityConfig(
     retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
     summary="assemble ZIP",
 )
-#: An assembly beside the chunks is cancelled with them; the staging is discarded only after
-#: it stopped reading.
+#: An assembly beside the chunks is cancelled with them, and the staging is discarded only
+#: after it stopped reading. It runs as long as they do, so a worker restarted during the
+#: export (a deploy) costs it an attempt: it retries as the chunks do (:data:`RETRY`).
 BESIDE_OPTIONS = ASSEMBLE_OPTIONS | ActivityConfig(
-    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED, retry_policy=RETRY
 )
 
 
