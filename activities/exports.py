@@ -368,7 +368,7 @@ class ExportActivities:
         soon as it is there and a table's member once its last chunk is.
 
         Raises non-retryable ``MissingChunk`` (a sidecar is gone), ``ChecksumMismatch`` (a
-        part's length differs from its sidecar) or ``LegacyChunks`` (parts written before
+        part's length or CRC-32 differs from its sidecar) or ``LegacyChunks`` (parts written before
         the member format, by an older worker: export again).
         """
         archives = self.storage.archives(data.tenant_id)
