@@ -83,6 +83,17 @@ class ExportActivities:
     ) -> None:
         self.storage, self.records, self.datamap, self.s3 = storage, records, datamap, s3
 
+    def activities(self) -> list[Any]:
+        """Every export activity, bound to this instance (what a worker registers)."""
+        return [
+            self.plan_export,
+            self.export_chunk,
+            self.assemble_export,
+            self.discard_staging,
+            self.delete_export,
+            self.record_export,
+        ]
+
     @contextlib.asynccontextmanager
     async def _stores(self) -> AsyncIterator[TenantStores]:
         try:

@@ -12,6 +12,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import WorkflowHandle
@@ -186,19 +187,13 @@ async def assert_nothing_left(
     assert not [p for p in left if p.is_file()], left  # no archive, no temporary, no part
 
 
-async def test_a_failed_chunk_stops_the_waiting_assembly(
-    dev_env: WorkflowEnvironment, tmp_path: Path
+@pytest.mark.parametrize(
+    ("fail", "error"), [(True, "the data store went away"), (False, "export cancelled")]
+)
+async def test_a_failed_chunk_or_a_cancel_stops_the_waiting_assembly(
+    dev_env: WorkflowEnvironment, tmp_path: Path, fail: bool, error: str
 ) -> None:
     lc, tenant, export_id, exports_dir = await stopped_while_assembling(
-        dev_env, tmp_path, fail=True
+        dev_env, tmp_path, fail=fail
     )
-    await assert_nothing_left(lc, tenant, export_id, exports_dir, "the data store went away")
-
-
-async def test_an_export_cancelled_while_the_assembly_waits(
-    dev_env: WorkflowEnvironment, tmp_path: Path
-) -> None:
-    lc, tenant, export_id, exports_dir = await stopped_while_assembling(
-        dev_env, tmp_path, fail=False
-    )
-    await assert_nothing_left(lc, tenant, export_id, exports_dir, "export cancelled")
+    await assert_nothing_left(lc, tenant, export_id, exports_dir, error)

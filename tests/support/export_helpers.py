@@ -176,12 +176,7 @@ def export_worker(
             tenants.create_tenant,
             tenants.transition_tenant,
             tenants.record_operation,
-            exports.plan_export,
-            exports.export_chunk,
-            exports.assemble_export,
-            exports.discard_staging,
-            exports.delete_export,
-            exports.record_export,
+            *exports.activities(),
         ],
         max_concurrent_activities=slots,
         # a stalled chunk of a test learns of its cancellation within a second, not 24 s
