@@ -162,17 +162,23 @@ async def stopped_while_assembling(
         await asyncio.sleep(0.5)  # the run ends after recording the failure
         events = (await handle.fetch_history()).events
     await engine.dispose()
-    # the assembly stopped with the chunks: cancelled, never completed
+    # the assembly stopped with the chunks: its one scheduling ended cancelled, not completed
+    (assembly,) = [
+        e.event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "assemble_export"
+    ]
+    ended = {
+        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    }
     assembly_ended = [
         e.event_type
         for e in events
-        if e.event_type
-        in (
-            EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
-            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-        )
+        if e.event_type in ended and getattr(e, ended[e.event_type]).scheduled_event_id == assembly
     ]
-    assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED in assembly_ended
+    assert assembly_ended == [EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED]
     return lc, tenant, started.export_id, settings.exports_dir
 
 
