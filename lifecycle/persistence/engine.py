@@ -129,6 +129,11 @@ class Sessions:
         self._reads = async_sessionmaker(self._read_engine, expire_on_commit=False)
         self._writes = async_sessionmaker(engine, expire_on_commit=False)
         self._queue_writers = engine.dialect.name == "sqlite"
+        #: On a server database, one statement commits by itself (:meth:`statement`), and Core
+        #: reads need no transaction: each saves the BEGIN and COMMIT/ROLLBACK round trips.
+        self.autocommits = not self._queue_writers
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._core_reads = self._autocommit if self.autocommits else self._read_engine
         self._writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -168,8 +173,19 @@ class Sessions:
             yield session
 
     def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for Core reads (rolled back at the end; DEFERRED on SQLite)."""
-        return self._read_engine.connect()
+        """A connection for Core reads: each statement is its own snapshot on PostgreSQL
+        (autocommit, READ COMMITTED's per-statement snapshot without the BEGIN and ROLLBACK
+        round trips); on SQLite one DEFERRED transaction, rolled back at the end."""
+        return self._core_reads.connect()
+
+    def statement(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection whose every statement commits by itself (PostgreSQL's autocommit): for
+        a write that is one statement, atomic on its own, with no BEGIN and COMMIT round
+        trips. Only where :attr:`autocommits` (not SQLite, whose writes must take the write
+        lock first: use :meth:`writing` there)."""
+        if not self.autocommits:
+            raise RuntimeError("single-statement writes need a server database, not SQLite")
+        return self._autocommit.connect()
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -144,7 +144,8 @@ async def add_outbound_event(
 
     The number comes from an upsert of ``tenant_event_sequences`` that increments the row in
     place: the row lock it takes serialises concurrent writers of one tenant until commit,
-    so numbers are gap-free and grow in commit order.
+    so numbers are gap-free and grow in commit order. On PostgreSQL the upsert and the
+    insert are one statement (the upsert a common table expression): one round trip.
     """
     if isinstance(db, AsyncConnection):
         dialect = db.dialect.name
@@ -153,16 +154,28 @@ async def add_outbound_event(
         dialect = db.bind.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     upsert = insert(TenantEventSequence).values(tenant_id=tenant_id, last_sequence=1)
-    statement = upsert.on_conflict_do_update(
+    numbered = upsert.on_conflict_do_update(
         index_elements=[TenantEventSequence.tenant_id],
         set_={"last_sequence": TenantEventSequence.last_sequence + 1},
     ).returning(TenantEventSequence.last_sequence)
-    sequence = (await db.execute(statement)).scalar_one()
-    await db.execute(
-        OUTBOUND_EVENTS.insert().values(
-            tenant_id=tenant_id, sequence=sequence, type=type_.value, occurred_at=at, data=data
+    columns = OUTBOUND_EVENTS.c
+    row: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "type": type_.value,
+        "occurred_at": at,
+        "data": data,
+    }
+    if dialect == "postgresql":
+        sequence = numbered.cte("sequence")
+        given = [literal(value, columns[name].type) for name, value in row.items()]
+        await db.execute(
+            OUTBOUND_EVENTS.insert().from_select(
+                [*row, "sequence"], select(*given, sequence.c.last_sequence)
+            )
         )
-    )
+        return
+    number = (await db.execute(numbered)).scalar_one()
+    await db.execute(OUTBOUND_EVENTS.insert().values(**row, sequence=number))
 
 
 def _event_view(row: OutboundEvent) -> OutboundEventView:

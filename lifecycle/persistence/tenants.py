@@ -455,16 +455,21 @@ class TenantRepository:
         count derived from the table only grows. A ``running`` row recorded before run ids
         were kept (``run_id == ''``) is adopted by the run's first record. A ``running``
         record arriving after the run's row has ended is ignored (the end stands)."""
+        running = update_.status == "running"
+        if running and self.sessions.autocommits:
+            # the usual record, a step of a running run: one UPDATE that commits by itself
+            async with self.sessions.statement() as conn:
+                if await self._record_step(conn, update_, run_id):
+                    return
         async with self.sessions.writing() as conn:
-            await self._record_operation(conn, update_, run_id, utcnow())
+            await self._record_operation(
+                conn, update_, run_id, utcnow(), stepped=running and self.sessions.autocommits
+            )
 
     @staticmethod
-    async def _record_operation(
-        conn: AsyncConnection, update_: OperationUpdate, run_id: str, now: datetime
-    ) -> None:
-        """:meth:`record_operation` in ``conn``'s transaction, at ``now``."""
-        ops = OPERATIONS
-        of_run = (ops.c.workflow_id == update_.workflow_id) & (ops.c.run_id == run_id)
+    def _operation_values(update_: OperationUpdate) -> dict[str, Any]:
+        """The ``operations`` columns ``update_`` sets (status, and step, result and error
+        when given)."""
         values: dict[str, Any] = {"status": update_.status}
         if update_.step is not None:
             values["step"] = update_.step
@@ -472,13 +477,45 @@ class TenantRepository:
             values["result"] = update_.result
         if update_.error is not None:
             values["error"] = update_.error
-        ended = update_.status != "running"
-        if not ended:  # a step of a running run (the usual record): one UPDATE
-            done = await conn.execute(
-                update(ops).where(of_run, ops.c.status == "running").values(**values)
+        return values
+
+    @classmethod
+    async def _record_step(
+        cls, conn: AsyncConnection, update_: OperationUpdate, run_id: str
+    ) -> bool:
+        """Record a step of a running run in its row: one UPDATE; False when the run has no
+        ``running`` row (its first record, a legacy row to adopt, or it has ended)."""
+        ops = OPERATIONS
+        done = await conn.execute(
+            update(ops)
+            .where(
+                ops.c.workflow_id == update_.workflow_id,
+                ops.c.run_id == run_id,
+                ops.c.status == "running",
             )
-            if done.rowcount == 1:
-                return
+            .values(**cls._operation_values(update_))
+        )
+        return done.rowcount == 1
+
+    @classmethod
+    async def _record_operation(
+        cls,
+        conn: AsyncConnection,
+        update_: OperationUpdate,
+        run_id: str,
+        now: datetime,
+        *,
+        stepped: bool = False,
+    ) -> None:
+        """:meth:`record_operation` in ``conn``'s transaction, at ``now``; ``stepped``: the
+        one-UPDATE record of a step (:meth:`_record_step`) was already tried and found no
+        running row."""
+        ops = OPERATIONS
+        of_run = (ops.c.workflow_id == update_.workflow_id) & (ops.c.run_id == run_id)
+        values = cls._operation_values(update_)
+        ended = update_.status != "running"
+        if not ended and not stepped and await cls._record_step(conn, update_, run_id):
+            return
         rows = {
             r.run_id: r
             for r in await conn.execute(
