@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal, select, update
+from sqlalchemy import CTE, ColumnElement, Insert, Table, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -85,11 +85,17 @@ async def emit_for_audit(
     )
 
 
-async def emit_event(
-    db: Executor,
+async def emit_event(db: Executor, *, tenant_id: str, at: datetime, **columns: Any) -> None:
+    """Add the event an audit row of ``tenant_id`` written ``at`` emits (:func:`outbound_event`
+    of ``columns``), if any, to the outbox in ``db``'s transaction."""
+    event = outbound_event(**columns)
+    if event is not None:
+        await add_outbound_event(db, tenant_id, *event, at)
+
+
+def outbound_event(
     *,
     type_: EventType | None = None,
-    tenant_id: str,
     data_key: str | None,
     plan: str | None,
     entitlements: dict[str, int],
@@ -99,37 +105,29 @@ async def emit_event(
     workflow_id: str | None,
     actor: str,
     detail: dict[str, Any] | None,
-    at: datetime,
     plan_changed: bool = False,
     **data: Any,
-) -> None:
-    """Add the event an audit row with these columns emits (``type_``, else
-    :func:`event_type`), if any, to the outbox in ``db``'s transaction. Its data are the row's
-    operation, states, workflow id, actor and detail, the tenant's data key (how the
-    application knows the tenant), ``plan`` and ``entitlements`` (resource -> limit in force
-    once the transaction commits: what the provisioning webhook applies), plus ``data``
-    (which wins)."""
+) -> tuple[EventType, dict[str, Any]] | None:
+    """The event an audit row with these columns emits (``type_``, else :func:`event_type`)
+    and its data, or None. The data are the row's operation, states, workflow id, actor and
+    detail, the tenant's data key (how the application knows the tenant), ``plan`` and
+    ``entitlements`` (resource -> limit in force once the transaction commits: what the
+    provisioning webhook applies), plus ``data`` (which wins)."""
     type_ = type_ or event_type(operation, from_state, to_state, plan_changed=plan_changed)
     if type_ is None:
-        return
-    await add_outbound_event(
-        db,
-        tenant_id,
-        type_,
-        {
-            "operation": operation,
-            "from_state": from_state,
-            "to_state": to_state,
-            "workflow_id": workflow_id,
-            "actor": actor,
-            "detail": dict(detail or {}),
-            "data_key": data_key,
-            "plan": plan,
-            "entitlements": entitlements,
-            **data,
-        },
-        at,
-    )
+        return None
+    return type_, {
+        "operation": operation,
+        "from_state": from_state,
+        "to_state": to_state,
+        "workflow_id": workflow_id,
+        "actor": actor,
+        "detail": dict(detail or {}),
+        "data_key": data_key,
+        "plan": plan,
+        "entitlements": entitlements,
+        **data,
+    }
 
 
 async def add_outbound_event(
@@ -145,37 +143,69 @@ async def add_outbound_event(
     The number comes from an upsert of ``tenant_event_sequences`` that increments the row in
     place: the row lock it takes serialises concurrent writers of one tenant until commit,
     so numbers are gap-free and grow in commit order. On PostgreSQL the upsert and the
-    insert are one statement (the upsert a common table expression): one round trip.
+    insert are one statement (:func:`numbered_event`): one round trip.
     """
     if isinstance(db, AsyncConnection):
         dialect = db.dialect.name
     else:
         assert db.bind is not None
         dialect = db.bind.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    upsert = insert(TenantEventSequence).values(tenant_id=tenant_id, last_sequence=1)
-    numbered = upsert.on_conflict_do_update(
+    if dialect == "postgresql":
+        await db.execute(numbered_event(tenant_id, type_, data, at))
+        return
+    upsert = sqlite.insert(TenantEventSequence).values(tenant_id=tenant_id, last_sequence=1)
+    number = (await db.execute(_next_sequence(upsert))).scalar_one()
+    await db.execute(
+        OUTBOUND_EVENTS.insert().values(
+            tenant_id=tenant_id, type=type_.value, occurred_at=at, data=data, sequence=number
+        )
+    )
+
+
+def _next_sequence(upsert: Any) -> Any:
+    """``upsert`` (an INSERT of a tenant's first sequence number) made to increment the
+    tenant's number when it has one, returning the number."""
+    return upsert.on_conflict_do_update(
         index_elements=[TenantEventSequence.tenant_id],
         set_={"last_sequence": TenantEventSequence.last_sequence + 1},
     ).returning(TenantEventSequence.last_sequence)
-    columns = OUTBOUND_EVENTS.c
-    row: dict[str, Any] = {
-        "tenant_id": tenant_id,
-        "type": type_.value,
-        "occurred_at": at,
-        "data": data,
-    }
-    if dialect == "postgresql":
-        sequence = numbered.cte("sequence")
-        given = [literal(value, columns[name].type) for name, value in row.items()]
-        await db.execute(
-            OUTBOUND_EVENTS.insert().from_select(
-                [*row, "sequence"], select(*given, sequence.c.last_sequence)
-            )
-        )
-        return
-    number = (await db.execute(numbered)).scalar_one()
-    await db.execute(OUTBOUND_EVENTS.insert().values(**row, sequence=number))
+
+
+def numbered_event(
+    tenant_id: str,
+    type_: EventType,
+    data: dict[str, Any],
+    at: datetime,
+    *,
+    after: CTE | None = None,
+) -> Insert:
+    """PostgreSQL's one statement adding event ``type_`` to the outbox with the tenant's next
+    sequence number (the sequence upsert as a common table expression). With ``after`` (a
+    common table expression of a data-modifying statement), the event is added only when
+    ``after`` wrote a row: the statement can then itself be one of a larger statement's
+    expressions."""
+    first = select(literal(tenant_id, TenantEventSequence.tenant_id.type), literal(1))
+    if after is not None:
+        first = first.select_from(after)
+    sequence = _next_sequence(
+        postgresql.insert(TenantEventSequence).from_select(["tenant_id", "last_sequence"], first)
+    ).cte(f"sequence_{type_.name.lower()}")
+    row = {"tenant_id": tenant_id, "type": type_.value, "occurred_at": at, "data": data}
+    return OUTBOUND_EVENTS.insert().from_select(
+        [*row, "sequence"], select(*literals(OUTBOUND_EVENTS, row), sequence.c.last_sequence)
+    )
+
+
+def literals(table: Table, row: dict[str, Any]) -> list[ColumnElement[Any]]:
+    """``row``'s values as bound literals typed by ``table``'s columns of the same names (for
+    an ``INSERT ... SELECT`` of given values)."""
+    return [literal(value, table.c[name].type) for name, value in row.items()]
+
+
+def insert_after(after: CTE, table: Table, row: dict[str, Any]) -> Insert:
+    """The INSERT of ``row`` into ``table``, made only when ``after`` (a common table
+    expression of a data-modifying statement, PostgreSQL) wrote a row."""
+    return table.insert().from_select(list(row), select(*literals(table, row)).select_from(after))
 
 
 def _event_view(row: OutboundEvent) -> OutboundEventView:

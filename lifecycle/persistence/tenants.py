@@ -13,7 +13,23 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Insert,
+    Update,
+    case,
+    delete,
+    exists,
+    extract,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -39,7 +55,15 @@ from lifecycle.domain.tenants import (
     canonical_data_key,
 )
 from lifecycle.persistence.engine import Sessions
-from lifecycle.persistence.events import Executor, emit_event, emit_for_audit
+from lifecycle.persistence.events import (
+    Executor,
+    emit_event,
+    emit_for_audit,
+    insert_after,
+    literals,
+    numbered_event,
+    outbound_event,
+)
 from lifecycle.persistence.tables import (
     AUDIT_EVENTS,
     ENTITLEMENTS,
@@ -243,71 +267,128 @@ class TenantRepository:
         if unknown:
             raise ValueError(f"columns not settable by a transition: {sorted(unknown)}")
         now = utcnow()
+        if self.sessions.autocommits and change.entitlements is None:
+            return await self._transition_in_one_statement(change, run_id, now)
         async with self.sessions.writing() as conn:
             tenant, limits = await self._tenant_row(conn, change.tenant_id)
-            if tenant.state == change.to_state.value and await self.has_event(
-                conn, tenant.id, change.workflow_id, change.operation, change.to_state.value
-            ):
+            if await self._transitioned(conn, change, tenant):
                 return self._to_view(tenant, limits)
-            if tenant.state not in {s.value for s in change.from_states}:
-                allowed = ", ".join(s.value for s in change.from_states)
-                raise StateConflict(
-                    f"tenant '{tenant.id}' is {tenant.state}; {change.operation} needs "
-                    f"state {allowed}"
-                )
-            check_transition(tenant.state, change.to_state, reactivation=change.reactivation)
-            from_state, version, old_plan = tenant.state, tenant.version, tenant.plan
-            updated = (
-                await conn.execute(
-                    update(TENANTS)
-                    .where(
-                        TENANTS.c.id == tenant.id,
-                        TENANTS.c.state == from_state,
-                        TENANTS.c.version == version,
-                    )
-                    .values(
-                        state=change.to_state.value,
-                        version=version + 1,
-                        updated_at=now,
-                        **change.changes,
-                    )
-                    .returning(*TENANTS.c)
-                )
-            ).first()
+            updated = (await conn.execute(self._compare_and_set(change, tenant, now))).first()
             if updated is None:
-                raise VersionConflict(
-                    f"tenant '{tenant.id}' was changed concurrently (expected {from_state} "
-                    f"v{version}); retry the operation"
-                )
+                raise self._version_conflict(tenant)
             if change.entitlements is not None:
                 limits = dict(change.entitlements)
                 if change.to_state is TenantState.ACTIVE:  # a plan's limits, not a revocation
                     dunning = change.changes.get("dunning", tenant.dunning)
                     limits = with_read_only(limits, _dunning(dunning))
                 await self._replace_entitlements(conn, tenant.id, limits, now)
-            detail = dict(change.detail)
-            if change.reason:
-                detail["reason"] = change.reason
-            plan = change.changes.get("plan", old_plan)
-            await self._audit(
-                conn,
-                tenant_id=tenant.id,
-                data_key=tenant.data_key,
-                plan=plan,
-                entitlements=limits,
-                operation=change.operation,
-                from_state=from_state,
-                to_state=change.to_state.value,
-                workflow_id=change.workflow_id,
-                actor=change.actor,
-                detail=detail,
-                at=now,
-                plan_changed=plan != old_plan,
-                previous_plan=old_plan,
-            )
+            await self._audit(conn, **self._transition_audit(change, tenant, limits, now))
             if change.record is not None:
                 await self._record_operation(conn, change.record, run_id, now)
             return self._to_view(updated, limits)
+
+    async def _transition_in_one_statement(
+        self, change: TransitionInput, run_id: str, now: datetime
+    ) -> TenantView:
+        """:meth:`transition` (without entitlements) on PostgreSQL in two round trips: the
+        tenant read, then one statement whose common table expressions make the
+        compare-and-set, the audit row, its outbound event and the operation's record, each
+        conditional on the compare-and-set's row, atomic as any one statement is. A record the
+        statement could not make (the run's row has ended, or a row recorded before run ids
+        were kept is to be adopted) is made after it by :meth:`record_operation`."""
+        async with self.sessions.reading() as conn:
+            tenant, limits = await self._tenant_row(conn, change.tenant_id)
+            if await self._transitioned(conn, change, tenant):
+                return self._to_view(tenant, limits)
+        cas = self._compare_and_set(change, tenant, now).cte("transitioned")
+        audit = self._transition_audit(change, tenant, limits, now)
+        writes: builtins.list[Insert] = [insert_after(cas, AUDIT_EVENTS, _audit_row(audit))]
+        event = outbound_event(**_event_columns(audit))
+        if event is not None:
+            writes.append(numbered_event(tenant.id, *event, now, after=cas))
+        recorded: ColumnElement[bool] = true()
+        if change.record is not None:
+            record = _record_after(cas, change.record, run_id, now).cte("recorded")
+            recorded = exists(record.select())
+        ctes = [write.cte(f"write_{i}") for i, write in enumerate(writes)]
+        statement = select(cas, recorded.label("recorded")).add_cte(*ctes)
+        async with self.sessions.statement() as conn:
+            updated = (await conn.execute(statement)).first()
+        if updated is None:
+            raise self._version_conflict(tenant)
+        if change.record is not None and not updated.recorded:
+            await self.record_operation(change.record, run_id)
+        return self._to_view(updated, limits)
+
+    async def _transitioned(self, db: Executor, change: TransitionInput, tenant: TenantRow) -> bool:
+        """Whether ``change`` was already made by its workflow (a retried activity whose first
+        attempt committed): the tenant is in its target state by an audit row of this
+        workflow and operation. Otherwise checks it may be made now: raises
+        :class:`StateConflict` (naming the state) or :class:`InvalidTransition`."""
+        if tenant.state == change.to_state.value and await self.has_event(
+            db, tenant.id, change.workflow_id, change.operation, change.to_state.value
+        ):
+            return True
+        if tenant.state not in {s.value for s in change.from_states}:
+            allowed = ", ".join(s.value for s in change.from_states)
+            raise StateConflict(
+                f"tenant '{tenant.id}' is {tenant.state}; {change.operation} needs state {allowed}"
+            )
+        check_transition(tenant.state, change.to_state, reactivation=change.reactivation)
+        return False
+
+    @staticmethod
+    def _compare_and_set(change: TransitionInput, tenant: TenantRow, now: datetime) -> Update:
+        """The UPDATE of ``change`` on the tenant's row as read (state and version), returning
+        the new row (none when another writer changed it meanwhile)."""
+        return (
+            update(TENANTS)
+            .where(
+                TENANTS.c.id == tenant.id,
+                TENANTS.c.state == tenant.state,
+                TENANTS.c.version == tenant.version,
+            )
+            .values(
+                state=change.to_state.value,
+                version=tenant.version + 1,
+                updated_at=now,
+                **change.changes,
+            )
+            .returning(*TENANTS.c)
+        )
+
+    @staticmethod
+    def _version_conflict(tenant: TenantRow) -> VersionConflict:
+        return VersionConflict(
+            f"tenant '{tenant.id}' was changed concurrently (expected {tenant.state} "
+            f"v{tenant.version}); retry the operation"
+        )
+
+    @staticmethod
+    def _transition_audit(
+        change: TransitionInput, tenant: TenantRow, limits: dict[str, int], now: datetime
+    ) -> dict[str, Any]:
+        """The arguments of :meth:`_audit` for ``change`` of ``tenant`` (as read), with
+        ``limits`` the entitlements in force after it."""
+        detail = dict(change.detail)
+        if change.reason:
+            detail["reason"] = change.reason
+        plan = change.changes.get("plan", tenant.plan)
+        return {
+            "tenant_id": tenant.id,
+            "data_key": tenant.data_key,
+            "plan": plan,
+            "entitlements": limits,
+            "operation": change.operation,
+            "from_state": tenant.state,
+            "to_state": change.to_state.value,
+            "workflow_id": change.workflow_id,
+            "actor": change.actor,
+            "detail": detail,
+            "at": now,
+            "plan_changed": plan != tenant.plan,
+            "previous_plan": tenant.plan,
+        }
 
     # -- audit log -------------------------------------------------------------------------
 
@@ -383,55 +464,14 @@ class TenantRepository:
         )
 
     @staticmethod
-    async def _audit(
-        db: Executor,
-        *,
-        event: EventType | None = None,
-        tenant_id: str,
-        data_key: str | None,
-        plan: str | None,
-        entitlements: dict[str, int],
-        operation: str,
-        from_state: str | None,
-        to_state: str | None,
-        workflow_id: str | None,
-        actor: str,
-        detail: dict[str, Any],
-        at: datetime,
-        plan_changed: bool = False,
-        **data: Any,
-    ) -> None:
+    async def _audit(db: Executor, *, event: EventType | None = None, **audit: Any) -> None:
         """Insert one audit row and the outbound event it emits (``event``, else
-        :func:`event_type`; :func:`emit_event`)."""
-        await db.execute(
-            insert(AUDIT_EVENTS).values(
-                at=at,
-                tenant_id=tenant_id,
-                operation=operation,
-                from_state=from_state,
-                to_state=to_state,
-                workflow_id=workflow_id,
-                actor=actor,
-                detail=detail,
-            )
-        )
-        await emit_event(
-            db,
-            type_=event,
-            tenant_id=tenant_id,
-            data_key=data_key,
-            plan=plan,
-            entitlements=entitlements,
-            operation=operation,
-            from_state=from_state,
-            to_state=to_state,
-            workflow_id=workflow_id,
-            actor=actor,
-            detail=detail,
-            at=at,
-            plan_changed=plan_changed,
-            **data,
-        )
+        :func:`event_type`; :func:`emit_event`). ``audit``: the row's ``tenant_id``,
+        ``operation``, ``from_state``, ``to_state``, ``workflow_id``, ``actor``, ``detail``
+        and ``at``, and the event's ``data_key``, ``plan``, ``entitlements``,
+        ``plan_changed`` and further data (:func:`outbound_event`)."""
+        await db.execute(insert(AUDIT_EVENTS).values(**_audit_row(audit)))
+        await emit_event(db, type_=event, **audit)
 
     async def events(
         self, tenant_id: str, *, limit: int = 100, offset: int = 0
@@ -975,3 +1015,75 @@ def _operation_view(op: Operation) -> OperationView:
 def _dunning(column: dict[str, Any] | None) -> DunningStatus | None:
     """The ``dunning`` column as a :class:`DunningStatus` (None: not in dunning)."""
     return DunningStatus.model_validate(column) if column else None
+
+
+#: The ``lifecycle_events`` columns of an audit row among :meth:`TenantRepository._audit`'s
+#: arguments (the others describe its outbound event).
+_AUDIT_COLUMNS = (
+    "at",
+    "tenant_id",
+    "operation",
+    "from_state",
+    "to_state",
+    "workflow_id",
+    "actor",
+    "detail",
+)
+
+
+def _audit_row(audit: dict[str, Any]) -> dict[str, Any]:
+    """The ``lifecycle_events`` row of :meth:`TenantRepository._audit`'s arguments."""
+    return {name: audit[name] for name in _AUDIT_COLUMNS}
+
+
+def _event_columns(audit: dict[str, Any]) -> dict[str, Any]:
+    """:func:`outbound_event`'s arguments among :meth:`TenantRepository._audit`'s."""
+    return {name: value for name, value in audit.items() if name not in ("tenant_id", "at")}
+
+
+def _record_after(after: CTE, update_: OperationUpdate, run_id: str, now: datetime) -> Insert:
+    """PostgreSQL's upsert of ``update_`` into the ``operations`` row of run ``run_id`` (the
+    rules of :meth:`TenantRepository.record_operation`: a step's record never overwrites an
+    ended row; an end sets ``finished_at`` and ``duration_seconds`` once), made only when
+    ``after`` has a row and the workflow has no running row recorded before run ids were kept
+    (that one is adopted by :meth:`TenantRepository.record_operation` instead). Returns the
+    row's workflow id when it wrote."""
+    ops = OPERATIONS
+    values = TenantRepository._operation_values(update_)
+    row = {
+        "workflow_id": update_.workflow_id,
+        "run_id": run_id,
+        "tenant_id": update_.tenant_id,
+        "kind": update_.kind,
+        "started_at": now,
+        **values,
+    }
+    ended = update_.status != "running"
+    if ended:
+        row |= {"finished_at": now, "duration_seconds": 0.0}
+    legacy = exists().where(
+        ops.c.workflow_id == update_.workflow_id, ops.c.run_id == "", ops.c.status == "running"
+    )
+    upsert = postgresql.insert(ops).from_select(
+        list(row), select(*literals(ops, row)).select_from(after).where(~legacy)
+    )
+    key = [ops.c.workflow_id, ops.c.run_id]
+    if ended:
+        at = literal(now, ops.c.finished_at.type)
+        first_end = ops.c.finished_at.is_(None)
+        done = upsert.on_conflict_do_update(
+            index_elements=key,
+            set_=values
+            | {
+                "finished_at": func.coalesce(ops.c.finished_at, at),
+                "duration_seconds": case(
+                    (first_end, extract("epoch", at - ops.c.started_at)),
+                    else_=ops.c.duration_seconds,
+                ),
+            },
+        )
+    else:
+        done = upsert.on_conflict_do_update(
+            index_elements=key, set_=values, where=ops.c.status == "running"
+        )
+    return done.returning(ops.c.workflow_id)

@@ -10,6 +10,7 @@ from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
 from lifecycle.domain.states import TenantState as S
 from lifecycle.domain.tenants import OperationUpdate, TransitionInput
 from lifecycle.persistence.engine import Sessions
+from lifecycle.persistence.events import EventRepository
 from lifecycle.persistence.tenants import TenantRepository
 
 LIMITS = {"users": 10, "storage_gb": 10, "projects": 5, "api_calls_per_day": 10000}
@@ -139,6 +140,77 @@ async def test_twenty_concurrent_compare_and_sets_exactly_one_wins(
     assert tenant.state is S.UPGRADING and tenant.version == 2
     changes = [e for e in await repository.events("acme") if e.to_state == "UPGRADING"]
     assert len(changes) == 1
+
+
+async def test_a_lost_compare_and_set_writes_nothing_of_its_operation(
+    repository: TenantRepository,
+) -> None:
+    """Twenty workflows commit the same tenant's plan change at once, each recording its
+    operation's end with it: one wins. The losers leave no audit row, no outbound event and
+    no operation row (on PostgreSQL all of them are one statement, conditional on the
+    compare-and-set's row), and the winner's event takes the next sequence number."""
+    await _create(repository)
+    await repository.transition(_change("wf-lock"))
+    events = EventRepository(repository.sessions)
+    before = [e.sequence for e in await events.events("acme")]
+
+    def commit(i: int) -> TransitionInput:
+        done = OperationUpdate(
+            workflow_id=f"wf-{i}", tenant_id="acme", kind="upgrade", status="completed"
+        )
+        return _change(f"wf-{i}", S.ACTIVE, S.UPGRADING).model_copy(
+            update={"record": done, "changes": {"plan": f"plan-{i}"}}
+        )
+
+    results = await asyncio.gather(
+        *(repository.transition(commit(i), f"run-{i}") for i in range(20)),
+        return_exceptions=True,
+    )
+    won = [i for i, r in enumerate(results) if not isinstance(r, Exception)]
+    assert len(won) == 1, results
+    lost = [r for i, r in enumerate(results) if i != won[0]]
+    assert all(isinstance(r, StateConflict | VersionConflict) for r in lost), lost
+    tenant = await repository.get("acme")
+    assert (tenant.state, tenant.plan, tenant.version) == (S.ACTIVE, f"plan-{won[0]}", 3)
+    commits = [e for e in await repository.events("acme") if e.from_state == "UPGRADING"]
+    assert [e.workflow_id for e in commits] == [f"wf-{won[0]}"]
+    outbox = await events.events("acme")
+    assert [(e.type, e.sequence) for e in outbox[len(before) :]] == [
+        ("tenant.plan_changed", before[-1] + 1)
+    ]
+    assert outbox[-1].data["plan"] == f"plan-{won[0]}"
+    assert outbox[-1].data["workflow_id"] == f"wf-{won[0]}"
+    ops = [await repository.operation(f"wf-{i}") for i in range(20)]
+    assert [(i, op.status) for i, op in enumerate(ops) if op] == [(won[0], "completed")]
+
+
+async def test_a_transitions_record_keeps_the_rules_of_operation_records(
+    repository: TenantRepository,
+) -> None:
+    """The record a transition makes follows :meth:`record_operation`'s rules in every path:
+    a legacy running row (run id '') is adopted, an ended row is not reopened by a late
+    step, and an end sets the duration once."""
+    await _create(repository)
+    legacy = OperationUpdate(
+        workflow_id="wf-1", tenant_id="acme", kind="upgrade", status="running", step="started"
+    )
+    await repository.record_operation(legacy, "")
+    lock = legacy.model_copy(update={"step": "lock"})
+    await repository.transition(_change("wf-1").model_copy(update={"record": lock}), "r1")
+    runs = await repository.operation_runs("wf-1")
+    assert [(r.run_id, r.status, r.step) for r in runs] == [("r1", "running", "lock")]
+
+    ended = legacy.model_copy(update={"status": "failed", "step": "failed", "error": "boom"})
+    await repository.record_operation(ended, "r1")
+    first = await repository.operation("wf-1", "r1")
+    assert first and first.duration_seconds is not None
+    late = _change("wf-1", S.ACTIVE, S.UPGRADING).model_copy(
+        update={"record": legacy.model_copy(update={"step": "commit"})}
+    )
+    await repository.transition(late, "r1")
+    op = await repository.operation("wf-1", "r1")
+    assert op and (op.status, op.step, op.error) == ("failed", "failed", "boom")
+    assert (op.finished_at, op.duration_seconds) == (first.finished_at, first.duration_seconds)
 
 
 async def test_reads_do_not_wait_for_an_open_write_transaction(
