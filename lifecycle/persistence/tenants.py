@@ -9,16 +9,19 @@ The compare-and-set is the lock between concurrent operations: a lost race raise
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
+import sqlalchemy as sa
 from sqlalchemy import (
     CTE,
     ColumnElement,
     Insert,
     Update,
     case,
+    column,
     delete,
     exists,
     extract,
@@ -28,8 +31,10 @@ from sqlalchemy import (
     select,
     true,
     update,
+    values,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -758,7 +763,12 @@ class TenantRepository:
         kept while dunning says so, :func:`~lifecycle.domain.dunning.with_read_only`) and
         append the audit row ``event`` with its ``tenant.entitlements_changed`` outbound
         event (once per ``event.key``), in one transaction (Core statements: every plan
-        change's provisioning step)."""
+        change's provisioning step; on PostgreSQL one statement after the tenant read,
+        :meth:`_provision_in_one_statement`)."""
+        if self.sessions.autocommits:
+            provisioned = await self._provision_in_one_statement(tenant_id, limits, event)
+            if provisioned is not None:
+                return provisioned
         async with self.sessions.writing() as conn:
             tenant, _ = await self._tenant_row(conn, tenant_id, lock=True)
             limits = with_read_only(limits, _dunning(tenant.dunning))
@@ -776,6 +786,87 @@ class TenantRepository:
                 entitlements=limits,
             )
             return self._to_view(tenant, dict(limits))
+
+    async def _provision_in_one_statement(
+        self, tenant_id: str, limits: dict[str, int], event: StepEventInput
+    ) -> TenantView | None:
+        """:meth:`replace_entitlements` on PostgreSQL in two round trips: the tenant read (for
+        its dunning status, data key and plan), then one statement whose common table
+        expressions lock the tenant's row, upsert ``limits``, delete the other entitlements,
+        and add the audit row and its event unless one of this workflow already carries
+        ``event.key``. The statement applies only while the tenant's dunning status is still
+        the one read (it decides ``read_only``); returns None when it changed meanwhile, for
+        the caller to replace in a transaction instead."""
+        async with self.sessions.reading() as conn:
+            tenant, _ = await self._tenant_row(conn, tenant_id)
+        limits = with_read_only(limits, _dunning(tenant.dunning))
+        now = utcnow()
+        locked = (
+            select(TENANTS.c.id)
+            .where(TENANTS.c.id == tenant_id, _same_json(TENANTS.c.dunning, tenant.dunning))
+            .with_for_update()
+            .cte("locked")
+        )
+        kept = ENTITLEMENTS.c
+        writes: builtins.list[Any] = [
+            delete(ENTITLEMENTS).where(
+                kept.tenant_id == tenant_id,
+                kept.resource.not_in(list(limits)),
+                exists(locked.select()),
+            )
+        ]
+        if limits:
+            given = values(
+                column("resource", kept.resource.type),
+                column("limit", kept.limit.type),
+                name="given",
+            ).data(list(limits.items()))
+            upsert = postgresql.insert(ENTITLEMENTS).from_select(
+                ["tenant_id", "resource", "limit", "updated_at"],
+                select(
+                    locked.c.id,
+                    given.c.resource,
+                    given.c.limit,
+                    literal(now, kept.updated_at.type),
+                ).select_from(locked.join(given, true())),
+            )
+            writes.append(
+                upsert.on_conflict_do_update(
+                    index_elements=[kept.tenant_id, kept.resource],
+                    set_={"limit": upsert.excluded.limit, "updated_at": upsert.excluded.updated_at},
+                )
+            )
+        audited = AUDIT_EVENTS.c
+        seen = exists().where(
+            audited.tenant_id == tenant_id,
+            audited.workflow_id == event.workflow_id,
+            audited.operation == event.operation,
+            audited.detail["key"].as_string() == event.key,
+        )
+        fresh = select(locked.c.id).where(~seen).cte("fresh")
+        audit = {
+            "tenant_id": tenant_id,
+            "data_key": tenant.data_key,
+            "plan": tenant.plan,
+            "entitlements": limits,
+            "operation": event.operation,
+            "from_state": None,
+            "to_state": None,
+            "workflow_id": event.workflow_id,
+            "actor": event.actor,
+            "detail": {**event.detail, "entitlements": limits, "key": event.key},
+            "at": now,
+        }
+        writes.append(insert_after(fresh, AUDIT_EVENTS, _audit_row(audit)))
+        changed = outbound_event(type_=EventType.ENTITLEMENTS_CHANGED, **_event_columns(audit))
+        assert changed is not None
+        writes.append(numbered_event(tenant_id, *changed, now, after=fresh))
+        ctes = [write.cte(f"write_{i}") for i, write in enumerate(writes)]
+        statement = select(exists(locked.select()).label("locked")).add_cte(*ctes)
+        async with self.sessions.statement() as conn:
+            if not (await conn.execute(statement)).scalar_one():
+                return None
+        return self._to_view(tenant, dict(limits))
 
     async def set_dunning(self, data: DunningUpdate) -> TenantView:
         """Set or clear the tenant's dunning status (no state change) and append the audit
@@ -1087,3 +1178,12 @@ def _record_after(after: CTE, update_: OperationUpdate, run_id: str, now: dateti
             index_elements=key, set_=values, where=ops.c.status == "running"
         )
     return done.returning(ops.c.workflow_id)
+
+
+def _same_json(stored: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+    """PostgreSQL: ``stored`` (a nullable JSON column) holds ``value`` (as read and decoded),
+    compared as ``jsonb`` (key order and spacing aside); SQL NULL and JSON ``null`` count as
+    None."""
+    none = sa.cast(literal("null"), JSONB)
+    given = sa.cast(literal(json.dumps(value)), JSONB)
+    return func.coalesce(sa.cast(stored, JSONB), none) == given

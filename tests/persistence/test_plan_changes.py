@@ -1,12 +1,17 @@
 """Plan-change writes of the repository on SQLite and PostgreSQL: entitlements, pending plan
 change, usage, and the reset of a reused operation id."""
 
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
 import pytest
 
+from lifecycle.domain.dunning import DunningStatus, DunningUpdate
 from lifecycle.domain.errors import StateConflict, TenantNotFound
 from lifecycle.domain.plan_changes import PendingChangeInput, StepEventInput
 from lifecycle.domain.states import TenantState as S
 from lifecycle.domain.tenants import OperationUpdate, TransitionInput
+from lifecycle.persistence.events import EventRepository
 from lifecycle.persistence.tenants import TenantRepository
 from tests.persistence.test_tenants import LIMITS, _create
 
@@ -39,6 +44,64 @@ async def test_replace_entitlements_audits_once_per_key(repository: TenantReposi
     ]
     with pytest.raises(TenantNotFound):
         await repository.replace_entitlements("nobody", bigger, event)
+
+
+async def test_replace_entitlements_writes_exactly_the_new_set_with_one_event(
+    repository: TenantRepository,
+) -> None:
+    """Resources the new limits drop are deleted, the others upserted, and the change emits
+    one ``tenant.entitlements_changed`` event carrying them; a retry changes nothing more."""
+    await _create(repository)
+    event = StepEventInput(tenant_id="acme", operation="downgrade", workflow_id="wf", key="k")
+    smaller = {"users": 3, "seats": 2}
+    await repository.replace_entitlements("acme", smaller, event)
+    await repository.replace_entitlements("acme", smaller, event)
+    assert (await repository.get("acme")).entitlements == smaller
+    changed = [
+        e
+        for e in await EventRepository(repository.sessions).events("acme")
+        if e.type == "tenant.entitlements_changed"
+    ]
+    assert [(e.sequence, e.data["entitlements"]) for e in changed] == [(2, smaller)]
+    assert changed[0].data["detail"] == {"entitlements": smaller, "key": "k"}
+    await repository.replace_entitlements("acme", {}, event.model_copy(update={"key": "k2"}))
+    assert (await repository.get("acme")).entitlements == {}
+
+
+async def test_entitlements_keep_read_only_when_dunning_moves_during_the_write(
+    repository: TenantRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dunning status decides ``read_only``. A read-only step that lands after the
+    provisioning step read the tenant (simulated: the read returns the row from before it)
+    must not be lost: the write applies only to the status it was computed from, else it is
+    made again under the row lock."""
+    if not repository.sessions.autocommits:
+        pytest.skip("SQLite reads the tenant inside the write transaction: nothing to race")
+    await _create(repository)
+    before = await repository.get("acme")
+    status = DunningStatus(step="read_only", since=datetime.now(UTC), read_only=True)
+    await repository.set_dunning(
+        DunningUpdate(tenant_id="acme", workflow_id="wf-dunning", status=status, key="d1")
+    )
+    stale_reads = []
+    tenant_row = TenantRepository._tenant_row
+
+    async def stale_first_read(conn, tenant_id, *, lock=False):  # type: ignore[no-untyped-def]
+        row, limits = await tenant_row(conn, tenant_id, lock=lock)
+        if not lock and not stale_reads:
+            stale_reads.append(row)
+            stale = SimpleNamespace(**{**row._asdict(), "dunning": None})  # before the step
+            return stale, limits
+        return row, limits
+
+    monkeypatch.setattr(TenantRepository, "_tenant_row", staticmethod(stale_first_read))
+    event = StepEventInput(tenant_id="acme", operation="upgrade", workflow_id="wf", key="k")
+    tenant = await repository.replace_entitlements("acme", {"users": 50}, event)
+    assert stale_reads and before.dunning is None
+    assert tenant.entitlements == {"users": 50, "read_only": 1}
+    assert (await repository.get("acme")).entitlements == {"users": 50, "read_only": 1}
+    audited = [e for e in await repository.events("acme") if e.operation == "upgrade"]
+    assert len(audited) == 1
 
 
 async def test_pending_plan_change_set_and_cleared_by_its_workflow_only(
