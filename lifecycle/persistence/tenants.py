@@ -4,6 +4,12 @@ Every state change is one transaction: a compare-and-set on the tenant row's (st
 plus exactly one audit row, and the outbound event that row emits (``persistence.events``).
 The compare-and-set is the lock between concurrent operations: a lost race raises
 :class:`VersionConflict` or :class:`StateConflict`, never overwrites.
+
+On PostgreSQL a workflow's hot steps (a transition, a step record, the provisioning step) are
+each one statement after at most one read, its writes common table expressions conditional
+on the compare-and-set or the row lock (atomic as any statement is), sent in autocommit: two
+round trips instead of six to nine. SQLite runs the same steps as transactions under its one
+write lock.
 """
 
 from __future__ import annotations
