@@ -20,9 +20,10 @@ Also reported per phase: the CPU time of this process (client and workers) and o
 server per workflow, and the Temporal core's "workflow task duration exceeded" warnings
 (TMPRL1104: a workflow task held open over 5 s, e.g. while its local activities waited for a
 slot), counted in the core's log (kept in the scratch directory, path printed at the end).
-``--profile DIR`` samples this process with py-spy during each round's upgrades (collapsed
-stacks in ``DIR/upgrades-<round>.txt``; ``python -m benchmarks.profile_summary`` groups them);
-it slows the run, so take figures from a run without it.
+``--profile DIR`` samples this process with py-spy during each round's upgrades and its bare
+workflows of the same shape (collapsed stacks in ``DIR/upgrades-<round>.txt`` and
+``DIR/shape-<round>.txt``; ``python -m benchmarks.profile_summary --workflows N`` groups them,
+per workflow); it slows the run, so take figures from a run without it.
 """
 
 from __future__ import annotations
@@ -175,7 +176,9 @@ async def run(
                 regular, local = await history_activities(lc.core.handle(wid))
                 await meter.measure("baseline", n, bare(baseline, 0, f"{r}-all"))
                 shape = regular + local
-                await meter.measure("shape", n, bare(shape, local, f"{r}-shape"))
+                profile = args.profile / f"shape-{r + 1}.txt" if args.profile else None
+                with py_spy(profile):
+                    await meter.measure("shape", n, bare(shape, local, f"{r}-shape"))
                 up, base, shaped = (phases[k].seconds - before.get(k, 0.0) for k in phases)
                 print(
                     f"round {r + 1}: {n} upgrades to {plan} {n / up:5.1f}/s; bare, "

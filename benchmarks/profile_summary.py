@@ -1,7 +1,7 @@
 """Group py-spy's collapsed stacks of the worker by where the time goes (the table of
 docs/benchmarks.md "Operation overhead").
 
-    .venv/bin/python -m benchmarks.profile_summary DIR/upgrades-*.txt
+    .venv/bin/python -m benchmarks.profile_summary DIR/upgrades-*.txt [--workflows N]
 
 Input: ``py-spy record --format raw`` files (``frame;frame;... count`` per line, root first;
 ``benchmarks.operation_overhead --profile DIR`` writes them). A sample goes to the category of
@@ -42,6 +42,8 @@ IDLE_LEAVES = re.compile(
     r"selectors\.py|threading\.py|queue\.py|concurrent/futures/thread\.py:81\)|"
     r"aiosqlite/core\.py:59\)"
 )
+#: py-spy's sampling rate in ``benchmarks.harness.py_spy``.
+SAMPLES_PER_SECOND = 100
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(:\d+)?\)$")
 
 
@@ -75,15 +77,21 @@ def summarise(paths: list[Path]) -> tuple[Counter[str], int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", type=Path, nargs="+")
+    parser.add_argument(
+        "--workflows", type=int, help="workflows the samples cover: adds ms per workflow"
+    )
     args = parser.parse_args()
     counts, total = summarise(args.files)
     idle = counts.pop(IDLE, 0)
     busy = total - idle
     print(f"{total} samples, {idle} of them idle; shares of the {busy} busy ones:\n")
-    print("| Where the benchmark process spends its busy time | share |")
-    print("|---|---:|")
-    for name, n in counts.most_common():
-        print(f"| {name} | {100 * n / busy:.1f}% |")
+    per = args.workflows
+    unit = f" | ms per workflow ({per})" if per else ""
+    print(f"| Where the benchmark process spends its busy time | share{unit} |")
+    print("|---|---:" + ("|---:|" if per else "|"))
+    for name, n in [*counts.most_common(), ("busy", busy)]:
+        ms = f" | {n * 1000 / SAMPLES_PER_SECOND / per:.1f}" if per else ""
+        print(f"| {name} | {100 * n / busy:.1f}%{ms} |")
 
 
 if __name__ == "__main__":

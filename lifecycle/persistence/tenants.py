@@ -27,7 +27,6 @@ from sqlalchemy import (
     Insert,
     Update,
     case,
-    column,
     delete,
     exists,
     extract,
@@ -37,7 +36,6 @@ from sqlalchemy import (
     select,
     true,
     update,
-    values,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
@@ -822,11 +820,16 @@ class TenantRepository:
             )
         ]
         if limits:
-            given = values(
-                column("resource", kept.resource.type),
-                column("limit", kept.limit.type),
-                name="given",
-            ).data(list(limits.items()))
+            # unnest() of two array parameters, not VALUES: a statement with VALUES data has
+            # no cache key, and was compiled afresh for every call
+            given = (
+                func.unnest(
+                    literal(list(limits), postgresql.ARRAY(kept.resource.type)),
+                    literal(list(limits.values()), postgresql.ARRAY(kept.limit.type)),
+                )
+                .table_valued("resource", "limit")
+                .render_derived(name="given")
+            )
             upsert = postgresql.insert(ENTITLEMENTS).from_select(
                 ["tenant_id", "resource", "limit", "updated_at"],
                 select(

@@ -7,6 +7,7 @@ import pytest
 from lifecycle.domain.billing import BillingResult
 from lifecycle.domain.errors import StateConflict, TenantNotFound, VersionConflict
 from lifecycle.domain.onboarding import CreateTenantInput, OnboardRequest
+from lifecycle.domain.plan_changes import StepEventInput
 from lifecycle.domain.states import TenantState as S
 from lifecycle.domain.tenants import OperationUpdate, TransitionInput
 from lifecycle.persistence.engine import Sessions
@@ -211,6 +212,67 @@ async def test_a_transitions_record_keeps_the_rules_of_operation_records(
     op = await repository.operation("wf-1", "r1")
     assert op and (op.status, op.step, op.error) == ("failed", "failed", "boom")
     assert (op.finished_at, op.duration_seconds) == (first.finished_at, first.duration_seconds)
+
+
+async def test_a_plan_changes_statements_are_compiled_once(
+    repository: TenantRepository,
+) -> None:
+    """A plan change's control-plane steps (read, lock, step record, provisioning, commit)
+    run for a second tenant from SQLAlchemy's compiled-statement cache: not one statement
+    compiled afresh. Found in the upgrade profile: the provisioning statement had no cache
+    key (its limits were a VALUES clause) and was compiled on every call, 5 ms each."""
+    from sqlalchemy import event
+    from sqlalchemy.engine.default import DefaultExecutionContext
+    from sqlalchemy.engine.interfaces import CacheStats
+
+    async def plan_change(tenant_id: str) -> None:
+        await _create(repository, tenant_id)
+        wf = f"tenant-{tenant_id}-upgrade"
+        step = OperationUpdate(
+            workflow_id=wf, tenant_id=tenant_id, kind="upgrade", status="running", step="lock"
+        )
+        await repository.get(tenant_id)
+        lock = TransitionInput(
+            tenant_id=tenant_id,
+            from_states=[S.ACTIVE],
+            to_state=S.UPGRADING,
+            operation="upgrade",
+            workflow_id=wf,
+            record=step,
+        )
+        await repository.transition(lock, "r1")
+        await repository.record_operation(step.model_copy(update={"step": "billing"}), "r1")
+        provision = StepEventInput(
+            tenant_id=tenant_id, operation="upgrade", workflow_id=wf, key="k"
+        )
+        await repository.replace_entitlements(tenant_id, {**LIMITS, "users": 50}, provision)
+        done = step.model_copy(update={"status": "completed", "step": "completed"})
+        commit = lock.model_copy(
+            update={
+                "from_states": [S.UPGRADING],
+                "to_state": S.ACTIVE,
+                "record": done.model_copy(update={"result": {"plan": "professional"}}),
+                "changes": {"plan": "professional"},
+            }
+        )
+        await repository.transition(commit, "r1")
+
+    await plan_change("acme")
+    compiled: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if isinstance(context, DefaultExecutionContext) and context.compiled is not None:
+            if context.cache_hit is not CacheStats.CACHE_HIT:
+                compiled.append(f"{context.cache_hit.name}: {statement[:80]}")
+
+    engine = repository.sessions.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await plan_change("globex")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert (await repository.get("globex")).plan == "professional"
+    assert compiled == []
 
 
 async def test_reads_do_not_wait_for_an_open_write_transaction(
