@@ -456,21 +456,18 @@ class TenantRepository:
                 data_key, plan = tenant.data_key, tenant.plan
             if entitlements is None:
                 entitlements = await self._entitlements_of(db, tenant_id)
-        await self._audit(
-            db,
-            event=event,
-            tenant_id=tenant_id,
+        audit = _step_audit(
+            tenant_id,
+            operation,
+            workflow_id,
+            actor,
+            detail,
             data_key=data_key,
             plan=plan,
             entitlements=entitlements or {},
-            operation=operation,
-            from_state=None,
-            to_state=None,
-            workflow_id=workflow_id,
-            actor=actor,
-            detail=detail,
             at=utcnow(),
         )
+        await self._audit(db, event=event, **audit)
 
     @staticmethod
     async def _audit(db: Executor, *, event: EventType | None = None, **audit: Any) -> None:
@@ -853,19 +850,17 @@ class TenantRepository:
             audited.detail["key"].as_string() == event.key,
         )
         fresh = select(locked.c.id).where(~seen).cte("fresh")
-        audit = {
-            "tenant_id": tenant_id,
-            "data_key": tenant.data_key,
-            "plan": tenant.plan,
-            "entitlements": limits,
-            "operation": event.operation,
-            "from_state": None,
-            "to_state": None,
-            "workflow_id": event.workflow_id,
-            "actor": event.actor,
-            "detail": {**event.detail, "entitlements": limits, "key": event.key},
-            "at": now,
-        }
+        audit = _step_audit(
+            tenant_id,
+            event.operation,
+            event.workflow_id,
+            event.actor,
+            {**event.detail, "entitlements": limits, "key": event.key},
+            data_key=tenant.data_key,
+            plan=tenant.plan,
+            entitlements=limits,
+            at=now,
+        )
         writes.append(insert_after(fresh, AUDIT_EVENTS, _audit_row(audit)))
         changed = outbound_event(type_=EventType.ENTITLEMENTS_CHANGED, **_event_columns(audit))
         assert changed is not None
@@ -1134,6 +1129,35 @@ _AUDIT_COLUMNS = (
 def _audit_row(audit: dict[str, Any]) -> dict[str, Any]:
     """The ``lifecycle_events`` row of :meth:`TenantRepository._audit`'s arguments."""
     return {name: audit[name] for name in _AUDIT_COLUMNS}
+
+
+def _step_audit(
+    tenant_id: str,
+    operation: str,
+    workflow_id: str | None,
+    actor: str,
+    detail: dict[str, Any],
+    *,
+    data_key: str | None,
+    plan: str | None,
+    entitlements: dict[str, int],
+    at: datetime,
+) -> dict[str, Any]:
+    """:meth:`TenantRepository._audit`'s arguments for an audit row that is not a state change
+    (no states), whose event carries ``data_key``, ``plan`` and ``entitlements``."""
+    return {
+        "tenant_id": tenant_id,
+        "data_key": data_key,
+        "plan": plan,
+        "entitlements": entitlements,
+        "operation": operation,
+        "from_state": None,
+        "to_state": None,
+        "workflow_id": workflow_id,
+        "actor": actor,
+        "detail": detail,
+        "at": at,
+    }
 
 
 def _event_columns(audit: dict[str, Any]) -> dict[str, Any]:
