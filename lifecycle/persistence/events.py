@@ -8,10 +8,11 @@ and endpoint for the delivery workflow and ``GET /events/deliveries``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Insert, Table, literal, select, update
+from sqlalchemy import CTE, BindParameter, Insert, Table, bindparam, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -151,7 +152,7 @@ async def add_outbound_event(
         assert db.bind is not None
         dialect = db.bind.dialect.name
     if dialect == "postgresql":
-        await db.execute(numbered_event(tenant_id, type_, data, at))
+        await db.execute(_NUMBERED_EVENT, event_parameters(tenant_id, type_, data, at))
         return
     upsert = sqlite.insert(TenantEventSequence).values(tenant_id=tenant_id, last_sequence=1)
     number = (await db.execute(_next_sequence(upsert))).scalar_one()
@@ -171,41 +172,57 @@ def _next_sequence(upsert: Any) -> Any:
     ).returning(TenantEventSequence.last_sequence)
 
 
-def numbered_event(
-    tenant_id: str,
-    type_: EventType,
-    data: dict[str, Any],
-    at: datetime,
-    *,
-    after: CTE | None = None,
-) -> Insert:
-    """PostgreSQL's one statement adding event ``type_`` to the outbox with the tenant's next
-    sequence number (the sequence upsert as a common table expression). With ``after`` (a
-    common table expression of a data-modifying statement), the event is added only when
-    ``after`` wrote a row: the statement can then itself be one of a larger statement's
-    expressions."""
-    first = select(literal(tenant_id, TenantEventSequence.tenant_id.type), literal(1))
+def numbered_event(*, after: CTE | None = None) -> Insert:
+    """PostgreSQL's one statement adding an event to the outbox with the tenant's next
+    sequence number (the sequence upsert as a common table expression), built once with the
+    bind parameters of :func:`event_parameters`. With ``after`` (a common table expression of
+    a data-modifying statement), the event is added only when ``after`` wrote a row: the
+    statement can then itself be one of a larger statement's expressions."""
+    tenant_id = bindparam("event_tenant_id", type_=TenantEventSequence.tenant_id.type)
+    first = select(tenant_id, literal(1))
     if after is not None:
         first = first.select_from(after)
     sequence = _next_sequence(
         postgresql.insert(TenantEventSequence).from_select(["tenant_id", "last_sequence"], first)
-    ).cte(f"sequence_{type_.name.lower()}")
-    row = {"tenant_id": tenant_id, "type": type_.value, "occurred_at": at, "data": data}
+    ).cte("sequence")
+    columns = ["tenant_id", "type", "occurred_at", "data"]
     return OUTBOUND_EVENTS.insert().from_select(
-        [*row, "sequence"], select(*literals(OUTBOUND_EVENTS, row), sequence.c.last_sequence)
+        [*columns, "sequence"],
+        select(*parameters(OUTBOUND_EVENTS, columns, "event_"), sequence.c.last_sequence),
     )
 
 
-def literals(table: Table, row: dict[str, Any]) -> list[ColumnElement[Any]]:
-    """``row``'s values as bound literals typed by ``table``'s columns of the same names (for
-    an ``INSERT ... SELECT`` of given values)."""
-    return [literal(value, table.c[name].type) for name, value in row.items()]
+def event_parameters(
+    tenant_id: str, type_: EventType, data: dict[str, Any], at: datetime
+) -> dict[str, Any]:
+    """The parameters of :func:`numbered_event` for event ``type_`` of ``tenant_id`` with
+    ``data``, occurred ``at`` (UTC)."""
+    row = {"tenant_id": tenant_id, "type": type_.value, "occurred_at": at, "data": data}
+    return bound(row, "event_")
 
 
-def insert_after(after: CTE, table: Table, row: dict[str, Any]) -> Insert:
-    """The INSERT of ``row`` into ``table``, made only when ``after`` (a common table
-    expression of a data-modifying statement, PostgreSQL) wrote a row."""
-    return table.insert().from_select(list(row), select(*literals(table, row)).select_from(after))
+def parameters(table: Table, names: Iterable[str], prefix: str) -> list[BindParameter[Any]]:
+    """Bind parameters ``<prefix><name>`` typed by ``table``'s columns ``names``: the values
+    of a statement built once and run many times (:func:`bound` names the values)."""
+    return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names]
+
+
+def bound(row: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """``row``'s values under the names :func:`parameters` gives them with ``prefix``."""
+    return {f"{prefix}{name}": value for name, value in row.items()}
+
+
+def insert_after(after: CTE, table: Table, names: Sequence[str], prefix: str) -> Insert:
+    """The INSERT into ``table`` of the row whose columns ``names`` are bind parameters
+    (:func:`parameters` with ``prefix``), made only when ``after`` (a common table expression
+    of a data-modifying statement, PostgreSQL) wrote a row."""
+    return table.insert().from_select(
+        list(names), select(*parameters(table, names, prefix)).select_from(after)
+    )
+
+
+#: :func:`numbered_event` alone, built once (SQLAlchemy memoises a statement's cache key).
+_NUMBERED_EVENT = numbered_event()
 
 
 def _event_view(row: OutboundEvent) -> OutboundEventView:

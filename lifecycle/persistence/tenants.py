@@ -15,6 +15,7 @@ write lock.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -25,7 +26,9 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     Insert,
+    Select,
     Update,
+    bindparam,
     case,
     delete,
     exists,
@@ -66,12 +69,14 @@ from lifecycle.domain.tenants import (
 from lifecycle.persistence.engine import Sessions
 from lifecycle.persistence.events import (
     Executor,
+    bound,
     emit_event,
     emit_for_audit,
+    event_parameters,
     insert_after,
-    literals,
     numbered_event,
     outbound_event,
+    parameters,
 )
 from lifecycle.persistence.tables import (
     AUDIT_EVENTS,
@@ -282,7 +287,8 @@ class TenantRepository:
             tenant, limits = await self._tenant_row(conn, change.tenant_id)
             if await self._transitioned(conn, change, tenant):
                 return self._to_view(tenant, limits)
-            updated = (await conn.execute(self._compare_and_set(change, tenant, now))).first()
+            cas = _compare_and_set(_changed(change))
+            updated = (await conn.execute(cas, _cas_parameters(change, tenant, now))).first()
             if updated is None:
                 raise self._version_conflict(tenant)
             if change.entitlements is not None:
@@ -309,20 +315,21 @@ class TenantRepository:
             tenant, limits = await self._tenant_row(conn, change.tenant_id)
             if await self._transitioned(conn, change, tenant):
                 return self._to_view(tenant, limits)
-        cas = self._compare_and_set(change, tenant, now).cte("transitioned")
         audit = self._transition_audit(change, tenant, limits, now)
-        writes: builtins.list[Insert] = [insert_after(cas, AUDIT_EVENTS, _audit_row(audit))]
         event = outbound_event(**_event_columns(audit))
+        record = change.record
+        statement = _transition_statement(
+            _changed(change),
+            event is not None,
+            None if record is None else _record_shape(record),
+        )
+        values = _cas_parameters(change, tenant, now) | bound(_audit_row(audit), "audit_")
         if event is not None:
-            writes.append(numbered_event(tenant.id, *event, now, after=cas))
-        recorded: ColumnElement[bool] = true()
-        if change.record is not None:
-            record = _record_after(cas, change.record, run_id, now).cte("recorded")
-            recorded = exists(record.select())
-        ctes = [write.cte(f"write_{i}") for i, write in enumerate(writes)]
-        statement = select(cas, recorded.label("recorded")).add_cte(*ctes)
+            values |= event_parameters(tenant.id, *event, now)
+        if record is not None:
+            values |= _record_parameters(record, run_id, now)
         async with self.sessions.statement() as conn:
-            updated = (await conn.execute(statement)).first()
+            updated = (await conn.execute(statement, values)).first()
         if updated is None:
             raise self._version_conflict(tenant)
         if change.record is not None and not updated.recorded:
@@ -345,26 +352,6 @@ class TenantRepository:
             )
         check_transition(tenant.state, change.to_state, reactivation=change.reactivation)
         return False
-
-    @staticmethod
-    def _compare_and_set(change: TransitionInput, tenant: TenantRow, now: datetime) -> Update:
-        """The UPDATE of ``change`` on the tenant's row as read (state and version), returning
-        the new row (none when another writer changed it meanwhile)."""
-        return (
-            update(TENANTS)
-            .where(
-                TENANTS.c.id == tenant.id,
-                TENANTS.c.state == tenant.state,
-                TENANTS.c.version == tenant.version,
-            )
-            .values(
-                state=change.to_state.value,
-                version=tenant.version + 1,
-                updated_at=now,
-                **change.changes,
-            )
-            .returning(*TENANTS.c)
-        )
 
     @staticmethod
     def _version_conflict(tenant: TenantRow) -> VersionConflict:
@@ -531,15 +518,10 @@ class TenantRepository:
     ) -> bool:
         """Record a step of a running run in its row: one UPDATE; False when the run has no
         ``running`` row (its first record, a legacy row to adopt, or it has ended)."""
-        ops = OPERATIONS
+        values = cls._operation_values(update_)
         done = await conn.execute(
-            update(ops)
-            .where(
-                ops.c.workflow_id == update_.workflow_id,
-                ops.c.run_id == run_id,
-                ops.c.status == "running",
-            )
-            .values(**cls._operation_values(update_))
+            _step_statement(tuple(values)),
+            bound(values | {"workflow_id": update_.workflow_id, "run_id": run_id}, "op_"),
         )
         return done.rowcount == 1
 
@@ -802,54 +784,6 @@ class TenantRepository:
             tenant, _ = await self._tenant_row(conn, tenant_id)
         limits = with_read_only(limits, _dunning(tenant.dunning))
         now = utcnow()
-        locked = (
-            select(TENANTS.c.id)
-            .where(TENANTS.c.id == tenant_id, _same_json(TENANTS.c.dunning, tenant.dunning))
-            .with_for_update()
-            .cte("locked")
-        )
-        kept = ENTITLEMENTS.c
-        writes: builtins.list[Any] = [
-            delete(ENTITLEMENTS).where(
-                kept.tenant_id == tenant_id,
-                kept.resource.not_in(list(limits)),
-                exists(locked.select()),
-            )
-        ]
-        if limits:
-            # unnest() of two array parameters, not VALUES: a statement with VALUES data has
-            # no cache key, and was compiled afresh for every call
-            given = (
-                func.unnest(
-                    literal(list(limits), postgresql.ARRAY(kept.resource.type)),
-                    literal(list(limits.values()), postgresql.ARRAY(kept.limit.type)),
-                )
-                .table_valued("resource", "limit")
-                .render_derived(name="given")
-            )
-            upsert = postgresql.insert(ENTITLEMENTS).from_select(
-                ["tenant_id", "resource", "limit", "updated_at"],
-                select(
-                    locked.c.id,
-                    given.c.resource,
-                    given.c.limit,
-                    literal(now, kept.updated_at.type),
-                ).select_from(locked.join(given, true())),
-            )
-            writes.append(
-                upsert.on_conflict_do_update(
-                    index_elements=[kept.tenant_id, kept.resource],
-                    set_={"limit": upsert.excluded.limit, "updated_at": upsert.excluded.updated_at},
-                )
-            )
-        audited = AUDIT_EVENTS.c
-        seen = exists().where(
-            audited.tenant_id == tenant_id,
-            audited.workflow_id == event.workflow_id,
-            audited.operation == event.operation,
-            audited.detail["key"].as_string() == event.key,
-        )
-        fresh = select(locked.c.id).where(~seen).cte("fresh")
         audit = _step_audit(
             tenant_id,
             event.operation,
@@ -861,14 +795,20 @@ class TenantRepository:
             entitlements=limits,
             at=now,
         )
-        writes.append(insert_after(fresh, AUDIT_EVENTS, _audit_row(audit)))
         changed = outbound_event(type_=EventType.ENTITLEMENTS_CHANGED, **_event_columns(audit))
         assert changed is not None
-        writes.append(numbered_event(tenant_id, *changed, now, after=fresh))
-        ctes = [write.cte(f"write_{i}") for i, write in enumerate(writes)]
-        statement = select(exists(locked.select()).label("locked")).add_cte(*ctes)
+        values = {
+            "tenant_id": tenant_id,
+            "dunning": json.dumps(tenant.dunning),
+            "resources": list(limits),
+            "limits": list(limits.values()),
+            "now": now,
+            "key": event.key,
+            **bound(_audit_row(audit), "audit_"),
+            **event_parameters(tenant_id, *changed, now),
+        }
         async with self.sessions.statement() as conn:
-            if not (await conn.execute(statement)).scalar_one():
+            if not (await conn.execute(_provision_statement(), values)).scalar_one():
                 return None
         return self._to_view(tenant, dict(limits))
 
@@ -1019,14 +959,8 @@ class TenantRepository:
     ) -> tuple[Row[Any], dict[str, int]]:
         """The tenant's row and its entitlements, in one statement; ``lock``: FOR UPDATE
         (SQLite locks on BEGIN). Raises :class:`TenantNotFound`."""
-        query = (
-            select(TENANTS, ENTITLEMENTS.c.resource, ENTITLEMENTS.c.limit)
-            .outerjoin(ENTITLEMENTS, ENTITLEMENTS.c.tenant_id == TENANTS.c.id)
-            .where(TENANTS.c.id == tenant_id)
-        )
-        if lock:
-            query = query.with_for_update(of=TENANTS)
-        rows = (await conn.execute(query)).all()
+        query = _LOCKED_TENANT_ROW if lock else _TENANT_ROW
+        rows = (await conn.execute(query, {"tenant_id": tenant_id})).all()
         if not rows:
             raise TenantNotFound(tenant_id)
         return rows[0], {r.resource: int(r.limit) for r in rows if r.resource is not None}
@@ -1165,35 +1099,135 @@ def _event_columns(audit: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in audit.items() if name not in ("tenant_id", "at")}
 
 
-def _record_after(after: CTE, update_: OperationUpdate, run_id: str, now: datetime) -> Insert:
-    """PostgreSQL's upsert of ``update_`` into the ``operations`` row of run ``run_id`` (the
-    rules of :meth:`TenantRepository.record_operation`: a step's record never overwrites an
-    ended row; an end sets ``finished_at`` and ``duration_seconds`` once), made only when
-    ``after`` has a row and the workflow has no running row recorded before run ids were kept
-    (that one is adopted by :meth:`TenantRepository.record_operation` instead). Returns the
-    row's workflow id when it wrote."""
-    ops = OPERATIONS
-    values = TenantRepository._operation_values(update_)
+# -- statements built once ------------------------------------------------------------------
+# The hot path's statements are built once per shape with bind parameters: SQLAlchemy then
+# memoises their cache keys, and a call only binds its values (building a statement of
+# common table expressions and its cache key cost as much as running it).
+
+#: The tenant's row joined with its entitlements (parameter ``tenant_id``).
+_TENANT_ROW = (
+    select(TENANTS, ENTITLEMENTS.c.resource, ENTITLEMENTS.c.limit)
+    .outerjoin(ENTITLEMENTS, ENTITLEMENTS.c.tenant_id == TENANTS.c.id)
+    .where(TENANTS.c.id == bindparam("tenant_id"))
+)
+#: :data:`_TENANT_ROW` with the tenant's row locked (FOR UPDATE; SQLite locks on BEGIN).
+_LOCKED_TENANT_ROW = _TENANT_ROW.with_for_update(of=TENANTS)
+
+#: The shape of an operation record (:func:`_record_after`): whether it ends the run, and
+#: the ``operations`` columns it sets besides the run's identity.
+RecordShape = tuple[bool, tuple[str, ...]]
+
+
+def _changed(change: TransitionInput) -> tuple[str, ...]:
+    """The tenant columns ``change`` sets besides state, version and ``updated_at``."""
+    return tuple(sorted(change.changes))
+
+
+@functools.lru_cache(maxsize=256)
+def _compare_and_set(columns: tuple[str, ...]) -> Update:
+    """The UPDATE of a transition that also sets ``columns``, on the tenant's row as read
+    (state and version), returning the new row (none when another writer changed it
+    meanwhile); parameters :func:`_cas_parameters`."""
+    return (
+        update(TENANTS)
+        .where(
+            TENANTS.c.id == bindparam("tenant_id"),
+            TENANTS.c.state == bindparam("from_state"),
+            TENANTS.c.version == bindparam("version"),
+        )
+        .values(
+            state=bindparam("to_state", type_=TENANTS.c.state.type),
+            version=bindparam("new_version", type_=TENANTS.c.version.type),
+            updated_at=bindparam("now", type_=TENANTS.c.updated_at.type),
+            **dict(zip(columns, parameters(TENANTS, columns, "set_"), strict=True)),
+        )
+        .returning(*TENANTS.c)
+    )
+
+
+def _cas_parameters(change: TransitionInput, tenant: TenantRow, now: datetime) -> dict[str, Any]:
+    """The parameters of :func:`_compare_and_set` for ``change`` of ``tenant`` (as read) at
+    ``now``."""
+    return {
+        "tenant_id": tenant.id,
+        "from_state": tenant.state,
+        "version": tenant.version,
+        "to_state": change.to_state.value,
+        "new_version": tenant.version + 1,
+        "now": now,
+        **bound(change.changes, "set_"),
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def _transition_statement(
+    columns: tuple[str, ...], event: bool, record: RecordShape | None
+) -> Select[Any]:
+    """PostgreSQL's one statement of a transition setting ``columns``: the compare-and-set
+    (:func:`_compare_and_set`), then, conditional on its row, the audit row (parameters
+    ``audit_<column>``), with ``event`` its outbound event (:func:`event_parameters`), and
+    with ``record`` the operation's record (:func:`_record_after`). Returns the new row and
+    ``recorded``, whether the record was made."""
+    cas = _compare_and_set(columns).cte("transitioned")
+    writes: builtins.list[Insert] = [insert_after(cas, AUDIT_EVENTS, _AUDIT_COLUMNS, "audit_")]
+    if event:
+        writes.append(numbered_event(after=cas))
+    recorded: ColumnElement[bool] = true()
+    if record is not None:
+        recorded = exists(_record_after(cas, *record).cte("recorded").select())
+    ctes = [write.cte(f"write_{i}") for i, write in enumerate(writes)]
+    return select(cas, recorded.label("recorded")).add_cte(*ctes)
+
+
+def _record_shape(update_: OperationUpdate) -> RecordShape:
+    """The :data:`RecordShape` of ``update_``."""
+    return update_.status != "running", tuple(TenantRepository._operation_values(update_))
+
+
+def _record_columns(ended: bool, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``operations`` columns the record of a run inserts (:func:`_record_after`)."""
+    row = ("workflow_id", "run_id", "tenant_id", "kind", "started_at", *columns)
+    return (*row, "finished_at", "duration_seconds") if ended else row
+
+
+def _record_parameters(update_: OperationUpdate, run_id: str, now: datetime) -> dict[str, Any]:
+    """The parameters (``op_<column>``) of :func:`_record_after` for ``update_`` of run
+    ``run_id`` at ``now``."""
     row = {
         "workflow_id": update_.workflow_id,
         "run_id": run_id,
         "tenant_id": update_.tenant_id,
         "kind": update_.kind,
         "started_at": now,
-        **values,
+        **TenantRepository._operation_values(update_),
     }
-    ended = update_.status != "running"
-    if ended:
+    if update_.status != "running":
         row |= {"finished_at": now, "duration_seconds": 0.0}
+    return bound(row, "op_")
+
+
+def _record_after(after: CTE, ended: bool, columns: tuple[str, ...]) -> Insert:
+    """PostgreSQL's upsert of an operation record (``ended``: it ends the run; ``columns``:
+    the ones it sets, of :meth:`TenantRepository._operation_values`) into the ``operations``
+    row of its run, parameters :func:`_record_parameters`. It keeps the rules of
+    :meth:`TenantRepository.record_operation`: a step's record never overwrites an ended row;
+    an end sets ``finished_at`` and ``duration_seconds`` once. Made only when ``after`` has a
+    row and the workflow has no running row recorded before run ids were kept (that one is
+    adopted by :meth:`TenantRepository.record_operation` instead). Returns the row's workflow
+    id when it wrote."""
+    ops = OPERATIONS
+    names = _record_columns(ended, columns)
+    row = dict(zip(names, parameters(ops, names, "op_"), strict=True))
     legacy = exists().where(
-        ops.c.workflow_id == update_.workflow_id, ops.c.run_id == "", ops.c.status == "running"
+        ops.c.workflow_id == row["workflow_id"], ops.c.run_id == "", ops.c.status == "running"
     )
     upsert = postgresql.insert(ops).from_select(
-        list(row), select(*literals(ops, row)).select_from(after).where(~legacy)
+        list(row), select(*row.values()).select_from(after).where(~legacy)
     )
     key = [ops.c.workflow_id, ops.c.run_id]
+    values = {name: row[name] for name in columns}
     if ended:
-        at = literal(now, ops.c.finished_at.type)
+        at = row["finished_at"]
         first_end = ops.c.finished_at.is_(None)
         done = upsert.on_conflict_do_update(
             index_elements=key,
@@ -1213,10 +1247,74 @@ def _record_after(after: CTE, update_: OperationUpdate, run_id: str, now: dateti
     return done.returning(ops.c.workflow_id)
 
 
-def _same_json(stored: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
-    """PostgreSQL: ``stored`` (a nullable JSON column) holds ``value`` (as read and decoded),
-    compared as ``jsonb`` (key order and spacing aside); SQL NULL and JSON ``null`` count as
-    None."""
-    none = sa.cast(literal("null"), JSONB)
-    given = sa.cast(literal(json.dumps(value)), JSONB)
-    return func.coalesce(sa.cast(stored, JSONB), none) == given
+@functools.lru_cache(maxsize=16)
+def _step_statement(columns: tuple[str, ...]) -> Update:
+    """The UPDATE recording a step into its run's ``running`` row, setting ``columns``
+    (parameters ``op_<column>``, ``op_workflow_id`` and ``op_run_id``)."""
+    ops = OPERATIONS
+    return (
+        update(ops)
+        .where(
+            ops.c.workflow_id == bindparam("op_workflow_id"),
+            ops.c.run_id == bindparam("op_run_id"),
+            ops.c.status == "running",
+        )
+        .values(**dict(zip(columns, parameters(ops, columns, "op_"), strict=True)))
+    )
+
+
+@functools.cache
+def _provision_statement() -> Select[Any]:
+    """PostgreSQL's one statement of the provisioning step: lock the tenant's row while its
+    dunning status is the one read (``dunning``: its JSON text, compared as ``jsonb``),
+    upsert the entitlements ``resources`` -> ``limits`` (two arrays), delete the others, and
+    add the audit row (``audit_<column>``) and its event (:func:`event_parameters`) unless
+    one of the workflow carries ``key``. Returns ``locked``: whether it applied."""
+    tenant_id = bindparam("tenant_id", type_=TENANTS.c.id.type)
+    stored = func.coalesce(sa.cast(TENANTS.c.dunning, JSONB), sa.cast(literal("null"), JSONB))
+    locked = (
+        select(TENANTS.c.id)
+        .where(TENANTS.c.id == tenant_id, stored == sa.cast(bindparam("dunning"), JSONB))
+        .with_for_update()
+        .cte("locked")
+    )
+    kept = ENTITLEMENTS.c
+    resources = bindparam("resources", type_=postgresql.ARRAY(kept.resource.type))
+    limits = bindparam("limits", type_=postgresql.ARRAY(kept.limit.type))
+    given = (
+        func.unnest(resources, limits)
+        .table_valued("resource", "limit")
+        .render_derived(name="given")
+    )
+    upsert = postgresql.insert(ENTITLEMENTS).from_select(
+        ["tenant_id", "resource", "limit", "updated_at"],
+        select(
+            locked.c.id,
+            given.c.resource,
+            given.c.limit,
+            bindparam("now", type_=kept.updated_at.type),
+        ).select_from(locked.join(given, true())),
+    )
+    audited = AUDIT_EVENTS.c
+    seen = exists().where(
+        audited.tenant_id == tenant_id,
+        audited.workflow_id == bindparam("audit_workflow_id"),
+        audited.operation == bindparam("audit_operation"),
+        audited.detail["key"].as_string() == bindparam("key"),
+    )
+    fresh = select(locked.c.id).where(~seen).cte("fresh")
+    writes: builtins.list[Any] = [
+        delete(ENTITLEMENTS).where(
+            kept.tenant_id == tenant_id,
+            kept.resource != sa.all_(resources),
+            exists(locked.select()),
+        ),
+        upsert.on_conflict_do_update(
+            index_elements=[kept.tenant_id, kept.resource],
+            set_={"limit": upsert.excluded.limit, "updated_at": upsert.excluded.updated_at},
+        ),
+        insert_after(fresh, AUDIT_EVENTS, _AUDIT_COLUMNS, "audit_"),
+        numbered_event(after=fresh),
+    ]
+    ctes = [write.cte(f"write_{i}") for i, write in enumerate(writes)]
+    return select(exists(locked.select()).label("locked")).add_cte(*ctes)
