@@ -169,11 +169,12 @@ async def test_control_plane_pool_follows_the_settings(pg_url: str, tmp_path: Pa
 
 
 async def test_the_workers_engine_reconnects_after_the_server_dropped_its_connections(
-    fresh_pg_url: str, tmp_path: Path
+    fresh_pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker's engine (``retried=True``) skips the checkout ping: once the server has
     dropped its connections, one statement fails (an activity attempt Temporal retries) and
-    the next one reconnects. The API's engine pings, so none of its statements fails."""
+    the next one reconnects. The API's engine pings, so none of its statements fails, and
+    its ping is one round trip."""
     from sqlalchemy.exc import DBAPIError
 
     from lifecycle.persistence.engine import control_plane_engine
@@ -201,6 +202,18 @@ async def test_the_workers_engine_reconnects_after_the_server_dropped_its_connec
             await conn.close()
         assert dropped == 2
         assert await query(api) == 1
+        # the API's ping is one empty statement, no transaction around it (SQLAlchemy's
+        # pool_pre_ping sends BEGIN, the statement and ROLLBACK on asyncpg: three round trips)
+        sent: list[str] = []
+        for name in ("execute", "fetchrow", "fetch"):
+            monkeypatch.setattr(
+                asyncpg.Connection, name, _spy(getattr(asyncpg.Connection, name), sent)
+            )
+        assert await query(api) == 1
+        # the ping, then the query's own transaction (its SELECT, a prepared statement, is
+        # not among the spied methods)
+        assert sent == [";", "BEGIN;", "ROLLBACK;"]
+        monkeypatch.undo()
         with pytest.raises(DBAPIError) as failed:
             await query(worker)
         assert failed.value.connection_invalidated
@@ -208,3 +221,13 @@ async def test_the_workers_engine_reconnects_after_the_server_dropped_its_connec
     finally:
         await worker.dispose()
         await api.dispose()
+
+
+def _spy(method: Any, sent: list[str]) -> Any:
+    """``method`` of asyncpg's Connection, appending the SQL it sends to ``sent``."""
+
+    async def spied(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return await method(self, query, *args, **kwargs)
+
+    return spied
