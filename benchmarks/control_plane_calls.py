@@ -9,10 +9,14 @@ tenants (not timed). Each round then runs the calls of one plan change for every
 after the other (a plan change up and back down the plan ladder alternately), and measures:
 
 - product: CPU time of this process and wall time per plan change, and the driver calls
-  (round trips: each asyncpg ``fetch``/``fetchrow``/``execute``) per plan change;
+  (round trips: each asyncpg ``fetch``/``fetchrow``/``execute``) per plan change; the
+  client's read on an engine that pings each checkout (the API's), the rest on one that
+  does not (the worker's, ``control_plane_engine(retried=True)``);
 - floor: the statements and parameters of one product plan change, captured at the driver,
   sent again through asyncpg alone (prepared, as SQLAlchemy's asyncpg dialect sends them)
-  the same number of times: the cost of the round trips without SQLAlchemy or the product.
+  the same number of times: the cost of the round trips without SQLAlchemy or the product
+  (the ping included; a replayed compare-and-set finds its row changed and writes nothing,
+  which costs the client the same).
 
 Prints both per round, and the ratio floor / product of CPU per plan change (1.0: the product
 adds nothing to the driver). Drops the database at the end.
@@ -44,14 +48,18 @@ PLANS = {
 }
 
 
-async def plan_change(repository: TenantRepository, tenant_id: str, plan: str, n: int) -> None:
+async def plan_change(
+    client: TenantRepository, repository: TenantRepository, tenant_id: str, plan: str, n: int
+) -> None:
     """The control-plane calls of upgrade number ``n`` of ``tenant_id`` to ``plan``, in the
-    order ``UpgradeWorkflow`` makes them."""
+    order ``UpgradeWorkflow`` makes them: the client's check on ``client`` (an engine that
+    pings each checkout, as the API's), the workflow's steps on ``repository`` (the worker's
+    engine, which does not)."""
     workflow_id, run_id = f"tenant-{tenant_id}-upgrade-{n}", f"run-{n}"
     step = OperationUpdate(
         workflow_id=workflow_id, tenant_id=tenant_id, kind="upgrade", status="running"
     )
-    before = await repository.get(tenant_id)  # the client's check
+    before = await client.get(tenant_id)
     await repository.get(tenant_id)  # the workflow's read_tenant
     lock = TransitionInput(
         tenant_id=tenant_id,
@@ -89,8 +97,8 @@ async def plan_change(repository: TenantRepository, tenant_id: str, plan: str, n
 
 
 class DriverSpy:
-    """Counts asyncpg's round trips (and, while ``capture`` is set, keeps each prepared
-    statement's query and arguments) by wrapping its connection and prepared statement."""
+    """Counts asyncpg's round trips (and, while ``capture`` is set, keeps each statement's
+    query and arguments) by wrapping its connection and prepared statement."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -108,9 +116,9 @@ class DriverSpy:
 
             async def counted(self: Any, *args: Any, _method: Any = method, **kw: Any) -> Any:
                 spy.calls += 1
-                query = getattr(self, "_query", None)
-                if spy.capture is not None and query is not None:
-                    spy.capture.append((query, args))
+                if spy.capture is not None:
+                    prepared = isinstance(self, asyncpg.prepared_stmt.PreparedStatement)
+                    spy.capture.append((self._query, args) if prepared else (args[0], args[1:]))
                 return await _method(self, *args, **kw)
 
             setattr(cls, name, counted)
@@ -132,9 +140,11 @@ async def timed(work: Callable[[], Awaitable[None]]) -> tuple[float, float]:
 async def main(args: argparse.Namespace) -> None:
     print(f"load average at the start: {load_average()}")
     async with scratch_pg_database(args.pg_admin_url) as url:
-        engine = create_engine(url, pool_size=2, max_overflow=0)
+        engine = create_engine(url, pool_size=2, max_overflow=0, pre_ping=False)
+        client_engine = create_engine(url, pool_size=2, max_overflow=0)
         await migrate(engine)
         repository = TenantRepository(Sessions(engine))
+        client = TenantRepository(Sessions(client_engine))
         tenants = [f"calls-{i:05d}" for i in range(args.tenants)]
         for tenant_id in tenants:
             request = OnboardRequest(
@@ -152,16 +162,17 @@ async def main(args: argparse.Namespace) -> None:
         raw = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
         product_cpu = floor_cpu = 0.0
         with DriverSpy() as spy:
+            await plan_change(client, repository, tenants[0], "professional", -1)  # warm-up
             for r in range(args.rounds):
                 plan = list(PLANS)[r % 2]
                 spy.capture = []  # the first plan change's statements, for the floor
-                await plan_change(repository, tenants[0], plan, r)
+                await plan_change(client, repository, tenants[0], plan, r)
                 statements, spy.capture = spy.capture, None
                 calls = spy.calls
 
                 async def product(plan: str = plan, r: int = r) -> None:
                     for tenant_id in tenants[1:]:
-                        await plan_change(repository, tenant_id, plan, r)
+                        await plan_change(client, repository, tenant_id, plan, r)
 
                 cpu, wall = await timed(product)
                 per_change = (spy.calls - calls) / (len(tenants) - 1)
@@ -184,6 +195,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
         await raw.close()
         await engine.dispose()
+        await client_engine.dispose()
     print(f"ratio floor / product, CPU per plan change: {floor_cpu / product_cpu:.2f}")
     print(f"load average at the end: {load_average()}")
 
