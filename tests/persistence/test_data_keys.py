@@ -3,6 +3,7 @@ the holder named in the conflict, concurrent onboardings, reuse after a purge, a
 migration of existing duplicates."""
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from lifecycle.persistence.deletion import DeletionRepository
 from lifecycle.persistence.engine import MIGRATIONS_DIR, Sessions, create_engine, migrate
 from lifecycle.persistence.tables import Tenant
 from lifecycle.persistence.tenants import TenantRepository
+from tests.support.fixtures import fresh_pg_database
 
 LIMITS = {"users": 10}
 
@@ -129,21 +131,17 @@ async def test_the_purge_refuses_a_key_another_live_tenant_holds(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_migration_keeps_the_oldest_holder_of_a_shared_key(
-    backend: str, tmp_path: Path, pg_url: str
+    backend: str, tmp_path: Path, pg_admin_url: str
 ) -> None:
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    else:  # a database of its own, at the schema before 0003
-        import asyncpg
-        from sqlalchemy.engine import make_url
+    async with contextlib.AsyncExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+        else:  # a database of its own (dropped after the test), at the schema before 0003
+            url = await stack.enter_async_context(fresh_pg_database(pg_admin_url))
+        await _migration_keeps_the_oldest_holder(url)
 
-        name = f"tl_mig_{tmp_path.name[-20:].replace('-', '_').lower()}"
-        admin = make_url(pg_url).set(drivername="postgresql")
-        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
-        url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+async def _migration_keeps_the_oldest_holder(url: str) -> None:
     engine = create_engine(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
