@@ -188,7 +188,7 @@ def numbered_event(*, after: CTE | None = None) -> Insert:
     columns = ["tenant_id", "type", "occurred_at", "data"]
     return OUTBOUND_EVENTS.insert().from_select(
         [*columns, "sequence"],
-        select(*parameters(OUTBOUND_EVENTS, columns, "event_"), sequence.c.last_sequence),
+        select(*parameters(OUTBOUND_EVENTS, columns, "event_").values(), sequence.c.last_sequence),
     )
 
 
@@ -201,10 +201,11 @@ def event_parameters(
     return bound(row, "event_")
 
 
-def parameters(table: Table, names: Iterable[str], prefix: str) -> list[BindParameter[Any]]:
-    """Bind parameters ``<prefix><name>`` typed by ``table``'s columns ``names``: the values
-    of a statement built once and run many times (:func:`bound` names the values)."""
-    return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names]
+def parameters(table: Table, names: Iterable[str], prefix: str) -> dict[str, BindParameter[Any]]:
+    """Column name -> bind parameter ``<prefix><name>`` typed by ``table``'s column, for each
+    of ``names``: the values of a statement built once and run many times (:func:`bound`
+    names the values)."""
+    return {name: bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names}
 
 
 def bound(row: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -217,7 +218,7 @@ def insert_after(after: CTE, table: Table, names: Sequence[str], prefix: str) ->
     (:func:`parameters` with ``prefix``), made only when ``after`` (a common table expression
     of a data-modifying statement, PostgreSQL) wrote a row."""
     return table.insert().from_select(
-        list(names), select(*parameters(table, names, prefix)).select_from(after)
+        list(names), select(*parameters(table, names, prefix).values()).select_from(after)
     )
 
 

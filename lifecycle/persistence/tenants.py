@@ -1139,7 +1139,7 @@ def _compare_and_set(columns: tuple[str, ...]) -> Update:
             state=bindparam("to_state", type_=TENANTS.c.state.type),
             version=bindparam("new_version", type_=TENANTS.c.version.type),
             updated_at=bindparam("now", type_=TENANTS.c.updated_at.type),
-            **dict(zip(columns, parameters(TENANTS, columns, "set_"), strict=True)),
+            **parameters(TENANTS, columns, "set_"),
         )
         .returning(*TENANTS.c)
     )
@@ -1217,7 +1217,7 @@ def _record_after(after: CTE, ended: bool, columns: tuple[str, ...]) -> Insert:
     id when it wrote."""
     ops = OPERATIONS
     names = _record_columns(ended, columns)
-    row = dict(zip(names, parameters(ops, names, "op_"), strict=True))
+    row = parameters(ops, names, "op_")
     legacy = exists().where(
         ops.c.workflow_id == row["workflow_id"], ops.c.run_id == "", ops.c.status == "running"
     )
@@ -1259,7 +1259,7 @@ def _step_statement(columns: tuple[str, ...]) -> Update:
             ops.c.run_id == bindparam("op_run_id"),
             ops.c.status == "running",
         )
-        .values(**dict(zip(columns, parameters(ops, columns, "op_"), strict=True)))
+        .values(**parameters(ops, columns, "op_"))
     )
 
 
