@@ -1,6 +1,7 @@
 """Control-plane tables on SQLite and on a real PostgreSQL: compare-and-set and audit log."""
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -224,9 +225,9 @@ async def test_a_plan_changes_statements_are_compiled_once(
     from sqlalchemy import event
     from sqlalchemy.engine.default import DefaultExecutionContext
     from sqlalchemy.engine.interfaces import CacheStats
+    from sqlalchemy.sql import cache_key
 
     async def plan_change(tenant_id: str) -> None:
-        await _create(repository, tenant_id)
         wf = f"tenant-{tenant_id}-upgrade"
         step = OperationUpdate(
             workflow_id=wf, tenant_id=tenant_id, kind="upgrade", status="running", step="lock"
@@ -257,7 +258,9 @@ async def test_a_plan_changes_statements_are_compiled_once(
         )
         await repository.transition(commit, "r1")
 
+    await _create(repository, "acme")
     await plan_change("acme")
+    await _create(repository, "globex")
     compiled: list[str] = []
 
     def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
@@ -267,12 +270,25 @@ async def test_a_plan_changes_statements_are_compiled_once(
 
     engine = repository.sessions.engine.sync_engine
     event.listen(engine, "before_cursor_execute", count)
+    # on PostgreSQL every step is one statement built once (SQLite's transactions add reads
+    # of their own): none of them generates its cache key again
+    keyed: list[str] = []
+    generate = cache_key.HasCacheKey._generate_cache_key
+
+    def counted(self: Any) -> Any:
+        keyed.append(type(self).__name__)
+        return generate(self)
+
+    cache_key.HasCacheKey._generate_cache_key = counted  # type: ignore[method-assign]
     try:
         await plan_change("globex")
     finally:
+        cache_key.HasCacheKey._generate_cache_key = generate  # type: ignore[method-assign]
         event.remove(engine, "before_cursor_execute", count)
     assert (await repository.get("globex")).plan == "professional"
     assert compiled == []
+    if repository.sessions.autocommits:
+        assert keyed == []
 
 
 async def test_reads_do_not_wait_for_an_open_write_transaction(
