@@ -57,8 +57,9 @@ async def run(url: str, n: int, batch: int) -> float:
     stores = await TenantStores.open(parse_datamap(MAP.format(url=url)))
     entry = stores.datamap.tables[0]
     t0 = time.perf_counter()
-    while await stores.delete_batch(entry, "victim", batch):
-        pass
+    last = False
+    while not last:
+        _, last = await stores.delete_batch(entry, "victim", batch)
     seconds = time.perf_counter() - t0
     await stores.close()
     async with engine.connect() as conn:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     delete,
     false,
     func,
+    literal,
     literal_column,
     select,
     text,
@@ -31,6 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.util import ClauseAdapter
 
 from lifecycle.domain.errors import ConfigError
 from lifecycle.persistence.engine import create_engine
@@ -156,6 +158,12 @@ FIRST_BATCH_ROWS = 100
 SWEEP_FIRST_BLOCKS = 16
 SWEEP_MIN_BLOCKS = 1024
 SWEEP_SHARE = 0.1
+#: Blocks read at random to plan a sweep (``TABLESAMPLE SYSTEM``), and the margin added on
+#: each side of the sampled blocks holding the tenant's rows, in mean gaps between sampled
+#: blocks: a run of the tenant's rows reaches past the margin unsampled with probability
+#: about e**-SWEEP_MARGIN_GAPS (0.03%), and such rows are left to the index batches.
+SWEEP_SAMPLE_BLOCKS = 256
+SWEEP_MARGIN_GAPS = 8
 #: How much larger an index batch may be than the one before: rows found through the index
 #: cost about the same each, and a first batch's time is mostly its round trips, so the
 #: estimate errs small. A sweep's ranges double at most (a range's share of the tenant's rows
@@ -427,33 +435,47 @@ class TenantStores:
 
     async def delete_batch(
         self, entry: TableEntry, data_key: str, batch_size: int, after_sweep: bool = False
-    ) -> int:
+    ) -> tuple[int, bool]:
         """Delete at most ``batch_size`` of the tenant's rows of ``entry`` in one short
-        transaction; return how many were deleted (0 when none are left).
+        transaction. Returns ``(rows deleted, last)``: ``last`` when the batch found fewer
+        than ``batch_size`` rows and deleted every one, so none of the tenant's rows were
+        left at its snapshot.
 
-        PostgreSQL deletes by row address (``ctid = ANY(ARRAY(SELECT ctid ... LIMIT n))``: an
-        index scan for the victims, then a TID scan), which stays index-driven whatever the
-        batch size; other databases by primary key (``pk IN (SELECT pk ... LIMIT n)``).
-        A row moved by a concurrent update between the two scans is simply left for the next
-        batch: the purge loops until a batch deletes nothing. ``after_sweep`` (PostgreSQL):
-        the victims are found by a bitmap scan of the index, whatever the statistics say
-        (:data:`NO_FLUSH_WAIT_BITMAP`).
+        PostgreSQL deletes by row address: ``victims`` (``SELECT ctid ... LIMIT n``, an index
+        scan), then ``DELETE ... WHERE ctid = ANY(ARRAY(victims))`` (a TID scan), which stays
+        index-driven whatever the batch size; the one statement returns how many it found
+        and how many it deleted. A row moved by a concurrent update between the two scans
+        is not deleted, so the batch is not the last and the next one deletes it.
+        ``after_sweep``: the victims are found by a bitmap scan of the index, whatever the
+        statistics say (:data:`NO_FLUSH_WAIT_BITMAP`). Other databases delete by primary
+        key (``pk IN (SELECT pk ... LIMIT n)``); on SQLite, whose statement runs alone under
+        the database's write lock, a batch short of ``batch_size`` is the last; elsewhere
+        the last batch is one that deletes nothing.
         """
         table, pk = self.table(entry), self.primary_key(entry)
         engine = self.engines[entry.database]
         tenant_rows = self.tenant_filter(entry, data_key)
         if engine.dialect.name == "postgresql":
             ctid: ColumnElement[Any] = literal_column("ctid")
-            victims = select(ctid).select_from(table).where(tenant_rows).limit(batch_size)
-            statement = delete(table).where(ctid == func.any(func.array(victims.scalar_subquery())))
-        else:
-            victims = select(*pk).where(tenant_rows).limit(batch_size)
-            target = tuple_(*pk) if len(pk) > 1 else pk[0]
-            statement = delete(table).where(target.in_(victims))
-        async with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
+            victims = (
+                select(ctid.label("address")).where(tenant_rows).limit(batch_size).cte("victims")
+            )
+            addresses = func.array(select(victims.c.address).scalar_subquery())
+            removal = delete(table).where(ctid == func.any(addresses)).returning(literal(1))
+            deleted = removal.cte("deleted")
+            counted = select(
+                select(func.count()).select_from(victims).scalar_subquery(),
+                select(func.count()).select_from(deleted).scalar_subquery(),
+            )
+            async with engine.begin() as conn:
                 await conn.execute(NO_FLUSH_WAIT_BITMAP if after_sweep else NO_FLUSH_WAIT)
-            return int((await conn.execute(statement)).rowcount or 0)
+                found, n = (await conn.execute(counted)).one()
+            return int(n), found < batch_size and n == found
+        keys = select(*pk).where(tenant_rows).limit(batch_size)
+        target = tuple_(*pk) if len(pk) > 1 else pk[0]
+        async with engine.begin() as conn:
+            n = int((await conn.execute(delete(table).where(target.in_(keys)))).rowcount or 0)
+        return n, n == 0 or (engine.dialect.name == "sqlite" and n < batch_size)
 
     async def purge_rows(
         self,
@@ -470,64 +492,84 @@ class TenantStores:
         (at least quartered; a range of blocks at most doubled, an index batch at most
         INDEX_BATCH_GROWTH times larger). On PostgreSQL, a tenant holding at least
         SWEEP_SHARE of a table of SWEEP_MIN_BLOCKS blocks or more is first swept by ranges
-        of blocks, from the first to the last block holding its rows (:meth:`_delete_blocks`:
-        one pass over them in all, instead of an
-        index scan per batch that walks again past the entries of the rows already deleted;
+        of blocks over the part of the table holding its rows (:meth:`_sweep_blocks`,
+        :meth:`_delete_blocks`: one pass over them in all, instead of an index scan per
+        batch that walks again past the entries of the rows already deleted;
         docs/benchmarks.md). Then batches of at most ``batch_rows`` (PURGE_BATCH_ROWS) rows
-        found through the tenant's index delete whatever is left, until one deletes nothing.
+        found through the tenant's index delete whatever is left, until one finds none
+        left (:meth:`delete_batch`); after a sweep the first of them is sized by the
+        sweep's last rate.
         """
         deleted, longest = 0, 0.0
 
-        async def timed(batch: Awaitable[int]) -> tuple[int, float]:
-            nonlocal deleted, longest
+        async def timed(batch: Awaitable[Any]) -> tuple[Any, float]:
+            nonlocal longest
             started = time.monotonic()
-            n = await batch
+            result = await batch
             elapsed = time.monotonic() - started
             longest = max(longest, elapsed)
+            return result, elapsed
+
+        def done(n: int) -> None:
+            nonlocal deleted
             deleted += n
             if n and on_batch is not None:
                 on_batch(deleted)
-            return n, elapsed
 
         start, blocks = await self._sweep_blocks(entry, data_key)
-        step = SWEEP_FIRST_BLOCKS
+        step, size = SWEEP_FIRST_BLOCKS, min(batch_rows, FIRST_BATCH_ROWS)
         while start < blocks:
-            _, elapsed = await timed(self._delete_blocks(entry, data_key, start, start + step))
-            start, step = start + step, _next_size(step, elapsed, blocks)
-        size = min(batch_rows, FIRST_BATCH_ROWS)
+            end = min(blocks, start + step)
+            n, elapsed = await timed(self._delete_blocks(entry, data_key, start, end))
+            done(n)
+            if n:  # the next index batch: as many rows as this range's rate gives
+                size = max(size, min(batch_rows, int(n * BATCH_SECONDS / max(elapsed, 1e-6))))
+            start, step = end, _next_size(step, elapsed, blocks)
         while True:
-            n, elapsed = await timed(self.delete_batch(entry, data_key, size, blocks > 0))
-            if not n:
+            (n, last), elapsed = await timed(self.delete_batch(entry, data_key, size, blocks > 0))
+            done(n)
+            if last:
                 return deleted, longest
             size = _next_size(size, elapsed, batch_rows, INDEX_BATCH_GROWTH)
 
     async def _sweep_blocks(self, entry: TableEntry, data_key: str) -> tuple[int, int]:
-        """The blocks ``(first, end)`` holding the tenant's rows when a sweep by block ranges
-        pays (PostgreSQL, a table of at least SWEEP_MIN_BLOCKS, the tenant at least
-        SWEEP_SHARE of its estimated rows), else ``(0, 0)``."""
+        """The blocks ``(first, end)`` to sweep when a sweep by block ranges pays, else
+        ``(0, 0)``. PostgreSQL only, on a table of at least SWEEP_MIN_BLOCKS: about
+        SWEEP_SAMPLE_BLOCKS of its blocks are read at random (``TABLESAMPLE SYSTEM``, one
+        statement); the sweep pays when the tenant holds at least SWEEP_SHARE of the sampled
+        rows, and covers the sampled blocks holding them, widened by SWEEP_MARGIN_GAPS mean
+        gaps between sampled blocks on each side. The sample costs a few milliseconds where
+        the exact first and last rows cost a scan of the tenant's rows (64 ms for 274,549
+        impressions; docs/benchmarks.md); rows outside the range are deleted by the index
+        batches that follow any sweep."""
         engine = self.engines[entry.database]
         if engine.dialect.name != "postgresql":
             return 0, 0
         table = self.table(entry)
         name = engine.dialect.identifier_preparer.format_table(table)
         size = text(
-            "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, c.reltuples "
-            "FROM pg_class c WHERE c.oid = CAST(:name AS regclass)"
+            "SELECT pg_relation_size(CAST(:name AS regclass)) / current_setting('block_size')::int"
         ).bindparams(name=name)
-        ctid: ColumnElement[Any] = literal_column("ctid")
-        where = (
-            select(func.count(), func.min(ctid), func.max(ctid))
-            .select_from(table)
-            .where(self.tenant_filter(entry, data_key))
-        )
         async with engine.connect() as conn:
-            blocks, estimated = (await conn.execute(size)).one()
-            if blocks < SWEEP_MIN_BLOCKS or estimated <= 0:
+            blocks = int((await conn.execute(size)).scalar_one())
+            if blocks < SWEEP_MIN_BLOCKS:
                 return 0, 0
-            rows, first, last = (await conn.execute(where)).one()
-        if rows < SWEEP_SHARE * estimated:
+            percent = 100.0 * SWEEP_SAMPLE_BLOCKS / blocks
+            ctid: ColumnElement[Any] = literal_column("ctid")
+            sample = table.tablesample(func.system(percent))
+            tenant_rows = ClauseAdapter(sample).traverse(self.tenant_filter(entry, data_key))
+            sampled = select(
+                func.count(),
+                func.count().filter(tenant_rows),
+                func.min(ctid).filter(tenant_rows),
+                func.max(ctid).filter(tenant_rows),
+            ).select_from(sample)
+            rows, tenants, first, last = (await conn.execute(sampled)).one()
+        if not tenants or tenants < SWEEP_SHARE * rows:
             return 0, 0
-        return int(first[0]), int(last[0]) + 1  # asyncpg reads a tid as (block, offset)
+        margin = SWEEP_MARGIN_GAPS * blocks // SWEEP_SAMPLE_BLOCKS
+        # asyncpg reads a tid as (block, offset)
+        return max(0, int(first[0]) - margin), min(blocks, int(last[0]) + 1 + margin)
 
     async def _delete_blocks(self, entry: TableEntry, data_key: str, start: int, end: int) -> int:
         """Delete the tenant's rows stored in blocks ``start`` to ``end - 1`` in one

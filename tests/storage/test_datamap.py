@@ -1,6 +1,7 @@
 """The data map's live stores on SQLite and PostgreSQL (tenant filters in the column's own
 type, parents, keyset pages, batched deletes); file validation: tests/unit/test_datamap.py."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -124,8 +125,9 @@ async def test_split_keys_bound_ranges_that_pages_fill_exactly(stores: TenantSto
 async def test_batched_delete_children_first_leaves_others(stores: TenantStores) -> None:
     assert [e.name for e in stores.deletion_order()] == ["notes", "projects"]
     for entry in stores.deletion_order():
-        while await stores.delete_batch(entry, "1", 5):
-            pass
+        last = False
+        while not last:
+            _, last = await stores.delete_batch(entry, "1", 5)
     counts = await stores.counts("1")
     assert counts["app.projects"]["rows"] == counts["app.notes"]["rows"] == 0
     assert (await stores.counts("2"))["app.notes"] == {"rows": 9}
@@ -254,6 +256,48 @@ async def test_large_share_of_a_big_table_is_swept_by_block_ranges(pg_url: str) 
         counts = await stores.counts("2")
         assert counts["app.projects"] == {"rows": 1_500}
         assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
+    finally:
+        await stores.close()
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.drop_all)
+        await engine.dispose()
+
+
+async def test_a_row_moved_by_a_concurrent_update_ends_no_batch(pg_url: str) -> None:
+    """PostgreSQL: a batch deletes the rows it found by their addresses. A row another
+    transaction updates between the batch's two scans has a new address and is not deleted,
+    so that batch is not the last and the next one deletes the row. A batch that finds fewer
+    rows than its size and deletes every one is the last; a full batch is not."""
+    engine = create_engine(pg_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+        rows = [{"id": i, "org_id": 1 if i <= 6 else 2, "title": "x"} for i in range(1, 10)]
+        await conn.execute(projects.insert(), rows)
+    env = {"APP_DATABASE_URL": pg_url, "APP_FILES": "/tmp"}
+    stores = await TenantStores.open(parse_datamap(GOOD, "t.toml", env))
+    try:
+        entry = stores.datamap.table("projects")
+        assert await stores.delete_batch(entry, "1", 1) == (1, False)  # full: maybe more left
+        async with engine.connect() as other, engine.connect() as watcher:
+            await other.execute(text("UPDATE projects SET title = 'moved' WHERE id = 4"))
+            batch = asyncio.create_task(stores.delete_batch(entry, "1", 100))
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            for _ in range(200):  # the batch waits for the updated row's lock
+                if await watcher.scalar(waiting):
+                    break
+                await watcher.rollback()
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the batch never waited for the updated row")
+            await other.commit()
+        assert await batch == (4, False)  # found 5, deleted 4: row 4 moved
+        assert await stores.delete_batch(entry, "1", 100) == (1, True)
+        assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
+        assert (await stores.counts("2"))["app.projects"] == {"rows": 3}
     finally:
         await stores.close()
         async with engine.begin() as conn:
