@@ -12,7 +12,7 @@ import graphlib
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     delete,
+    event,
     false,
     func,
     literal,
@@ -171,19 +172,19 @@ SWEEP_MARGIN_GAPS = 8
 INDEX_BATCH_GROWTH = 8.0
 
 
-#: A purge batch does not wait for its WAL flush (PostgreSQL, this transaction only): a batch
-#: lost in a database crash is deleted again by the retried step, and the verification counts
-#: every store afterwards, so the wait per commit bought nothing but time.
-NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit TO OFF")
-#: The same, and the victims found by a bitmap scan of the tenant's index (one statement: one
-#: round trip). After a sweep the planner's statistics still count the tenant's rows just
-#: deleted, so for the next batch's ``LIMIT`` it picked a sequential scan of the whole table
-#: (135 ms for 735,000 impressions, 274,549 of them the tenant's and dead); an index scan
-#: visits each dead entry's heap tuple (110 ms); a bitmap scan reads the entries, then each
-#: heap page once and in order (78 ms; measured 2026-12-03, docs/benchmarks.md).
-NO_FLUSH_WAIT_BITMAP = text(
-    "SELECT set_config('synchronous_commit', 'off', true), "
-    "set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)"
+#: Purges do not wait for their commits' WAL flush (PostgreSQL, set on every connection to an
+#: application database: the product writes there only to purge): a batch lost in a
+#: database crash is deleted again by the retried step, and the verification counts every
+#: store afterwards, so the wait per commit bought nothing but time.
+NO_FLUSH_WAIT = "SET synchronous_commit TO OFF"
+#: After a sweep the victims are found by a bitmap scan of the tenant's index (set in the
+#: batch's transaction): the planner's statistics still count the tenant's rows just deleted,
+#: so for the next batch's ``LIMIT`` it picked a sequential scan of the whole table (135 ms
+#: for 735,000 impressions, 274,549 of them the tenant's and dead); an index scan visits each
+#: dead entry's heap tuple (110 ms); a bitmap scan reads the entries, then each heap page once
+#: and in order (78 ms; measured 2026-12-03, docs/benchmarks.md).
+BITMAP_SCAN = text(
+    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)"
 )
 
 
@@ -202,6 +203,13 @@ def table_store_name(entry: TableEntry) -> str:
 def storage_store_name(index: int) -> str:
     """Name of a storage store: ``storage[i]`` in data-map order."""
     return f"storage[{index}]"
+
+
+def _no_flush_wait(dbapi_connection: Any, _record: Any) -> None:
+    """Set :data:`NO_FLUSH_WAIT` on a new PostgreSQL connection (SQLAlchemy ``connect``)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(NO_FLUSH_WAIT)
+    cursor.close()
 
 
 class TenantStores:
@@ -239,7 +247,9 @@ class TenantStores:
     async def _reflect(self) -> None:
         src = self.datamap.source
         for name, db in self.datamap.databases.items():
-            self.engines[name] = create_engine(db.url)
+            self.engines[name] = engine = create_engine(db.url)
+            if engine.dialect.name == "postgresql":
+                event.listen(engine.sync_engine, "connect", _no_flush_wait)
         for i, entry in enumerate(self.datamap.tables):
             where = f"data map {src}: tables[{i}] ({entry.name})"
             try:
@@ -447,15 +457,27 @@ class TenantStores:
         and how many it deleted. A row moved by a concurrent update between the two scans
         is not deleted, so the batch is not the last and the next one deletes it.
         ``after_sweep``: the victims are found by a bitmap scan of the index, whatever the
-        statistics say (:data:`NO_FLUSH_WAIT_BITMAP`). Other databases delete by primary
+        statistics say (:data:`BITMAP_SCAN`). Other databases delete by primary
         key (``pk IN (SELECT pk ... LIMIT n)``); on SQLite, whose statement runs alone under
         the database's write lock, a batch short of ``batch_size`` is the last; elsewhere
         the last batch is one that deletes nothing.
         """
+        async with self.engines[entry.database].connect() as conn:
+            return await self._delete_batch(conn, entry, data_key, batch_size, after_sweep)
+
+    async def _delete_batch(
+        self,
+        conn: AsyncConnection,
+        entry: TableEntry,
+        data_key: str,
+        batch_size: int,
+        after_sweep: bool,
+    ) -> tuple[int, bool]:
+        """:meth:`delete_batch` on ``conn``, in a transaction of its own (its statement alone
+        on a connection in autocommit mode, which ``after_sweep`` must not be)."""
         table, pk = self.table(entry), self.primary_key(entry)
-        engine = self.engines[entry.database]
         tenant_rows = self.tenant_filter(entry, data_key)
-        if engine.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql":
             ctid: ColumnElement[Any] = literal_column("ctid")
             victims = (
                 select(ctid.label("address")).where(tenant_rows).limit(batch_size).cte("victims")
@@ -467,15 +489,16 @@ class TenantStores:
                 select(func.count()).select_from(victims).scalar_subquery(),
                 select(func.count()).select_from(deleted).scalar_subquery(),
             )
-            async with engine.begin() as conn:
-                await conn.execute(NO_FLUSH_WAIT_BITMAP if after_sweep else NO_FLUSH_WAIT)
+            async with conn.begin():
+                if after_sweep:
+                    await conn.execute(BITMAP_SCAN)
                 found, n = (await conn.execute(counted)).one()
             return int(n), found < batch_size and n == found
         keys = select(*pk).where(tenant_rows).limit(batch_size)
         target = tuple_(*pk) if len(pk) > 1 else pk[0]
-        async with engine.begin() as conn:
+        async with conn.begin():
             n = int((await conn.execute(delete(table).where(target.in_(keys)))).rowcount or 0)
-        return n, n == 0 or (engine.dialect.name == "sqlite" and n < batch_size)
+        return n, n == 0 or (conn.dialect.name == "sqlite" and n < batch_size)
 
     async def purge_rows(
         self,
@@ -484,102 +507,118 @@ class TenantStores:
         batch_rows: int,
         on_batch: Callable[[int], object] | None = None,
     ) -> tuple[int, float]:
-        """Delete all the tenant's rows of ``entry`` in short transactions, calling
-        ``on_batch(deleted_so_far)`` after each (heartbeat, fault point). Returns ``(rows
-        deleted, longest batch in seconds)``: the longest time any batch held its row locks.
+        """Delete all the tenant's rows of ``entry`` in short transactions on one
+        connection, calling ``on_batch(deleted_so_far)`` after each (heartbeat, fault point).
+        Returns ``(rows deleted, longest batch in seconds)``: the longest time any batch held
+        its row locks.
 
         Each batch's size follows the time the previous one took, toward BATCH_SECONDS
         (at least quartered; a range of blocks at most doubled, an index batch at most
         INDEX_BATCH_GROWTH times larger). On PostgreSQL, a tenant holding at least
         SWEEP_SHARE of a table of SWEEP_MIN_BLOCKS blocks or more is first swept by ranges
-        of blocks over the part of the table holding its rows (:meth:`_sweep_blocks`,
+        of blocks over the part of the table holding its rows (:meth:`_sweep_ranges`,
         :meth:`_delete_blocks`: one pass over them in all, instead of an index scan per
         batch that walks again past the entries of the rows already deleted;
         docs/benchmarks.md). Then batches of at most ``batch_rows`` (PURGE_BATCH_ROWS) rows
         found through the tenant's index delete whatever is left, until one finds none
         left (:meth:`delete_batch`); after a sweep the first of them is sized by the
-        sweep's last rate.
+        sweep's fastest rate.
         """
         deleted, longest = 0, 0.0
+        size = min(batch_rows, FIRST_BATCH_ROWS)
+        async with self.engines[entry.database].connect() as conn:
+            ranges = await self._sweep_ranges(conn, entry, data_key)
+            if conn.dialect.name == "postgresql":  # a statement per transaction: 1 round trip
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            step = SWEEP_FIRST_BLOCKS
+            for start, stop in ranges:
+                while start < stop:
+                    end = min(stop, start + step)
+                    started = time.monotonic()
+                    n = await self._delete_blocks(conn, entry, data_key, start, end)
+                    elapsed = time.monotonic() - started
+                    if n:  # the first index batch: as many rows as this range's rate gives
+                        rate = int(n * BATCH_SECONDS / max(elapsed, 1e-6))
+                        size = max(size, min(batch_rows, rate))
+                    deleted, longest = self._reported(deleted + n, n, longest, elapsed, on_batch)
+                    start, step = end, _next_size(step, elapsed, stop)
+            if ranges:  # the bitmap scan's settings (BITMAP_SCAN) last one transaction
+                await conn.execution_options(isolation_level=conn.default_isolation_level)
+            while True:
+                started = time.monotonic()
+                n, last = await self._delete_batch(conn, entry, data_key, size, bool(ranges))
+                elapsed = time.monotonic() - started
+                deleted, longest = self._reported(deleted + n, n, longest, elapsed, on_batch)
+                if last:
+                    return deleted, longest
+                size = _next_size(size, elapsed, batch_rows, INDEX_BATCH_GROWTH)
 
-        async def timed(batch: Awaitable[Any]) -> tuple[Any, float]:
-            nonlocal longest
-            started = time.monotonic()
-            result = await batch
-            elapsed = time.monotonic() - started
-            longest = max(longest, elapsed)
-            return result, elapsed
+    @staticmethod
+    def _reported(
+        deleted: int,
+        n: int,
+        longest: float,
+        elapsed: float,
+        on_batch: Callable[[int], object] | None,
+    ) -> tuple[int, float]:
+        """After a batch of ``n`` rows that took ``elapsed`` seconds: report ``deleted`` so
+        far when the batch deleted any, and return ``(deleted, longest batch seconds)``."""
+        if n and on_batch is not None:
+            on_batch(deleted)
+        return deleted, max(longest, elapsed)
 
-        def done(n: int) -> None:
-            nonlocal deleted
-            deleted += n
-            if n and on_batch is not None:
-                on_batch(deleted)
-
-        start, blocks = await self._sweep_blocks(entry, data_key)
-        step, size = SWEEP_FIRST_BLOCKS, min(batch_rows, FIRST_BATCH_ROWS)
-        while start < blocks:
-            end = min(blocks, start + step)
-            n, elapsed = await timed(self._delete_blocks(entry, data_key, start, end))
-            done(n)
-            if n:  # the next index batch: as many rows as this range's rate gives
-                size = max(size, min(batch_rows, int(n * BATCH_SECONDS / max(elapsed, 1e-6))))
-            start, step = end, _next_size(step, elapsed, blocks)
-        while True:
-            (n, last), elapsed = await timed(self.delete_batch(entry, data_key, size, blocks > 0))
-            done(n)
-            if last:
-                return deleted, longest
-            size = _next_size(size, elapsed, batch_rows, INDEX_BATCH_GROWTH)
-
-    async def _sweep_blocks(self, entry: TableEntry, data_key: str) -> tuple[int, int]:
-        """The blocks ``(first, end)`` to sweep when a sweep by block ranges pays, else
-        ``(0, 0)``. PostgreSQL only, on a table of at least SWEEP_MIN_BLOCKS: about
-        SWEEP_SAMPLE_BLOCKS of its blocks are read at random (``TABLESAMPLE SYSTEM``, one
-        statement); the sweep pays when the tenant holds at least SWEEP_SHARE of the sampled
-        rows, and covers the sampled blocks holding them, widened by SWEEP_MARGIN_GAPS mean
-        gaps between sampled blocks on each side. The sample costs a few milliseconds where
-        the exact first and last rows cost a scan of the tenant's rows (64 ms for 274,549
-        impressions; docs/benchmarks.md); rows outside the range are deleted by the index
-        batches that follow any sweep."""
-        engine = self.engines[entry.database]
-        if engine.dialect.name != "postgresql":
-            return 0, 0
+    async def _sweep_ranges(
+        self, conn: AsyncConnection, entry: TableEntry, data_key: str
+    ) -> list[tuple[int, int]]:
+        """The ranges of blocks ``(start, stop)`` to sweep, in order, when a sweep by block
+        ranges pays, else ``[]``. PostgreSQL only, on a table of at least SWEEP_MIN_BLOCKS:
+        about SWEEP_SAMPLE_BLOCKS of its blocks are read at random (``TABLESAMPLE SYSTEM``,
+        one statement); the sweep pays when the tenant holds at least SWEEP_SHARE of the
+        sampled rows. It covers the sampled blocks holding them, then a margin of
+        SWEEP_MARGIN_GAPS mean gaps between sampled blocks before them (swept last, with
+        ranges sized by then for the tenant's rows); the margin after them is the first
+        range's end. The sample costs a few milliseconds where the exact first and last rows
+        cost a scan of the tenant's rows (64 ms for 274,549 impressions; docs/benchmarks.md);
+        rows outside the ranges are deleted by the index batches that follow any sweep."""
+        if conn.dialect.name != "postgresql":
+            return []
         table = self.table(entry)
-        name = engine.dialect.identifier_preparer.format_table(table)
+        name = conn.dialect.identifier_preparer.format_table(table)
         size = text(
             "SELECT pg_relation_size(CAST(:name AS regclass)) / current_setting('block_size')::int"
         ).bindparams(name=name)
-        async with engine.connect() as conn:
-            blocks = int((await conn.execute(size)).scalar_one())
-            if blocks < SWEEP_MIN_BLOCKS:
-                return 0, 0
-            percent = 100.0 * SWEEP_SAMPLE_BLOCKS / blocks
-            ctid: ColumnElement[Any] = literal_column("ctid")
-            sample = table.tablesample(func.system(percent))
-            tenant_rows = ClauseAdapter(sample).traverse(self.tenant_filter(entry, data_key))
-            sampled = select(
-                func.count(),
-                func.count().filter(tenant_rows),
-                func.min(ctid).filter(tenant_rows),
-                func.max(ctid).filter(tenant_rows),
-            ).select_from(sample)
-            rows, tenants, first, last = (await conn.execute(sampled)).one()
+        blocks = int((await conn.execute(size)).scalar_one())
+        if blocks < SWEEP_MIN_BLOCKS:
+            await conn.rollback()
+            return []
+        ctid: ColumnElement[Any] = literal_column("ctid")
+        sample = table.tablesample(func.system(100.0 * SWEEP_SAMPLE_BLOCKS / blocks))
+        tenant_rows = ClauseAdapter(sample).traverse(self.tenant_filter(entry, data_key))
+        sampled = select(
+            func.count(),
+            func.count().filter(tenant_rows),
+            func.min(ctid).filter(tenant_rows),
+            func.max(ctid).filter(tenant_rows),
+        ).select_from(sample)
+        rows, tenants, first, last = (await conn.execute(sampled)).one()
+        await conn.rollback()
         if not tenants or tenants < SWEEP_SHARE * rows:
-            return 0, 0
+            return []
         margin = SWEEP_MARGIN_GAPS * blocks // SWEEP_SAMPLE_BLOCKS
-        # asyncpg reads a tid as (block, offset)
-        return max(0, int(first[0]) - margin), min(blocks, int(last[0]) + 1 + margin)
+        first, end = int(first[0]), int(last[0]) + 1  # asyncpg reads a tid as (block, offset)
+        return [(first, min(blocks, end + margin)), (max(0, first - margin), first)]
 
-    async def _delete_blocks(self, entry: TableEntry, data_key: str, start: int, end: int) -> int:
-        """Delete the tenant's rows stored in blocks ``start`` to ``end - 1`` in one
-        transaction (PostgreSQL: a TID range scan of those blocks, one prepared statement)."""
+    async def _delete_blocks(
+        self, conn: AsyncConnection, entry: TableEntry, data_key: str, start: int, end: int
+    ) -> int:
+        """Delete the tenant's rows stored in blocks ``start`` to ``end - 1`` in a
+        transaction of its own on ``conn`` (PostgreSQL: a TID range scan of those blocks, one
+        prepared statement; one round trip on a connection in autocommit mode)."""
         blocks = text("ctid >= CAST(:start AS tid) AND ctid < CAST(:end AS tid)").bindparams(
             start=(start, 0), end=(end, 0)
         )
         statement = delete(self.table(entry)).where(blocks, self.tenant_filter(entry, data_key))
-        async with self.engines[entry.database].begin() as conn:
-            await conn.execute(NO_FLUSH_WAIT)
+        async with conn.begin():
             return int((await conn.execute(statement)).rowcount or 0)
 
     # -- discovery -------------------------------------------------------------------------
