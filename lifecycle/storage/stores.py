@@ -210,6 +210,7 @@ def _no_flush_wait(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(NO_FLUSH_WAIT)
     cursor.close()
+    dbapi_connection.commit()  # a SET in a transaction rolled back would be undone
 
 
 class TenantStores:
