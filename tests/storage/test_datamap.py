@@ -267,6 +267,46 @@ async def test_large_share_of_a_big_table_is_swept_by_block_ranges(pg_url: str) 
         await engine.dispose()
 
 
+async def test_rows_a_sweep_misses_are_deleted_by_the_index_batches(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the sweep covers the blocks a random sample found holding the tenant's
+    rows; rows outside them (a sample that missed the ends, rows moved meanwhile) are
+    deleted by the index batches that follow. Here the sweep is made to cover only the
+    middle of the tenant's blocks."""
+    engine = create_engine(pg_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+        rows = [
+            {"id": i, "org_id": 1 if 5_000 <= i < 25_000 else 2, "title": "x" * 300}
+            for i in range(30_000)
+        ]
+        await conn.execute(projects.insert(), rows)
+        first, last = (
+            await conn.execute(text("SELECT min(ctid), max(ctid) FROM projects WHERE org_id = 1"))
+        ).one()
+    middle = (first[0] + last[0]) // 2
+    env = {"APP_DATABASE_URL": pg_url, "APP_FILES": "/tmp"}
+    stores = await TenantStores.open(parse_datamap(GOOD, "t.toml", env))
+
+    async def middle_only(*_: object) -> list[tuple[int, int]]:
+        return [(middle - 50, middle + 50)]
+
+    monkeypatch.setattr(stores, "_sweep_ranges", middle_only)
+    try:
+        entry = stores.datamap.table("projects")
+        deleted, _ = await stores.purge_rows(entry, "1", 1_000)
+        assert deleted == 20_000
+        assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
+        assert (await stores.counts("2"))["app.projects"] == {"rows": 10_000}
+    finally:
+        await stores.close()
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.drop_all)
+        await engine.dispose()
+
+
 async def test_a_row_moved_by_a_concurrent_update_ends_no_batch(pg_url: str) -> None:
     """PostgreSQL: a batch deletes the rows it found by their addresses. A row another
     transaction updates between the batch's two scans has a new address and is not deleted,
