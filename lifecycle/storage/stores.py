@@ -459,14 +459,16 @@ class TenantStores:
         index-driven whatever the batch size; the one statement returns how many it found
         and how many it deleted. A row moved by a concurrent update between the two scans
         is not deleted, so the batch is not the last and the next one deletes it.
-        ``after_sweep``: the victims are found by an index scan, whatever the statistics
-        say (:data:`INDEX_SCAN`). Other databases delete by primary
+        ``after_sweep``: the victims are found first, by a read-only index scan whatever the
+        statistics say (:data:`INDEX_SCAN`), then deleted in a transaction of their own
+        (:meth:`_delete_batch`). Other databases delete by primary
         key (``pk IN (SELECT pk ... LIMIT n)``); on SQLite, whose statement runs alone under
         the database's write lock, a batch short of ``batch_size`` is the last; elsewhere
         the last batch is one that deletes nothing.
         """
         async with self.engines[entry.database].connect() as conn:
-            return await self._delete_batch(conn, entry, data_key, batch_size, after_sweep)
+            n, last, _ = await self._delete_batch(conn, entry, data_key, batch_size, after_sweep)
+        return n, last
 
     async def _delete_batch(
         self,
@@ -475,13 +477,33 @@ class TenantStores:
         data_key: str,
         batch_size: int,
         after_sweep: bool,
-    ) -> tuple[int, bool]:
-        """:meth:`delete_batch` on ``conn``, in a transaction of its own (its statement alone
-        on a connection in autocommit mode, which ``after_sweep`` must not be)."""
+    ) -> tuple[int, bool, float]:
+        """:meth:`delete_batch` on ``conn``; returns ``(rows deleted, last, seconds holding
+        row locks)``. Each statement is a transaction of its own (alone on a connection in
+        autocommit mode, which ``after_sweep`` must not be).
+
+        ``after_sweep`` (PostgreSQL): the victims are first found by a read-only index scan
+        (:data:`INDEX_SCAN`), which takes no row lock however long it walks past the entries
+        of the rows the sweep deleted; then a short transaction deletes the rows found by
+        their addresses, the tenant filter checked again (an address freed and reused
+        meanwhile holds another row)."""
         table, pk = self.table(entry), self.primary_key(entry)
         tenant_rows = self.tenant_filter(entry, data_key)
+        ctid: ColumnElement[Any] = literal_column("ctid")
+        if conn.dialect.name == "postgresql" and after_sweep:
+            finder = select(ctid).select_from(table).where(tenant_rows).limit(batch_size)
+            async with conn.begin():
+                await conn.execute(INDEX_SCAN)
+                found = [tuple(row[0]) for row in await conn.execute(finder)]
+            if not found:
+                return 0, True, 0.0
+            at_found = text("ctid = ANY(CAST(:found AS tid[]))").bindparams(found=found)
+            started = time.monotonic()
+            async with conn.begin():
+                n = (await conn.execute(delete(table).where(at_found, tenant_rows))).rowcount
+            return n, len(found) < batch_size and n == len(found), time.monotonic() - started
+        started = time.monotonic()
         if conn.dialect.name == "postgresql":
-            ctid: ColumnElement[Any] = literal_column("ctid")
             victims = (
                 select(ctid.label("address")).where(tenant_rows).limit(batch_size).cte("victims")
             )
@@ -493,15 +515,15 @@ class TenantStores:
                 select(func.count()).select_from(deleted).scalar_subquery(),
             )
             async with conn.begin():
-                if after_sweep:
-                    await conn.execute(INDEX_SCAN)
-                found, n = (await conn.execute(counted)).one()
-            return int(n), found < batch_size and n == found
+                victims_found, n = (await conn.execute(counted)).one()
+            last = victims_found < batch_size and n == victims_found
+            return n, last, time.monotonic() - started
         keys = select(*pk).where(tenant_rows).limit(batch_size)
         target = tuple_(*pk) if len(pk) > 1 else pk[0]
         async with conn.begin():
             n = int((await conn.execute(delete(table).where(target.in_(keys)))).rowcount or 0)
-        return n, n == 0 or (conn.dialect.name == "sqlite" and n < batch_size)
+        last = n == 0 or (conn.dialect.name == "sqlite" and n < batch_size)
+        return n, last, time.monotonic() - started
 
     async def purge_rows(
         self,
@@ -548,9 +570,9 @@ class TenantStores:
             if ranges:  # the index scan's settings (INDEX_SCAN) last one transaction
                 await conn.execution_options(isolation_level=conn.default_isolation_level)
             while True:
-                started = time.monotonic()
-                n, last = await self._delete_batch(conn, entry, data_key, size, bool(ranges))
-                elapsed = time.monotonic() - started
+                n, last, elapsed = await self._delete_batch(
+                    conn, entry, data_key, size, bool(ranges)
+                )
                 deleted, longest = self._reported(deleted + n, n, longest, elapsed, on_batch)
                 if last:
                     return deleted, longest

@@ -307,11 +307,15 @@ async def test_rows_a_sweep_misses_are_deleted_by_the_index_batches(
         await engine.dispose()
 
 
-async def test_a_row_moved_by_a_concurrent_update_ends_no_batch(pg_url: str) -> None:
-    """PostgreSQL: a batch deletes the rows it found by their addresses. A row another
-    transaction updates between the batch's two scans has a new address and is not deleted,
-    so that batch is not the last and the next one deletes the row. A batch that finds fewer
-    rows than its size and deletes every one is the last; a full batch is not."""
+@pytest.mark.parametrize("after_sweep", [False, True], ids=["one-statement", "find-then-delete"])
+async def test_a_row_moved_by_a_concurrent_update_ends_no_batch(
+    pg_url: str, after_sweep: bool
+) -> None:
+    """PostgreSQL: a batch deletes the rows it found by their addresses (in one statement,
+    or after a sweep in a read-only scan and then a transaction). A row another transaction
+    updates between the two has a new address and is not deleted, so that batch is not the
+    last and the next one deletes the row. A batch that finds fewer rows than its size and
+    deletes every one is the last; a full batch is not."""
     engine = create_engine(pg_url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.drop_all)
@@ -322,10 +326,10 @@ async def test_a_row_moved_by_a_concurrent_update_ends_no_batch(pg_url: str) -> 
     stores = await TenantStores.open(parse_datamap(GOOD, "t.toml", env))
     try:
         entry = stores.datamap.table("projects")
-        assert await stores.delete_batch(entry, "1", 1) == (1, False)  # full: maybe more left
+        assert await stores.delete_batch(entry, "1", 1, after_sweep) == (1, False)  # full
         async with engine.connect() as other, engine.connect() as watcher:
             await other.execute(text("UPDATE projects SET title = 'moved' WHERE id = 4"))
-            batch = asyncio.create_task(stores.delete_batch(entry, "1", 100))
+            batch = asyncio.create_task(stores.delete_batch(entry, "1", 100, after_sweep))
             waiting = text(
                 "SELECT count(*) FROM pg_stat_activity "
                 "WHERE wait_event_type = 'Lock' AND datname = current_database()"
@@ -339,7 +343,7 @@ async def test_a_row_moved_by_a_concurrent_update_ends_no_batch(pg_url: str) -> 
                 pytest.fail("the batch never waited for the updated row")
             await other.commit()
         assert await batch == (4, False)  # found 5, deleted 4: row 4 moved
-        assert await stores.delete_batch(entry, "1", 100) == (1, True)
+        assert await stores.delete_batch(entry, "1", 100, after_sweep) == (1, True)
         assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
         assert (await stores.counts("2"))["app.projects"] == {"rows": 3}
     finally:
