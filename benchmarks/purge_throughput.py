@@ -17,9 +17,11 @@ ANALYZE`` in every copy and one ``CHECKPOINT``, then purges the largest tenant:
 
 ``--rounds`` rounds (default 2), each on two fresh copies, alternating which purge goes first
 (this machine's speed drifts within minutes). Prints rows/s of both per round and over all,
-the ratio over the summed times, every transaction's duration (p50, p99, longest, how many
-took 250 ms or more), per-table times, and the other tenants' row counts before and after in
-every database. Drops every database at the end.
+the ratio over the summed times, the product's batches (p50 and p99 of the times between two
+reports of ``purge_rows``, which include the read-only find of a batch after a sweep, and how
+many took 250 ms or more; longest: the longest time a batch held row locks, ``purge_rows``'
+own figure), per-table times, and the other tenants' row counts before and after in every
+database. Drops every database at the end.
 """
 
 from __future__ import annotations
@@ -185,7 +187,8 @@ async def main(args: argparse.Namespace) -> None:
                     total[2] = max(total[2], longest)
                     print(
                         f"round {r + 1} {label:7s}: {rows:,} rows in {sec:.2f} s = "
-                        f"{rows / sec:,.0f} rows/s, longest transaction {longest * 1000:.0f} ms; "
+                        f"{rows / sec:,.0f} rows/s, longest write transaction "
+                        f"{longest * 1000:.0f} ms; "
                         f"other tenants untouched: {others_kept}, tenant {victim} left: "
                         f"{after[victim]}; load average {os.getloadavg()[0]:.1f}"
                     )
@@ -199,9 +202,9 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"\nbatched purge (purge_rows, at most {batch} rows per index batch), all rounds: "
             f"{rows_b:,} rows in {sec_b:.1f} s = {rows_b / sec_b:,.0f} rows/s; "
-            f"{len(batches)} transactions, p50 {ordered[len(ordered) // 2] * 1000:.0f} ms, "
-            f"p99 {ordered[int(len(ordered) * 0.99)] * 1000:.0f} ms, longest "
-            f"{longest_b * 1000:.0f} ms, {over} at 250 ms or more"
+            f"{len(batches)} batches, p50 {ordered[len(ordered) // 2] * 1000:.0f} ms, "
+            f"p99 {ordered[int(len(ordered) * 0.99)] * 1000:.0f} ms, {over} at 250 ms or more; "
+            f"longest write transaction {longest_b * 1000:.0f} ms"
         )
         print(
             f"plain DELETE per table, all rounds: {rows_p:,} rows in {sec_p:.1f} s = "
