@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lifecycle.domain.errors import ConfigError
 from lifecycle.persistence.engine import create_engine
@@ -231,53 +232,59 @@ def test_tenant_columns_and_ignore_are_validated() -> None:
         parse_datamap(no_reason, "t.toml", env)
 
 
-async def test_large_share_of_a_big_table_is_swept_by_block_ranges(pg_url: str) -> None:
-    """PostgreSQL: a tenant with most of a table of more than SWEEP_MIN_BLOCKS blocks is
-    purged by block ranges (then by index batches for anything left), every one of its rows
-    and only those; each batch is reported."""
+@pytest.fixture
+async def pg_app(pg_url: str) -> AsyncIterator[tuple[AsyncEngine, TenantStores]]:
+    """PostgreSQL alone: the tables created empty and the stores open on them, both dropped
+    after the test."""
     engine = create_engine(pg_url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.drop_all)
         await conn.run_sync(metadata.create_all)
+    env = {"APP_DATABASE_URL": pg_url, "APP_FILES": "/tmp"}
+    stores = await TenantStores.open(parse_datamap(GOOD, "t.toml", env))
+    yield engine, stores
+    await stores.close()
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+    await engine.dispose()
+
+
+async def test_large_share_of_a_big_table_is_swept_by_block_ranges(
+    pg_app: tuple[AsyncEngine, TenantStores],
+) -> None:
+    """PostgreSQL: a tenant with most of a table of more than SWEEP_MIN_BLOCKS blocks is
+    purged by block ranges (then by index batches for anything left), every one of its rows
+    and only those; each batch is reported."""
+    engine, stores = pg_app
+    async with engine.begin() as conn:
         rows = [{"id": i, "org_id": 1 if i % 20 else 2, "title": "x" * 300} for i in range(30_000)]
         await conn.execute(projects.insert(), rows)
         await conn.execute(text("ANALYZE projects"))
-    env = {"APP_DATABASE_URL": pg_url, "APP_FILES": "/tmp"}
-    stores = await TenantStores.open(parse_datamap(GOOD, "t.toml", env))
-    try:
-        entry = stores.datamap.table("projects")
-        async with stores.engines["app"].connect() as conn:
-            # purges do not wait for their commits' WAL flush (a lost batch is redone)
-            assert await conn.scalar(text("SHOW synchronous_commit")) == "off"
-            ranges = await stores._sweep_ranges(conn, entry, "1")
-            assert await stores._sweep_ranges(conn, entry, "2") == []  # 5%: it pays from 10%
-        (first, end), (start, stop) = ranges  # the tenant's rows are everywhere: all blocks
-        assert start == 0 and stop == first and end >= SWEEP_MIN_BLOCKS
-        progress: list[int] = []
-        deleted, longest = await stores.purge_rows(entry, "1", 500, progress.append)
-        assert deleted == 28_500 == progress[-1] and len(progress) > 1 and longest > 0
-        assert progress == sorted(progress)
-        counts = await stores.counts("2")
-        assert counts["app.projects"] == {"rows": 1_500}
-        assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
-    finally:
-        await stores.close()
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.drop_all)
-        await engine.dispose()
+    entry = stores.datamap.table("projects")
+    async with stores.engines["app"].connect() as conn:
+        # purges do not wait for their commits' WAL flush (a lost batch is redone)
+        assert await conn.scalar(text("SHOW synchronous_commit")) == "off"
+        ranges = await stores._sweep_ranges(conn, entry, "1")
+        assert await stores._sweep_ranges(conn, entry, "2") == []  # 5%: it pays from 10%
+    (first, end), (start, stop) = ranges  # the tenant's rows are everywhere: all blocks
+    assert start == 0 and stop == first and end >= SWEEP_MIN_BLOCKS
+    progress: list[int] = []
+    deleted, longest = await stores.purge_rows(entry, "1", 500, progress.append)
+    assert deleted == 28_500 == progress[-1] and len(progress) > 1 and longest > 0
+    assert progress == sorted(progress)
+    assert (await stores.counts("2"))["app.projects"] == {"rows": 1_500}
+    assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
 
 
 async def test_rows_a_sweep_misses_are_deleted_by_the_index_batches(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+    pg_app: tuple[AsyncEngine, TenantStores], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL: the sweep covers the blocks a random sample found holding the tenant's
     rows; rows outside them (a sample that missed the ends, rows moved meanwhile) are
     deleted by the index batches that follow. Here the sweep is made to cover only the
     middle of the tenant's blocks."""
-    engine = create_engine(pg_url)
+    engine, stores = pg_app
     async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-        await conn.run_sync(metadata.create_all)
         rows = [
             {"id": i, "org_id": 1 if 5_000 <= i < 25_000 else 2, "title": "x" * 300}
             for i in range(30_000)
@@ -287,70 +294,51 @@ async def test_rows_a_sweep_misses_are_deleted_by_the_index_batches(
             await conn.execute(text("SELECT min(ctid), max(ctid) FROM projects WHERE org_id = 1"))
         ).one()
     middle = (first[0] + last[0]) // 2
-    env = {"APP_DATABASE_URL": pg_url, "APP_FILES": "/tmp"}
-    stores = await TenantStores.open(parse_datamap(GOOD, "t.toml", env))
 
     async def middle_only(*_: object) -> list[tuple[int, int]]:
         return [(middle - 50, middle + 50)]
 
     monkeypatch.setattr(stores, "_sweep_ranges", middle_only)
-    try:
-        entry = stores.datamap.table("projects")
-        deleted, _ = await stores.purge_rows(entry, "1", 1_000)
-        assert deleted == 20_000
-        assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
-        assert (await stores.counts("2"))["app.projects"] == {"rows": 10_000}
-    finally:
-        await stores.close()
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.drop_all)
-        await engine.dispose()
+    deleted, _ = await stores.purge_rows(stores.datamap.table("projects"), "1", 1_000)
+    assert deleted == 20_000
+    assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
+    assert (await stores.counts("2"))["app.projects"] == {"rows": 10_000}
 
 
 @pytest.mark.parametrize("after_sweep", [False, True], ids=["one-statement", "find-then-delete"])
 async def test_a_row_moved_by_a_concurrent_update_ends_no_batch(
-    pg_url: str, after_sweep: bool
+    pg_app: tuple[AsyncEngine, TenantStores], after_sweep: bool
 ) -> None:
     """PostgreSQL: a batch deletes the rows it found by their addresses (in one statement,
     or after a sweep in a read-only scan and then a transaction). A row another transaction
     updates between the two has a new address and is not deleted, so that batch is not the
-    last and the next one deletes the row. A batch that finds fewer rows than its size and
+    last and the next one deletes it. A batch that finds fewer rows than its size and
     deletes every one is the last; a full batch is not."""
-    engine = create_engine(pg_url)
+    engine, stores = pg_app
     async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-        await conn.run_sync(metadata.create_all)
         rows = [{"id": i, "org_id": 1 if i <= 6 else 2, "title": "x"} for i in range(1, 10)]
         await conn.execute(projects.insert(), rows)
-    env = {"APP_DATABASE_URL": pg_url, "APP_FILES": "/tmp"}
-    stores = await TenantStores.open(parse_datamap(GOOD, "t.toml", env))
-    try:
-        entry = stores.datamap.table("projects")
-        assert await stores.delete_batch(entry, "1", 1, after_sweep) == (1, False)  # full
-        async with engine.connect() as other, engine.connect() as watcher:
-            await other.execute(text("UPDATE projects SET title = 'moved' WHERE id = 4"))
-            batch = asyncio.create_task(stores.delete_batch(entry, "1", 100, after_sweep))
-            waiting = text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            )
-            for _ in range(200):  # the batch waits for the updated row's lock
-                if await watcher.scalar(waiting):
-                    break
-                await watcher.rollback()
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail("the batch never waited for the updated row")
-            await other.commit()
-        assert await batch == (4, False)  # found 5, deleted 4: row 4 moved
-        assert await stores.delete_batch(entry, "1", 100, after_sweep) == (1, True)
-        assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
-        assert (await stores.counts("2"))["app.projects"] == {"rows": 3}
-    finally:
-        await stores.close()
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.drop_all)
-        await engine.dispose()
+    entry = stores.datamap.table("projects")
+    assert await stores.delete_batch(entry, "1", 1, after_sweep) == (1, False)  # full
+    async with engine.connect() as other, engine.connect() as watcher:
+        await other.execute(text("UPDATE projects SET title = 'moved' WHERE id = 4"))
+        batch = asyncio.create_task(stores.delete_batch(entry, "1", 100, after_sweep))
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        for _ in range(200):  # the batch waits for the updated row's lock
+            if await watcher.scalar(waiting):
+                break
+            await watcher.rollback()
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the batch never waited for the updated row")
+        await other.commit()
+    assert await batch == (4, False)  # found 5, deleted 4: row 4 moved
+    assert await stores.delete_batch(entry, "1", 100, after_sweep) == (1, True)
+    assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
+    assert (await stores.counts("2"))["app.projects"] == {"rows": 3}
 
 
 async def test_reflection_is_reused_until_the_schema_changes(app_url: str, tmp_path: Path) -> None:
