@@ -170,6 +170,9 @@ SWEEP_MARGIN_GAPS = 8
 #: estimate errs small. A sweep's ranges double at most (a range's share of the tenant's rows
 #: varies from one to the next).
 INDEX_BATCH_GROWTH = 8.0
+#: Batches in a row that may delete nothing of the rows they found before a purge gives up on
+#: those rows (a trigger or a rule that keeps them): the verification then names what is left.
+STALLED_BATCHES = 3
 
 
 #: Purges do not wait for their commits' WAL flush (PostgreSQL, set on every connection to an
@@ -477,23 +480,28 @@ class TenantStores:
         data_key: str,
         batch_size: int,
         after_sweep: bool,
+        find_first: bool | None = None,
     ) -> tuple[int, bool, float]:
         """:meth:`delete_batch` on ``conn``; returns ``(rows deleted, last, seconds holding
         row locks)``. Each statement is a transaction of its own (alone on a connection in
         autocommit mode, which ``after_sweep`` must not be).
 
-        ``after_sweep`` (PostgreSQL): the victims are first found by a read-only index scan
-        (:data:`INDEX_SCAN`), which takes no row lock however long it walks past the entries
-        of the rows the sweep deleted; then a short transaction deletes the rows found by
-        their addresses, the tenant filter checked again (an address freed and reused
-        meanwhile holds another row)."""
+        ``after_sweep`` (PostgreSQL): the victims are found by an index scan
+        (:data:`INDEX_SCAN`); ``find_first`` (default: ``after_sweep``) finds them in a
+        read-only transaction, which takes no row lock however long it walks past the
+        entries of the rows the sweep deleted, then deletes the rows found by their
+        addresses in a short one. Every delete checks the tenant filter again: an address
+        freed and reused meanwhile, or the same address in another partition of a
+        partitioned table, holds another row."""
         table, pk = self.table(entry), self.primary_key(entry)
         tenant_rows = self.tenant_filter(entry, data_key)
         ctid: ColumnElement[Any] = literal_column("ctid")
-        if conn.dialect.name == "postgresql" and after_sweep:
+        postgresql = conn.dialect.name == "postgresql"
+        if postgresql and (after_sweep if find_first is None else find_first):
             finder = select(ctid).select_from(table).where(tenant_rows).limit(batch_size)
             async with conn.begin():
-                await conn.execute(INDEX_SCAN)
+                if after_sweep:
+                    await conn.execute(INDEX_SCAN)
                 found = [tuple(row[0]) for row in await conn.execute(finder)]
             if not found:
                 return 0, True, 0.0
@@ -503,18 +511,24 @@ class TenantStores:
                 n = (await conn.execute(delete(table).where(at_found, tenant_rows))).rowcount
             return n, len(found) < batch_size and n == len(found), time.monotonic() - started
         started = time.monotonic()
-        if conn.dialect.name == "postgresql":
+        if postgresql:
             victims = (
-                select(ctid.label("address")).where(tenant_rows).limit(batch_size).cte("victims")
+                select(ctid.label("address"))
+                .select_from(table)
+                .where(tenant_rows)
+                .limit(batch_size)
+                .cte("victims")
             )
             addresses = func.array(select(victims.c.address).scalar_subquery())
-            removal = delete(table).where(ctid == func.any(addresses)).returning(literal(1))
-            deleted = removal.cte("deleted")
+            removal = delete(table).where(ctid == func.any(addresses), tenant_rows)
+            deleted = removal.returning(literal(1)).cte("deleted")
             counted = select(
                 select(func.count()).select_from(victims).scalar_subquery(),
                 select(func.count()).select_from(deleted).scalar_subquery(),
             )
             async with conn.begin():
+                if after_sweep:
+                    await conn.execute(INDEX_SCAN)
                 victims_found, n = (await conn.execute(counted)).one()
             last = victims_found < batch_size and n == victims_found
             return n, last, time.monotonic() - started
@@ -546,8 +560,12 @@ class TenantStores:
         batch that walks again past the entries of the rows already deleted;
         docs/benchmarks.md). Then batches of at most ``batch_rows`` (PURGE_BATCH_ROWS) rows
         found through the tenant's index delete whatever is left, until one finds none
-        left (:meth:`delete_batch`); after a sweep the first of them is sized by the
-        sweep's fastest rate.
+        left (:meth:`delete_batch`), or until STALLED_BATCHES in a row delete nothing of
+        what they found (rows the application's trigger or rule keeps: they stay, and the
+        verification names them). After a sweep the first of them is sized by the sweep's
+        fastest rate, and they find their rows before deleting them, until one deletes
+        fewer than it found (a row updated all along moves between the two): from then on
+        each finds and deletes in one statement.
         """
         deleted, longest = 0, 0.0
         size = min(batch_rows, FIRST_BATCH_ROWS)
@@ -569,13 +587,17 @@ class TenantStores:
                     start, step = end, _next_size(step, elapsed, stop)
             if ranges:  # the index scan's settings (INDEX_SCAN) last one transaction
                 await conn.execution_options(isolation_level=conn.default_isolation_level)
+            find_first, stalled = bool(ranges), 0
             while True:
                 n, last, elapsed = await self._delete_batch(
-                    conn, entry, data_key, size, bool(ranges)
+                    conn, entry, data_key, size, bool(ranges), find_first
                 )
                 deleted, longest = self._reported(deleted + n, n, longest, elapsed, on_batch)
-                if last:
+                stalled = 0 if n or last else stalled + 1
+                if last or stalled >= STALLED_BATCHES:
                     return deleted, longest
+                if n < size:  # rows found but not deleted (moved, kept): find and delete at once
+                    find_first = False
                 size = _next_size(size, elapsed, batch_rows, INDEX_BATCH_GROWTH)
 
     @staticmethod

@@ -134,6 +134,15 @@ async def test_batched_delete_children_first_leaves_others(stores: TenantStores)
     assert (await stores.counts("2"))["app.notes"] == {"rows": 9}
 
 
+async def test_a_key_the_column_cannot_hold_purges_nothing(stores: TenantStores) -> None:
+    """A data key that does not convert to the tenant column's type ("acme" against an
+    integer column) selects no row: the purge deletes nothing and raises nothing."""
+    for entry in stores.deletion_order():
+        deleted, _ = await stores.purge_rows(entry, "acme", 5)
+        assert deleted == 0
+    assert (await stores.counts("1"))["app.projects"] == {"rows": 7}
+
+
 async def test_unknown_table_and_column_named(app_url: str) -> None:
     env = {"APP_DATABASE_URL": app_url, "APP_FILES": "/tmp"}
     bad_table = GOOD.replace('name = "notes"', 'name = "nope"')
@@ -339,6 +348,118 @@ async def test_a_row_moved_by_a_concurrent_update_ends_no_batch(
     assert await stores.delete_batch(entry, "1", 100, after_sweep) == (1, True)
     assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
     assert (await stores.counts("2"))["app.projects"] == {"rows": 3}
+
+
+@pytest.mark.parametrize("rows", [2_000, 30_000], ids=["index-batches", "swept"])
+async def test_a_row_a_trigger_keeps_ends_the_purge_and_stays(
+    pg_app: tuple[AsyncEngine, TenantStores], rows: int
+) -> None:
+    """PostgreSQL: a row the application's BEFORE DELETE trigger keeps (a hold of its own) is
+    found by every batch and never deleted. The purge gives up on it after STALLED_BATCHES
+    batches that delete nothing, and returns; the row stays for the verification to name."""
+    engine, stores = pg_app
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION keep_held() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF OLD.title = 'held' THEN RETURN NULL; END IF; RETURN OLD; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER keep_held BEFORE DELETE ON projects "
+                "FOR EACH ROW EXECUTE FUNCTION keep_held()"
+            )
+        )
+        await conn.execute(
+            projects.insert(),
+            [{"id": i, "org_id": 1 if i % 20 else 2, "title": "x" * 300} for i in range(rows)],
+        )
+        await conn.execute(text("UPDATE projects SET title = 'held' WHERE id = 1"))
+        await conn.execute(text("ANALYZE projects"))
+    try:
+        entry = stores.datamap.table("projects")
+        deleted, _ = await asyncio.wait_for(stores.purge_rows(entry, "1", 500), 60)
+        assert deleted == rows - rows // 20 - 1
+        assert (await stores.counts("1"))["app.projects"] == {"rows": 1}
+        assert (await stores.counts("2"))["app.projects"] == {"rows": rows // 20}
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP FUNCTION keep_held() CASCADE"))
+
+
+async def test_a_row_updated_all_along_does_not_stall_the_purge_after_a_sweep(
+    pg_app: tuple[AsyncEngine, TenantStores],
+) -> None:
+    """PostgreSQL: another session updates one of the tenant's rows in a loop during a purge
+    that sweeps. Found in one transaction and deleted in the next, the row has moved each
+    time; after such a shortfall the batches find and delete in one statement, and the purge
+    ends with the row deleted."""
+    engine, stores = pg_app
+    async with engine.begin() as conn:
+        await conn.execute(
+            projects.insert(),
+            [{"id": i, "org_id": 1 if i % 20 else 2, "title": "x" * 300} for i in range(30_000)],
+        )
+        await conn.execute(text("ANALYZE projects"))
+    done = asyncio.Event()
+
+    async def update_all_along() -> int:
+        updates = 0
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            while not done.is_set():
+                await conn.execute(text("UPDATE projects SET title = title WHERE id = 1"))
+                updates += 1
+        return updates
+
+    updater = asyncio.create_task(update_all_along())
+    try:
+        entry = stores.datamap.table("projects")
+        deleted, _ = await asyncio.wait_for(stores.purge_rows(entry, "1", 500), 60)
+    finally:
+        done.set()
+        updates = await updater
+    assert updates > 0 and deleted == 28_500
+    assert (await stores.counts("1"))["app.projects"] == {"rows": 0}
+    assert (await stores.counts("2"))["app.projects"] == {"rows": 1_500}
+
+
+async def test_a_partitioned_tables_purge_keeps_other_tenants_rows(pg_url: str) -> None:
+    """PostgreSQL: in a partitioned table a row address is unique only within a partition, so
+    a batch deleting by address also checks the tenant: another tenant's row at the same
+    address in another partition stays."""
+    engine = create_engine(pg_url)
+    datamap = (
+        '[databases.app]\nurl = "${APP_DATABASE_URL}"\n\n'
+        '[[tables]]\ndatabase = "app"\nname = "events"\ntenant_column = "org_id"\n'
+    )
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE IF EXISTS events"))
+        await conn.execute(
+            text("CREATE TABLE events (id int PRIMARY KEY, org_id int) PARTITION BY HASH (id)")
+        )
+        for remainder in (0, 1):
+            await conn.execute(
+                text(
+                    f"CREATE TABLE events_{remainder} PARTITION OF events "
+                    f"FOR VALUES WITH (MODULUS 2, REMAINDER {remainder})"
+                )
+            )
+        await conn.execute(
+            text("INSERT INTO events SELECT i, 1 + i % 2 FROM generate_series(1, 100) i")
+        )
+    stores = await TenantStores.open(parse_datamap(datamap, "t.toml", {"APP_DATABASE_URL": pg_url}))
+    try:
+        entry = stores.datamap.table("events")
+        assert (await stores.purge_rows(entry, "1", 1_000))[0] == 50
+        assert (await stores.counts("1"))["app.events"] == {"rows": 0}
+        assert (await stores.counts("2"))["app.events"] == {"rows": 50}
+    finally:
+        await stores.close()
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE events"))
+        await engine.dispose()
 
 
 async def test_reflection_is_reused_until_the_schema_changes(app_url: str, tmp_path: Path) -> None:
