@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,11 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
 def create_engine(
-    url: str, pool_size: int = 5, max_overflow: int = 10, pre_ping: bool = True
+    url: str,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pre_ping: bool = True,
+    server_settings: Mapping[str, str] | None = None,
 ) -> AsyncEngine:
     """Create the async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
     ``pool_size`` connections stay open, up to ``max_overflow`` more under load (server
@@ -47,18 +51,28 @@ def create_engine(
     pooled connection is tested (one round trip, :func:`_ping` on asyncpg) at each checkout;
     without it a connection the server dropped fails its first statement, and that error
     invalidates the whole pool, so the next attempt connects afresh (SQLAlchemy's optimistic
-    disconnect handling).
+    disconnect handling). ``server_settings`` (PostgreSQL; ignored elsewhere): session
+    settings of every connection, sent with its start-up message (asyncpg's
+    ``server_settings``, libpq's ``options`` for other drivers), so they cost no round trip.
 
     The SQLite file's directory is created when missing.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         asyncpg = parsed.get_driver_name() == "asyncpg"
+        connect_args: dict[str, Any] = {}
+        if server_settings and parsed.get_backend_name() == "postgresql":
+            connect_args = (
+                {"server_settings": dict(server_settings)}
+                if asyncpg
+                else {"options": " ".join(f"-c {k}={v}" for k, v in server_settings.items())}
+            )
         engine = create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_pre_ping=pre_ping and not asyncpg,
+            connect_args=connect_args,
         )
         if pre_ping and asyncpg:
             event.listen(engine.sync_engine.pool, "checkout", _ping)

@@ -20,7 +20,6 @@ from sqlalchemy import (
     MetaData,
     Table,
     delete,
-    event,
     false,
     func,
     literal,
@@ -175,11 +174,11 @@ INDEX_BATCH_GROWTH = 8.0
 STALLED_BATCHES = 3
 
 
-#: Purges do not wait for their commits' WAL flush (PostgreSQL, set on every connection to an
-#: application database: the product writes there only to purge): a batch lost in a
-#: database crash is deleted again by the retried step, and the verification counts every
-#: store afterwards, so the wait per commit bought nothing but time.
-NO_FLUSH_WAIT = "SET synchronous_commit TO OFF"
+#: Purges do not wait for their commits' WAL flush (PostgreSQL, a setting of every connection
+#: to an application database, sent when it connects: the product writes there only to
+#: purge): a batch lost in a database crash is deleted again by the retried step, and the
+#: verification counts every store afterwards, so the wait per commit bought nothing but time.
+NO_FLUSH_WAIT = {"synchronous_commit": "off"}
 #: After a sweep the victims are found by an index scan of the tenant's index (set in the
 #: batch's transaction). The planner's statistics still count the tenant's rows just deleted,
 #: so for the batch's ``LIMIT`` it picked a sequential scan of the whole table (135 ms for
@@ -208,14 +207,6 @@ def table_store_name(entry: TableEntry) -> str:
 def storage_store_name(index: int) -> str:
     """Name of a storage store: ``storage[i]`` in data-map order."""
     return f"storage[{index}]"
-
-
-def _no_flush_wait(dbapi_connection: Any, _record: Any) -> None:
-    """Set :data:`NO_FLUSH_WAIT` on a new PostgreSQL connection (SQLAlchemy ``connect``)."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute(NO_FLUSH_WAIT)
-    cursor.close()
-    dbapi_connection.commit()  # a SET in a transaction rolled back would be undone
 
 
 class TenantStores:
@@ -253,9 +244,7 @@ class TenantStores:
     async def _reflect(self) -> None:
         src = self.datamap.source
         for name, db in self.datamap.databases.items():
-            self.engines[name] = engine = create_engine(db.url)
-            if engine.dialect.name == "postgresql":
-                event.listen(engine.sync_engine, "connect", _no_flush_wait)
+            self.engines[name] = create_engine(db.url, server_settings=NO_FLUSH_WAIT)
         for i, entry in enumerate(self.datamap.tables):
             where = f"data map {src}: tables[{i}] ({entry.name})"
             try:
