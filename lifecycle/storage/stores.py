@@ -169,9 +169,6 @@ SWEEP_MARGIN_GAPS = 8
 #: estimate errs small. A sweep's ranges double at most (a range's share of the tenant's rows
 #: varies from one to the next).
 INDEX_BATCH_GROWTH = 8.0
-#: Batches in a row that may delete nothing of the rows they found before a purge gives up on
-#: those rows (a trigger or a rule that keeps them): the verification then names what is left.
-STALLED_BATCHES = 3
 
 
 #: Purges do not wait for their commits' WAL flush (PostgreSQL, a setting of every connection
@@ -459,7 +456,9 @@ class TenantStores:
         the last batch is one that deletes nothing.
         """
         async with self.engines[entry.database].connect() as conn:
-            n, last, _ = await self._delete_batch(conn, entry, data_key, batch_size, after_sweep)
+            n, last, _ = await self._delete_batch(
+                conn, entry, data_key, batch_size, after_sweep, after_sweep
+            )
         return n, last
 
     async def _delete_batch(
@@ -469,24 +468,28 @@ class TenantStores:
         data_key: str,
         batch_size: int,
         after_sweep: bool,
-        find_first: bool | None = None,
+        find_first: bool,
+        by_key: bool = False,
     ) -> tuple[int, bool, float]:
         """:meth:`delete_batch` on ``conn``; returns ``(rows deleted, last, seconds holding
         row locks)``. Each statement is a transaction of its own (alone on a connection in
         autocommit mode, which ``after_sweep`` must not be).
 
         ``after_sweep`` (PostgreSQL): the victims are found by an index scan
-        (:data:`INDEX_SCAN`); ``find_first`` (default: ``after_sweep``) finds them in a
-        read-only transaction, which takes no row lock however long it walks past the
-        entries of the rows the sweep deleted, then deletes the rows found by their
-        addresses in a short one. Every delete checks the tenant filter again: an address
-        freed and reused meanwhile, or the same address in another partition of a
-        partitioned table, holds another row."""
+        (:data:`INDEX_SCAN`); ``find_first`` finds them in a read-only transaction, which
+        takes no row lock however long it walks past the entries of the rows the sweep
+        deleted, then deletes the rows found by their addresses in a short one. Every
+        delete checks the tenant filter again: an address freed and reused meanwhile, or
+        the same address in another partition of a partitioned table, holds another row.
+        ``by_key`` (or another database than
+        PostgreSQL): by primary key (``pk IN (SELECT pk ... LIMIT n)``), which follows a row
+        updated meanwhile to its new version; the last such batch deletes nothing (on
+        SQLite, a batch short of ``batch_size`` is the last)."""
         table, pk = self.table(entry), self.primary_key(entry)
         tenant_rows = self.tenant_filter(entry, data_key)
         ctid: ColumnElement[Any] = literal_column("ctid")
-        postgresql = conn.dialect.name == "postgresql"
-        if postgresql and (after_sweep if find_first is None else find_first):
+        by_address = conn.dialect.name == "postgresql" and not by_key
+        if by_address and find_first:
             finder = select(ctid).select_from(table).where(tenant_rows).limit(batch_size)
             async with conn.begin():
                 if after_sweep:
@@ -500,7 +503,7 @@ class TenantStores:
                 n = (await conn.execute(delete(table).where(at_found, tenant_rows))).rowcount
             return n, len(found) < batch_size and n == len(found), time.monotonic() - started
         started = time.monotonic()
-        if postgresql:
+        if by_address:
             victims = (
                 select(ctid.label("address"))
                 .select_from(table)
@@ -549,12 +552,12 @@ class TenantStores:
         batch that walks again past the entries of the rows already deleted;
         docs/benchmarks.md). Then batches of at most ``batch_rows`` (PURGE_BATCH_ROWS) rows
         found through the tenant's index delete whatever is left, until one finds none
-        left (:meth:`delete_batch`), or until STALLED_BATCHES in a row delete nothing of
-        what they found (rows the application's trigger or rule keeps: they stay, and the
-        verification names them). After a sweep the first of them is sized by the sweep's
-        fastest rate, and they find their rows before deleting them, until one deletes
-        fewer than it found (a row updated all along moves between the two): from then on
-        each finds and deletes in one statement.
+        left (:meth:`delete_batch`). After a sweep the first of them is sized by the sweep's
+        fastest rate, and they find their rows before deleting them. Once a batch deletes
+        fewer rows than it found (a row updated all along has moved, or the application's
+        trigger or rule keeps it), the batches delete by primary key, which follows an
+        updated row, until one deletes nothing: rows a trigger keeps stay, and the
+        verification names them.
         """
         deleted, longest = 0, 0.0
         size = min(batch_rows, FIRST_BATCH_ROWS)
@@ -576,17 +579,16 @@ class TenantStores:
                     start, step = end, _next_size(step, elapsed, stop)
             if ranges:  # the index scan's settings (INDEX_SCAN) last one transaction
                 await conn.execution_options(isolation_level=conn.default_isolation_level)
-            find_first, stalled = bool(ranges), 0
+            by_key = False
             while True:
                 n, last, elapsed = await self._delete_batch(
-                    conn, entry, data_key, size, bool(ranges), find_first
+                    conn, entry, data_key, size, bool(ranges), bool(ranges), by_key
                 )
                 deleted, longest = self._reported(deleted + n, n, longest, elapsed, on_batch)
-                stalled = 0 if n or last else stalled + 1
-                if last or stalled >= STALLED_BATCHES:
+                if last:
                     return deleted, longest
-                if n < size:  # rows found but not deleted (moved, kept): find and delete at once
-                    find_first = False
+                # rows found but not deleted (moved by an update, kept by a trigger): by key
+                by_key = by_key or n < size
                 size = _next_size(size, elapsed, batch_rows, INDEX_BATCH_GROWTH)
 
     @staticmethod

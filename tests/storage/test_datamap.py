@@ -355,8 +355,9 @@ async def test_a_row_a_trigger_keeps_ends_the_purge_and_stays(
     pg_app: tuple[AsyncEngine, TenantStores], rows: int
 ) -> None:
     """PostgreSQL: a row the application's BEFORE DELETE trigger keeps (a hold of its own) is
-    found by every batch and never deleted. The purge gives up on it after STALLED_BATCHES
-    batches that delete nothing, and returns; the row stays for the verification to name."""
+    found but never deleted. The batch that finds it is not the last; the purge then deletes
+    by primary key until a batch deletes nothing, and returns; the row stays for the
+    verification to name."""
     engine, stores = pg_app
     async with engine.begin() as conn:
         await conn.execute(
@@ -393,8 +394,8 @@ async def test_a_row_updated_all_along_does_not_stall_the_purge_after_a_sweep(
 ) -> None:
     """PostgreSQL: another session updates one of the tenant's rows in a loop during a purge
     that sweeps. Found in one transaction and deleted in the next, the row has moved each
-    time; after such a shortfall the batches find and delete in one statement, and the purge
-    ends with the row deleted."""
+    time; after such a shortfall the batches delete by primary key, which follows the row to
+    its new version, and the purge ends with the row deleted."""
     engine, stores = pg_app
     async with engine.begin() as conn:
         await conn.execute(
